@@ -1,0 +1,99 @@
+"""The `stockstream` command: Typer options and rendering over the library. No pipeline logic here.
+
+Domain errors become exit codes in one place (StockstreamGroup.invoke); each command module under
+commands/ registers its commands and imports the heavy library code only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .commands import COMMAND_MODULES
+from .errors import StockstreamError
+
+MULTI_VALUE_OPTIONS = ("--symbols",)
+
+
+def spread_multi_values(args: list[str]) -> list[str]:
+    """Let `--symbols BHP CBA` mean `--symbols BHP --symbols CBA`, as users type it."""
+    spread: list[str] = []
+    current: str | None = None
+    for arg in args:
+        if arg == "--":
+            current = None
+        elif arg in MULTI_VALUE_OPTIONS:
+            current = arg
+            spread.append(arg)
+            continue
+        elif current and not arg.startswith("-"):
+            if spread[-1] != current:
+                spread.append(current)
+            spread.append(arg)
+            continue
+        else:
+            current = None
+        spread.append(arg)
+    return spread
+
+
+class StockstreamGroup(TyperGroup):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_multi_values(list(args)))
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StockstreamError as error:
+            click.echo(f"stockstream: error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+
+app = typer.Typer(
+    cls=StockstreamGroup,
+    name="stockstream",
+    help="A dependable daily OHLCV dataset of every ASX-listed company, run locally or on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stockstream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """A dependable daily OHLCV dataset of every ASX-listed company, run locally or on AWS.
+
+    Quick start: `stockstream run-local` fetches today's ASX into ./stockstream-data;
+    `stockstream load --symbols BHP CBA` reads it back.
+    """
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"{__package__}.commands.{_module}").register(app)
+
+
+def main() -> None:
+    app(prog_name="stockstream")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

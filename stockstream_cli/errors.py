@@ -1,0 +1,48 @@
+"""The one family of domain exceptions. Each class means one exit code; only the CLI maps them."""
+
+from __future__ import annotations
+
+
+class StockstreamError(Exception):
+    """Base of every error stockstream reports to a user: a message, never a traceback."""
+
+    exit_code = 1
+
+
+class InputError(StockstreamError):
+    """Bad input or configuration: a value the user can fix. Nothing was sent or written."""
+
+    exit_code = 2
+
+
+class SourceError(StockstreamError):
+    """The ASX list source answered with something that is not a usable list, or not at all."""
+
+
+class StoreError(StockstreamError):
+    """The store could not be read or written (permissions, network, a missing bucket)."""
+
+
+class CorruptFileError(StoreError):
+    """A file in the store is not what stockstream wrote there."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"corrupt or foreign file in the store: {key} ({reason})")
+        self.key = key
+
+
+class KeyNotFound(StoreError):
+    """A key the caller expected is not in the store."""
+
+    def __init__(self, key: str, store_uri: str = ""):
+        where = f" in {store_uri}" if store_uri else ""
+        super().__init__(f"{key} not found{where}")
+        self.key = key
+
+
+class BatchFailed(StockstreamError):
+    """A whole batch failed (as opposed to some of its symbols): the orchestrator may retry it."""
+
+
+class AwsError(StockstreamError):
+    """An AWS call failed in a way the user has to act on."""

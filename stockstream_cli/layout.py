@@ -1,0 +1,55 @@
+"""The store's key layout: the one place keys are built and parsed.
+
+    symbols/YYYY-MM-DD-symbols.csv         the day's ASX list
+    raw-data/YYYY-MM-DD-batch-N.parquet    one file per batch
+    runs/YYYY-MM-DD/batch-N.json           the fetcher's result for that batch
+    runs/YYYY-MM-DD/run.json               the whole run's summary
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+SYMBOLS_PREFIX = "symbols/"
+RAW_DATA_PREFIX = "raw-data/"
+RUNS_PREFIX = "runs/"
+
+_SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
+_BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")
+_BATCH_MANIFEST_RE = re.compile(r"^runs/(\d{4}-\d{2}-\d{2})/batch-(\d+)\.json$")
+
+
+def symbols_key(day: dt.date) -> str:
+    return f"{SYMBOLS_PREFIX}{day.isoformat()}-symbols.csv"
+
+
+def batch_data_key(day: dt.date, batch_number: int) -> str:
+    return f"{RAW_DATA_PREFIX}{day.isoformat()}-batch-{batch_number}.parquet"
+
+
+def batch_manifest_key(day: dt.date, batch_number: int) -> str:
+    return f"{RUNS_PREFIX}{day.isoformat()}/batch-{batch_number}.json"
+
+
+def run_prefix(day: dt.date) -> str:
+    return f"{RUNS_PREFIX}{day.isoformat()}/"
+
+
+def run_summary_key(day: dt.date) -> str:
+    return f"{run_prefix(day)}run.json"
+
+
+def parse_symbols_key(key: str) -> dt.date | None:
+    match = _SYMBOLS_RE.match(key)
+    return dt.date.fromisoformat(match.group(1)) if match else None
+
+
+def parse_batch_data_key(key: str) -> tuple[dt.date, int] | None:
+    match = _BATCH_DATA_RE.match(key)
+    return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None
+
+
+def parse_batch_manifest_key(key: str) -> tuple[dt.date, int] | None:
+    match = _BATCH_MANIFEST_RE.match(key)
+    return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None

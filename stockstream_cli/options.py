@@ -1,0 +1,88 @@
+"""Options shared across commands, so each is spelled and documented once.
+
+Pipeline settings are declared with default None: Settings.resolve fills what was not typed from
+STOCKSTREAM_<OPTION> and then the default, the one place that order is decided.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .settings import default_of, env_name
+
+
+def _setting_help(name: str, text: str) -> str:
+    default = default_of(name)
+    shown = "" if default is None else f"; default: {default}"
+    return f"{text} [env: {env_name(name)}{shown}]"
+
+
+Store = Annotated[
+    Optional[str],
+    typer.Option("--store", help=_setting_help("store", "Local folder or s3://bucket[/prefix]."), show_default=False),
+]
+Date = Annotated[
+    Optional[str],
+    typer.Option("--date", help="Trading day, YYYY-MM-DD [default: today in Australia/Sydney].", show_default=False),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
+Symbols = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--symbols",
+        help="ASX codes without suffix: --symbols BHP CBA, --symbols BHP --symbols CBA or --symbols BHP,CBA.",
+        show_default=False,
+    ),
+]
+BatchSize = Annotated[
+    Optional[int],
+    typer.Option("--batch-size", help=_setting_help("batch_size", "Symbols per batch."), show_default=False),
+]
+Concurrency = Annotated[
+    Optional[int],
+    typer.Option("--concurrency", help=_setting_help("concurrency", "Batches fetched at once."), show_default=False),
+]
+Delay = Annotated[
+    Optional[float],
+    typer.Option("--delay", help=_setting_help("delay", "Seconds between requests of one worker."), show_default=False),
+]
+Rate = Annotated[
+    Optional[float],
+    typer.Option(
+        "--rate",
+        help=_setting_help("rate", "Requests per second shared by all workers [default: adaptive]."),
+        show_default=False,
+    ),
+]
+Retries = Annotated[
+    Optional[int],
+    typer.Option("--retries", help=_setting_help("retries", "Retries of a symbol after a transient failure."), show_default=False),
+]
+RetryWait = Annotated[
+    Optional[float],
+    typer.Option(
+        "--retry-wait",
+        help=_setting_help("retry_wait", "First retry wait in seconds; doubles each retry, with jitter."),
+        show_default=False,
+    ),
+]
+LookbackDays = Annotated[
+    Optional[int],
+    typer.Option(
+        "--lookback-days",
+        help=_setting_help("lookback_days", "Calendar days fetched, ending at --date (included)."),
+        show_default=False,
+    ),
+]
+SourceUrl = Annotated[
+    Optional[str],
+    typer.Option("--source-url", help=_setting_help("source_url", "Where the ASX list is downloaded from."), show_default=False),
+]
+Profile = Annotated[
+    Optional[str], typer.Option("--profile", help=_setting_help("profile", "AWS profile."), show_default=False)
+]
+Region = Annotated[
+    Optional[str], typer.Option("--region", help=_setting_help("region", "AWS region."), show_default=False)
+]

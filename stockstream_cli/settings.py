@@ -1,0 +1,92 @@
+"""Every pipeline setting in one place: default < STOCKSTREAM_<OPTION> environment < command line.
+
+The CLI passes what was typed (None for what was not); the Lambda handlers pass nothing and so read
+the same environment variables. Values are checked here, once, whichever face supplied them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InputError
+
+ENV_PREFIX = "STOCKSTREAM_"
+MARKIT_URL = "https://asx.api.markitdigital.com/asx-research/1.0/companies/directory/file"
+DEFAULT_STORE = "./stockstream-data"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    store: str = DEFAULT_STORE
+    batch_size: int = 100
+    concurrency: int = 10
+    delay: float = 2.0
+    retries: int = 3
+    retry_wait: float = 2.0
+    lookback_days: int = 5
+    source_url: str = MARKIT_URL
+    cache_dir: str | None = None
+    rate: float | None = None
+    timeout: float = 30.0
+    profile: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str] | None = None, **typed: Any) -> "Settings":
+        """Build the settings from the environment and the values typed on the command line."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if typed.get(field.name) is not None:
+                values[field.name] = _convert(field, typed[field.name], f"--{option_name(field.name)}")
+            elif environ.get(env_name(field.name), "") != "":
+                values[field.name] = _convert(field, environ[env_name(field.name)], env_name(field.name))
+        unknown = set(typed) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.concurrency, 1, "--concurrency")
+        _at_least(self.delay, 0, "--delay")
+        _at_least(self.retries, 0, "--retries")
+        _at_least(self.retry_wait, 0, "--retry-wait")
+        _at_least(self.lookback_days, 1, "--lookback-days")
+        _at_least(self.timeout, 0.001, "--timeout")
+        if self.rate is not None and self.rate <= 0:
+            raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def option_name(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def default_of(field_name: str) -> Any:
+    return {f.name: f.default for f in dataclasses.fields(Settings)}[field_name]
+
+
+def _at_least(value: float, floor: float, option: str) -> None:
+    if value < floor:
+        raise InputError(f"{option} must be at least {floor:g}, got {value:g}")
+
+
+def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
+    kind = str(field.type)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"{source} must be a number, got {raw!r}") from None
+    return str(raw)

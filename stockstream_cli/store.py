@@ -1,0 +1,219 @@
+"""Where stockstream keeps its files: a local folder or S3, behind one small interface.
+
+Keys are '/'-separated paths relative to the store's root (see layout.py). Every put is atomic:
+locally a temporary file in the same folder renamed over the target, on S3 a single PutObject.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import InputError, KeyNotFound, StoreError
+
+
+class Store(Protocol):
+    uri: str
+
+    def get(self, key: str) -> bytes: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def polars_path(self, key: str) -> str:
+        """A path or URL polars can scan for this key."""
+        ...
+
+    def polars_storage_options(self) -> dict[str, str] | None: ...
+
+
+def open_store(uri: str, *, profile: str | None = None, region: str | None = None) -> Store:
+    """A store from a URI: `s3://bucket[/prefix]` or a local folder (created on first write)."""
+    if not uri or not uri.strip():
+        raise InputError("--store is empty: give a folder or s3://bucket[/prefix]")
+    if uri.startswith("s3://"):
+        return S3Store(uri, profile=profile, region=region)
+    if "://" in uri:
+        scheme = uri.split("://", 1)[0]
+        raise InputError(f"--store {uri!r}: unknown scheme {scheme!r}; use a local folder or s3://bucket[/prefix]")
+    return LocalStore(uri)
+
+
+class LocalStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.uri = str(root)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid store key {key!r}")
+        return self.root / key
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyNotFound(key, self.uri) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._path(key)}: {exc.strerror}") from None
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self.root / folder
+        if not base.is_dir():
+            return []
+        keys = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def polars_path(self, key: str) -> str:
+        return str(self._path(key))
+
+    def polars_storage_options(self) -> dict[str, str] | None:
+        return None
+
+
+class S3Store:
+    def __init__(self, uri: str, *, profile: str | None = None, region: str | None = None):
+        rest = uri[len("s3://"):].strip("/")
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise InputError(f"--store {uri!r} names no bucket: use s3://bucket[/prefix]")
+        self.uri = uri
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._profile = profile
+        self._region = region
+        self._client = None
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            from .aws.session import boto3_session
+
+            self._session = boto3_session(profile=self._profile, region=self._region)
+        return self._session
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self.session.client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except Exception as exc:
+            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise KeyNotFound(key, self.uri) from None
+            raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except Exception as exc:
+            raise _store_error(exc, f"cannot write s3://{self.bucket}/{self._key(key)}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except Exception as exc:
+            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                return False
+            raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
+        except Exception as exc:
+            raise _store_error(exc, f"cannot list s3://{self.bucket}/{self._key(prefix)}") from None
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            raise _store_error(exc, f"cannot delete s3://{self.bucket}/{self._key(key)}") from None
+
+    def polars_path(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def polars_storage_options(self) -> dict[str, str] | None:
+        """Credentials, region and endpoint from the same boto3 session, so polars reads what boto3 reads."""
+        options: dict[str, str] = {}
+        credentials = self.session.get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            options["aws_access_key_id"] = frozen.access_key
+            options["aws_secret_access_key"] = frozen.secret_key
+            if frozen.token:
+                options["aws_session_token"] = frozen.token
+        region = self.session.region_name or self.client.meta.region_name
+        if region:
+            options["aws_region"] = region
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["aws_endpoint_url"] = endpoint
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        return options
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _store_error(exc: Exception, what: str) -> StoreError:
+    code = _error_code(exc)
+    if code == "NoSuchBucket":
+        return StoreError(f"{what}: the bucket does not exist (create it, or run `stockstream deploy`)")
+    if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+        return StoreError(f"{what}: access denied ({code}); check your AWS credentials and the bucket policy")
+    if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
+        return StoreError(f"{what}: no AWS credentials found; set a profile (--profile) or AWS_* variables")
+    return StoreError(f"{what}: {exc}")

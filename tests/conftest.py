@@ -1,0 +1,75 @@
+"""Shared test fixtures: a clean environment, no network, no sleeping, and a moto server for S3."""
+
+from __future__ import annotations
+
+import os
+import socket
+import pytest
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+_real_connect = socket.socket.connect
+
+
+def _loopback_only_connect(sock, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in LOOPBACK and not host.startswith("127.") and sock.family != socket.AF_UNIX:
+        raise OSError(f"test tried to reach the network: {address!r}")
+    return _real_connect(sock, address)
+
+
+@pytest.fixture(autouse=True)
+def _offline_quiet_environment(monkeypatch, tmp_path_factory):
+    """No STOCKSTREAM_* from the developer's shell, no waits, fake AWS credentials, no network."""
+    for name in list(os.environ):
+        if name.startswith(("STOCKSTREAM_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STOCKSTREAM_DELAY", "0")
+    monkeypatch.setenv("STOCKSTREAM_RETRY_WAIT", "0")
+    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", str(tmp_path_factory.mktemp("yfcache")))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A ThreadedMotoServer on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server, monkeypatch):
+    """Point every AWS access (boto3, polars, subprocesses) at the moto server, and reset it after."""
+    import requests
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("MOTO_PORT", moto_server.rsplit(":", 1)[1])
+    yield moto_server
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint):
+    """An empty bucket on the moto server; yields its name."""
+    import boto3
+
+    boto3.client("s3", region_name="ap-southeast-2").create_bucket(
+        Bucket="stockstream-test",
+        CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"},
+    )
+    return "stockstream-test"
