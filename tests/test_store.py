@@ -1,0 +1,75 @@
+"""The store: a local folder and S3 (moto server) behind one interface, with atomic puts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from stockstream_cli.errors import InputError, KeyNotFound, StoreError
+from stockstream_cli.store import LocalStore, S3Store, open_store
+
+
+def _exercise(store):
+    assert store.list() == []
+    assert not store.exists("runs/2026-11-25/run.json")
+    store.put("runs/2026-11-25/run.json", b'{"a": 1}')
+    store.put("runs/2026-11-25/batch-0.json", b"{}")
+    store.put("symbols/2026-11-25-symbols.csv", b"symbol\n")
+    assert store.exists("runs/2026-11-25/run.json")
+    assert store.get("runs/2026-11-25/run.json") == b'{"a": 1}'
+    store.put("runs/2026-11-25/run.json", b'{"a": 2}')
+    assert store.get("runs/2026-11-25/run.json") == b'{"a": 2}'
+    assert store.list("runs/") == ["runs/2026-11-25/batch-0.json", "runs/2026-11-25/run.json"]
+    assert store.list("runs/2026-11-25/b") == ["runs/2026-11-25/batch-0.json"]
+    assert store.list("symbols/2026") == ["symbols/2026-11-25-symbols.csv"]
+    assert store.list("raw-data/") == []
+    with pytest.raises(KeyNotFound, match="raw-data/x.parquet"):
+        store.get("raw-data/x.parquet")
+    store.delete("runs/2026-11-25/batch-0.json")
+    assert store.list("runs/") == ["runs/2026-11-25/run.json"]
+
+
+def test_local_store(tmp_path):
+    store = open_store(str(tmp_path / "data"))
+    assert isinstance(store, LocalStore)
+    _exercise(store)
+    assert store.polars_path("raw-data/a.parquet") == str(tmp_path / "data" / "raw-data" / "a.parquet")
+
+
+def test_local_put_leaves_no_temporary_file_and_keeps_the_old_content_on_failure(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path)
+    store.put("runs/d/run.json", b"old")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.put("runs/d/run.json", b"new")
+    assert store.get("runs/d/run.json") == b"old"
+    assert sorted(p.name for p in (tmp_path / "runs" / "d").iterdir()) == ["run.json"]
+
+
+def test_s3_store(s3_bucket):
+    store = open_store(f"s3://{s3_bucket}/team/prefix")
+    assert isinstance(store, S3Store)
+    _exercise(store)
+    assert store.polars_path("raw-data/a.parquet") == f"s3://{s3_bucket}/team/prefix/raw-data/a.parquet"
+    options = store.polars_storage_options()
+    assert options["aws_endpoint_url"] == os.environ["AWS_ENDPOINT_URL"]
+    assert options["aws_region"] == "ap-southeast-2"
+
+
+def test_s3_store_on_a_missing_bucket_says_so(moto_endpoint):
+    with pytest.raises(StoreError, match="bucket does not exist"):
+        open_store("s3://no-such-bucket").put("runs/x.json", b"{}")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [("gs://bucket", "unknown scheme 'gs'"), ("s3://", "names no bucket"), ("", "--store is empty")],
+)
+def test_bad_store_uris_are_input_errors(uri, message):
+    with pytest.raises(InputError, match=message):
+        open_store(uri)
