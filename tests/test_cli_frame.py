@@ -1,0 +1,63 @@
+"""The program as a whole: version, help for every command, exit codes for what the frame decides."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import run_stockstream
+from stockstream_cli import __version__
+from stockstream_cli.cli import app, spread_multi_values
+
+CONTRACT_COMMANDS = [
+    "symbols",
+    "fetch-batch",
+    "run-local",
+    "rerun-failed",
+    "load",
+    "status",
+    "deploy",
+    "destroy",
+    "check",
+    "backfill",
+    "chart",
+]
+
+runner = CliRunner()
+
+
+def test_version_in_process_and_as_a_module():
+    assert runner.invoke(app, ["--version"]).output.strip() == f"stockstream {__version__}"
+    result = run_stockstream("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"stockstream {__version__}")
+
+
+@pytest.mark.parametrize("command", CONTRACT_COMMANDS)
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: stockstream {command}" in result.output
+    summary = result.output.split("\n\n")[1].strip()
+    assert len(summary) > 20, f"{command} --help has no real description"
+
+
+def test_top_level_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in CONTRACT_COMMANDS:
+        assert command in result.output
+
+
+def test_symbols_given_after_one_flag_are_spread():
+    assert spread_multi_values(["load", "--symbols", "BHP", "CBA", "--format", "csv"]) == [
+        "load", "--symbols", "BHP", "--symbols", "CBA", "--format", "csv",
+    ]
+    assert spread_multi_values(["load", "--symbols", "BHP,CBA", "--symbols", "NAB"]) == [
+        "load", "--symbols", "BHP,CBA", "--symbols", "NAB",
+    ]
+
+
+def test_unknown_command_is_a_usage_error():
+    result = run_stockstream("no-such-command")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
