@@ -1,5 +1,89 @@
-"""(being written)"""
+"""`stockstream symbols`: download, check and store the day's ASX list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import options
 
 
 def register(app) -> None:
-    pass
+    app.command("symbols")(symbols)
+
+
+FromFile = Annotated[
+    Optional[str],
+    typer.Option("--from-file", help="Read the list from this file (either ASX format) instead of downloading it.",
+                 show_default=False),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Accept a list that shrank below 97% of the previous one (or below 1,500 symbols)."),
+]
+
+
+def symbols(
+    date: options.Date = None,
+    batch_size: options.BatchSize = None,
+    source_url: options.SourceUrl = None,
+    from_file: FromFile = None,
+    force: Force = False,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+    json: options.Json = False,
+) -> None:
+    """Download the ASX list of listed companies, check it and write symbols/D-symbols.csv.
+
+    The list is refused (exit 1, nothing written) when it is not a list, or when it shrank below 97% of the
+    latest earlier list in the store (1,500 symbols for the default source with no earlier list);
+    --force accepts a short list.
+
+    Example: stockstream symbols --date 2026-08-22 --store ./data --json
+    """
+    from ..asx import check_from_file, check_source_url, update_symbols
+    from ..errors import InputError
+    from ..output import emit_json, say
+    from ..settings import Settings
+    from ..store import open_store
+    from ..values import parse_date
+
+    day = parse_date(date)
+    if source_url is not None and from_file is not None:
+        raise InputError("--source-url and --from-file cannot be used together: choose one source")
+    settings = Settings.resolve(store=store, batch_size=batch_size, source_url=source_url, profile=profile, region=region)
+    if from_file is not None:
+        check_from_file(from_file)
+    else:
+        check_source_url(settings.source_url)
+    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+
+    document = update_symbols(target, day, settings, from_file=from_file, force=force, note=say)
+    if json:
+        emit_json(document)
+    else:
+        _print_summary(document, day, target.uri, settings.batch_size)
+
+
+def _print_summary(document: dict, day, store_uri: str, batch_size: int) -> None:
+    meta = document["metadata"]
+    lines = [
+        f"ASX list for {day.isoformat()}: {meta['total_symbols']:,} symbols in {meta['num_batches']} "
+        f"batch{'es' if meta['num_batches'] != 1 else ''} of up to {batch_size}",
+        f"written to {store_uri.rstrip('/')}/{meta['s3_key']}",
+    ]
+    if meta["previous_key"] is None:
+        lines.append("no earlier list in the store to compare with")
+    else:
+        added, removed = meta["changes"]["added"], meta["changes"]["removed"]
+        lines.append(f"since {meta['previous_key']}: {len(added)} added{_some(added)}, {len(removed)} removed{_some(removed)}")
+    typer.echo("\n".join(lines))
+
+
+def _some(symbols: list[str], limit: int = 10) -> str:
+    if not symbols:
+        return ""
+    shown = ", ".join(symbols[:limit])
+    return f" ({shown}{', ...' if len(symbols) > limit else ''})"
