@@ -1,0 +1,74 @@
+"""The ASX trading calendar: which days are sessions, from exchange_calendars' XASX (not a hand-kept list).
+
+Every function takes and returns `datetime.date` (a trading day in Sydney). The underlying calendar is built
+once for a span of years and rebuilt wider only when asked about a day outside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+CALENDAR_NAME = "XASX"
+_FIRST_YEAR = 2000
+
+
+def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The ASX sessions from start to end, both included, oldest first (empty when start > end)."""
+    if start > end:
+        return []
+    calendar = _calendar_covering(start, end)
+    return [stamp.date() for stamp in calendar.sessions_in_range(start.isoformat(), end.isoformat())]
+
+
+def is_session(day: dt.date) -> bool:
+    return _calendar_covering(day, day).is_session(day.isoformat())
+
+
+def previous_session(day: dt.date) -> dt.date:
+    """The last session strictly before `day` (whether or not `day` is a session)."""
+    return session_on_or_before(day - dt.timedelta(days=1))
+
+
+def session_on_or_before(day: dt.date) -> dt.date:
+    """`day` when it is a session, else the latest session before it."""
+    calendar = _calendar_covering(day - dt.timedelta(days=31), day)
+    return calendar.date_to_session(day.isoformat(), direction="previous").date()
+
+
+def next_session(day: dt.date) -> dt.date:
+    """The first session strictly after `day`."""
+    return session_on_or_after(day + dt.timedelta(days=1))
+
+
+def session_on_or_after(day: dt.date) -> dt.date:
+    calendar = _calendar_covering(day, day + dt.timedelta(days=31))
+    return calendar.date_to_session(day.isoformat(), direction="next").date()
+
+
+def sessions_before(day: dt.date, count: int) -> list[dt.date]:
+    """The `count` sessions strictly before `day`, oldest first."""
+    if count <= 0:
+        return []
+    span = dt.timedelta(days=count * 2 + 31)
+    return sessions(day - span, day - dt.timedelta(days=1))[-count:]
+
+
+def _calendar_covering(start: dt.date, end: dt.date):
+    first_year = min(_FIRST_YEAR, start.year)
+    last_year = max(dt.date.today().year + 2, end.year)
+    return _calendar(first_year, last_year)
+
+
+@functools.lru_cache(maxsize=4)
+def _calendar(first_year: int, last_year: int):
+    import warnings
+
+    import exchange_calendars
+
+    with warnings.catch_warnings():
+        # exchange_calendars 4.x on pandas 3 warns about its own use of Series.values while building.
+        warnings.simplefilter("ignore")
+        return exchange_calendars.get_calendar(
+            CALENDAR_NAME, start=f"{first_year}-01-01", end=f"{last_year}-12-31"
+        )
