@@ -4,6 +4,8 @@
     raw-data/YYYY-MM-DD-batch-N.parquet    one file per batch
     runs/YYYY-MM-DD/batch-N.json           the fetcher's result for that batch
     runs/YYYY-MM-DD/run.json               the whole run's summary
+    raw-data/YYYY-MM-DD-backfill-N.parquet one file per chunk of a backfill (same schema as a batch file)
+    runs/YYYY-MM-DD/backfill-N.json        that chunk's result: what a rerun of the backfill skips
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ RUNS_PREFIX = "runs/"
 _SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
 _BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")
 _BATCH_MANIFEST_RE = re.compile(r"^runs/(\d{4}-\d{2}-\d{2})/batch-(\d+)\.json$")
+_BACKFILL_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-backfill-(\d+)\.parquet$")
+_BACKFILL_MANIFEST_RE = re.compile(r"^runs/(\d{4}-\d{2}-\d{2})/backfill-(\d+)\.json$")
 
 
 def symbols_key(day: dt.date) -> str:
@@ -52,4 +56,22 @@ def parse_batch_data_key(key: str) -> tuple[dt.date, int] | None:
 
 def parse_batch_manifest_key(key: str) -> tuple[dt.date, int] | None:
     match = _BATCH_MANIFEST_RE.match(key)
+    return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None
+
+
+def backfill_data_key(day: dt.date, number: int) -> str:
+    return f"{RAW_DATA_PREFIX}{day.isoformat()}-backfill-{number}.parquet"
+
+
+def backfill_manifest_key(day: dt.date, number: int) -> str:
+    return f"{RUNS_PREFIX}{day.isoformat()}/backfill-{number}.json"
+
+
+def parse_backfill_data_key(key: str) -> tuple[dt.date, int] | None:
+    match = _BACKFILL_DATA_RE.match(key)
+    return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None
+
+
+def parse_backfill_manifest_key(key: str) -> tuple[dt.date, int] | None:
+    match = _BACKFILL_MANIFEST_RE.match(key)
     return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None
