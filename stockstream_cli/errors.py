@@ -44,5 +44,11 @@ class BatchFailed(StockstreamError):
     """A whole batch failed (as opposed to some of its symbols): the orchestrator may retry it."""
 
 
+class Interrupted(StockstreamError):
+    """The user stopped a run (Ctrl-C): what finished is kept, and the message says how to finish the rest."""
+
+    exit_code = 130
+
+
 class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
