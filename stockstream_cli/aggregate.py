@@ -1,0 +1,237 @@
+"""DataAggregator: the store read back as one polars DataFrame.
+
+One row per (symbol, date), the newest `fetch_timestamp` winning, sorted by symbol then date, with exactly
+the columns of schema.polars_schema(). Reads are polars lazy scans with the filters pushed down:
+
+- Files are pruned by the date in their key (`data_files`). A file written for day D holds no trading
+  date after D (a fetch for D asks for the window ending at D), so a file whose D is before the requested
+  start is never opened. How far back a file reaches depends on the --lookback-days of the run that wrote
+  it, which its key does not record, so the other side is left to the Parquet statistics.
+- Polars reads the footer of every remaining file and skips each row group whose symbol or date range
+  misses the filter; batch files hold a contiguous slice of the sorted symbol list, so a symbol filter
+  reads the rows of about one file per day.
+
+A file that is not Parquet, or not in the schema, is a CorruptFileError naming its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import operator
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import layout, schema
+from .errors import CorruptFileError, InputError, StoreError
+from .values import parse_date, parse_symbols
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from .store import Store
+
+_UNPARSED_TS = "_fetch_moment"
+
+
+def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
+    """The raw-data keys that may hold rows dated within [start, end] (None: unbounded), in key order.
+
+    The one place that knows which raw-data files exist and what dates each can hold. A new kind of
+    data file (backfill, compacted) gets a line in `_date_reach` and is read and pruned like the rest.
+    """
+    selected = []
+    for key in sorted(keys):
+        reach = _date_reach(key)
+        if reach is None:
+            continue
+        first, last = reach
+        if start is not None and last is not None and last < start:
+            continue
+        if end is not None and first is not None and first > end:
+            continue
+        selected.append(key)
+    return selected
+
+
+def _date_reach(key: str) -> tuple[dt.date | None, dt.date | None] | None:
+    """(earliest, latest) trading date a data file can hold, None for unknown; None for a key that is no data file."""
+    batch = layout.parse_batch_data_key(key)
+    if batch is not None:
+        # A batch file of day D holds the lookback window ending at D; its start is only in the statistics.
+        return None, batch[0]
+    return None
+
+
+class DataAggregator:
+    """The store read back: `DataAggregator("./data")`, `DataAggregator("s3://bucket/prefix")`,
+    `DataAggregator(bucket="stock-stream-data")`; with no argument, STOCKSTREAM_STORE or ./stockstream-data.
+
+    >>> DataAggregator("./stockstream-data").load_symbols(["BHP", "CBA"], start="2026-01-01")
+    """
+
+    def __init__(
+        self,
+        store_uri: "str | os.PathLike | Store | None" = None,
+        *,
+        bucket: str | None = None,
+        prefix: str = "",
+        profile: str | None = None,
+        region: str | None = None,
+    ):
+        if store_uri is not None and bucket is not None:
+            raise InputError("give either a store URI or bucket=, not both")
+        if hasattr(store_uri, "polars_path"):
+            self.store = store_uri
+            return
+        from .settings import Settings
+        from .store import open_store
+
+        if bucket is not None:
+            if not bucket.strip():
+                raise InputError("bucket= is empty: name the S3 bucket, e.g. bucket='stock-stream-data'")
+            store_uri = f"s3://{bucket.strip()}/{prefix.strip('/')}".rstrip("/")
+        settings = Settings.resolve(
+            store=os.fspath(store_uri) if store_uri is not None else None, profile=profile, region=region
+        )
+        self.store = open_store(settings.store, profile=settings.profile, region=settings.region)
+
+    def __repr__(self) -> str:
+        return f"DataAggregator({self.store.uri!r})"
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    def load_date(self, day: dt.date | str) -> "pl.DataFrame":
+        """Every symbol's row for one trading day."""
+        day = _required_date(day, "date")
+        return self.load(start=day, end=day)
+
+    def load_date_range(self, start: dt.date | str, end: dt.date | str) -> "pl.DataFrame":
+        """Every symbol's rows from start to end, both included."""
+        return self.load(start=_required_date(start, "start"), end=_required_date(end, "end"))
+
+    def load_symbols(
+        self, symbols: Iterable[str] | str, start: dt.date | str | None = None, end: dt.date | str | None = None
+    ) -> "pl.DataFrame":
+        """The rows of these symbols (ASX codes without suffix), optionally within [start, end]."""
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        codes = parse_symbols(list(symbols))
+        if codes is None:
+            raise InputError("load_symbols was given no symbols: name at least one, e.g. ['BHP', 'CBA']")
+        return self.load(codes, start=start, end=end)
+
+    def load(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> "pl.DataFrame":
+        """The general query behind the three methods above: every filter optional."""
+        start = None if start is None else _required_date(start, "start")
+        end = None if end is None else _required_date(end, "end")
+        if start is not None and end is not None and start > end:
+            raise InputError(f"start {start} is after end {end}: give the earlier date first")
+        codes = None if symbols is None else parse_symbols(list(symbols))
+        keys = self.data_files(start, end)
+        if not keys:
+            return schema.empty_frame()
+        return self._collect(keys, _predicate(codes, start, end))
+
+    def data_files(self, start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
+        """The store's raw-data keys a query over [start, end] scans (after pruning by key)."""
+        return data_files(self.store.list(layout.RAW_DATA_PREFIX), start, end)
+
+    def data_days(self) -> list[dt.date]:
+        """The days whose data files the store holds, oldest first (from the keys alone)."""
+        days = {reach[1] for key in self.store.list(layout.RAW_DATA_PREFIX) if (reach := _date_reach(key)) and reach[1]}
+        return sorted(days)
+
+    # ------------------------------------------------------------------------------------------ the scan
+
+    def _scan(self, keys: list[str]) -> "pl.LazyFrame":
+        import polars as pl
+
+        return pl.scan_parquet(
+            [self.store.polars_path(key) for key in keys],
+            schema=schema.polars_schema(),
+            storage_options=self.store.polars_storage_options(),
+            hive_partitioning=False,
+            glob=False,
+        )
+
+    def _collect(self, keys: list[str], predicate: "pl.Expr | None") -> "pl.DataFrame":
+        import polars as pl
+
+        query = self._scan(keys)
+        if predicate is not None:
+            query = query.filter(predicate)
+        try:
+            frame = newest_per_symbol_and_date(query).collect()
+        except (pl.exceptions.PolarsError, OSError) as error:
+            raise self._diagnose(keys, predicate, error) from None
+        return frame
+
+    def _diagnose(self, keys: list[str], predicate: "pl.Expr | None", error: Exception) -> Exception:
+        """A failed multi-file scan: find and name the file at fault (the error path only, so one scan per file)."""
+        for key in keys:
+            try:
+                query = self._scan([key])
+                (query if predicate is None else query.filter(predicate)).collect()
+            except Exception as file_error:
+                return _file_error(key, self.store.polars_path(key), file_error)
+        return StoreError(f"cannot read the data in {self.store.uri}: {_first_line(error)}")
+
+
+def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
+    """One row per (symbol, date): the newest fetch_timestamp wins; sorted by symbol then date.
+
+    Timestamps are compared as instants (so `Z` and `+00:00` spellings agree); the string itself breaks ties
+    and orders any timestamp that does not parse.
+    """
+    import polars as pl
+
+    return (
+        query.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(_UNPARSED_TS))
+        .sort(["symbol", "date", _UNPARSED_TS, "fetch_timestamp"], nulls_last=False)
+        .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
+        .select(schema.COLUMNS)
+    )
+
+
+def _predicate(symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> "pl.Expr | None":
+    import polars as pl
+
+    conditions = []
+    if symbols is not None:
+        conditions.append(pl.col("symbol").is_in(symbols))
+    if start is not None:
+        conditions.append(pl.col("date") >= start)
+    if end is not None:
+        conditions.append(pl.col("date") <= end)
+    return functools.reduce(operator.and_, conditions) if conditions else None
+
+
+def _required_date(value: Any, name: str) -> dt.date:
+    if value is None:
+        raise InputError(f"{name} is missing: give a date as YYYY-MM-DD or datetime.date")
+    if not isinstance(value, (str, dt.date)):
+        raise InputError(f"{name} {value!r} is not a date: give YYYY-MM-DD or datetime.date")
+    return parse_date(value, option=name)
+
+
+def _file_error(key: str, path: str, error: Exception) -> Exception:
+    """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""
+    import polars as pl
+
+    reason = _first_line(error).replace(path, key)
+    unreachable = isinstance(error, OSError) or "object-store" in reason or "object_store" in reason
+    if isinstance(error, pl.exceptions.PolarsError) and not unreachable:
+        return CorruptFileError(key, reason)
+    return StoreError(f"cannot read {key}: {reason}")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
