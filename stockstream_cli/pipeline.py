@@ -63,7 +63,8 @@ class Observer:
 
     def note(self, message: str) -> None: ...
 
-    def started(self, total_symbols: int, num_batches: int) -> None: ...
+    def started(self, batches: Mapping[int, int]) -> None:
+        """The batches about to run: {batch_number: symbols it will fetch}."""
 
     def symbol_done(self, batch_number: int, symbol: str, reason: str | None) -> None: ...
 
@@ -131,7 +132,7 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
         ) from None
     batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
     jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
-    observer.started(sum(len(s) for s in batches.values()), len(batches))
+    observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
 
     outcomes, interrupted = _run_batches(store, day, settings, jobs, observer, control)
     manifests = {number: outcome.document for number, outcome in outcomes.items() if outcome.document}
@@ -165,7 +166,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     jobs = plan_rerun(batches, manifests, {n for n in batches if layout.batch_data_key(day, n) in data_keys},
                       include_all=include_all)
 
-    observer.started(sum(len(job.to_fetch) for job in jobs), len(jobs))
+    observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
     outcomes, interrupted = _run_batches(store, day, settings, jobs, observer, control)
     if jobs:
         manifests = read_manifests(store, day, batches, observer)

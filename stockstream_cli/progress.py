@@ -1,0 +1,189 @@
+"""What a person watches while run-local or rerun-failed works: rich progress on stderr, a summary on stdout.
+
+CLI-side only (imports rich): the library reports through pipeline.Observer and never knows who listens.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .pipeline import Observer
+
+SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
+
+
+class LogObserver(Observer):
+    """No live display (stderr is not a terminal, or --json): only the lines worth keeping in a log."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def __enter__(self) -> "LogObserver":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        self.console.print(f"stockstream: {message}", markup=False, highlight=False)
+
+    def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
+        self.note(f"batch {batch_number} failed (attempt {attempt}), retrying: {error}")
+
+    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
+        if error:
+            self.note(f"batch {batch_number} failed after every retry: {error}")
+
+    def stopping(self) -> None:
+        self.note("stopping: finishing the requests in flight (finished batches are kept)")
+
+
+class _BatchCount:
+    def __init__(self, size: int):
+        self.size = size
+        self.fetched = 0
+        self.failed = 0
+        self.finished = False
+
+
+class LiveProgress(LogObserver):
+    """A live bar on stderr: symbols fetched and failed out of the total, batches done, elapsed and left."""
+
+    def __init__(self, console: Console, title: str):
+        super().__init__(console)
+        self._lock = threading.Lock()
+        self._batches: dict[int, _BatchCount] = {}
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.completed}/{task.total} symbols"),
+            TextColumn("[green]{task.fields[fetched]} fetched[/] [red]{task.fields[failed]} failed[/]"),
+            TextColumn("batches {task.fields[batches_done]}/{task.fields[batches]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task = self._progress.add_task(title, total=None, start=False, fetched=0, failed=0,
+                                             batches_done=0, batches=0)
+
+    def __enter__(self) -> "LiveProgress":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._progress.stop()
+
+    def note(self, message: str) -> None:
+        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False)
+
+    def started(self, batches: Mapping[int, int]) -> None:
+        with self._lock:
+            self._batches = {number: _BatchCount(size) for number, size in batches.items()}
+            self._progress.update(self._task, total=sum(batches.values()), batches=len(batches))
+            self._progress.start_task(self._task)
+
+    def symbol_done(self, batch_number: int, symbol: str, reason: str | None) -> None:
+        with self._lock:
+            count = self._batches.get(batch_number)
+            if count is None or count.finished:
+                return
+            if reason is None:
+                count.fetched += 1
+            else:
+                count.failed += 1
+            self._refresh()
+
+    def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
+        with self._lock:
+            count = self._batches.get(batch_number)
+            if count is not None:
+                count.fetched = count.failed = 0
+                self._refresh()
+        super().batch_retrying(batch_number, attempt, error)
+
+    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
+        with self._lock:
+            count = self._batches.get(batch_number)
+            if count is not None:
+                # a failed batch stored nothing; a finished one accounts for every symbol it was given
+                count.failed = count.size if error else min(count.failed, count.size)
+                count.fetched = count.size - count.failed
+                count.finished = True
+                self._refresh()
+        super().batch_done(batch_number, document, error)
+
+    def stopping(self) -> None:
+        self._progress.update(self._task, description="stopping")
+        super().stopping()
+
+    def _refresh(self) -> None:
+        fetched = sum(c.fetched for c in self._batches.values())
+        failed = sum(c.failed for c in self._batches.values())
+        done = sum(c.finished for c in self._batches.values())
+        self._progress.update(self._task, completed=fetched + failed, fetched=fetched, failed=failed,
+                              batches_done=done)
+
+
+def observer_for(*, json_output: bool, title: str, console: Console | None = None) -> LogObserver:
+    """The live display when a person is watching stderr, else only log lines."""
+    console = console or Console(stderr=True, highlight=False)
+    if json_output or not console.is_terminal:
+        return LogObserver(console)
+    return LiveProgress(console, title)
+
+
+# ---------------------------------------------------------------------------------------------- the result
+
+
+def render_run(run: Mapping[str, Any], console: Console) -> None:
+    """The run's outcome for a person (stdout): the counts, then the failed symbols by reason."""
+    console.print(
+        f"{run['date']}: {run['symbols_fetched']} of {run['total_symbols']} symbols fetched, "
+        f"{len(run['symbols_failed'])} failed; {run['batches_succeeded']} of {run['num_batches']} batches "
+        f"succeeded in {run['execution_time']:.1f} s",
+        markup=False,
+    )
+    table = failures_table(run)
+    if table is not None:
+        console.print(table)
+    if run["symbols_failed"]:
+        console.print(f"To fetch the failed symbols again: stockstream rerun-failed --date {run['date']}", markup=False)
+
+
+def failures_by_reason(run: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{reason: sorted symbols}; symbols of a batch that failed as a whole are under 'batch failed'."""
+    reasons = run.get("failure_reasons", {})
+    grouped: dict[str, list[str]] = {}
+    for symbol in run["symbols_failed"]:
+        grouped.setdefault(reasons.get(symbol, "batch failed"), []).append(symbol)
+    order = Counter({reason: len(symbols) for reason, symbols in grouped.items()})
+    return {reason: sorted(grouped[reason]) for reason, _ in order.most_common()}
+
+
+def failures_table(run: Mapping[str, Any]) -> Table | None:
+    grouped = failures_by_reason(run)
+    if not grouped:
+        return None
+    table = Table(title="Failed symbols by reason", title_justify="left")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    table.add_column("symbols", overflow="fold")
+    for reason, symbols in grouped.items():
+        shown = " ".join(symbols[:SHOWN_SYMBOLS])
+        if len(symbols) > SHOWN_SYMBOLS:
+            shown += f" ... and {len(symbols) - SHOWN_SYMBOLS} more"
+        table.add_row(reason, str(len(symbols)), shown)
+    for number, error in run.get("batch_errors", {}).items():
+        table.add_row(f"batch {number}", "", error)
+    return table
