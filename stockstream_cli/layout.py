@@ -75,3 +75,11 @@ def parse_backfill_data_key(key: str) -> tuple[dt.date, int] | None:
 def parse_backfill_manifest_key(key: str) -> tuple[dt.date, int] | None:
     match = _BACKFILL_MANIFEST_RE.match(key)
     return (dt.date.fromisoformat(match.group(1)), int(match.group(2))) if match else None
+
+
+_RUN_SUMMARY_RE = re.compile(r"^runs/(\d{4}-\d{2}-\d{2})/run\.json$")
+
+
+def parse_run_summary_key(key: str) -> dt.date | None:
+    match = _RUN_SUMMARY_RE.match(key)
+    return dt.date.fromisoformat(match.group(1)) if match else None
