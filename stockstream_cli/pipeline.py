@@ -212,6 +212,14 @@ def failure_reasons(manifest: dict) -> dict[str, str]:
     return reasons
 
 
+def _fetched_count(manifest: dict) -> int:
+    metadata = manifest.get("metadata", {})
+    try:
+        return int(metadata.get("symbols_fetched", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
                  execution_time: float, *, command: str, started_at: str = "",
                  batch_errors: Mapping[int, str] | None = None, interrupted: bool = False) -> dict:
