@@ -1,0 +1,106 @@
+"""What the two Lambda handlers share: settings from the environment, the run's date, and metrics.
+
+No boto3, typer or rich here: a handler's cold start pays only for what it uses. Metrics go out in the
+CloudWatch embedded metric format: one JSON line on stdout, which Lambda ships to CloudWatch Logs and
+CloudWatch turns into metrics, with no PutMetricData call and no latency added to the handler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from ..errors import InputError
+from ..settings import Settings, env_name
+
+METRICS_NAMESPACE = "StockStream"
+LAMBDA_CACHE_DIR = "/tmp/stockstream-cache"  # only /tmp is writable on Lambda
+
+
+def running_in_lambda(environ=None) -> bool:
+    return bool((os.environ if environ is None else environ).get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def lambda_settings(environ=None) -> Settings:
+    """Settings from STOCKSTREAM_* variables, as the CLI reads them; on Lambda the cache goes under /tmp."""
+    environ = os.environ if environ is None else environ
+    typed: dict[str, Any] = {}
+    if running_in_lambda(environ) and not environ.get(env_name("cache_dir")):
+        typed["cache_dir"] = LAMBDA_CACHE_DIR
+    settings = Settings.resolve(environ, **typed)
+    if running_in_lambda(environ) and not environ.get(env_name("store")):
+        raise InputError(f"{env_name('store')} is not set: the function needs its store, e.g. s3://bucket")
+    return settings
+
+
+def event_date(event: dict) -> str | None:
+    """The run's date from the state machine's input, if it carries one."""
+    value = (event or {}).get("date")
+    return str(value) if value else None
+
+
+def with_run_date(symbols_document: dict, day: str) -> dict:
+    """The symbols step's output with the run's date at the top and in every batch item for the Map."""
+    document = dict(symbols_document)
+    document["date"] = day
+    document["symbolBatches"] = [{**batch, "date": day} for batch in symbols_document.get("symbolBatches", [])]
+    return document
+
+
+def emf_line(metrics: dict[str, float], *, function_name: str | None = None, timestamp_ms: int | None = None) -> str:
+    """One embedded-metric-format log line for the StockStream namespace (no dimensions, so alarms and the
+    dashboard can sum them across both functions)."""
+    record: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
+                }
+            ],
+        },
+        **{name: value for name, value in metrics.items()},
+    }
+    if function_name:
+        record["function"] = function_name  # a property, searchable in Logs Insights, not a dimension
+    return json.dumps(record, separators=(",", ":"))
+
+
+def emit_metrics(metrics: dict[str, float], stream=None) -> None:
+    stream = stream or sys.stdout
+    stream.write(emf_line(metrics, function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) + "\n")
+    stream.flush()
+
+
+def batch_metrics(result: dict) -> dict[str, float]:
+    metadata = result.get("metadata", {})
+    return {
+        "SymbolsFetched": int(metadata.get("symbols_fetched", 0)),
+        "SymbolsFailed": len(metadata.get("symbols_failed", [])),
+        "BatchesProcessed": 1,
+        "BatchesFailed": 0,
+    }
+
+
+def fetch_event_batch(event: dict, settings: Settings) -> dict:
+    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library."""
+    from ..fetch import fetch_batch
+    from ..store import open_store
+    from ..values import parse_date, parse_symbols
+
+    event = event or {}
+    if event.get("date") is None or event.get("batchNumber") is None:
+        raise InputError(f"the fetcher's event needs 'date' and 'batchNumber', got keys {sorted(event)}")
+    day = parse_date(str(event["date"]), option="date")
+    try:
+        batch_number = int(event["batchNumber"])
+    except (TypeError, ValueError):
+        raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
+    symbols = parse_symbols(event.get("symbols"))
+    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    return fetch_batch(store, day, batch_number, settings, symbols=symbols)
