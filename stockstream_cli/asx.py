@@ -229,7 +229,10 @@ def batch_symbols(listings: list[Listing], batch_number: int) -> list[str]:
 
 def symbol_batches(listings: Sequence[Listing]) -> list[dict[str, Any]]:
     """The state machine's shape: [{"symbols": [...], "batchNumber": N}, ...]."""
-    return [{"symbols": batch_symbols(list(listings), n), "batchNumber": n} for n in batch_numbers(listings)]
+    groups: dict[int, list[str]] = {}
+    for listing in sorted(listings, key=lambda item: item.symbol):
+        groups.setdefault(listing.batch_number, []).append(listing.symbol)
+    return [{"symbols": groups[number], "batchNumber": number} for number in sorted(groups)]
 
 
 # ---------------------------------------------------------------------------------------------- the stored CSV
@@ -430,14 +433,21 @@ def _required_size(previous: list[str] | None, *, is_default_source: bool) -> in
 
 def _fetch_guarded(settings: Settings, from_file: str | None, floor: int, force: bool, previous_key: str | None,
                    http_get: HttpGet | None, note: Note) -> ParsedList:
-    """Fetch until the list is long enough (GUARD_TRIES downloads, keeping the largest); --force takes the first."""
-    tries = 1 if (force or from_file is not None) else GUARD_TRIES
+    """Fetch until the list is long enough: GUARD_TRIES downloads (one read of a file), keeping the largest.
+    Still short: SourceError, or with --force the largest is accepted."""
+    tries = 1 if from_file is not None else GUARD_TRIES
     best: ParsedList | None = None
     for attempt in range(tries):
         if attempt:
             note(f"the ASX list has only {len(best.companies):,} symbols, fewer than the {floor:,} expected; "
                  f"downloading again (try {attempt + 1} of {tries})")
-        parsed = _fetch_once(settings, from_file, http_get, note)
+        try:
+            parsed = _fetch_once(settings, from_file, http_get, note)
+        except SourceError as error:
+            if best is None:
+                raise
+            note(f"download {attempt + 1} of {tries} failed: {error}")
+            continue
         if best is None or len(parsed.companies) > len(best.companies):
             best = parsed
         if len(best.companies) >= floor:
