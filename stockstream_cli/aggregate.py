@@ -61,6 +61,9 @@ def _date_reach(key: str) -> tuple[dt.date | None, dt.date | None] | None:
     if batch is not None:
         # A batch file of day D holds the lookback window ending at D; its start is only in the statistics.
         return None, batch[0]
+    if layout.parse_backfill_data_key(key) is not None:
+        # Which dates a backfill chunk holds is not in its key: never pruned by key, only by the statistics.
+        return None, None
     return None
 
 

@@ -1,5 +1,213 @@
-"""(being written)"""
+"""`stockstream load`: the store read back, as a table, CSV, JSON or Parquet."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import options
+
+TABLE_HEAD_ROWS = 20  # a big result shows its first and last rows; --format csv or --output gives them all
+TABLE_TAIL_ROWS = 10
 
 
-def register(app) -> None:
-    pass
+class Format(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+SUFFIX_FORMATS = {".csv": Format.csv, ".json": Format.json, ".parquet": Format.parquet, ".pq": Format.parquet}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("load")(load)
+
+
+def load(
+    symbols: options.Symbols = None,
+    date: options.Date = None,
+    start: Annotated[
+        Optional[str], typer.Option("--start", help="First trading date, YYYY-MM-DD (with --end).", show_default=False)
+    ] = None,
+    end: Annotated[
+        Optional[str], typer.Option("--end", help="Last trading date, YYYY-MM-DD, included.", show_default=False)
+    ] = None,
+    format: Annotated[
+        Optional[Format],
+        typer.Option(
+            "--format",
+            help="table, csv, json (an array of row objects) or parquet (needs --output). "
+            "[default: table; with --output, from its suffix]",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
+    ] = None,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+) -> None:
+    """Read the store back: one row per (symbol, date), the newest fetch winning, sorted by symbol then date.
+
+    Without filters, everything the store holds. Columns are the Parquet schema's.
+
+    Examples: `stockstream load --symbols BHP CBA`;
+    `stockstream load --start 2026-01-01 --end 2026-01-31 --format csv -o january.csv`;
+    `stockstream load --date 2026-01-05 --output day.parquet`.
+    """
+    from ..aggregate import DataAggregator
+    from ..settings import Settings
+    from ..values import parse_date, parse_symbols
+
+    chosen = _choose_format(format, output)
+    codes = parse_symbols(symbols)
+    first, last = _date_range(date, start, end, parse_date)
+    settings = Settings.resolve(store=store, profile=profile, region=region)
+    aggregator = DataAggregator(settings.store, profile=settings.profile, region=settings.region)
+    frame = aggregator.load(codes, start=first, end=last)
+    if frame.is_empty():
+        _note_empty(aggregator, codes, first, last)
+    if output is not None:
+        _write_file(frame, chosen, output)
+        typer.echo(f"wrote {frame.height:,} rows to {output}", err=True)
+    elif chosen is Format.table:
+        _print_table(frame)
+    else:
+        sys.stdout.write(_render_text(frame, chosen))
+        sys.stdout.flush()
+
+
+def _choose_format(format: Format | None, output: Path | None) -> Format:
+    from ..errors import InputError
+
+    if format is None:
+        if output is None:
+            return Format.table
+        inferred = SUFFIX_FORMATS.get(output.suffix.lower())
+        if inferred is None:
+            raise InputError(f"cannot tell the format of --output {output}: add --format csv, json or parquet")
+        format = inferred
+    if format is Format.parquet and output is None:
+        raise InputError("--format parquet writes a file: add --output PATH, e.g. --output prices.parquet")
+    if format is Format.table and output is not None:
+        raise InputError("--format table is for the screen: use --format csv, json or parquet with --output")
+    if output is not None:
+        if output.is_dir():
+            raise InputError(f"--output {output} is a folder: give a file name inside it")
+        if not output.parent.is_dir():
+            raise InputError(f"--output {output}: the folder {output.parent} does not exist")
+    return format
+
+
+def _date_range(date, start, end, parse_date):
+    from ..errors import InputError
+
+    if date is not None and (start is not None or end is not None):
+        raise InputError("--date is one day; --start/--end a range: give one or the other")
+    if date is not None:
+        day = parse_date(date, option="--date")
+        return day, day
+    first = None if start is None else parse_date(start, option="--start")
+    last = None if end is None else parse_date(end, option="--end")
+    if first is not None and last is not None and first > last:
+        raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
+    return first, last
+
+
+def _note_empty(aggregator, codes, first, last) -> None:
+    asked = []
+    if codes:
+        asked.append("symbols " + " ".join(codes))
+    if first is not None or last is not None:
+        asked.append(f"dates {first or '…'} to {last or '…'}" if first != last else f"date {first}")
+    days = aggregator.data_days()
+    held = f"it has data files for {len(days)} days, {days[0]} to {days[-1]}" if days else "it holds no data files yet"
+    what = f" for {', '.join(asked)}" if asked else ""
+    typer.echo(f"no rows{what} in {aggregator.store.uri}; {held}", err=True)
+
+
+def _render_text(frame, chosen: Format) -> str:
+    if chosen is Format.csv:
+        return frame.write_csv()
+    return frame.write_json() + "\n"
+
+
+def _write_file(frame, chosen: Format, output: Path) -> None:
+    """Write next to the target and rename over it: a reader never sees half a file."""
+    from ..errors import StoreError
+
+    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if chosen is Format.parquet:
+                frame.write_parquet(handle)
+            else:
+                handle.write(_render_text(frame, chosen).encode("utf-8"))
+        os.replace(temporary, output)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise StoreError(f"cannot write {output}: {error.strerror or error}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _print_table(frame) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from ..output import stdout_console
+
+    console = stdout_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # piped: do not squeeze ten columns into 80 characters
+    shown_head, hidden = _visible_rows(frame.height)
+    table = Table(box=box.SIMPLE_HEAD, caption=_caption(frame.height, hidden), caption_justify="left")
+    for column in frame.columns:
+        numeric = column not in {"symbol", "date", "fetch_timestamp"}
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    for row in frame.head(shown_head).rows():
+        table.add_row(*_cells(row))
+    if hidden:
+        table.add_row(f"… {hidden:,} rows hidden …", *[""] * (len(frame.columns) - 1), style="dim")
+        for row in frame.tail(TABLE_TAIL_ROWS).rows():
+            table.add_row(*_cells(row))
+    console.print(table)
+
+
+def _visible_rows(height: int) -> tuple[int, int]:
+    """(rows shown from the top, rows hidden in the middle)."""
+    if height <= TABLE_HEAD_ROWS + TABLE_TAIL_ROWS:
+        return height, 0
+    return TABLE_HEAD_ROWS, height - TABLE_HEAD_ROWS - TABLE_TAIL_ROWS
+
+
+def _caption(height: int, hidden: int) -> str:
+    caption = f"{height:,} row{'s' if height != 1 else ''}"
+    if hidden:
+        caption += f" ({hidden:,} hidden: use --format csv or --output FILE for all of them)"
+    return caption
+
+
+def _cells(row) -> list[str]:
+    return [_cell(value) for value in row]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

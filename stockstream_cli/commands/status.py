@@ -1,5 +1,142 @@
-"""(being written)"""
+"""`stockstream status`: what the store holds for a day, at a glance or as JSON. Exit 0 complete, 3 not."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import options
+
+FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
+LASTING_REASONS = {"not_found", "no_data"}  # rerun-failed retries these only with --all
 
 
-def register(app) -> None:
-    pass
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+def status(
+    date: options.Date = None,
+    store: options.Store = None,
+    json: options.Json = False,
+    profile: options.Profile = None,
+    region: options.Region = None,
+) -> None:
+    """What the store holds for a day (default: the latest): symbols, batches done and missing, symbols failed
+    by reason, the run's duration.
+
+    Exit 0 when the day is complete, 3 when batches are missing or symbols failed (then
+    `stockstream rerun-failed --date D` finishes it), 2 when the store has no such day.
+
+    Examples: `stockstream status`; `stockstream status --date 2026-01-05 --json`.
+    """
+    from ..settings import Settings
+
+    settings = Settings.resolve(store=store, profile=profile, region=region)
+    # The deployed pipeline's view (--remote) is a second source beside this one, rendered its own way.
+    report = _local_status(settings, date)
+    if json:
+        from ..output import emit_json
+
+        emit_json(report.to_json())
+    else:
+        _print_report(report)
+    if not report.complete:
+        raise typer.Exit(3)
+
+
+def _local_status(settings, date: str | None):
+    from ..status import day_status
+    from ..store import open_store
+    from ..values import parse_date
+
+    day = None if date is None else parse_date(date)
+    return day_status(open_store(settings.store, profile=settings.profile, region=settings.region), day)
+
+
+def _print_report(report) -> None:
+    from rich.table import Table
+
+    from ..output import stdout_console
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("Day", f"{report.date.isoformat()}  ({report.store})")
+    grid.add_row("Symbols", _symbols_line(report))
+    grid.add_row("Batches", _batches_line(report))
+    grid.add_row("Fetched", f"{report.symbols_fetched:,} of {report.total_symbols:,} symbols")
+    grid.add_row("Failed", _failed_text(report))
+    grid.add_row("Run", _run_line(report))
+    grid.add_row("Status", _verdict(report))
+    console = stdout_console()
+    console.print(grid)
+
+
+def _symbols_line(report) -> str:
+    if report.has_symbols_list:
+        return f"{report.total_symbols:,} in {len(report.batches)} batches"
+    return f"{report.total_symbols:,} (no symbols list for this day: counted from the run records)"
+
+
+def _batches_line(report):
+    from rich.text import Text
+
+    line = Text(f"{len(report.batches_done)} / {len(report.batches)} done")
+    if report.batches_missing:
+        line.append(f"  missing: {_numbers(report.batches_missing)}", style="red")
+    return line
+
+
+def _failed_text(report):
+    from rich.table import Table
+
+    if not report.failure_reasons:
+        return "none"
+    reasons = Table.grid(padding=(0, 2))
+    reasons.add_column(style="yellow", no_wrap=True)
+    reasons.add_column(justify="right")
+    reasons.add_column()
+    reasons.add_row(f"{len(report.failure_reasons):,} symbols", "", "")
+    for reason, symbols in report.failed_by_reason.items():
+        shown = " ".join(symbols[:FAILED_SYMBOLS_SHOWN])
+        if len(symbols) > FAILED_SYMBOLS_SHOWN:
+            shown += f" … (+{len(symbols) - FAILED_SYMBOLS_SHOWN} more; --json lists all)"
+        reasons.add_row(reason, str(len(symbols)), shown)
+    return reasons
+
+
+def _run_line(report) -> str:
+    if report.run is None:
+        return "no run summary (runs/D/run.json) for this day"
+    seconds = report.run.get("execution_time")
+    took = _duration(seconds) if isinstance(seconds, (int, float)) else "duration not recorded"
+    failed = report.run.get("batches_failed") or []
+    extra = f", batches failed: {_numbers(failed)}" if failed else ""
+    return f"{report.run_outcome} in {took}{extra}"
+
+
+def _verdict(report):
+    from rich.text import Text
+
+    if report.complete:
+        return Text("complete", style="bold green")
+    day = report.date.isoformat()
+    lasting = set(report.failed_by_reason) <= LASTING_REASONS
+    if report.batches_missing or not lasting:
+        hint = f"run `stockstream rerun-failed --date {day}` to finish it"
+    else:
+        hint = f"only {' and '.join(sorted(report.failed_by_reason))} failures: `stockstream rerun-failed --date {day} --all` tries them again"
+    return Text(f"incomplete: {hint}", style="bold red")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
+
+
+def _numbers(values) -> str:
+    values = [str(value) for value in values]
+    return ", ".join(values) if len(values) <= 20 else ", ".join(values[:20]) + f", … (+{len(values) - 20})"

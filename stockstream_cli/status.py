@@ -1,0 +1,220 @@
+"""What the store holds for a day: the list, batches done and missing, symbols fetched and failed, the run.
+
+Read from the store alone: the batches a day should have come from symbols/D-symbols.csv (its batch_number
+column), a batch is done when its manifest runs/D/batch-N.json is there, and the manifests say which
+symbols failed and why. runs/D/run.json, when present, adds the run's duration and outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from . import layout
+from .errors import CorruptFileError, InputError, KeyNotFound
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchRecord:
+    """One runs/D/batch-N.json, as far as status needs it."""
+
+    batch_number: int
+    symbols_processed: int
+    symbols_fetched: int
+    failure_reasons: dict[str, str]  # symbol -> reason, every failed symbol included
+    execution_time: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DayStatus:
+    date: dt.date
+    store: str
+    has_symbols_list: bool
+    total_symbols: int
+    batches: list[int]  # every batch the day should have
+    batches_done: list[int]
+    symbols_fetched: int
+    failure_reasons: dict[str, str]  # symbol -> reason, sorted by symbol
+    run: dict[str, Any] | None  # runs/D/run.json as written, None when absent
+
+    @property
+    def batches_missing(self) -> list[int]:
+        return sorted(set(self.batches) - set(self.batches_done))
+
+    @property
+    def failed_by_reason(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for symbol, reason in self.failure_reasons.items():
+            grouped.setdefault(reason, []).append(symbol)
+        return {reason: sorted(grouped[reason]) for reason in sorted(grouped, key=lambda r: (-len(grouped[r]), r))}
+
+    @property
+    def complete(self) -> bool:
+        return not self.batches_missing and not self.failure_reasons
+
+    @property
+    def run_outcome(self) -> str | None:
+        """From run.json: succeeded, partial (some symbols or batches failed) or failed (no batch succeeded)."""
+        if self.run is None:
+            return None
+        if self.run.get("num_batches") and not self.run.get("batches_succeeded"):
+            return "failed"
+        if self.run.get("batches_failed") or self.run.get("symbols_failed"):
+            return "partial"
+        return "succeeded"
+
+    def to_json(self) -> dict[str, Any]:
+        run = None
+        if self.run is not None:
+            run = {
+                "outcome": self.run_outcome,
+                "execution_time": self.run.get("execution_time"),
+                "batches_failed": self.run.get("batches_failed", []),
+                "key": layout.run_summary_key(self.date),
+            }
+        return {
+            "date": self.date.isoformat(),
+            "store": self.store,
+            "complete": self.complete,
+            "symbols_list": layout.symbols_key(self.date) if self.has_symbols_list else None,
+            "total_symbols": self.total_symbols,
+            "num_batches": len(self.batches),
+            "batches_done": self.batches_done,
+            "batches_missing": self.batches_missing,
+            "symbols_fetched": self.symbols_fetched,
+            "symbols_failed": sorted(self.failure_reasons),
+            "failure_reasons": self.failure_reasons,
+            "failed_by_reason": self.failed_by_reason,
+            "run": run,
+        }
+
+
+def store_days(store) -> list[dt.date]:
+    """Days with a symbols list or run records (batch manifests or run.json), oldest first."""
+    days = {day for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
+    for key in store.list(layout.RUNS_PREFIX):
+        manifest = layout.parse_batch_manifest_key(key)
+        if manifest is not None:
+            days.add(manifest[0])
+        elif (day := layout.parse_run_summary_key(key)) is not None:
+            days.add(day)
+    return sorted(days)
+
+
+def day_status(store, day: dt.date | None = None) -> DayStatus:
+    """The status of `day` (default: the latest day in the store); InputError when the store has no such day."""
+    days = store_days(store)
+    if day is None:
+        if not days:
+            raise InputError(
+                f"the store {store.uri} holds no days yet: run `stockstream run-local` (or `stockstream symbols`) first"
+            )
+        day = days[-1]
+    elif day not in days:
+        raise InputError(f"the store {store.uri} has nothing for {day.isoformat()}; {describe_days(days)}")
+    return _status_of(store, day)
+
+
+def describe_days(days: list[dt.date]) -> str:
+    if not days:
+        return "it holds no days yet"
+    if len(days) <= 8:
+        return "it has " + ", ".join(day.isoformat() for day in days)
+    latest = ", ".join(day.isoformat() for day in reversed(days[-5:]))
+    return f"it has {len(days)} days from {days[0].isoformat()} to {days[-1].isoformat()} (latest: {latest})"
+
+
+def _status_of(store, day: dt.date) -> DayStatus:
+    listing = _batch_members(store, day)
+    records = _batch_records(store, day)
+    run = _run_summary(store, day)
+    if listing is not None:
+        batches = sorted(set(listing.values()) | set(records))
+        total = len(listing)
+    elif run is not None and isinstance(run.get("num_batches"), int):
+        batches = sorted(set(range(run["num_batches"])) | set(records))
+        total = int(run.get("total_symbols") or sum(record.symbols_processed for record in records.values()))
+    else:
+        # No list and no run summary (fetch-batch --symbols): only the batches that reported are known.
+        batches = sorted(records)
+        total = sum(record.symbols_processed for record in records.values())
+    reasons: dict[str, str] = {}
+    for record in records.values():
+        reasons.update(record.failure_reasons)
+    return DayStatus(
+        date=day,
+        store=store.uri,
+        has_symbols_list=listing is not None,
+        total_symbols=total,
+        batches=batches,
+        batches_done=sorted(records),
+        symbols_fetched=sum(record.symbols_fetched for record in records.values()),
+        failure_reasons=dict(sorted(reasons.items())),
+        run=run,
+    )
+
+
+def _batch_members(store, day: dt.date) -> dict[str, int] | None:
+    """symbol -> batch_number from symbols/D-symbols.csv, None when the day has no list."""
+    from .asx import from_csv
+
+    key = layout.symbols_key(day)
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    return {listing.symbol: listing.batch_number for listing in from_csv(data, key)}
+
+
+def _batch_records(store, day: dt.date) -> dict[int, BatchRecord]:
+    records = {}
+    for key in store.list(layout.run_prefix(day)):
+        parsed = layout.parse_batch_manifest_key(key)
+        if parsed is not None:
+            record = parse_manifest(store.get(key), key)
+            records[parsed[1]] = record
+    return records
+
+
+def parse_manifest(data: bytes, key: str) -> BatchRecord:
+    """A runs/D/batch-N.json (the contract's fetch-batch JSON); CorruptFileError naming the key otherwise."""
+    try:
+        document = json.loads(data)
+        metadata = document["metadata"]
+        failed = list(metadata.get("symbols_failed") or [])
+        given_reasons = dict(metadata.get("failure_reasons") or {})
+        reasons = {str(symbol): str(given_reasons.get(symbol, "error")) for symbol in failed}
+        reasons.update({str(symbol): str(reason) for symbol, reason in given_reasons.items()})
+        time = metadata.get("execution_time")
+        return BatchRecord(
+            batch_number=int(metadata["batch_number"]),
+            symbols_processed=int(metadata.get("symbols_processed") or 0),
+            symbols_fetched=int(metadata.get("symbols_fetched") or 0),
+            failure_reasons=reasons,
+            execution_time=None if time is None else float(time),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise CorruptFileError(key, f"not a fetch-batch result: {_describe(error)}") from None
+
+
+def _run_summary(store, day: dt.date) -> dict[str, Any] | None:
+    key = layout.run_summary_key(day)
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise CorruptFileError(key, f"not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise CorruptFileError(key, "not a run summary (expected a JSON object)")
+    return document
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"no {error.args[0]!r} field"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
