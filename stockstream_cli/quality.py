@@ -1,0 +1,401 @@
+"""`check`: is every expected row in the store, and does what is there look right?
+
+Expected rows are (symbol, session) for every symbol of the list in force on each ASX session of the range:
+`symbols/D-symbols.csv` of that day, else the latest earlier list (else the earliest list, for days before
+the first one). A missing row gets the first reason that explains it:
+
+    listed_after   the list's listing date is after that day            (expected: not a failure)
+    suspended      the list in force has no market cap ('--' or empty)  (expected: not a failure)
+    fetch_failed   every run (or backfill) that covered the day failed the symbol, or its batch left no result
+    unexplained    a run fetched the symbol fine over that day and still no row
+    not_fetched    no run or backfill covered that day at all (a gap `backfill` fills)
+
+Suspicious data, on the newest fetch of each (symbol, date): a close that moves more than 50% from the
+previous row, a close unchanged with zero volume for 10 sessions or more, broken OHLC relations.
+Revisions: a (symbol, date) whose stored fetches disagree on a value; `load` keeps the newest, so they are
+counted, not failures.
+
+No typer or rich here: run-local and the Lambda handlers may call `check` / `check_day`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import calendar, layout
+from .errors import CorruptFileError, InputError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+BIG_MOVE = 0.5  # a close more than 50% away from the previous close
+STALE_SESSIONS = 10  # this many sessions in a row with the same close and zero volume
+CONTEXT_SESSIONS = STALE_SESSIONS  # sessions read before the range so its first days can be judged
+PRICE_FIELDS = ("open", "high", "low", "close", "adjusted_close")
+VALUE_FIELDS = (*PRICE_FIELDS, "volume")
+
+EXPECTED_REASONS = ("listed_after", "suspended")
+FAILURE_REASONS = ("fetch_failed", "unexplained", "not_fetched")
+MISSING_REASONS = (*FAILURE_REASONS, *EXPECTED_REASONS)
+SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+
+def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
+    """The check of one day, for run-local's (or the state machine's) data-quality step."""
+    return check(store, day, day, lookback_days=lookback_days)
+
+
+def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
+    """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}")
+    sessions = calendar.sessions(start, end)
+    lists = ListsInForce(store)
+    if not lists.dates and not symbols:
+        raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
+    expected = _expected(sessions, lists, symbols)
+    universe = sorted({symbol for symbol, _ in expected} | set(symbols or ()))
+
+    context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
+    raw = read_raw_rows(store, context_start, end, universe)
+    newest = newest_rows(raw)
+    present = {(s, d) for s, d in zip(newest["symbol"].to_list(), newest["date"].to_list()) if start <= d <= end}
+
+    missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
+    fetches = FetchRecord(store, start, end, lookback_days)
+    classified = classify_missing(missing, lists, fetches)
+    suspicious = find_suspicious(newest, start, end)
+    revisions = find_revisions(raw, start, end)
+    return _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions, symbols, lists)
+
+
+def _expected(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str] | None) -> set[tuple[str, dt.date]]:
+    wanted = set(symbols) if symbols else None
+    expected: set[tuple[str, dt.date]] = set()
+    for day in sessions:
+        listed = lists.symbols_on(day)
+        if listed is None:  # no list in the store at all: the named symbols are expected every session
+            names = wanted or set()
+        else:
+            names = listed if wanted is None else listed & wanted
+        expected.update((symbol, day) for symbol in names)
+    return expected
+
+
+# ---------------------------------------------------------------------------------------------- the lists
+
+
+class ListsInForce:
+    """symbols/D-symbols.csv files, read once each; the list in force on a day is the latest on or before it."""
+
+    def __init__(self, store):
+        from .asx import from_csv
+
+        self._store = store
+        self._from_csv = from_csv
+        keys = store.list(layout.SYMBOLS_PREFIX)
+        self._keys = {day: key for key in keys if (day := layout.parse_symbols_key(key))}
+        self.dates = sorted(self._keys)
+        self._cache: dict[dt.date, dict[str, Any]] = {}
+
+    def list_date_for(self, day: dt.date) -> dt.date | None:
+        earlier = [d for d in self.dates if d <= day]
+        if earlier:
+            return earlier[-1]
+        return self.dates[0] if self.dates else None
+
+    def listings_of(self, list_date: dt.date) -> dict[str, Any]:
+        if list_date not in self._cache:
+            key = self._keys[list_date]
+            self._cache[list_date] = {item.symbol: item for item in self._from_csv(self._store.get(key), key)}
+        return self._cache[list_date]
+
+    def on(self, day: dt.date) -> dict[str, Any] | None:
+        """symbol -> Listing of the list in force on `day`; None when the store holds no list."""
+        list_date = self.list_date_for(day)
+        return None if list_date is None else self.listings_of(list_date)
+
+    def symbols_on(self, day: dt.date) -> set[str] | None:
+        listed = self.on(day)
+        return None if listed is None else set(listed)
+
+    def exact(self, day: dt.date) -> dict[str, Any] | None:
+        """The list written on `day` itself (batch membership of that day's run), or None."""
+        return self.listings_of(day) if day in self._keys else None
+
+
+# ---------------------------------------------------------------------------------------------- what was fetched
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one run or backfill made of one symbol: 'ok', a failure reason, or 'batch_failed'."""
+
+    source: str  # "run 2026-11-03 batch 4" / "backfill 2026-11-25 #0"
+    result: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+
+class FetchRecord:
+    """The manifests (runs/D/batch-N.json, runs/D/backfill-N.json) that say how each day was fetched."""
+
+    def __init__(self, store, start: dt.date, end: dt.date, lookback_days: int):
+        self._store = store
+        self.lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
+        keys = store.list(layout.RUNS_PREFIX)
+        last_run = end + self.lookback
+        self.batches: dict[dt.date, dict[int, dict]] = defaultdict(dict)
+        self.backfills: list[tuple[str, dict]] = []
+        for key in keys:
+            if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
+                self.batches[parsed[0]][parsed[1]] = _metadata(store, key)
+            elif parsed_backfill := layout.parse_backfill_manifest_key(key):
+                label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
+                self.backfills.append((label, _metadata(store, key)))
+        self.run_days = sorted(set(self.batches) | {d for d in _list_days(store) if start <= d <= last_run})
+
+    def outcomes(self, symbol: str, day: dt.date, lists: ListsInForce) -> list[Outcome]:
+        found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
+        for label, meta in self.backfills:
+            if symbol in meta.get("symbols", ()) and _covers(meta, day):
+                found.append(Outcome(label, meta.get("failure_reasons", {}).get(symbol, "ok")))
+        return found
+
+    def _runs_covering(self, day: dt.date) -> list[dt.date]:
+        return [run_day for run_day in self.run_days if day <= run_day <= day + self.lookback]
+
+    def _run_outcome(self, symbol: str, run_day: dt.date, lists: ListsInForce) -> Outcome | None:
+        manifests = self.batches.get(run_day, {})
+        for number, meta in sorted(manifests.items()):
+            if symbol in meta.get("symbols_failed", ()):
+                reason = meta.get("failure_reasons", {}).get(symbol, "error")
+                return Outcome(f"run {run_day} batch {number}", reason)
+        listed = lists.exact(run_day)
+        if listed is None or symbol not in listed:
+            return None
+        number = listed[symbol].batch_number
+        if number in manifests:
+            return Outcome(f"run {run_day} batch {number}", "ok")
+        return Outcome(f"run {run_day} batch {number}", "batch_failed")
+
+
+def _metadata(store, key: str) -> dict:
+    try:
+        document = json.loads(store.get(key))
+        metadata = document.get("metadata", document)
+        if not isinstance(metadata, dict):
+            raise ValueError("no metadata object")
+        return metadata
+    except (ValueError, AttributeError) as exc:
+        raise CorruptFileError(key, f"not a stockstream manifest: {exc}") from None
+
+
+def _list_days(store) -> list[dt.date]:
+    return [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
+
+
+def _covers(meta: dict, day: dt.date) -> bool:
+    try:
+        return dt.date.fromisoformat(meta["start"]) <= day <= dt.date.fromisoformat(meta["end"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce,
+                     fetches: FetchRecord) -> dict[str, list[dict]]:
+    """Each missing (symbol, day) under the first reason that explains it (see the module docstring)."""
+    classified: dict[str, list[dict]] = {reason: [] for reason in MISSING_REASONS}
+    for symbol, day in missing:
+        reason, detail = _reason(symbol, day, lists, fetches)
+        classified[reason].append({"symbol": symbol, "date": day.isoformat(), "detail": detail})
+    return classified
+
+
+def _reason(symbol: str, day: dt.date, lists: ListsInForce, fetches: FetchRecord) -> tuple[str, str]:
+    listing = (lists.on(day) or {}).get(symbol)
+    if listing is not None and listing.listing_date is not None and listing.listing_date > day:
+        return "listed_after", f"listed {listing.listing_date.isoformat()}"
+    if listing is not None and listing.market_cap is None:
+        return "suspended", "no market cap in the list in force"
+    outcomes = fetches.outcomes(symbol, day, lists)
+    fetched = [o for o in outcomes if o.ok]
+    if fetched:
+        return "unexplained", f"{fetched[-1].source} fetched it without a bar for this day"
+    if outcomes:
+        last = outcomes[-1]
+        result = "no result (batch failed)" if last.result == "batch_failed" else last.result
+        return "fetch_failed", f"{result} ({last.source})"
+    return "not_fetched", "no run or backfill covered this day"
+
+
+# ---------------------------------------------------------------------------------------------- the rows
+
+
+def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> "pl.DataFrame":
+    """Every stored fetch (not only the newest) of rows dated in [start, end], of `symbols` when given.
+
+    The files are the ones `load` reads (aggregate.data_files: batch and backfill files, pruned by key).
+    """
+    import polars as pl
+
+    from .aggregate import DataAggregator, data_files
+    from .schema import empty_frame
+
+    keys = data_files(store.list(layout.RAW_DATA_PREFIX), start, end)
+    if not keys:
+        return empty_frame()
+    reader = DataAggregator(store)
+    predicate = pl.col("date").is_between(start, end)
+    if symbols is not None:
+        predicate = predicate & pl.col("symbol").is_in(symbols)
+    try:
+        return reader._scan(keys).filter(predicate).collect()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise reader._diagnose(keys, predicate, error) from None
+
+
+def newest_rows(raw: "pl.DataFrame") -> "pl.DataFrame":
+    """One row per (symbol, date): the newest fetch_timestamp wins, exactly as in `load`."""
+    from .aggregate import newest_per_symbol_and_date
+
+    return newest_per_symbol_and_date(raw.lazy()).collect()
+
+
+# ---------------------------------------------------------------------------------------------- suspicious data
+
+
+def find_suspicious(newest: "pl.DataFrame", start: dt.date, end: dt.date) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {kind: [] for kind in SUSPICIOUS_KINDS}
+    for symbol, rows in _by_symbol(newest):
+        found["big_move"].extend(_big_moves(symbol, rows, start, end))
+        found["stale"].extend(_stale_runs(symbol, rows, start, end))
+        found["ohlc"].extend(_broken_ohlc(symbol, rows, start, end))
+    return found
+
+
+def _by_symbol(frame: "pl.DataFrame"):
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for row in frame.iter_rows(named=True):
+        rows[row["symbol"]].append(row)
+    return sorted(rows.items())
+
+
+def _big_moves(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
+    moves = []
+    for before, row in zip(rows, rows[1:]):
+        previous, close = before["close"], row["close"]
+        if not (start <= row["date"] <= end) or not previous or previous <= 0 or close is None:
+            continue
+        change = close / previous - 1
+        if abs(change) > BIG_MOVE:
+            moves.append({"symbol": symbol, "date": row["date"].isoformat(), "previous_date": before["date"].isoformat(),
+                          "previous_close": previous, "close": close, "change": round(change, 4)})
+    return moves
+
+
+def _stale_runs(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
+    """Runs of >= STALE_SESSIONS consecutive rows with one close and zero volume, overlapping the range."""
+    runs, current = [], []
+    for row in rows + [None]:
+        if row is not None and row["volume"] == 0 and (not current or row["close"] == current[-1]["close"]):
+            current.append(row)
+            continue
+        if len(current) >= STALE_SESSIONS and current[-1]["date"] >= start and current[0]["date"] <= end:
+            runs.append({"symbol": symbol, "start": current[0]["date"].isoformat(), "end": current[-1]["date"].isoformat(),
+                         "sessions": len(current), "close": current[0]["close"]})
+        current = [row] if row is not None and row["volume"] == 0 else []
+    return runs
+
+
+def _broken_ohlc(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
+    broken = []
+    for row in rows:
+        if start <= row["date"] <= end and (problem := ohlc_problem(row)):
+            broken.append({"symbol": symbol, "date": row["date"].isoformat(), "problem": problem})
+    return broken
+
+
+def ohlc_problem(row: dict) -> str | None:
+    """What is wrong with a bar's prices, or None: low <= open, close <= high, all positive."""
+    prices = {name: row[name] for name in ("open", "high", "low", "close")}
+    if any(value is None or value != value for value in prices.values()):
+        return "a price is missing"
+    if any(value <= 0 for value in prices.values()):
+        return "a price is zero or negative"
+    o, h, l, c = prices["open"], prices["high"], prices["low"], prices["close"]
+    if l > h:
+        return f"low {l:g} above high {h:g}"
+    if h < max(o, c):
+        return f"high {h:g} below {'open' if o > c else 'close'} {max(o, c):g}"
+    if l > min(o, c):
+        return f"low {l:g} above {'open' if o < c else 'close'} {min(o, c):g}"
+    if row.get("volume") is not None and row["volume"] < 0:
+        return f"negative volume {row['volume']}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- revisions
+
+
+def find_revisions(raw: "pl.DataFrame", start: dt.date, end: dt.date) -> list[dict]:
+    """(symbol, date) pairs whose stored fetches disagree: which fields changed, oldest and newest value."""
+    import polars as pl
+
+    in_range = raw.filter(pl.col("date").is_between(start, end))
+    distinct = in_range.unique(subset=["symbol", "date", *VALUE_FIELDS])
+    revised = distinct.group_by(["symbol", "date"]).len().filter(pl.col("len") > 1).select("symbol", "date")
+    if revised.is_empty():
+        return []
+    rows = in_range.join(revised, on=["symbol", "date"]).sort(["symbol", "date", "fetch_timestamp"])
+    revisions = []
+    for (symbol, day), group in rows.group_by(["symbol", "date"], maintain_order=True):
+        oldest, newest = group.row(0, named=True), group.row(-1, named=True)
+        changed = [f for f in VALUE_FIELDS if group[f].n_unique() > 1]
+        revisions.append({
+            "symbol": symbol, "date": day.isoformat(), "fetches": group.height, "fields": changed,
+            "oldest": {f: oldest[f] for f in changed}, "newest": {f: newest[f] for f in changed},
+        })
+    return revisions
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+
+def _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
+              symbols, lists: ListsInForce) -> dict:
+    failures = sum(len(classified[r]) for r in FAILURE_REASONS)
+    flagged = sum(len(items) for items in suspicious.values())
+    unlisted = sorted(set(symbols or ()) - {s for s, _ in expected}) if lists.dates else []
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "sessions": len(sessions),
+        "symbols": len(universe),
+        "expected_rows": len(expected),
+        "present_rows": len(expected & present),
+        "complete": failures == 0 and flagged == 0,
+        "missing_counts": {reason: len(classified[reason]) for reason in MISSING_REASONS},
+        "missing": classified,
+        "suspicious_counts": {kind: len(items) for kind, items in suspicious.items()},
+        "suspicious": suspicious,
+        "revisions_count": len(revisions),
+        "revisions": revisions,
+        "lists": sorted({d.isoformat() for day in sessions if (d := lists.list_date_for(day))}),
+        "unlisted_symbols": unlisted,
+    }
+
+
+def exit_code(document: dict) -> int:
+    """0 when complete, 3 when something is missing (for a failure reason) or suspicious."""
+    return 0 if document["complete"] else 3
