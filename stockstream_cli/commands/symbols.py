@@ -45,7 +45,7 @@ def symbols(
     """
     from ..asx import check_from_file, check_source_url, update_symbols
     from ..errors import InputError
-    from ..output import emit_json, say
+    from ..output import emit_json
     from ..settings import Settings
     from ..store import open_store
     from ..values import parse_date
@@ -60,11 +60,16 @@ def symbols(
         check_source_url(settings.source_url)
     target = open_store(settings.store, profile=settings.profile, region=settings.region)
 
-    document = update_symbols(target, day, settings, from_file=from_file, force=force, note=say)
+    document = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
     if json:
         emit_json(document)
     else:
         _print_summary(document, day, target.uri, settings.batch_size)
+
+
+def _note(message: str) -> None:
+    # Plain text, not rich: the notes quote what the source sent, which may hold [brackets] and long URLs.
+    typer.echo(f"stockstream: {message}", err=True)
 
 
 def _print_summary(document: dict, day, store_uri: str, batch_size: int) -> None:
