@@ -1,5 +1,109 @@
-"""(being written)"""
+"""`stockstream fetch-batch`: fetch one batch of one day from Yahoo into the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import options
 
 
 def register(app) -> None:
-    pass
+    app.command("fetch-batch")(fetch_batch)
+
+
+BatchNumber = Annotated[
+    int,
+    typer.Option("--batch-number", help="The batch to fetch: batch N holds symbols [N*size, (N+1)*size) of the day's list.",
+                 show_default=False),
+]
+
+SHOWN_FAILURES = 20
+
+
+def fetch_batch(
+    batch_number: BatchNumber,
+    date: options.Date = None,
+    symbols: options.Symbols = None,
+    delay: options.Delay = None,
+    retries: options.Retries = None,
+    retry_wait: options.RetryWait = None,
+    lookback_days: options.LookbackDays = None,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+    json: options.Json = False,
+) -> None:
+    """Fetch daily OHLCV of one batch from Yahoo, clean it, write raw-data/D-batch-N.parquet and runs/D/batch-N.json.
+
+    Without --symbols the batch is read from symbols/D-symbols.csv (run `stockstream symbols` first). With
+    --symbols those symbols are fetched and merged into the batch's files: rows of other symbols are kept,
+    and a refetched (symbol, date) replaces the stored one. Exit 0 when every symbol was fetched, 3 when
+    some failed (they are listed in the manifest with their reason), 1 when the whole batch failed.
+
+    Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
+    """
+    from ..errors import InputError
+    from ..fetch import batch_codes, fetch_batch as run_fetch_batch
+    from ..output import emit_json
+    from ..settings import Settings
+    from ..store import open_store
+    from ..values import parse_date, parse_symbols
+
+    day = parse_date(date)
+    codes = parse_symbols(symbols)
+    if batch_number < 0:
+        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
+    settings = Settings.resolve(delay=delay, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+                                store=store, profile=profile, region=region)
+    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
+
+    if json:
+        document = run_fetch_batch(target, day, batch_number, settings, symbols=codes)
+        emit_json(document)
+    else:
+        document = _with_progress(lambda on_symbol: run_fetch_batch(
+            target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
+        _print_summary(document, target.uri)
+    if document["metadata"]["symbols_failed"]:
+        raise typer.Exit(3)
+
+
+def _with_progress(run, total: int, batch_number: int) -> dict:
+    """A progress bar on stderr (only when it is a terminal), advanced after each symbol."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return run(None)
+    with Progress(TextColumn(f"batch {batch_number}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("", total=total)
+
+        def on_symbol(symbol: str, reason: str | None) -> None:
+            progress.update(task, advance=1, description=f"{symbol} {reason or 'ok'}")
+
+        return run(on_symbol)
+
+
+def _print_summary(document: dict, store_uri: str) -> None:
+    meta = document["metadata"]
+    lines = [
+        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']} of {meta['symbols_processed']} "
+        f"symbols fetched, {len(meta['symbols_failed'])} failed ({meta['execution_time']:.1f} s)",
+        f"{meta['rows']} rows for {meta['window']['start']}..{meta['window']['end']} "
+        f"in {store_uri.rstrip('/')}/{meta['s3_key']}",
+    ]
+    dropped = {reason: count for reason, count in meta["rows_dropped"].items() if count}
+    if dropped:
+        lines.append("rows dropped: " + ", ".join(f"{count} {reason.replace('_', '-')}" for reason, count in dropped.items()))
+    by_reason: dict[str, list[str]] = {}
+    for symbol, reason in meta["failure_reasons"].items():
+        by_reason.setdefault(reason, []).append(symbol)
+    for reason, failed in sorted(by_reason.items()):
+        shown = " ".join(failed[:SHOWN_FAILURES]) + (f" ... and {len(failed) - SHOWN_FAILURES} more" if len(failed) > SHOWN_FAILURES else "")
+        lines.append(f"failed, {reason}: {shown}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,264 @@
+"""Yahoo Finance through yfinance, behind one function: `fetch(symbol, start, end, timeout)`.
+
+It returns the symbol's daily bars as a polars frame (before cleaning) or a `Failure` saying why not, with
+one of the contract's reasons. yfinance is used the way the pipeline needs it:
+
+- one chart request per symbol: yfinance asks Yahoo for a symbol's timezone (`range=1d`) before its first
+  history call unless the timezone is in its sqlite cache, so `prepare()` points that cache at a writable
+  folder and seeds `Australia/Sydney` for every `.AX` ticker before any request;
+- exceptions on (`yf.config.debug.hide_exceptions = False`), so a failure is an exception we can classify
+  instead of a log line and an empty frame; yfinance's own network retries off (ours are in fetch.py);
+- the chart request goes around yfinance's in-process response cache (`cache_get`), which would otherwise
+  replay a failed answer to our retries, and its HTTP status is kept to tell a 404 from a 5xx.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
+
+from .values import SYDNEY, yahoo_ticker
+
+if TYPE_CHECKING:
+    import polars as pl
+
+RATE_LIMITED = "rate_limited"
+NOT_FOUND = "not_found"
+NO_DATA = "no_data"
+INVALID_DATA = "invalid_data"
+TIMEOUT = "timeout"
+ERROR = "error"
+FAILURE_REASONS = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR)
+RETRYABLE = frozenset({RATE_LIMITED, TIMEOUT, ERROR})
+
+RAW_COLUMNS = ("date", "open", "high", "low", "close", "adjusted_close", "volume")
+_NOT_FOUND_WORDS = ("delisted", "not found", "no data found")
+
+_setup_lock = threading.Lock()
+_configured_cache_dir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """Why a symbol has no bars: one of FAILURE_REASONS, and what Yahoo or yfinance said."""
+
+    reason: str
+    detail: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRYABLE
+
+
+FetchOutcome = Union["pl.DataFrame", Failure]
+
+
+def default_cache_dir() -> str:
+    """Where yfinance keeps its caches when STOCKSTREAM_CACHE_DIR is not set: /tmp on Lambda."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return os.path.join(tempfile.gettempdir(), "stockstream-yfinance")
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir("stockstream"), "yfinance")
+
+
+def prepare(codes: Iterable[str], cache_dir: str | None = None) -> None:
+    """Configure yfinance once per process (and per cache folder) and seed the timezone of every symbol."""
+    configure(cache_dir)
+    seed_timezones(codes)
+
+
+def configure(cache_dir: str | None = None) -> str:
+    """Point yfinance's caches at `cache_dir` (created if needed), turn its exceptions on and retries off."""
+    global _configured_cache_dir
+    import yfinance as yf
+
+    folder = _writable_folder(cache_dir or default_cache_dir())
+    with _setup_lock:
+        yf.config.debug.hide_exceptions = False
+        yf.config.network.retries = 0
+        warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
+        if folder != _configured_cache_dir:
+            yf.set_tz_cache_location(folder)
+            _forget_open_caches()
+            _configured_cache_dir = folder
+    return folder
+
+
+def seed_timezones(codes: Iterable[str]) -> int:
+    """Store Australia/Sydney as the timezone of CODE.AX for each code not cached yet; returns how many."""
+    from yfinance import cache
+
+    tz_cache = cache.get_tz_cache()
+    seeded = 0
+    for code in codes:
+        ticker = yahoo_ticker(code)
+        if tz_cache.lookup(ticker) != SYDNEY:
+            tz_cache.store(ticker, SYDNEY)
+            seeded += 1
+    return seeded
+
+
+def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> FetchOutcome:
+    """Daily bars of ASX `symbol` for the Sydney trading days start..end (both included), or a Failure.
+
+    The frame has RAW_COLUMNS: `date` (the Sydney trading date), prices as float64 with nulls where Yahoo
+    sent null, `volume` float64 (null-able). Nothing is dropped here: cleaning is schema.clean_bars's job.
+    One call sends one chart request (after `prepare`); it never retries.
+    """
+    import yfinance as yf
+
+    ticker = yf.Ticker(yahoo_ticker(symbol))
+    recorder = _route_through_recorder(ticker)
+    try:
+        frame = ticker.history(
+            start=start,
+            end=end + dt.timedelta(days=1),
+            interval="1d",
+            auto_adjust=False,
+            actions=False,
+            keepna=True,
+            timeout=timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+        return classify_exception(exc, recorder.last_status if recorder else None)
+    status = recorder.last_status if recorder else None
+    if status is not None and status >= 400:
+        return classify_status(status, "HTTP status with a parsable body")
+    if frame is None or frame.empty:
+        return Failure(NO_DATA, "no bars in the window")
+    return to_polars(frame)
+
+
+def to_polars(frame) -> "pl.DataFrame":
+    """yfinance's frame (tz-aware index) -> RAW_COLUMNS, `date` being the trading date in Sydney."""
+    import polars as pl
+
+    index = frame.index.tz_convert(SYDNEY) if frame.index.tz is not None else frame.index.tz_localize(SYDNEY)
+    return pl.DataFrame(
+        {
+            "date": pl.Series([stamp.date() for stamp in index], dtype=pl.Date),
+            "open": _floats(frame, "Open"),
+            "high": _floats(frame, "High"),
+            "low": _floats(frame, "Low"),
+            "close": _floats(frame, "Close"),
+            "adjusted_close": _floats(frame, "Adj Close" if "Adj Close" in frame.columns else "Close"),
+            "volume": _floats(frame, "Volume"),
+        }
+    )
+
+
+def classify_exception(exc: BaseException, status: int | None = None) -> Failure:
+    """The contract's reason for what yfinance raised (status: the chart request's HTTP status, if any)."""
+    from yfinance.exceptions import YFDataException, YFRateLimitError, YFTickerMissingError
+
+    detail = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, YFRateLimitError):
+        return Failure(RATE_LIMITED, detail)
+    if status is not None and status >= 400:
+        return classify_status(status, detail)
+    if _is_timeout(exc):
+        return Failure(TIMEOUT, detail)
+    if isinstance(exc, YFTickerMissingError):
+        reason = getattr(exc, "yahoo_reason", None) or getattr(exc, "rationale", "") or ""
+        if type(exc).__name__ == "YFTzMissingError" or any(word in reason.lower() for word in _NOT_FOUND_WORDS):
+            return Failure(NOT_FOUND, detail)
+        return Failure(NO_DATA, detail)
+    if isinstance(exc, (ValueError, KeyError, TypeError, IndexError, YFDataException)):
+        return Failure(ERROR, f"unusable response: {detail}")
+    return Failure(ERROR, detail)
+
+
+def classify_status(status: int, detail: str) -> Failure:
+    if status == 429:
+        return Failure(RATE_LIMITED, f"HTTP 429 ({detail})")
+    if status == 404:
+        return Failure(NOT_FOUND, f"HTTP 404: no such symbol or delisted ({detail})")
+    return Failure(ERROR, f"HTTP {status} ({detail})")
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """requests', curl_cffi's and the standard library's timeouts (yfinance uses curl_cffi when it can)."""
+    if isinstance(exc, TimeoutError):
+        return True
+    timeouts: list[type] = []
+    try:
+        import requests
+
+        timeouts.append(requests.exceptions.Timeout)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from curl_cffi.requests.exceptions import Timeout as CurlTimeout
+
+        timeouts.append(CurlTimeout)
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, tuple(timeouts)) or type(exc).__name__ in {"Timeout", "ReadTimeout", "ConnectTimeout"}
+
+
+class _StatusRecorder:
+    """Stands in for yfinance's shared YfData inside one Ticker: no response cache, last status kept."""
+
+    def __init__(self, data):
+        self._data = data
+        self.last_status: int | None = None
+
+    def get(self, url, params=None, timeout=30):
+        self.last_status = None
+        response = self._data.get(url, params=params, timeout=timeout)
+        self.last_status = getattr(response, "status_code", None)
+        return response
+
+    cache_get = get
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+
+def _route_through_recorder(ticker) -> _StatusRecorder | None:
+    """Give the Ticker's price history a recorder; None if this yfinance has no such attribute."""
+    if getattr(ticker, "_price_history", "missing") is not None or not hasattr(ticker, "_data"):
+        return None
+    recorder = _StatusRecorder(ticker._data)
+    ticker._data = recorder
+    return recorder
+
+
+def _floats(frame, column: str):
+    import polars as pl
+
+    return pl.Series(frame[column].to_numpy(dtype="float64", na_value=float("nan")), dtype=pl.Float64).fill_nan(None)
+
+
+def _writable_folder(folder: str) -> str:
+    """The folder, created; a temporary one when it cannot be (a read-only home, say)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    fallback = os.path.join(tempfile.gettempdir(), "stockstream-yfinance")
+    os.makedirs(fallback, exist_ok=True)
+    return fallback
+
+
+def _forget_open_caches() -> None:
+    """yfinance opens its sqlite caches once; after a new location, make it open them again there."""
+    from yfinance import cache
+
+    for manager, attribute in (
+        ("_TzCacheManager", "_tz_cache"),
+        ("_CookieCacheManager", "_Cookie_cache"),
+        ("_ISINCacheManager", "_isin_cache"),
+    ):
+        holder = getattr(cache, manager, None)
+        if holder is not None and hasattr(holder, attribute):
+            setattr(holder, attribute, None)
