@@ -183,8 +183,40 @@ class DataAggregator:
                 query = self._scan([key])
                 (query if predicate is None else query.filter(predicate)).collect()
             except Exception as file_error:
-                return _file_error(key, self.store.polars_path(key), file_error)
+                return self._file_error(key, file_error)
         return StoreError(f"cannot read the data in {self.store.uri}: {_first_line(error)}")
+
+    def _file_error(self, key: str, error: Exception) -> Exception:
+        """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""
+        import polars as pl
+
+        path = self.store.polars_path(key)
+        reason = _first_line(error).replace(path, key)
+        if isinstance(error, OSError) or "object-store" in reason or "object_store" in reason:
+            return StoreError(f"cannot read {key}: {reason}")
+        if not isinstance(error, pl.exceptions.PolarsError):
+            return error
+        try:
+            found = pl.scan_parquet(path, storage_options=self.store.polars_storage_options(), glob=False).collect_schema()
+        except Exception as schema_error:
+            return CorruptFileError(key, f"not a Parquet file: {_first_line(schema_error).replace(path, key)}")
+        return CorruptFileError(key, schema_difference(found) or reason)
+
+
+def schema_difference(found: "pl.Schema") -> str | None:
+    """How a file's schema differs from the contract's, in a user's words; None when it does not."""
+    expected = schema.polars_schema()
+    problems = []
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    if missing:
+        problems.append("missing column" + ("s " if len(missing) > 1 else " ") + ", ".join(missing))
+    if extra:
+        problems.append("unexpected column" + ("s " if len(extra) > 1 else " ") + ", ".join(extra))
+    for name, kind in expected.items():
+        if name in found and found[name] != kind:
+            problems.append(f"{name} is {found[name]}, expected {kind}")
+    return "not the stockstream schema: " + "; ".join(problems) if problems else None
 
 
 def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
@@ -222,17 +254,6 @@ def _required_date(value: Any, name: str) -> dt.date:
     if not isinstance(value, (str, dt.date)):
         raise InputError(f"{name} {value!r} is not a date: give YYYY-MM-DD or datetime.date")
     return parse_date(value, option=name)
-
-
-def _file_error(key: str, path: str, error: Exception) -> Exception:
-    """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""
-    import polars as pl
-
-    reason = _first_line(error).replace(path, key)
-    unreachable = isinstance(error, OSError) or "object-store" in reason or "object_store" in reason
-    if isinstance(error, pl.exceptions.PolarsError) and not unreachable:
-        return CorruptFileError(key, reason)
-    return StoreError(f"cannot read {key}: {reason}")
 
 
 def _first_line(error: Exception) -> str:
