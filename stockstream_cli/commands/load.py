@@ -90,6 +90,11 @@ def load(
 def _choose_format(format: Format | None, output: Path | None) -> Format:
     from ..errors import InputError
 
+    if output is not None:
+        if output.is_dir():
+            raise InputError(f"--output {output} is a folder: give a file name inside it")
+        if not output.parent.is_dir():
+            raise InputError(f"--output {output}: the folder {output.parent} does not exist")
     if format is None:
         if output is None:
             return Format.table
@@ -101,11 +106,6 @@ def _choose_format(format: Format | None, output: Path | None) -> Format:
         raise InputError("--format parquet writes a file: add --output PATH, e.g. --output prices.parquet")
     if format is Format.table and output is not None:
         raise InputError("--format table is for the screen: use --format csv, json or parquet with --output")
-    if output is not None:
-        if output.is_dir():
-            raise InputError(f"--output {output} is a folder: give a file name inside it")
-        if not output.parent.is_dir():
-            raise InputError(f"--output {output}: the folder {output.parent} does not exist")
     return format
 
 
