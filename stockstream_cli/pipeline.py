@@ -398,10 +398,9 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     outcomes: dict[int, BatchOutcome] = {}
     if not jobs:
         return outcomes, False
-    pacer = StoppablePacer(_shared_pacer(settings), control)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
-    futures = [pool.submit(_run_batch, store, day, settings, job, pacer, observer, control) for job in jobs]
+    futures = [pool.submit(_run_batch, store, day, settings, job, observer, control) for job in jobs]
     interrupted = False
     try:
         for future in concurrent.futures.as_completed(futures):
@@ -434,7 +433,7 @@ def _wait_for_workers(futures) -> None:
             continue
 
 
-def _run_batch(store, day, settings, job: BatchJob, pacer, observer: Observer, control: _Control) -> BatchOutcome:
+def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control: _Control) -> BatchOutcome:
     """One batch as the Map state runs it: the task, retried on failure, then caught and recorded."""
     from . import fetch
 
@@ -448,7 +447,8 @@ def _run_batch(store, day, settings, job: BatchJob, pacer, observer: Observer, c
         try:
             document = fetch.fetch_batch(store, day, job.batch_number, settings,
                                          symbols=list(job.subset) if job.subset is not None else None,
-                                         pacer=pacer, on_symbol=on_symbol)
+                                         pacer=_worker_pacer(settings, control), on_symbol=on_symbol,
+                                         sleep=control.wait)
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
             error = _describe(exc)
             if attempt > BATCH_RETRIES:
@@ -462,11 +462,11 @@ def _run_batch(store, day, settings, job: BatchJob, pacer, observer: Observer, c
     raise AssertionError("unreachable")
 
 
-def _shared_pacer(settings):
-    """One pacer for every worker, so --rate and the backoff after a 429 hold across the whole run."""
+def _worker_pacer(settings, control: _Control) -> StoppablePacer:
+    """The batch's own pacer (--delay is per worker), its waits cut short when the run is stopped."""
     from . import pacing
 
-    return pacing.pacer_for(settings)
+    return StoppablePacer(pacing.pacer_from_settings(settings, sleep=control.wait), control)
 
 
 def _describe(exc: BaseException) -> str:

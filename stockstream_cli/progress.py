@@ -153,12 +153,27 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
         f"{len(run['symbols_failed'])} failed; {run['batches_succeeded']} of {run['num_batches']} batches "
         f"succeeded in {run['execution_time']:.1f} s",
         markup=False,
+        soft_wrap=True,
     )
     table = failures_table(run)
     if table is not None:
         console.print(table)
-    if run["symbols_failed"]:
-        console.print(f"To fetch the failed symbols again: stockstream rerun-failed --date {run['date']}", markup=False)
+    hint = rerun_hint(run)
+    if hint:
+        console.print(hint, markup=False, soft_wrap=True)
+
+
+def rerun_hint(run: Mapping[str, Any]) -> str | None:
+    """What to type next: plain rerun-failed for retryable failures, --all when only final ones are left."""
+    from .pipeline import RETRYABLE_REASONS
+
+    if not run["symbols_failed"]:
+        return None
+    reasons = run.get("failure_reasons", {})
+    command = f"stockstream rerun-failed --date {run['date']}"
+    if run["batches_failed"] or any(reasons.get(s, "error") in RETRYABLE_REASONS for s in run["symbols_failed"]):
+        return f"To fetch the failed symbols again: {command}"
+    return f"The failures left are final (not_found, no_data); to try them anyway: {command} --all"
 
 
 def failures_by_reason(run: Mapping[str, Any]) -> dict[str, list[str]]:

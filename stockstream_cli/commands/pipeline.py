@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Optional
 
 import typer
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
             retries=retries, retry_wait=retry_wait, lookback_days=lookback_days, source_url=source_url,
         )
         source = pipeline.asx_source(from_file=from_file, force=force)
-        with _observer(json_output, f"run-local {day.isoformat()}") as observer:
+        with _observer(json_output, f"run-local {day.isoformat()}") as observer, _interruptible(day):
             run = pipeline.run_local(data_store, day, settings, source=source, observer=observer)
         _finish(run, json_output)
 
@@ -106,7 +107,7 @@ def register(app: typer.Typer) -> None:
             date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, retries=retries,
             retry_wait=retry_wait, lookback_days=lookback_days,
         )
-        with _observer(json_output, f"rerun-failed {day.isoformat()}") as observer:
+        with _observer(json_output, f"rerun-failed {day.isoformat()}") as observer, _interruptible(day):
             run = pipeline.rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)
         _finish(run, json_output)
 
@@ -125,6 +126,19 @@ def _observer(json_output: bool, title: str):
     from ..progress import observer_for
 
     return observer_for(json_output=json_output, title=title)
+
+
+@contextlib.contextmanager
+def _interruptible(day):
+    """A Ctrl-C that lands outside the batches (a store write, the summary) still exits 130 with advice."""
+    from ..errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; run `stockstream rerun-failed --date {day.isoformat()}` to finish the day"
+        ) from None
 
 
 def _finish(run: dict, json_output: bool) -> None:

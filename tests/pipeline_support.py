@@ -1,0 +1,104 @@
+"""Support for the run-local / rerun-failed tests: a generated ASX list, a store that fails on cue, reading a
+store back, and a launcher that runs `stockstream` with the fake Yahoo installed (for subprocess tests,
+tmux checks and benchmarks).
+
+    python tests/pipeline_support.py run-local --from-file list.csv --store ./data ...
+
+The launcher reads STOCKSTREAM_FAKE_LATENCY (seconds per request) and STOCKSTREAM_FAKE_FAULTS (JSON
+{"CODE": ["kind", times-or-null], ...}) from the environment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import string
+import sys
+from pathlib import Path
+
+MARKIT_HEADER = '"ASX code","Company name","GICs industry group","Listing date","Market Cap"'
+
+
+def asx_codes(count: int) -> list[str]:
+    """`count` distinct valid ASX codes in ASCII order, some with digits, as the real list has."""
+    alphabet = string.digits[1:4] + string.ascii_uppercase
+    codes = ["".join(parts) for parts in itertools.product(alphabet, repeat=3)]
+    step = len(codes) // (count + 1)
+    picked = [code for code in codes[step::step] if not code.isdigit()][:count]
+    assert len(picked) == count
+    return sorted(picked)
+
+
+def write_markit_csv(path: Path, codes: list[str]) -> Path:
+    """A list in the Markit directory format (names with commas, DD/MM/YYYY dates, '--' market caps)."""
+    lines = [MARKIT_HEADER]
+    for i, code in enumerate(codes):
+        cap = "--" if i % 11 == 0 else str(1_000_000 + i * 7919)
+        lines.append(f'"{code}","{code} Holdings, Ltd","Materials","{1 + i % 28:02d}/0{1 + i % 9}/2010","{cap}"')
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+class FailingPutStore:
+    """Wraps a store: the first `times` puts of `key` raise StoreError (a full disk, an S3 500)."""
+
+    def __init__(self, inner, key: str, times: int = 1):
+        self._inner = inner
+        self.key = key
+        self.remaining = times
+        self.failed_puts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        from stockstream_cli.errors import StoreError
+
+        if key == self.key and self.remaining > 0:
+            self.remaining -= 1
+            self.failed_puts += 1
+            raise StoreError(f"cannot write {key}: injected failure")
+        self._inner.put(key, data)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def store_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    """{relative path: (bytes, mtime_ns)} of every file under a local store, hidden ones included."""
+    return {
+        path.relative_to(root).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def stored_rows(root: Path, day) -> "polars.DataFrame":
+    """Every row of the day's batch files, fetch_timestamp left out, sorted: what a run stored."""
+    import polars as pl
+
+    files = sorted((root / "raw-data").glob(f"{day.isoformat()}-batch-*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    frame = pl.concat([pl.read_parquet(f) for f in files])
+    return frame.drop("fetch_timestamp").sort("symbol", "date")
+
+
+def install_fake_yahoo_from_environment():
+    """A FakeYahoo configured from STOCKSTREAM_FAKE_*; returns its `installed()` context manager."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from yahoo_fake import FakeYahoo
+
+    fake = FakeYahoo(latency=float(os.environ.get("STOCKSTREAM_FAKE_LATENCY", "0") or 0))
+    for code, (kind, times) in json.loads(os.environ.get("STOCKSTREAM_FAKE_FAULTS", "{}") or "{}").items():
+        fake.fault(code, kind, times)
+    return fake.installed()
+
+
+def main(argv: list[str]) -> None:
+    from stockstream_cli.cli import app
+
+    with install_fake_yahoo_from_environment():
+        app(args=argv, prog_name="stockstream")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
