@@ -228,7 +228,17 @@ def _foreign(kind: str) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("content", ["not-parquet", "empty", "other-columns", "wrong-type", "extra-column", "missing-column"])
+REASONS = {
+    "not-parquet": "not a Parquet file",
+    "empty": "not a Parquet file",
+    "other-columns": "not the stockstream schema: missing columns symbol, date,",
+    "wrong-type": "not the stockstream schema: volume is Float64, expected Int64",
+    "extra-column": "not the stockstream schema: unexpected column note",
+    "missing-column": "not the stockstream schema: missing column adjusted_close",
+}
+
+
+@pytest.mark.parametrize("content", list(REASONS))
 @pytest.mark.parametrize("position", ["first", "last"])
 def test_a_corrupt_or_foreign_file_is_named(two_days, content, position):
     day = MON if position == "first" else FRI
@@ -240,6 +250,7 @@ def test_a_corrupt_or_foreign_file_is_named(two_days, content, position):
         DataAggregator(str(two_days)).load()
     assert caught.value.key == key
     assert key in str(caught.value) and "\n" not in str(caught.value)
+    assert REASONS[content] in str(caught.value)
 
 
 # ------------------------------------------------------------------------------------------ S3

@@ -151,8 +151,11 @@ def _write_file(frame, chosen: Format, output: Path) -> None:
         with os.fdopen(fd, "wb") as handle:
             if chosen is Format.parquet:
                 frame.write_parquet(handle)
+            elif chosen is Format.csv:
+                frame.write_csv(handle)
             else:
-                handle.write(_render_text(frame, chosen).encode("utf-8"))
+                frame.write_json(handle)
+                handle.write(b"\n")
         os.replace(temporary, output)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
