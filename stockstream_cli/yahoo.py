@@ -141,17 +141,13 @@ def to_polars(frame) -> "pl.DataFrame":
     import polars as pl
 
     index = frame.index.tz_convert(SYDNEY) if frame.index.tz is not None else frame.index.tz_localize(SYDNEY)
+    sources = {"open": "Open", "high": "High", "low": "Low", "close": "Close",
+               "adjusted_close": "Adj Close" if "Adj Close" in frame.columns else "Close", "volume": "Volume"}
+    columns = {name: frame[source].to_numpy(dtype="float64", na_value=float("nan")) for name, source in sources.items()}
     return pl.DataFrame(
-        {
-            "date": pl.Series([stamp.date() for stamp in index], dtype=pl.Date),
-            "open": _floats(frame, "Open"),
-            "high": _floats(frame, "High"),
-            "low": _floats(frame, "Low"),
-            "close": _floats(frame, "Close"),
-            "adjusted_close": _floats(frame, "Adj Close" if "Adj Close" in frame.columns else "Close"),
-            "volume": _floats(frame, "Volume"),
-        }
-    )
+        {"date": pl.Series(index.tz_localize(None).to_numpy().astype("datetime64[ms]")).dt.date(), **columns},
+        schema_overrides={name: pl.Float64 for name in sources},
+    ).with_columns(pl.col(name).fill_nan(None) for name in sources)
 
 
 def classify_exception(exc: BaseException, status: int | None = None) -> Failure:
@@ -229,12 +225,6 @@ def _route_through_recorder(ticker) -> _StatusRecorder | None:
     recorder = _StatusRecorder(ticker._data)
     ticker._data = recorder
     return recorder
-
-
-def _floats(frame, column: str):
-    import polars as pl
-
-    return pl.Series(frame[column].to_numpy(dtype="float64", na_value=float("nan")), dtype=pl.Float64).fill_nan(None)
 
 
 def _writable_folder(folder: str) -> str:

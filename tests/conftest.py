@@ -6,6 +6,8 @@ import os
 import socket
 import pytest
 
+from yahoo_fake import fake_yahoo  # noqa: F401  (the offline Yahoo fixture; see tests/yahoo_fake.py)
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 _real_connect = socket.socket.connect
 
