@@ -1,0 +1,120 @@
+"""Support for the AWS tests: the deployed Lambdas run in-process, the state machine for real, in moto.
+
+moto would run a Lambda in Docker; `LambdaFunction._invoke_lambda` is patched instead to call the project's
+own handler, picked the way AWS picks it (the function's ImageConfig.Command, e.g.
+"stock_data_fetcher.handler") from lambda_src/, with the function's environment variables applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import importlib.util
+import json
+import os
+import threading
+import traceback
+import types
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_URI = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/stockstream-lambda:test-1"
+REGION = "ap-southeast-2"
+_ENV_LOCK = threading.Lock()
+
+
+def load_handler(command: str):
+    module_name, function = command.rsplit(".", 1)
+    spec = importlib.util.spec_from_file_location(f"lambda_{module_name}", REPO / "lambda_src" / f"{module_name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)
+
+
+class InProcessLambdas:
+    """A replacement for moto's LambdaFunction._invoke_lambda that runs the project's handlers here."""
+
+    def __init__(self) -> None:
+        self.invocations: list[tuple[str, dict]] = []
+        self.errors: list[str] = []
+
+    def install(self, monkeypatch) -> "InProcessLambdas":
+        from moto.awslambda.models import LambdaFunction
+
+        runner = self
+
+        def _invoke_lambda(function, event=None):
+            return runner.invoke(function, event)
+
+        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+        return self
+
+    def invoke(self, function, event) -> tuple[str, bool, str]:
+        event = event if isinstance(event, dict) else json.loads(event or "{}")
+        self.invocations.append((function.function_name, event))
+        with _ENV_LOCK:  # the same values for both functions, so concurrent Map items agree
+            os.environ.update({k: str(v) for k, v in function.environment_vars.items()})
+        handler = load_handler(function.image_config.cmd[0])
+        try:
+            result = handler(event, types.SimpleNamespace(function_name=function.function_name))
+            return json.dumps(result), False, ""
+        except Exception as exc:  # what the Lambda runtime returns for an unhandled error
+            self.errors.append(f"{function.function_name}: {type(exc).__name__}: {exc}")
+            body = {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__)[-3:]}
+            return json.dumps(body), True, ""
+
+
+def run_state_machines(endpoint: str) -> None:
+    """Turn on moto's real execution of state machines (the server's config survives nothing but this call)."""
+    requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
+
+
+def no_retry_intervals(monkeypatch) -> None:
+    """The ASL's Retry intervals (60 s, 30 s) are real waits in moto: make them instant."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    monkeypatch.setattr(retrier_decl, "time", types.SimpleNamespace(sleep=lambda seconds: None))
+
+
+@contextlib.contextmanager
+def serving(body: bytes, status: int = 200, content_type: str = "text/csv"):
+    """A loopback HTTP server answering every GET with `body`; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/directory.csv"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def markit_csv(codes: list[str]) -> bytes:
+    lines = ['"ASX code","Company name","GICs industry group","Listing date","Market Cap"']
+    for i, code in enumerate(codes):
+        lines.append(f'"{code}","{code} Holdings, Ltd","Materials","{1 + i % 28:02d}/03/2010","{1000000 + i}"')
+    return "\n".join(lines).encode()
+
+
+def wait_for(sfn, execution_arn: str, attempts: int = 2000) -> dict:
+    """Poll an execution until it stops (moto runs it in a thread; each poll is a real round trip)."""
+    for _ in range(attempts):
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+    raise AssertionError(f"{execution_arn} still running")

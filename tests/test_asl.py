@@ -1,0 +1,127 @@
+"""infra/asl.json: the state machine's structure, as the design and the contract describe it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stockstream_cli.aws import resources as res
+from stockstream_cli.aws.assets import find_sources
+
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict:
+    return json.loads(find_sources().asl_path.read_text())
+
+
+def _fetch_task(asl):
+    return asl["States"]["SplitIntoBatches"]["ItemProcessor"]["States"]["FetchStockData"]
+
+
+def test_every_state_is_reachable_and_every_transition_lands(asl):
+    states = asl["States"]
+    seen, todo = set(), [asl["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        nexts = [state.get("Next"), state.get("Default")]
+        nexts += [c["Next"] for c in state.get("Choices", [])] + [c["Next"] for c in state.get("Catch", [])]
+        todo.extend(n for n in nexts if n)
+        assert n_is_terminal_or_continues(state), name
+    assert seen == set(states)
+
+
+def n_is_terminal_or_continues(state: dict) -> bool:
+    return state["Type"] in {"Choice", "Fail", "Succeed"} or bool(state.get("Next")) != bool(state.get("End"))
+
+
+def test_input_with_symbol_batches_skips_the_symbol_step(asl):
+    start = asl["States"][asl["StartAt"]]
+    assert start["Type"] == "Choice"
+    assert start["Choices"] == [{"Variable": "$.symbolBatches", "IsPresent": True, "Next": "SplitIntoBatches"}]
+    assert start["Default"] == "UpdateASXSymbols"
+
+
+def test_symbol_step_retries_then_notifies(asl):
+    task = asl["States"]["UpdateASXSymbols"]
+    assert task["Type"] == "Task" and task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"]["FunctionName"] == "${AsxSymbolUpdaterArn}"
+    assert task["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0}]
+    assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+    # only what the Map needs flows on: the date, the batches, the metadata; never the flat symbol list twice
+    assert set(task["ResultSelector"]) == {"date.$", "symbolBatches.$", "metadata.$"}
+    assert task["Next"] == "SplitIntoBatches"
+
+
+def test_the_map_fans_out_batches_with_the_runs_date(asl):
+    split = asl["States"]["SplitIntoBatches"]
+    assert split["Type"] == "Map"
+    assert split["ItemsPath"] == "$.symbolBatches"
+    assert split["MaxConcurrency"] == 10
+    assert split["ItemSelector"]["date.$"] == "$.date"
+    assert split["ItemSelector"]["symbols.$"] == "$$.Map.Item.Value.symbols"
+    assert split["ItemSelector"]["batchNumber.$"] == "$$.Map.Item.Value.batchNumber"
+    assert split["ResultPath"] == "$.batchResults"
+    assert split["Next"] == "AggregateResults"
+    assert asl["States"]["AggregateResults"]["Type"] == "Pass" and asl["States"]["AggregateResults"]["End"] is True
+
+
+def test_fetch_task_retries_lambda_service_errors_and_task_failures(asl):
+    task = _fetch_task(asl)
+    assert task["Parameters"]["FunctionName"] == "${StockDataFetcherArn}"
+    by_errors = {frozenset(r["ErrorEquals"]): r for r in task["Retry"]}
+    assert frozenset(LAMBDA_SERVICE_ERRORS) in by_errors
+    task_failed = by_errors[frozenset({"States.TaskFailed"})]
+    assert (task_failed["MaxAttempts"], task_failed["IntervalSeconds"]) == (2, 30)
+    # the service errors come first: the first matching retrier wins
+    assert set(task["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+
+
+def test_a_failed_batch_is_recorded_and_the_map_goes_on(asl):
+    task = _fetch_task(asl)
+    assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordBatchFailure"}]
+    record = asl["States"]["SplitIntoBatches"]["ItemProcessor"]["States"]["RecordBatchFailure"]
+    assert record["Type"] == "Pass" and record["End"] is True
+    assert record["Parameters"] == {"batchNumber.$": "$.batchNumber", "failed": True, "error.$": "$.error.Error"}
+
+
+def test_rows_never_flow_between_states(asl):
+    selected = _fetch_task(asl)["ResultSelector"]
+    assert all(path.startswith("$.Payload.metadata.") for key, path in selected.items() if key.endswith(".$"))
+    assert "body" not in json.dumps(selected)
+
+
+def test_failure_notifies_the_topic_then_fails(asl):
+    notify = asl["States"]["NotifyFailure"]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"]["TopicArn"] == "${AlertTopicArn}"
+    assert notify["Parameters"]["Subject"] == "Stock Stream Pipeline Failed"
+    assert "$.error.Error" in notify["Parameters"]["Message.$"] and "$.error.Cause" in notify["Parameters"]["Message.$"]
+    assert asl["States"][notify["Next"]]["Type"] == "Fail"
+
+
+def test_deploy_fills_every_placeholder():
+    target = res.Target(account="111122223333", region="ap-southeast-2", bucket="b", image_uri="x/y:z")
+    definition = res.state_machine_definition(find_sources().asl_path.read_text(), target)
+    text = json.dumps(definition)
+    assert "${" not in text
+    assert "arn:aws:lambda:ap-southeast-2:111122223333:function:asx-symbol-updater" in text
+    assert "arn:aws:lambda:ap-southeast-2:111122223333:function:stock-data-fetcher" in text
+    assert "arn:aws:sns:ap-southeast-2:111122223333:stock-stream-alerts" in text
+
+
+def test_unknown_placeholder_is_refused():
+    target = res.Target(account="1", region="r", bucket="b", image_uri="x/y:z")
+    with pytest.raises(ValueError, match="Unknown"):
+        res.state_machine_definition('{"a": "${Unknown}"}', target)
