@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import calendar, layout
@@ -58,7 +58,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     if start > end:
         raise InputError(f"--start {start} is after --end {end}")
     sessions = calendar.sessions(start, end)
-    lists = ListsInForce(store)
+    lists = ListsInForce(store, start, end)
     if not lists.dates and not symbols:
         raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
     expected = _expected(sessions, lists, symbols)
@@ -71,7 +71,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
 
     missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
     fetches = FetchRecord(store, start, end, lookback_days)
-    classified = classify_missing(missing, lists, fetches)
+    classified = classify_missing(missing, lists, fetches, lambda names: _earliest_rows(store, names))
     suspicious = find_suspicious(newest, start, end)
     revisions = find_revisions(raw, start, end)
     return _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions, symbols, lists)
@@ -94,9 +94,16 @@ def _expected(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str]
 
 
 class ListsInForce:
-    """symbols/D-symbols.csv files, read once each; the list in force on a day is the latest on or before it."""
+    """Who is expected on a day, from the symbols/D-symbols.csv files (each read once).
 
-    def __init__(self, store):
+    The list in force on day S is the latest list dated on or before S. A symbol that is not in it but
+    appears in a later list (a new listing, a company the source's list had left out, every symbol for days
+    before the store's first list) is expected too, with the listing details of its first later list: its
+    listing date then says whether it traded yet. Only the lists in force over the range and the latest
+    list are read, so a check of a month reads about a month of lists.
+    """
+
+    def __init__(self, store, start: dt.date | None = None, end: dt.date | None = None):
         from .asx import from_csv
 
         self._store = store
@@ -105,12 +112,22 @@ class ListsInForce:
         self._keys = {day: key for key in keys if (day := layout.parse_symbols_key(key))}
         self.dates = sorted(self._keys)
         self._cache: dict[dt.date, dict[str, Any]] = {}
+        self._considered = self._considered_dates(start, end) if start and end else list(self.dates)
+        self._suffix: dict[int, dict[str, Any]] = {}
+        self._merged: dict[tuple[dt.date | None, int], dict[str, Any]] = {}
 
-    def list_date_for(self, day: dt.date) -> dt.date | None:
+    def _considered_dates(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        first = self.in_force_date(start)
+        in_range = [d for d in self.dates if (first is None or d >= first) and d <= end]
+        return sorted(set(in_range) | ({self.dates[-1]} if self.dates else set()))
+
+    def in_force_date(self, day: dt.date) -> dt.date | None:
         earlier = [d for d in self.dates if d <= day]
-        if earlier:
-            return earlier[-1]
-        return self.dates[0] if self.dates else None
+        return earlier[-1] if earlier else None
+
+    def list_dates_used(self, day: dt.date) -> list[dt.date]:
+        in_force = self.in_force_date(day)
+        return ([in_force] if in_force else []) + [d for d in self._considered if d > day][:1]
 
     def listings_of(self, list_date: dt.date) -> dict[str, Any]:
         if list_date not in self._cache:
@@ -119,13 +136,31 @@ class ListsInForce:
         return self._cache[list_date]
 
     def on(self, day: dt.date) -> dict[str, Any] | None:
-        """symbol -> Listing of the list in force on `day`; None when the store holds no list."""
-        list_date = self.list_date_for(day)
-        return None if list_date is None else self.listings_of(list_date)
+        """symbol -> Listing expected on `day`; None when the store holds no list."""
+        if not self.dates:
+            return None
+        in_force = self.in_force_date(day)
+        index = self._later_index(day)
+        if (in_force, index) not in self._merged:
+            later = self._later_than(index)
+            self._merged[(in_force, index)] = {**later, **self.listings_of(in_force)} if in_force else later
+        return self._merged[(in_force, index)]
 
     def symbols_on(self, day: dt.date) -> set[str] | None:
         listed = self.on(day)
         return None if listed is None else set(listed)
+
+    def _later_index(self, day: dt.date) -> int:
+        return next((i for i, d in enumerate(self._considered) if d > day), len(self._considered))
+
+    def _later_than(self, index: int) -> dict[str, Any]:
+        """Symbols of the considered lists from `index` on, each with its earliest such list's details."""
+        if index not in self._suffix:
+            merged: dict[str, Any] = {}
+            for list_date in reversed(self._considered[index:]):
+                merged.update(self.listings_of(list_date))
+            self._suffix[index] = merged
+        return self._suffix[index]
 
     def exact(self, day: dt.date) -> dict[str, Any] | None:
         """The list written on `day` itself (batch membership of that day's run), or None."""
@@ -141,6 +176,7 @@ class Outcome:
 
     source: str  # "run 2026-11-03 batch 4" / "backfill 2026-11-25 #0"
     result: str
+    window_start: dt.date  # the first day that fetch asked Yahoo for
 
     @property
     def ok(self) -> bool:
@@ -169,7 +205,8 @@ class FetchRecord:
         found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
         for label, meta in self.backfills:
             if symbol in meta.get("symbols", ()) and _covers(meta, day):
-                found.append(Outcome(label, meta.get("failure_reasons", {}).get(symbol, "ok")))
+                found.append(Outcome(label, meta.get("failure_reasons", {}).get(symbol, "ok"),
+                                     dt.date.fromisoformat(meta["start"])))
         return found
 
     def _runs_covering(self, day: dt.date) -> list[dt.date]:
@@ -180,14 +217,20 @@ class FetchRecord:
         for number, meta in sorted(manifests.items()):
             if symbol in meta.get("symbols_failed", ()):
                 reason = meta.get("failure_reasons", {}).get(symbol, "error")
-                return Outcome(f"run {run_day} batch {number}", reason)
+                return Outcome(f"run {run_day} batch {number}", reason, self._window_start(run_day, meta))
         listed = lists.exact(run_day)
         if listed is None or symbol not in listed:
             return None
         number = listed[symbol].batch_number
         if number in manifests:
-            return Outcome(f"run {run_day} batch {number}", "ok")
-        return Outcome(f"run {run_day} batch {number}", "batch_failed")
+            return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number]))
+        return Outcome(f"run {run_day} batch {number}", "batch_failed", run_day - self.lookback)
+
+    def _window_start(self, run_day: dt.date, meta: dict) -> dt.date:
+        try:
+            return dt.date.fromisoformat(meta["window"]["start"])
+        except (KeyError, TypeError, ValueError):
+            return run_day - self.lookback
 
 
 def _metadata(store, key: str) -> dict:
@@ -212,31 +255,52 @@ def _covers(meta: dict, day: dt.date) -> bool:
         return False
 
 
-def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce,
-                     fetches: FetchRecord) -> dict[str, list[dict]]:
-    """Each missing (symbol, day) under the first reason that explains it (see the module docstring)."""
+def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce, fetches: FetchRecord,
+                     history_starts: Callable[[list[str]], dict[str, dt.date]] | None = None) -> dict[str, list[dict]]:
+    """Each missing (symbol, day) under the first reason that explains it (see the module docstring).
+
+    history_starts(symbols) -> each symbol's earliest stored date: a day a fetch asked for, before the
+    symbol's stored history begins, is a day it did not trade yet (listed_after), not an unexplained gap.
+    """
     classified: dict[str, list[dict]] = {reason: [] for reason in MISSING_REASONS}
+    before_history: list[tuple[dict, dt.date]] = []
     for symbol, day in missing:
-        reason, detail = _reason(symbol, day, lists, fetches)
-        classified[reason].append({"symbol": symbol, "date": day.isoformat(), "detail": detail})
+        reason, detail, asked_from = _reason(symbol, day, lists, fetches)
+        item = {"symbol": symbol, "date": day.isoformat(), "detail": detail}
+        if reason == "unexplained" and asked_from is not None and asked_from < day:
+            before_history.append((item, day))
+        else:
+            classified[reason].append(item)
+    firsts = history_starts(sorted({item["symbol"] for item, _ in before_history})) if before_history and history_starts else {}
+    for item, day in before_history:
+        first = firsts.get(item["symbol"])
+        if first is not None and day < first:
+            classified["listed_after"].append({**item, "detail": f"fetched fine; its history starts {first.isoformat()}"})
+        else:
+            classified["unexplained"].append(item)
+    for items in classified.values():
+        items.sort(key=lambda item: (item["symbol"], item["date"]))
     return classified
 
 
-def _reason(symbol: str, day: dt.date, lists: ListsInForce, fetches: FetchRecord) -> tuple[str, str]:
+def _reason(symbol: str, day: dt.date, lists: ListsInForce,
+            fetches: FetchRecord) -> tuple[str, str, dt.date | None]:
+    """(reason, detail, for 'unexplained' the earliest day a successful fetch over `day` asked for)."""
     listing = (lists.on(day) or {}).get(symbol)
     if listing is not None and listing.listing_date is not None and listing.listing_date > day:
-        return "listed_after", f"listed {listing.listing_date.isoformat()}"
+        return "listed_after", f"listed {listing.listing_date.isoformat()}", None
     if listing is not None and listing.market_cap is None:
-        return "suspended", "no market cap in the list in force"
+        return "suspended", "no market cap in the list in force", None
     outcomes = fetches.outcomes(symbol, day, lists)
     fetched = [o for o in outcomes if o.ok]
     if fetched:
-        return "unexplained", f"{fetched[-1].source} fetched it without a bar for this day"
+        asked_from = min(o.window_start for o in fetched)
+        return "unexplained", f"{fetched[-1].source} fetched it without a bar for this day", asked_from
     if outcomes:
         last = outcomes[-1]
-        result = "no result (batch failed)" if last.result == "batch_failed" else last.result
-        return "fetch_failed", f"{result} ({last.source})"
-    return "not_fetched", "no run or backfill covered this day"
+        result = "batch failed" if last.result == "batch_failed" else last.result
+        return "fetch_failed", f"{result} ({last.source})", None
+    return "not_fetched", "no run or backfill covered this day", None
 
 
 # ---------------------------------------------------------------------------------------------- the rows
@@ -263,6 +327,12 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
         return reader._scan(keys).filter(predicate).collect()
     except (pl.exceptions.PolarsError, OSError) as error:
         raise reader._diagnose(keys, predicate, error) from None
+
+
+def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
+    from .backfill import earliest_rows
+
+    return earliest_rows(store, symbols)
 
 
 def newest_rows(raw: "pl.DataFrame") -> "pl.DataFrame":
@@ -391,7 +461,7 @@ def _document(start, end, sessions, universe, expected, present, classified, sus
         "suspicious": suspicious,
         "revisions_count": len(revisions),
         "revisions": revisions,
-        "lists": sorted({d.isoformat() for day in sessions if (d := lists.list_date_for(day))}),
+        "lists": sorted({d.isoformat() for day in sessions for d in lists.list_dates_used(day)}),
         "unlisted_symbols": unlisted,
     }
 

@@ -106,10 +106,10 @@ def _render_check(document: dict) -> None:
     from ..output import stdout_console
 
     console = stdout_console()
-    span = document["start"] if document["start"] == document["end"] else f"{document['start']} to {document['end']}"
+    span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
     console.print(
-        f"[bold]check {span}[/]: {document['sessions']} ASX session(s) x {document['symbols']:,} symbol(s); "
-        f"{document['present_rows']:,} of {document['expected_rows']:,} expected rows present"
+        f"[bold]check {span}[/]: {document['sessions']} sessions x {document['symbols']:,} symbols, "
+        f"{document['present_rows']:,}/{document['expected_rows']:,} rows present"
     )
     if document["sessions"] == 0:
         console.print("no ASX session in this range (weekend or holiday): nothing to check")
@@ -191,7 +191,11 @@ def _suspicious_examples(kind: str, items: list[dict]) -> str:
 
 def backfill(
     start: RequiredStart,
-    end: End = None,
+    end: Annotated[
+        Optional[str],
+        typer.Option("--end", help="Last day of history [default: the day of the latest ASX list in the store].",
+                     show_default=False),
+    ] = None,
     symbols: options.Symbols = None,
     delay: options.Delay = None,
     rate: options.Rate = None,
@@ -208,7 +212,8 @@ def backfill(
     By default: the symbols the latest ASX list added against the previous one in the store and whose
     history does not reach back to --start. --symbols names them instead. Paced and retried like any
     fetch; progress is recorded per chunk of --batch-size symbols (runs/D/backfill-N.json, D = --end),
-    so a rerun after an interruption skips what is done and writes no duplicates.
+    so a rerun after an interruption skips what is done and writes no duplicates. Rows a daily run also
+    holds are read once by `load`: the newest fetch wins.
     Exit 0 all fetched, 3 some symbols failed (recorded; a rerun retries them).
 
     Example: stockstream backfill --start 2020-01-01 --symbols NEWCO
@@ -221,8 +226,8 @@ def backfill(
 
     codes = parse_symbols(symbols)
     first = parse_date(start, option="--start")
-    last = parse_date(end, option="--end")
-    if first > last:
+    last = parse_date(end, option="--end") if end is not None else None
+    if last is not None and first > last:
         from ..errors import InputError
 
         raise InputError(f"--start {first} is after --end {last}: give the earlier date first")

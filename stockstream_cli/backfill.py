@@ -1,0 +1,278 @@
+"""`backfill`: fetch the history of symbols that lack it, into raw-data/D-backfill-N.parquet.
+
+Which symbols: those named, else the ones the latest ASX list in the store added against the list before it
+and whose stored history does not reach back to `start` (to their listing date when that is later).
+
+How: one symbol at a time through fetch.fetch_symbol, the same pacing, retries, cleaning and failure
+reasons as any batch. The symbols are fetched in chunks of `settings.batch_size`; each chunk is written as
+raw-data/D-backfill-N.parquet (D = `end`, the contract's schema, `batch_number` = N) and then, last, its
+record runs/D/backfill-N.json (what `check` reads, and what makes the backfill resumable):
+
+- a symbol recorded as fetched, or failed for a final reason (not_found, no_data, invalid_data), by a
+  backfill whose range covers [start, end] is skipped: a rerun after an interruption fetches only the rest;
+- an interrupted chunk leaves no record; its number is reused by the rerun, so a data file that was written
+  without its record is overwritten, never duplicated.
+
+`load` reads backfill files like batch files; where a backfill row and a daily row share (symbol, date),
+the newest fetch wins. No typer or rich here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import calendar, layout, schema, yahoo
+from .errors import CorruptFileError, InputError
+
+FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
+
+
+class Observer:
+    """What a backfill reports while it goes. Does nothing."""
+
+    def note(self, message: str) -> None: ...
+
+    def started(self, total: int) -> None: ...
+
+    def symbol_done(self, symbol: str, reason: str | None) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    start: dt.date
+    end: dt.date
+    asked: list[str]  # the symbols named, or chosen by default
+    done: list[str]  # already backfilled over [start, end]: skipped
+    todo: list[str]
+    chosen_by: str  # "--symbols" or "added in symbols/D-symbols.csv"
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+def default_end(store) -> dt.date:
+    """The day of the latest ASX list in the store (history meets the daily runs there), else today."""
+    from .values import today_sydney
+
+    days = [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
+    return max(days) if days else today_sydney()
+
+
+def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> Plan:
+    if start > end:
+        raise InputError(f"--start {start} is after --end {end}: give the earlier date first")
+    if symbols:
+        asked, chosen_by = sorted(set(symbols)), "--symbols"
+    else:
+        asked, chosen_by = added_without_history(store, start)
+    done_already = done_symbols(store, start, end)
+    return Plan(start, end, asked, [s for s in asked if s in done_already], [s for s in asked if s not in done_already],
+                chosen_by)
+
+
+def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
+    """The symbols the latest list added against the previous one whose history does not reach `start`."""
+    from .asx import diff_symbols, from_csv, previous_list_key
+
+    days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
+    if not days:
+        raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
+    latest_key = layout.symbols_key(days[-1])
+    latest = {item.symbol: item for item in from_csv(store.get(latest_key), latest_key)}
+    previous_key = previous_list_key(store, days[-1])
+    if previous_key is None:
+        return [], f"added in {latest_key} (no earlier list to compare with)"
+    previous = [item.symbol for item in from_csv(store.get(previous_key), previous_key)]
+    added = diff_symbols(previous, latest)["added"]
+    first_rows = earliest_rows(store, added)
+    lacking = [s for s in added if not _reaches(first_rows.get(s), _history_starts(start, latest[s].listing_date))]
+    return lacking, f"added in {latest_key} against {previous_key}"
+
+
+def _history_starts(start: dt.date, listing_date: dt.date | None) -> dt.date:
+    """The first session a complete history from `start` holds (not before the listing date)."""
+    first = max(start, listing_date) if listing_date else start
+    return calendar.session_on_or_after(first)
+
+
+def _reaches(earliest: dt.date | None, first_session: dt.date) -> bool:
+    return earliest is not None and earliest <= first_session
+
+
+def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
+    """symbol -> its earliest stored trading date, for the symbols that have any row."""
+    if not symbols:
+        return {}
+    import polars as pl
+
+    from .aggregate import DataAggregator
+
+    frame = DataAggregator(store).load_symbols(symbols)
+    if frame.is_empty():
+        return {}
+    firsts = frame.group_by("symbol").agg(pl.col("date").min())
+    return dict(zip(firsts["symbol"].to_list(), firsts["date"].to_list()))
+
+
+def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
+    """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason."""
+    done: set[str] = set()
+    for key, meta in backfill_records(store):
+        try:
+            covered = dt.date.fromisoformat(meta["start"]) <= start and end <= dt.date.fromisoformat(meta["end"])
+        except (KeyError, TypeError, ValueError):
+            raise CorruptFileError(key, "no start/end dates in a backfill record") from None
+        if covered:
+            reasons = meta.get("failure_reasons", {})
+            done.update(s for s in meta.get("symbols", ()) if reasons.get(s) is None or reasons[s] in FINAL_REASONS)
+    return done
+
+
+def backfill_records(store) -> list[tuple[str, dict]]:
+    records = []
+    for key in store.list(layout.RUNS_PREFIX):
+        if layout.parse_backfill_manifest_key(key):
+            try:
+                records.append((key, json.loads(store.get(key))["metadata"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CorruptFileError(key, f"not a backfill record: {exc}") from None
+    return records
+
+
+def next_number(store, day: dt.date) -> int:
+    """The next chunk number of day D: after the last recorded one (an unrecorded data file is overwritten)."""
+    numbers = [parsed[1] for key in store.list(layout.run_prefix(day))
+               if (parsed := layout.parse_backfill_manifest_key(key)) and parsed[0] == day]
+    return max(numbers) + 1 if numbers else 0
+
+
+# ---------------------------------------------------------------------------------------------- fetching
+
+
+def backfill(
+    store,
+    start: dt.date,
+    end: dt.date | None,
+    settings,
+    *,
+    symbols: list[str] | None = None,
+    observer: Observer | None = None,
+    fetcher: Callable | None = None,
+    sleep: Callable[[float], None] | None = None,
+    pacer=None,
+) -> dict:
+    """Plan, then fetch and write chunk after chunk; returns the `backfill --json` document.
+
+    fetcher, sleep, pacer: the edges (default yahoo.fetch, time.sleep, the settings' pacer).
+    """
+    from . import pacing
+
+    started = time.monotonic()
+    observer = observer or Observer()
+    end = end or default_end(store)
+    work = plan(store, start, end, symbols)
+    if work.done:
+        observer.note(f"already backfilled over {start}..{end}, skipped: {' '.join(work.done)}")
+    sleep = sleep or time.sleep
+    pacer = pacer or pacing.pacer_for(settings, sleep=sleep)
+    if fetcher is None and work.todo:
+        yahoo.prepare(work.todo, settings.cache_dir)
+        fetcher = yahoo.fetch
+
+    observer.started(len(work.todo))
+    records = []
+    for chunk in _chunks(work.todo, settings.batch_size):
+        records.append(_fetch_chunk(store, work, chunk, settings, pacer=pacer, sleep=sleep, fetcher=fetcher,
+                                    observer=observer))
+    return _document(work, records, time.monotonic() - started)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for index in range(0, len(items), size):
+        yield items[index:index + size]
+
+
+def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
+    from .fetch import fetch_symbol, merge_rows, to_parquet_bytes
+
+    started = time.monotonic()
+    number = next_number(store, work.end)
+    results = []
+    for code in chunk:
+        result = fetch_symbol(code, work.start, work.end, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)
+        results.append(result)
+        observer.symbol_done(code, result.failure)
+    rows = merge_rows(None, [r.rows for r in results if r.rows is not None])
+    data_key = layout.backfill_data_key(work.end, number)
+    if rows.height:
+        store.put(data_key, to_parquet_bytes(rows))
+    record = _record(work, number, chunk, results, rows, data_key if rows.height else None,
+                     time.monotonic() - started)
+    store.put(layout.backfill_manifest_key(work.end, number), (json.dumps(record, indent=2) + "\n").encode())
+    return record
+
+
+def _record(work: Plan, number: int, chunk: list[str], results, rows, data_key: str | None, elapsed: float) -> dict:
+    reasons = {r.symbol: r.failure for r in results if r.failure}
+    metadata: dict[str, Any] = {
+        "backfill_number": number,
+        "start": work.start.isoformat(),
+        "end": work.end.isoformat(),
+        "symbols": list(chunk),
+        "symbols_processed": len(chunk),
+        "symbols_fetched": len(chunk) - len(reasons),
+        "symbols_failed": sorted(reasons),
+        "failure_reasons": dict(sorted(reasons.items())),
+        "failure_details": {r.symbol: r.detail for r in results if r.failure},
+        "rows": rows.height,
+        "rows_by_symbol": {s: n for s, n in zip(*_counts(rows))},
+        "requests": sum(r.attempts for r in results),
+        "execution_time": round(elapsed, 3),
+        "s3_key": data_key,
+        "fetched_at": schema.utc_timestamp(),
+    }
+    body = (f"backfill #{number} {work.start}..{work.end}: {metadata['symbols_fetched']} of {len(chunk)} symbols "
+            f"fetched, {rows.height} rows" + (f" in {data_key}" if data_key else ""))
+    return {"statusCode": 200, "body": body, "metadata": metadata}
+
+
+def _counts(rows) -> tuple[list[str], list[int]]:
+    if rows.height == 0:
+        return [], []
+    counts = rows.group_by("symbol").len().sort("symbol")
+    return counts["symbol"].to_list(), counts["len"].to_list()
+
+
+def _document(work: Plan, records: list[dict], elapsed: float) -> dict:
+    reasons: dict[str, str] = {}
+    for record in records:
+        reasons.update(record["metadata"]["failure_reasons"])
+    fetched = sum(record["metadata"]["symbols_fetched"] for record in records)
+    return {
+        "statusCode": 200,
+        "symbols": work.todo,
+        "metadata": {
+            "start": work.start.isoformat(),
+            "end": work.end.isoformat(),
+            "chosen_by": work.chosen_by,
+            "symbols_asked": work.asked,
+            "skipped_done": work.done,
+            "symbols_fetched": fetched,
+            "symbols_failed": sorted(reasons),
+            "failure_reasons": dict(sorted(reasons.items())),
+            "rows_written": sum(record["metadata"]["rows"] for record in records),
+            "s3_keys": [k for record in records if (k := record["metadata"]["s3_key"])],
+            "records": [layout.backfill_manifest_key(work.end, r["metadata"]["backfill_number"]) for r in records],
+            "execution_time": round(elapsed, 3),
+        },
+    }
+
+
+def exit_code(document: dict) -> int:
+    """0 when every symbol asked for is backfilled (or nothing was to do), 3 when some failed (recorded)."""
+    return 3 if document["metadata"]["symbols_failed"] else 0

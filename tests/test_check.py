@@ -1,0 +1,262 @@
+"""`check`: every expected (symbol, session) row, missing rows by reason, suspicious data, revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from storefactory import as_store, bar, manifest, parquet_bytes, write_batch, write_manifest
+from stockstream_cli import calendar, layout, quality
+from stockstream_cli.asx import Listing, to_csv
+from stockstream_cli.cli import app
+
+D = dt.date
+RUN_DAYS = calendar.sessions(D(2026, 11, 9), D(2026, 11, 20))  # two weeks of daily runs, no ASX holiday
+LOOKBACK = 5
+
+
+def listing(symbol: str, batch: int, *, listed: dt.date = D(2001, 1, 2), cap: int | None = 5_000_000) -> Listing:
+    return Listing(symbol, f"{symbol} LTD", "Materials", listed, cap, batch)
+
+
+def write_list(store, day: dt.date, listings: list[Listing]) -> None:
+    store.put(layout.symbols_key(day), to_csv(listings))
+
+
+def run_day(store, day: dt.date, listings: list[Listing], *, failures=None, dead_batches=(), skip=(), overrides=None,
+            version=0):
+    """A daily run as fetch-batch leaves it: the list, then per batch its rows over the window and manifest.
+
+    failures: {symbol: reason} (no rows, recorded failed); dead_batches: no data file and no manifest;
+    skip: (symbol, date) pairs Yahoo had no bar for; overrides: {(symbol, date): {field: value}}.
+    """
+    failures, overrides = dict(failures or {}), dict(overrides or {})
+    write_list(store, day, listings)
+    window = calendar.sessions(day - dt.timedelta(days=LOOKBACK - 1), day)
+    stamp = f"{day.isoformat()}T08:00:00.000Z"
+    for number in sorted({item.batch_number for item in listings}):
+        if number in dead_batches:
+            continue
+        members = [item.symbol for item in listings if item.batch_number == number]
+        rows = []
+        for symbol in members:
+            if symbol in failures:
+                continue
+            for session in window:
+                item = next(i for i in listings if i.symbol == symbol)
+                if (symbol, session) in skip or (item.listing_date and item.listing_date > session):
+                    continue
+                row = bar(symbol, session, batch_number=number, version=version, fetch_timestamp=stamp)
+                # storefactory's prices wrap around by up to 2.5 in a range from 2: lift them so no day moves 50%.
+                row.update({f: round(row[f] + 100, 3) for f in ("open", "high", "low", "close", "adjusted_close")})
+                row.update(overrides.get((symbol, session), {}))
+                rows.append(row)
+        write_batch(store, day, number, rows)
+        write_manifest(store, day, manifest(number, members, failures, day=day))
+
+
+BASE = [listing("AAA", 0), listing("BHP", 0), listing("CBA", 1), listing("NAB", 1)]
+
+
+@pytest.fixture
+def complete_store(tmp_path):
+    store = as_store(tmp_path / "data")
+    for day in RUN_DAYS:
+        run_day(store, day, BASE)
+    return store
+
+
+def check_cli(store, *args):
+    result = CliRunner().invoke(app, ["check", "--store", store.uri, *args])
+    return result
+
+
+def test_a_complete_store_exits_0(complete_store):
+    document = quality.check(complete_store, D(2026, 11, 9), D(2026, 11, 20))
+    assert document["complete"] is True
+    assert document["sessions"] == 10 and document["symbols"] == 4
+    assert document["expected_rows"] == document["present_rows"] == 40
+    assert set(document["missing_counts"].values()) == {0}
+    assert set(document["suspicious_counts"].values()) == {0}
+    assert document["revisions_count"] == 0
+
+    result = check_cli(complete_store, "--start", "2026-11-09", "--end", "2026-11-20", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["complete"] is True
+
+    human = check_cli(complete_store, "--start", "2026-11-09", "--end", "2026-11-20")
+    assert human.exit_code == 0
+    assert "40/40 rows present" in human.stdout and "COMPLETE" in human.stdout
+
+
+def test_each_planted_gap_is_reported_under_its_reason(tmp_path):
+    store = as_store(tmp_path / "data")
+    newco = listing("NEWCO", 2, listed=D(2026, 11, 17))
+    susp = listing("SUSP", 2, cap=None)
+    lists = BASE + [newco, susp]
+    last = RUN_DAYS[-1]
+    for day in RUN_DAYS:
+        # SUSP is suspended: Yahoo has no bars for it, every run records no_data.
+        failures = {"SUSP": "no_data"}
+        if day == last:
+            failures["NAB"] = "rate_limited"  # the last run failed NAB: nothing later re-fetches its 20 Nov
+        run_day(store, day, lists, failures=failures,
+                dead_batches=[0] if day == last else (),  # the last run lost batch 0 (AAA, BHP) entirely
+                skip={("CBA", D(2026, 11, 12))})  # Yahoo never had CBA's 12 Nov, though asked every time
+
+    document = quality.check(store, D(2026, 11, 3), last)
+    by_reason = {r: [(i["symbol"], i["date"]) for i in items] for r, items in document["missing"].items()}
+    before_runs = calendar.sessions(D(2026, 11, 3), D(2026, 11, 4))  # before any run's lookback window
+    assert by_reason["not_fetched"] == sorted((s, d.isoformat()) for s in ("AAA", "BHP", "CBA", "NAB")
+                                              for d in before_runs)
+    assert by_reason["fetch_failed"] == [("AAA", "2026-11-20"), ("BHP", "2026-11-20"), ("NAB", "2026-11-20")]
+    assert by_reason["unexplained"] == [("CBA", "2026-11-12")]
+    newco_before = [d.isoformat() for d in calendar.sessions(D(2026, 11, 3), D(2026, 11, 16))]
+    assert by_reason["listed_after"] == [("NEWCO", d) for d in newco_before]
+    assert by_reason["suspended"] == [("SUSP", d.isoformat()) for d in calendar.sessions(D(2026, 11, 3), last)]
+
+    details = {(i["symbol"], i["date"]): i["detail"] for i in document["missing"]["fetch_failed"]}
+    assert details[("NAB", "2026-11-20")] == "rate_limited (run 2026-11-20 batch 1)"
+    assert details[("BHP", "2026-11-20")] == "batch failed (run 2026-11-20 batch 0)"
+    assert document["missing"]["listed_after"][0]["detail"] == "listed 2026-11-17"
+    assert document["complete"] is False
+    assert quality.exit_code(document) == 3
+
+    result = check_cli(store, "--start", "2026-11-03", "--end", "2026-11-20", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["missing_counts"] == {
+        "fetch_failed": 3, "unexplained": 1, "not_fetched": 8, "listed_after": 10, "suspended": 14,
+    }
+    human = check_cli(store, "--start", "2026-11-03", "--end", "2026-11-20")
+    assert human.exit_code == 3
+    for text in ("fetch failed", "unexplained", "never fetched", "listed later", "suspended", "INCOMPLETE",
+                 "CBA 2026-11-12", "rate_limited"):
+        assert text in human.stdout, text
+
+
+def test_expected_absences_alone_keep_the_check_complete(tmp_path):
+    store = as_store(tmp_path / "data")
+    lists = BASE + [listing("NEWCO", 2, listed=D(2026, 11, 18)), listing("SUSP", 2, cap=None)]
+    for day in RUN_DAYS:
+        run_day(store, day, lists, failures={"SUSP": "no_data"})
+    document = quality.check(store, D(2026, 11, 16), D(2026, 11, 20))
+    assert document["missing_counts"]["listed_after"] == 2  # NEWCO on 16 and 17 Nov
+    assert document["missing_counts"]["suspended"] == 5
+    assert document["complete"] is True
+
+
+def test_suspicious_data_big_move_stale_and_broken_ohlc(tmp_path):
+    store = as_store(tmp_path / "data")
+    lists = BASE + [listing("DEAD", 2)]
+    stale = {("DEAD", d): {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "adjusted_close": 1.0, "volume": 0}
+             for d in calendar.sessions(D(2026, 11, 3), D(2026, 11, 20))}
+    overrides = {
+        **stale,
+        ("BHP", D(2026, 11, 13)): {"open": 300.0, "high": 301.0, "low": 299.0, "close": 300.0},  # ~+140% then back
+        ("CBA", D(2026, 11, 17)): {"open": 110.0, "high": 109.0, "low": 108.0, "close": 108.5},  # high below open
+    }
+    for day in RUN_DAYS:
+        run_day(store, day, lists, overrides=overrides)
+    document = quality.check(store, D(2026, 11, 9), D(2026, 11, 20))
+    assert document["missing_counts"] == dict.fromkeys(quality.MISSING_REASONS, 0)
+    moves = [(m["symbol"], m["date"]) for m in document["suspicious"]["big_move"]]
+    assert moves == [("BHP", "2026-11-13"), ("BHP", "2026-11-16")]
+    assert document["suspicious"]["big_move"][0]["close"] == 300.0
+    assert document["suspicious"]["stale"] == [
+        {"symbol": "DEAD", "start": "2026-11-05", "end": "2026-11-20", "sessions": 12, "close": 1.0}
+    ]
+    assert [(o["symbol"], o["date"]) for o in document["suspicious"]["ohlc"]] == [("CBA", "2026-11-17")]
+    assert document["suspicious"]["ohlc"][0]["problem"] == "high 109 below open 110"
+    assert document["complete"] is False
+    assert check_cli(store, "--start", "2026-11-09", "--end", "2026-11-20").exit_code == 3
+
+
+def test_nine_unchanged_sessions_are_not_stale():
+    rows = [{"date": d, "close": 2.0, "volume": 0} for d in calendar.sessions(D(2026, 11, 9), D(2026, 11, 19))]
+    assert len(rows) == 9
+    assert quality._stale_runs("X", rows, D(2026, 11, 1), D(2026, 11, 30)) == []
+    rows.append({"date": D(2026, 11, 20), "close": 2.0, "volume": 0})
+    assert len(quality._stale_runs("X", rows, D(2026, 11, 1), D(2026, 11, 30))) == 1
+
+
+@pytest.mark.parametrize(
+    "prices, problem",
+    [
+        ((10, 11, 9, 10.5), None),
+        ((10, 10, 10, 10), None),
+        ((10, 9, 8, 8.5), "high 9 below open 10"),
+        ((10, 11, 10.2, 10.5), "low 10.2 above open 10"),
+        ((10, 11, 12, 10.5), "low 12 above high 11"),
+        ((0, 1, 0, 1), "a price is zero or negative"),
+    ],
+)
+def test_ohlc_relations(prices, problem):
+    o, h, l, c = prices
+    assert quality.ohlc_problem({"open": o, "high": h, "low": l, "close": c, "volume": 5}) == problem
+
+
+def test_revisions_are_counted_and_load_keeps_the_newest(complete_store):
+    from stockstream_cli import DataAggregator
+
+    # A later lookback re-fetch of 19 Nov that changed BHP's volume (Yahoo revises volumes).
+    day = D(2026, 11, 20)
+    key = layout.batch_data_key(day, 0)
+    import polars as pl
+
+    frame = pl.read_parquet(io.BytesIO(complete_store.get(key)))
+    frame = frame.with_columns(
+        pl.when((pl.col("symbol") == "BHP") & (pl.col("date") == D(2026, 11, 19)))
+        .then(pl.col("volume") + 777).otherwise(pl.col("volume")).alias("volume")
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    complete_store.put(key, buffer.getvalue())
+
+    document = quality.check(complete_store, D(2026, 11, 9), D(2026, 11, 20))
+    assert document["revisions_count"] == 1
+    revision = document["revisions"][0]
+    assert (revision["symbol"], revision["date"], revision["fields"]) == ("BHP", "2026-11-19", ["volume"])
+    assert revision["fetches"] == 2
+    assert revision["newest"]["volume"] == revision["oldest"]["volume"] + 777
+    assert document["complete"] is True  # a revision is not a failure
+
+    loaded = DataAggregator(complete_store).load_symbols(["BHP"], start="2026-11-19", end="2026-11-19")
+    assert loaded["volume"].to_list() == [revision["newest"]["volume"]]
+
+    result = check_cli(complete_store, "--start", "2026-11-09", "--end", "2026-11-20", "--json")
+    assert json.loads(result.stdout)["revisions_count"] == 1
+
+
+def test_symbols_filter_and_a_single_day(complete_store):
+    document = quality.check(complete_store, D(2026, 11, 12), D(2026, 11, 12), symbols=["BHP", "XYZ"])
+    assert document["expected_rows"] == 1 and document["complete"]
+    assert document["unlisted_symbols"] == ["XYZ"]
+    assert quality.check_day(complete_store, D(2026, 11, 14))["sessions"] == 0  # a Saturday
+    result = check_cli(complete_store, "--date", "2026-11-12", "--symbols", "BHP,CBA", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["expected_rows"] == 2
+
+
+def test_a_symbol_in_a_later_list_is_expected_before_it(tmp_path):
+    """A symbol the list added later (listed long ago) has a history to fetch: never fetched, until backfilled."""
+    store = as_store(tmp_path / "data")
+    for day in RUN_DAYS:
+        run_day(store, day, BASE + ([listing("LATE", 2)] if day >= D(2026, 11, 19) else []))
+    document = quality.check(store, D(2026, 11, 9), D(2026, 11, 20), symbols=["LATE"])
+    missing = document["missing"]["not_fetched"]
+    assert [i["date"] for i in missing] == [d.isoformat() for d in calendar.sessions(D(2026, 11, 9), D(2026, 11, 13))]
+    assert document["missing_counts"]["not_fetched"] == 5 and not document["complete"]
+
+
+def test_bad_input_exits_2_before_reading(tmp_path):
+    store = tmp_path / "nothing"
+    for args in (["--date", "2026-11-12", "--start", "2026-11-10"], ["--start", "2026-11-12", "--end", "2026-11-10"],
+                 ["--date", "12/11/2026"], ["--date", "2026-11-12", "--symbols", "bhp.ax"]):
+        result = CliRunner().invoke(app, ["check", "--store", str(store), *args])
+        assert result.exit_code == 2, (args, result.output)
+    assert not store.exists()
+    empty = CliRunner().invoke(app, ["check", "--store", str(store), "--date", "2026-11-12"])
+    assert empty.exit_code == 2 and "stockstream symbols" in empty.stderr
