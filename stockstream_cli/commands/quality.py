@@ -336,4 +336,4 @@ def chart(
             + ", ".join(d.isoformat() for d in result.missing_sessions[:10])
             + (" ..." if len(result.missing_sessions) > 10 else ""))
     stdout_console().print(f"wrote {target} ({code} {result.start} to {result.end}, "
-                           f"{result.rows} rows, {len(result.missing_sessions)} gaps)")
+                           f"{result.rows} rows, {len(result.missing_sessions)} missing session(s))")
