@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import calendar, layout, schema, yahoo
-from .errors import CorruptFileError, InputError
+from .errors import CorruptFileError, InputError, Interrupted
 
 FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
 
@@ -185,10 +185,17 @@ def backfill(
         fetcher = yahoo.fetch
 
     observer.started(len(work.todo))
-    records = []
-    for chunk in _chunks(work.todo, settings.batch_size):
-        records.append(_fetch_chunk(store, work, chunk, settings, pacer=pacer, sleep=sleep, fetcher=fetcher,
-                                    observer=observer))
+    records: list[dict] = []
+    try:
+        for chunk in _chunks(work.todo, settings.batch_size):
+            records.append(_fetch_chunk(store, work, chunk, settings, pacer=pacer, sleep=sleep, fetcher=fetcher,
+                                        observer=observer))
+    except KeyboardInterrupt:
+        recorded = sum(len(record["metadata"]["symbols"]) for record in records)
+        raise Interrupted(
+            f"backfill interrupted: {recorded} of {len(work.todo)} symbols done and recorded "
+            f"(runs/{work.end.isoformat()}/backfill-N.json); run the same command again to fetch the rest"
+        ) from None
     return _document(work, records, time.monotonic() - started)
 
 
