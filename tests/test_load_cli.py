@@ -230,8 +230,27 @@ def test_a_big_table_is_truncated_and_says_how_many_rows_are_hidden(tmp_path):
     shown = [line.split()[0] for line in result.stdout.splitlines() if line.strip().startswith("A")]
     assert len(shown) == 30  # the first 20 and the last 10
     assert shown[0] == "A00" and shown[-1] == "A19"
-    assert "… 30 rows hidden …" in result.stdout
-    assert "60 rows (30 hidden: use --format csv or --output FILE for all of them)" in result.stdout
+    assert "60 rows, 30 of them hidden (--format csv or --output FILE gives everything)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "width, left_out",
+    [(160, []), (130, ["batch_number"]), (110, ["batch_number", "fetch_timestamp"]),
+     (40, ["open", "high", "low", "volume", "adjusted_close", "fetch_timestamp", "batch_number"])],
+)
+def test_a_narrow_terminal_leaves_out_columns_and_says_which(local_store, monkeypatch, width, left_out):
+    from rich.console import Console
+
+    import stockstream_cli.output
+
+    terminal = Console(width=width, force_terminal=True, color_system=None)
+    monkeypatch.setattr(stockstream_cli.output, "stdout_console", lambda: terminal)
+    result = load("--symbols", "BHP", "--store", local_store)
+    header = next(line for line in result.stdout.splitlines() if "symbol" in line).split()
+    assert header == [name for name in schema.COLUMNS if name not in left_out]
+    assert all(len(line) <= width for line in result.stdout.splitlines())
+    if left_out:
+        assert f"columns not shown: {', '.join(name for name in schema.COLUMNS if name in left_out)}" in " ".join(result.stdout.split())
 
 
 # ------------------------------------------------------------------------------------------ corrupt files

@@ -175,17 +175,35 @@ def _print_table(frame) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 160)  # piped: do not squeeze ten columns into 80 characters
     shown_head, hidden = _visible_rows(frame.height)
-    table = Table(box=box.SIMPLE_HEAD, caption=_caption(frame.height, hidden), caption_justify="left")
-    for column in frame.columns:
-        numeric = column not in {"symbol", "date", "fetch_timestamp"}
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    for row in frame.head(shown_head).rows():
-        table.add_row(*_cells(row))
+    head = [_cells(row) for row in frame.head(shown_head).rows()]
+    tail = [_cells(row) for row in frame.tail(TABLE_TAIL_ROWS).rows()] if hidden else []
+    widths = {name: max([len(name)] + [len(row[i]) for row in head + tail]) for i, name in enumerate(frame.columns)}
+    shown = _columns_that_fit(list(frame.columns), widths, console.width)
+    table = Table(box=box.SIMPLE_HEAD, caption=_caption(frame.height, hidden, frame.columns, shown), caption_justify="left")
+    for name in shown:
+        numeric = name not in {"symbol", "date", "fetch_timestamp"}
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    keep = [frame.columns.index(name) for name in shown]
+    for row in head:
+        table.add_row(*[row[i] for i in keep])
     if hidden:
-        table.add_row(f"… {hidden:,} rows hidden …", *[""] * (len(frame.columns) - 1), style="dim")
-        for row in frame.tail(TABLE_TAIL_ROWS).rows():
-            table.add_row(*_cells(row))
+        table.add_row(*["…"] * len(shown), style="dim")
+        for row in tail:
+            table.add_row(*[row[i] for i in keep])
     console.print(table)
+
+
+# Columns left out, in this order, until the table fits the terminal; symbol, date and close always stay.
+DROP_ORDER = ("batch_number", "fetch_timestamp", "adjusted_close", "volume", "open", "high", "low")
+
+
+def _columns_that_fit(columns: list[str], widths: dict[str, int], width: int) -> list[str]:
+    shown = list(columns)
+    for name in DROP_ORDER:
+        if sum(widths[column] + 3 for column in shown) + 1 <= width:
+            break
+        shown.remove(name)
+    return shown
 
 
 def _visible_rows(height: int) -> tuple[int, int]:
@@ -195,10 +213,15 @@ def _visible_rows(height: int) -> tuple[int, int]:
     return TABLE_HEAD_ROWS, height - TABLE_HEAD_ROWS - TABLE_TAIL_ROWS
 
 
-def _caption(height: int, hidden: int) -> str:
+def _caption(height: int, hidden: int, columns: list[str], shown: list[str]) -> str:
     caption = f"{height:,} row{'s' if height != 1 else ''}"
     if hidden:
-        caption += f" ({hidden:,} hidden: use --format csv or --output FILE for all of them)"
+        caption += f", {hidden:,} of them hidden"
+    left_out = [name for name in columns if name not in shown]
+    if left_out:
+        caption += f"; columns not shown: {', '.join(left_out)}"
+    if hidden or left_out:
+        caption += " (--format csv or --output FILE gives everything)"
     return caption
 
 
