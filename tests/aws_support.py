@@ -118,3 +118,11 @@ def wait_for(sfn, execution_arn: str, attempts: int = 2000) -> dict:
         if described["status"] != "RUNNING":
             return described
     raise AssertionError(f"{execution_arn} still running")
+
+
+def allow_plain_http_in_moto(bucket: str) -> None:
+    """Drop the bucket's deny-non-TLS policy: moto ignores policy Conditions, so a conditional Deny refuses
+    every object request (real S3 over HTTPS lets them through). Done only where a test moves data."""
+    import boto3
+
+    boto3.client("s3", region_name=REGION).delete_bucket_policy(Bucket=bucket)
