@@ -118,12 +118,9 @@ class DataAggregator:
         self, symbols: Iterable[str] | str, start: dt.date | str | None = None, end: dt.date | str | None = None
     ) -> "pl.DataFrame":
         """The rows of these symbols (ASX codes without suffix), optionally within [start, end]."""
-        if isinstance(symbols, str):
-            symbols = [symbols]
-        codes = parse_symbols(list(symbols))
-        if codes is None:
-            raise InputError("load_symbols was given no symbols: name at least one, e.g. ['BHP', 'CBA']")
-        return self.load(codes, start=start, end=end)
+        if symbols is None:
+            raise InputError("load_symbols needs symbols, e.g. ['BHP', 'CBA']")
+        return self.load(symbols, start=start, end=end)
 
     def load(
         self,
@@ -136,7 +133,11 @@ class DataAggregator:
         end = None if end is None else _required_date(end, "end")
         if start is not None and end is not None and start > end:
             raise InputError(f"start {start} is after end {end}: give the earlier date first")
-        codes = None if symbols is None else parse_symbols(list(symbols))
+        codes = None
+        if symbols is not None:
+            codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
+            if codes is None:
+                raise InputError("no symbols given: name at least one, e.g. ['BHP', 'CBA'], or pass None for all")
         keys = self.data_files(start, end)
         if not keys:
             return schema.empty_frame()

@@ -116,9 +116,11 @@ def test_an_empty_or_missing_store_is_an_empty_frame(tmp_path):
         lambda a: a.load_date_range("2026-01-08", "2026-01-05"),
         lambda a: a.load_symbols(["bhp.ax"]),
         lambda a: a.load_symbols([]),
+        lambda a: a.load_symbols(None),
+        lambda a: a.load(symbols=[]),
         lambda a: a.load_symbols(["BHP"], start="5/1/2026"),
     ],
-    ids=["not-a-real-date", "words", "an-int", "none", "start-after-end", "bad-symbol", "no-symbols", "us-date"],
+    ids=["not-a-real-date", "words", "an-int", "none", "start-after-end", "bad-symbol", "no-symbols", "none-symbols", "load-no-symbols", "us-date"],
 )
 def test_bad_arguments_are_input_errors(two_days, call):
     with pytest.raises(InputError):

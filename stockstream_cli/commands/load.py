@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
 
 def load(
     symbols: options.Symbols = None,
-    date: options.Date = None,
+    date: Annotated[
+        Optional[str], typer.Option("--date", help="Only this trading day, YYYY-MM-DD.", show_default=False)
+    ] = None,
     start: Annotated[
         Optional[str], typer.Option("--start", help="First trading date, YYYY-MM-DD (with --end).", show_default=False)
     ] = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
 from .. import options
@@ -15,7 +17,10 @@ def register(app: typer.Typer) -> None:
 
 
 def status(
-    date: options.Date = None,
+    date: Annotated[
+        Optional[str],
+        typer.Option("--date", help="Day to report, YYYY-MM-DD [default: the latest day in the store].", show_default=False),
+    ] = None,
     store: options.Store = None,
     json: options.Json = False,
     profile: options.Profile = None,
