@@ -16,6 +16,9 @@ from . import layout
 from .errors import CorruptFileError, InputError, KeyNotFound
 
 
+RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors")
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchRecord:
     """One runs/D/batch-N.json, as far as status needs it."""
@@ -56,10 +59,13 @@ class DayStatus:
 
     @property
     def run_outcome(self) -> str | None:
-        """From run.json: succeeded, partial (some symbols or batches failed) or failed (no batch succeeded)."""
+        """From run.json: succeeded, partial (some symbols or batches failed), failed (nothing fetched) or
+        interrupted (stopped part way, e.g. Ctrl-C)."""
         if self.run is None:
             return None
-        if self.run.get("num_batches") and not self.run.get("batches_succeeded"):
+        if self.run.get("interrupted"):
+            return "interrupted"
+        if self.run.get("total_symbols") and not self.run.get("symbols_fetched"):
             return "failed"
         if self.run.get("batches_failed") or self.run.get("symbols_failed"):
             return "partial"
@@ -74,6 +80,8 @@ class DayStatus:
                 "batches_failed": self.run.get("batches_failed", []),
                 "key": layout.run_summary_key(self.date),
             }
+            # What run-local and rerun-failed add to the contract's summary, when present.
+            run.update({name: self.run[name] for name in RUN_DETAILS if name in self.run})
         return {
             "date": self.date.isoformat(),
             "store": self.store,

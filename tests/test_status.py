@@ -197,3 +197,20 @@ def test_a_real_process(store):
     assert result.returncode == 3, result.stderr
     assert json.loads(result.stdout)["batches_missing"] == [3]
     assert run_stockstream("status", "--store", store.uri, "--date", "2026-01-07").returncode == 0
+
+
+def test_what_run_local_adds_to_run_json_is_shown(store):
+    from storefactory import write_run_summary
+
+    run = dict(day_status(store, THU).run, command="rerun-failed", started_at="2026-01-08T09:00:00.000Z",
+               finished_at="2026-01-08T09:06:11.200Z", interrupted=False, batch_errors={"3": "store write failed"})
+    write_run_summary(store, THU, run)
+    document = json.loads(status("--store", store.uri, "--json").stdout)["run"]
+    assert (document["command"], document["finished_at"], document["batch_errors"]) == (
+        "rerun-failed", "2026-01-08T09:06:11.200Z", {"3": "store write failed"})
+    text = " ".join(status("--store", store.uri).stdout.split())
+    assert "Run partial in 6 min 11 s, batches failed: 3 (rerun-failed, finished 2026-01-08T09:06:11.200Z)" in text
+    write_run_summary(store, THU, dict(run, interrupted=True))
+    assert day_status(store, THU).run_outcome == "interrupted"
+    write_run_summary(store, THU, dict(run, symbols_fetched=0))
+    assert day_status(store, THU).run_outcome == "failed"

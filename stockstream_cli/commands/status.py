@@ -118,6 +118,9 @@ def _run_line(report) -> str:
     took = _duration(seconds) if isinstance(seconds, (int, float)) else "duration not recorded"
     failed = report.run.get("batches_failed") or []
     extra = f", batches failed: {_numbers(failed)}" if failed else ""
+    if report.run.get("command"):
+        extra += f" ({report.run['command']}"
+        extra += f", finished {report.run['finished_at']})" if report.run.get("finished_at") else ")"
     return f"{report.run_outcome} in {took}{extra}"
 
 
