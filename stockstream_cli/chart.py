@@ -114,7 +114,7 @@ def build_figure(data: ChartData):
     adjusted = [nan if v is None else v for v in data.adjusted_close]
     # NaN breaks a line, so a missing session is a gap; the small markers keep a lone day between gaps visible.
     prices.plot(data.dates, close, color="#1f4e79", linewidth=1.6, marker="o", markersize=2.5, label="close",
-                gid="close")
+                gid="close", zorder=3)
     prices.plot(data.dates, adjusted, color="#d4821e", linewidth=1.2, linestyle="--", marker="o", markersize=1.5,
                 label="adjusted close", gid="adjusted_close")
     bars = [(d, v) for d, v in zip(data.dates, data.volume) if v is not None]

@@ -466,6 +466,26 @@ def _document(start, end, sessions, universe, expected, present, classified, sus
     }
 
 
+def alert_message(document: dict) -> str | None:
+    """One paragraph for an alert (SNS, a log line) when the check found the range incomplete, else None.
+
+    For a data-quality step after the aggregate: `alert_message(check_day(store, day))`.
+    """
+    if document["complete"]:
+        return None
+    span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
+    missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in FAILURE_REASONS]
+    flagged = [f"{n} {kind}" for kind, n in document["suspicious_counts"].items() if n]
+    examples = [f"{i['symbol']} {i['date']}" for reason in FAILURE_REASONS for i in document["missing"][reason]][:10]
+    lines = [f"stockstream check {span}: {document['present_rows']} of {document['expected_rows']} rows present."]
+    if missing:
+        lines.append(f"Missing: {', '.join(missing)} (e.g. {', '.join(examples)}).")
+    if flagged:
+        lines.append(f"Suspicious: {', '.join(flagged)}.")
+    lines.append(f"Details: stockstream check --start {document['start']} --end {document['end']}")
+    return " ".join(lines)
+
+
 def exit_code(document: dict) -> int:
     """0 when complete, 3 when something is missing (for a failure reason) or suspicious."""
     return 0 if document["complete"] else 3

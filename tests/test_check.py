@@ -260,3 +260,15 @@ def test_bad_input_exits_2_before_reading(tmp_path):
     assert not store.exists()
     empty = CliRunner().invoke(app, ["check", "--store", str(store), "--date", "2026-11-12"])
     assert empty.exit_code == 2 and "stockstream symbols" in empty.stderr
+
+
+def test_check_day_and_its_alert_for_a_pipeline_step(complete_store):
+    day = D(2026, 11, 20)
+    assert quality.check_day(complete_store, day)["complete"] is True
+    assert quality.alert_message(quality.check_day(complete_store, day)) is None
+    complete_store.delete(layout.batch_data_key(day, 0))  # the day's batch 0 data lost, its manifest kept
+    document = quality.check_day(complete_store, day)
+    assert document["missing_counts"]["unexplained"] == 2  # AAA and BHP: fetched fine, no rows
+    message = quality.alert_message(document)
+    assert message.startswith("stockstream check 2026-11-20: 2 of 4 rows present. Missing: 2 unexplained")
+    assert "AAA 2026-11-20" in message and "stockstream check --start 2026-11-20 --end 2026-11-20" in message

@@ -109,7 +109,8 @@ def _render_check(document: dict) -> None:
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
     console.print(
         f"[bold]check {span}[/]: {document['sessions']} sessions x {document['symbols']:,} symbols, "
-        f"{document['present_rows']:,}/{document['expected_rows']:,} rows present"
+        f"{document['present_rows']:,}/{document['expected_rows']:,} rows present",
+        soft_wrap=True,
     )
     if document["sessions"] == 0:
         console.print("no ASX session in this range (weekend or holiday): nothing to check")
@@ -142,7 +143,7 @@ def _render_check(document: dict) -> None:
         console.print("revisions: none")
     if document["unlisted_symbols"]:
         console.print(f"[yellow]not in any list in force, not checked:[/] {' '.join(document['unlisted_symbols'])}")
-    console.print(_verdict(document))
+    console.print(_verdict(document), soft_wrap=True)
 
 
 def _verdict(document: dict) -> str:
@@ -285,7 +286,7 @@ def _render_backfill(document: dict) -> None:
     meta = document["metadata"]
     console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {len(document['symbols'])} symbol(s) asked, "
                   f"{len(meta['skipped_done'])} already done, {meta['symbols_fetched']} fetched "
-                  f"({meta['rows_written']:,} rows), {len(meta['symbols_failed'])} failed")
+                  f"({meta['rows_written']:,} rows), {len(meta['symbols_failed'])} failed", soft_wrap=True)
     for symbol in meta["symbols_failed"]:
         console.print(f"  [red]{symbol}[/]: {meta['failure_reasons'][symbol]}")
     for key in meta["s3_keys"]:
@@ -336,4 +337,4 @@ def chart(
             + ", ".join(d.isoformat() for d in result.missing_sessions[:10])
             + (" ..." if len(result.missing_sessions) > 10 else ""))
     stdout_console().print(f"wrote {target} ({code} {result.start} to {result.end}, "
-                           f"{result.rows} rows, {len(result.missing_sessions)} missing session(s))")
+                           f"{result.rows} rows, {len(result.missing_sessions)} missing session(s))", soft_wrap=True)
