@@ -1,0 +1,148 @@
+"""The deployed pipeline end to end, on moto: `deploy` builds it, Step Functions really runs infra/asl.json
+(Choice, Map, Retry, Catch, sns:publish), and the Lambdas are the project's own handlers run in-process.
+
+Then what a user does with it: `load --store s3://...` reads the data back, `rerun-failed --remote` finishes
+a day that partly failed, `status --remote` lists the executions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import pytest
+
+from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, markit_csv,
+                         no_retry_intervals, run_state_machines, serving, wait_for)
+from helpers import run_stockstream
+from stockstream_cli.aws.deploy import DeployOptions, deploy
+from stockstream_cli.aws.remote import remote_status, rerun_remote
+
+DAY = dt.date(2026, 11, 25)
+CODES = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH"]  # batches of 3: [AAA BBB CCC] [DDD EEE FFF] [GGG HHH]
+
+
+@pytest.fixture
+def pipeline(moto_endpoint, monkeypatch, fake_yahoo, tmp_path):
+    """The pipeline deployed to moto, its state machine executing, its functions running here."""
+    run_state_machines(moto_endpoint)
+    no_retry_intervals(monkeypatch)
+    lambdas = InProcessLambdas().install(monkeypatch)
+    document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
+    allow_plain_http_in_moto(document["bucket"])
+    # the functions' own variables (deploy's) are applied per invocation; register them so they are undone
+    monkeypatch.setenv("STOCKSTREAM_STORE", document["store"])
+    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", "/tmp/stockstream-cache")
+    monkeypatch.setenv("STOCKSTREAM_BATCH_SIZE", "3")
+    with serving(markit_csv(CODES)) as url:
+        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
+        yield {"lambdas": lambdas, "yahoo": fake_yahoo, **document}
+
+
+def _start(document: dict, name: str, payload: dict) -> dict:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = sfn.start_execution(stateMachineArn=document["state_machine_arn"], name=name, input=json.dumps(payload))
+    return wait_for(sfn, arn["executionArn"])
+
+
+def _keys(bucket: str) -> set[str]:
+    return {o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_an_execution_stores_the_data_that_load_returns(pipeline):
+    execution = _start(pipeline, "daily-2026-11-25", {"date": DAY.isoformat()})
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["date"] == "2026-11-25"
+    assert [(r["batchNumber"], r["failed"], r["symbolsFetched"]) for r in output["batchResults"]] == [
+        (0, False, 3), (1, False, 3), (2, False, 2)]
+    calls = pipeline["lambdas"].invocations
+    assert [name for name, _ in calls].count("asx-symbol-updater") == 1
+    fetched = sorted((e["batchNumber"], e["date"], tuple(e["symbols"])) for name, e in calls if name == "stock-data-fetcher")
+    assert fetched == [(0, "2026-11-25", ("AAA", "BBB", "CCC")), (1, "2026-11-25", ("DDD", "EEE", "FFF")),
+                       (2, "2026-11-25", ("GGG", "HHH"))]
+    assert {"symbols/2026-11-25-symbols.csv", "raw-data/2026-11-25-batch-2.parquet", "runs/2026-11-25/batch-2.json"} <= _keys(pipeline["bucket"])
+
+    loaded = run_stockstream("load", "--store", pipeline["store"], "--date", "2026-11-25", "--format", "json")
+    assert loaded.returncode == 0, loaded.stderr
+    rows = json.loads(loaded.stdout)
+    assert [row["symbol"] for row in rows] == CODES
+    expected = pipeline["yahoo"].bar("BBB", DAY)
+    bbb = rows[1]
+    assert (bbb["open"], bbb["high"], bbb["low"], bbb["close"], bbb["volume"]) == (
+        expected["open"], expected["high"], expected["low"], expected["close"], expected["volume"])
+
+
+def test_a_failing_symbol_source_ends_in_the_alert(pipeline, monkeypatch):
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(TopicArn=pipeline["topic_arn"], Protocol="sqs", Endpoint=queue_arn)
+    with serving(b"<html><head><title>Request Rejected</title></head></html>", content_type="text/html") as url:
+        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
+        execution = _start(pipeline, "daily-broken-source", {"date": DAY.isoformat()})
+    assert execution["status"] == "FAILED" and execution["error"] == "PipelineFailed"
+    updater_calls = [name for name, _ in pipeline["lambdas"].invocations if name == "asx-symbol-updater"]
+    assert len(updater_calls) == 4  # the first try and the three retries of UpdateASXSymbols
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notification = json.loads(message["Body"])
+    assert notification["Subject"] == "Stock Stream Pipeline Failed"
+    assert "daily-broken-source" in notification["Message"] and "SourceError" in notification["Message"]
+    assert not any(key.startswith("symbols/") for key in _keys(pipeline["bucket"]))
+
+
+def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finishes_the_day(pipeline, monkeypatch):
+    yahoo = pipeline["yahoo"]
+    for code in ("DDD", "EEE", "FFF"):
+        yahoo.fault(code, "rate_limited")  # every request: batch 1 fails as a whole, every attempt
+    yahoo.fault("BBB", "timeout")  # one symbol of batch 0 fails, the batch itself succeeds
+    execution = _start(pipeline, "daily-with-faults", {"date": DAY.isoformat()})
+    assert execution["status"] == "SUCCEEDED"
+    results = {r["batchNumber"]: r for r in json.loads(execution["output"])["batchResults"]}
+    assert results[1] == {"batchNumber": 1, "failed": True, "error": "BatchFailed"}
+    assert (results[0]["failed"], results[0]["symbolsFailed"], results[2]["symbolsFetched"]) == (False, ["BBB"], 2)
+    batch_1_calls = [e for name, e in pipeline["lambdas"].invocations if e.get("batchNumber") == 1]
+    assert len(batch_1_calls) == 3  # FetchStockData's first try and its 2 retries
+    keys = _keys(pipeline["bucket"])
+    assert "runs/2026-11-25/batch-1.json" not in keys and "raw-data/2026-11-25-batch-2.parquet" in keys
+
+    # Yahoo is healthy again: rerun on the deployed pipeline exactly what failed
+    import yfinance.data
+    from yahoo_fake import FakeYahoo
+
+    monkeypatch.setattr(yfinance.data.YfData, "get", FakeYahoo().as_method())
+    before = len(pipeline["lambdas"].invocations)
+    run = rerun_remote(DAY, poll_interval=0, sleep=lambda s: None)
+    assert run["execution_status"] == "SUCCEEDED" and run["execution_arn"].split(":")[-1].startswith("rerun-2026-11-25-")
+    assert {k: run[k] for k in ("date", "total_symbols", "num_batches", "batches_succeeded", "batches_failed",
+                                "symbols_fetched", "symbols_failed")} == {
+        "date": "2026-11-25", "total_symbols": 8, "num_batches": 3, "batches_succeeded": 3, "batches_failed": [],
+        "symbols_fetched": 8, "symbols_failed": []}
+    rerun_calls = pipeline["lambdas"].invocations[before:]
+    assert sorted((name, e["batchNumber"], tuple(e["symbols"])) for name, e in rerun_calls) == [
+        ("stock-data-fetcher", 0, ("BBB",)), ("stock-data-fetcher", 1, ("DDD", "EEE", "FFF"))]
+    loaded = run_stockstream("load", "--store", pipeline["store"], "--date", "2026-11-25", "--format", "json")
+    assert [row["symbol"] for row in json.loads(loaded.stdout)] == CODES  # BBB merged into batch 0, batch 1 whole
+
+    nothing = rerun_remote(DAY, poll_interval=0, sleep=lambda s: None)
+    assert nothing["execution_status"] == "NOT_STARTED" and nothing["symbols_fetched"] == 8
+    assert len(pipeline["lambdas"].invocations) == before + 2
+
+    status = remote_status(limit=5)
+    assert [(e["kind"], e["status"], e["date"]) for e in status["executions"]] == [
+        ("rerun", "SUCCEEDED", "2026-11-25"), ("daily", "SUCCEEDED", "2026-11-25")]
+    assert status["executions"][1]["batches_failed"] == [1] and status["executions"][0]["batches_failed"] == []
+    assert (status["executions"][1]["symbols_fetched"], status["executions"][1]["symbols_failed"]) == (4, 1)  # AAA CCC GGG HHH; BBB
+    assert status["executions"][0]["symbols_fetched"] == 6  # the rerun: batch totals after the merge, 3 + 3
+
+
+def test_rerun_without_waiting_returns_at_once(pipeline):
+    pipeline["yahoo"].fault("GGG", "rate_limited").fault("HHH", "rate_limited")
+    assert _start(pipeline, "daily-batch-2-fails", {"date": DAY.isoformat()})["status"] == "SUCCEEDED"
+    started = rerun_remote(DAY, wait=False)
+    assert started["execution_status"] == "RUNNING" and started["batches_started"] == [2]
+    assert started["batches_failed"] == [2]  # what the store said when it started
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    described = wait_for(sfn, started["execution_arn"])
+    assert json.loads(described["input"])["symbolBatches"] == [{"symbols": ["GGG", "HHH"], "batchNumber": 2, "date": "2026-11-25"}]
