@@ -427,7 +427,8 @@ def _wait_for_workers(futures) -> None:
     """Let every batch in flight finish or drop out; a second Ctrl-C does not leave a half-written file."""
     while True:
         try:
-            concurrent.futures.wait(futures)
+            # a future cancelled by shutdown(cancel_futures=True) never counts as done for wait(): skip those
+            concurrent.futures.wait([future for future in futures if not future.cancelled()])
             return
         except KeyboardInterrupt:
             continue

@@ -32,7 +32,7 @@ class LogObserver(Observer):
         pass
 
     def note(self, message: str) -> None:
-        self.console.print(f"stockstream: {message}", markup=False, highlight=False)
+        self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
 
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
         self.note(f"batch {batch_number} failed (attempt {attempt}), retrying: {error}")
@@ -85,7 +85,7 @@ class LiveProgress(LogObserver):
         self._progress.stop()
 
     def note(self, message: str) -> None:
-        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False)
+        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
 
     def started(self, batches: Mapping[int, int]) -> None:
         with self._lock:

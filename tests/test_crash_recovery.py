@@ -1,0 +1,145 @@
+"""A run killed part way (SIGKILL) or stopped with Ctrl-C (SIGINT) loses nothing rerun-failed cannot restore."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline_support import asx_codes, stored_rows, write_markit_csv
+from stockstream_cli import pipeline
+from stockstream_cli.settings import Settings
+from stockstream_cli.store import LocalStore
+
+DAY = dt.date(2026, 8, 21)
+SUPPORT = Path(__file__).resolve().parent / "pipeline_support.py"
+SYMBOLS, BATCH_SIZE = 150, 10
+BATCHES = SYMBOLS // BATCH_SIZE
+
+
+def start_run(tmp_path, list_path, data):
+    """run-local in a real process, Yahoo faked there with some latency so the run takes a few seconds."""
+    env = dict(os.environ, STOCKSTREAM_FAKE_LATENCY="0.01", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, str(SUPPORT), "run-local", "--date", DAY.isoformat(), "--from-file", str(list_path),
+         "--store", str(data), "--batch-size", str(BATCH_SIZE), "--concurrency", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+
+
+@pytest.fixture
+def run_process():
+    """Holds the run's process; kills it whatever the test's outcome, so no run outlives its test."""
+    processes = []
+    yield processes.append
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_for_manifests(process, data: Path, count: int, timeout: float = 90) -> list[Path]:
+    """Block until `count` batches are done (the process is watched, not slept on a configured wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = sorted((data / "runs" / DAY.isoformat()).glob("batch-*.json"))
+        if len(done) >= count:
+            return done
+        if process.poll() is not None:
+            pytest.fail(f"run ended before {count} batches: {process.communicate()}")
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail("the run made no progress")
+
+
+@pytest.fixture(scope="module")
+def asx_list(tmp_path_factory):
+    return write_markit_csv(tmp_path_factory.mktemp("list") / "asx.csv", asx_codes(SYMBOLS))
+
+
+@pytest.fixture(scope="module")
+def clean_rows(asx_list, tmp_path_factory):
+    """What a run without faults or interruptions stores (fetch_timestamp left out)."""
+    from yahoo_fake import FakeYahoo
+
+    store = tmp_path_factory.mktemp("clean")
+    with FakeYahoo().installed():
+        run = pipeline.run_local(LocalStore(store), DAY, Settings.resolve(batch_size=BATCH_SIZE, delay=0, retry_wait=0,
+                                                                          cache_dir=str(store / "yfcache")),
+                                 source=pipeline.asx_source(from_file=str(asx_list)))
+    assert run["symbols_fetched"] == SYMBOLS
+    return stored_rows(store, DAY)
+
+
+def visible_files(data: Path) -> list[Path]:
+    return [p for p in sorted(data.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+
+
+def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_list, clean_rows, fake_yahoo,
+                                                                  run_process):
+    data = tmp_path / "data"
+    process = start_run(tmp_path, asx_list, data)
+    run_process(process)
+    wait_for_manifests(process, data, 3)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    done_when_killed = len(list((data / "runs" / DAY.isoformat()).glob("batch-*.json")))
+    assert 3 <= done_when_killed < BATCHES
+    assert not (data / "runs" / DAY.isoformat() / "run.json").exists()
+
+    fake_yahoo.reset_counts()
+    healed = pipeline.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert pipeline.exit_code(healed) == 0
+    assert (healed["symbols_fetched"], healed["num_batches"], healed["batches_failed"]) == (SYMBOLS, BATCHES, [])
+    assert fake_yahoo.chart_requests() == SYMBOLS - BATCH_SIZE * done_when_killed  # only batches with no result
+
+    assert stored_rows(data, DAY).equals(clean_rows)
+    for path in visible_files(data):
+        if path.suffix == ".parquet":
+            assert pl.read_parquet(path).height > 0
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            assert pl.read_csv(path).height == SYMBOLS
+
+
+def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp_path, asx_list, clean_rows,
+                                                                            fake_yahoo, run_process):
+    data = tmp_path / "data"
+    process = start_run(tmp_path, asx_list, data)
+    run_process(process)
+    wait_for_manifests(process, data, 2)
+    assert process.poll() is None
+    interrupted_at = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    stopped_in = time.monotonic() - interrupted_at
+
+    assert process.returncode == 130, stderr
+    assert "stockstream rerun-failed --date 2026-08-21" in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    assert stopped_in < 5, f"took {stopped_in:.1f} s to stop"
+    assert not [p for p in data.rglob("*") if p.name.startswith(".")], "a temporary file was left behind"
+
+    manifests = sorted((data / "runs" / DAY.isoformat()).glob("batch-*.json"))
+    assert 2 <= len(manifests) < BATCHES
+    for manifest in manifests:
+        number = manifest.stem.split("-")[1]
+        assert pl.read_parquet(data / "raw-data" / f"2026-08-21-batch-{number}.parquet").height == BATCH_SIZE * 5
+    run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
+    assert run["interrupted"] is True and run["batches_succeeded"] == len(manifests)
+
+    healed = pipeline.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert pipeline.exit_code(healed) == 0 and healed["symbols_fetched"] == SYMBOLS
+    assert stored_rows(data, DAY).equals(clean_rows)
