@@ -187,8 +187,9 @@ class FakeYahoo:
     def bar(self, ticker: str, day: dt.date) -> dict[str, float | int] | None:
         """The bar served for (ticker, day) with overrides applied; None for an all-null bar."""
         ticker = yahoo_symbol(ticker)
-        if day in self._overrides[ticker]:
-            return self._overrides[ticker][day]
+        overrides = self._overrides.get(ticker, {})
+        if day in overrides:
+            return overrides[day]
         return generated_bar(ticker, day)
 
     def chart_body(self, ticker: str, period1: int, period2: int) -> dict:
@@ -210,7 +211,7 @@ class FakeYahoo:
         }
         events = {
             str(bar_timestamp(day)): {"amount": amount, "date": bar_timestamp(day)}
-            for day, amount in sorted(self._dividends[ticker].items())
+            for day, amount in sorted(self._dividends.get(ticker, {}).items())
             if day in days
         }
         if events:
@@ -220,7 +221,7 @@ class FakeYahoo:
     def _adjust_for_dividends(self, ticker, days, closes, adjclose, bars):
         """Yahoo's back-adjustment: before an ex-date, multiply by 1 - amount / (close the day before)."""
         adjusted = list(adjclose)
-        for ex_date, amount in self._dividends[ticker].items():
+        for ex_date, amount in self._dividends.get(ticker, {}).items():
             before = [i for i, day in enumerate(days) if day < ex_date]
             if not before:
                 continue
