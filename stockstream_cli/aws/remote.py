@@ -72,7 +72,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
                  poll_interval: float = 5.0, timeout: float = 6 * 3600,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
-    return the run-local summary of the day plus "execution_arn" and "execution_status"."""
+    return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
+    "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
     from .. import layout
     from ..pipeline import read_manifests, run_document
     from ..pipeline import Observer
@@ -87,7 +88,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     batches, manifests, items = rerun_items(store, day, include_all=include_all)
     if not items:
         run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
-        return {**_summary(run), "execution_arn": None, "execution_status": "NOT_STARTED"}
+        return {**run, "execution_arn": None, "execution_status": "NOT_STARTED"}
 
     sfn = session.client("stepfunctions")
     name = f"rerun-{day.isoformat()}-{uuid.uuid4().hex[:12]}"
@@ -95,7 +96,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
                                     input=json.dumps({"date": day.isoformat(), "symbolBatches": items}))["executionArn"]
     if not wait:
         run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
-        return {**_summary(run), "execution_arn": execution, "execution_status": "RUNNING",
+        return {**run, "execution_arn": execution, "execution_status": "RUNNING",
                 "batches_started": [item["batchNumber"] for item in items]}
 
     described = wait_for_execution(sfn, execution, poll_interval=poll_interval, timeout=timeout, sleep=sleep)
@@ -104,7 +105,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
                        batch_errors=errors)
     store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
-    return {**_summary(run), "execution_arn": execution, "execution_status": described["status"]}
+    return {**run, "execution_arn": execution, "execution_status": described["status"]}
 
 
 def wait_for_execution(sfn, execution_arn: str, *, poll_interval: float, timeout: float,
@@ -120,15 +121,26 @@ def wait_for_execution(sfn, execution_arn: str, *, poll_interval: float, timeout
         sleep(poll_interval)
 
 
-def remote_status(*, limit: int = 10, profile: str | None = None, region: str | None = None, session=None) -> dict:
-    """The deployed state machine's latest executions, newest first, with their outcome."""
+def remote_status(*, limit: int = 10, day: dt.date | None = None, profile: str | None = None,
+                  region: str | None = None, session=None) -> dict:
+    """The deployed state machine's latest executions (of `day`, if given), newest first, with their outcome."""
     session = _session(session, profile, region)
     machine = state_machine_arn(session)
     sfn = session.client("stepfunctions")
-    listed = sfn.list_executions(stateMachineArn=machine, maxResults=max(1, min(limit, 1000))).get("executions", [])
-    listed = sorted(listed, key=lambda e: e["startDate"], reverse=True)[:limit]
-    return {"state_machine_arn": machine, "region": session.region_name,
-            "executions": [execution_summary(sfn.describe_execution(executionArn=e["executionArn"])) for e in listed]}
+    listed = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+        listed.extend(page.get("executions", []))
+        if day is None and len(listed) >= limit:
+            break
+    listed.sort(key=lambda e: e["startDate"], reverse=True)
+    executions = []
+    for entry in listed:
+        summary = execution_summary(sfn.describe_execution(executionArn=entry["executionArn"]))
+        if day is None or summary["date"] == day.isoformat():
+            executions.append(summary)
+        if len(executions) >= limit:
+            break
+    return {"state_machine_arn": machine, "region": session.region_name, "executions": executions}
 
 
 def execution_summary(described: dict) -> dict[str, Any]:
@@ -169,7 +181,3 @@ def _json(text: str | None) -> Any:
         return None
 
 
-def _summary(run: dict) -> dict:
-    from ..pipeline import summary
-
-    return summary(run)

@@ -32,6 +32,9 @@ Force = Annotated[
     bool,
     typer.Option("--force", help="Accept an ASX list that shrank suspiciously against the previous one."),
 ]
+from .aws import NoWait as NoWaitFlag  # noqa: E402  (--remote: the deployed pipeline, commands/aws.py)
+from .aws import Remote as RemoteFlag  # noqa: E402
+
 AllReasons = Annotated[
     bool,
     typer.Option("--all", help="Also retry symbols that failed as not_found or no_data (not retried by default)."),
@@ -91,6 +94,8 @@ def register(app: typer.Typer) -> None:
         profile: Profile = None,
         region: Region = None,
         json_output: Json = False,
+        remote: RemoteFlag = False,
+        no_wait: NoWaitFlag = False,
     ) -> None:
         """Fetch again exactly what failed on a day, from what the store records, and merge it in.
 
@@ -99,8 +104,19 @@ def register(app: typer.Typer) -> None:
         are fetched and merged into their batch file, one row per (symbol, date). Running it again when
         nothing failed changes no file. Exit codes and --json as run-local.
 
+        --remote does it on the deployed pipeline: one execution carrying only the failed batches, waited
+        for unless --no-wait (the store defaults to the deployed bucket).
+
         Example: stockstream rerun-failed --date 2026-11-25
         """
+        if remote or no_wait:
+            from ..errors import InputError
+            from .aws import rerun_failed_remote
+
+            if not remote:
+                raise InputError("--no-wait goes with --remote: stockstream rerun-failed --remote --no-wait --date D")
+            return rerun_failed_remote(date=date, store=store, profile=profile, region=region,
+                                       include_all=include_all, wait=not no_wait, json_output=json_output)
         from .. import pipeline
 
         day, settings, data_store = _prepare(

@@ -8,6 +8,8 @@ import typer
 
 from .. import options
 
+from .aws import Remote as RemoteFlag  # noqa: E402  (--remote: the deployed pipeline, commands/aws.py)
+
 FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
 LASTING_REASONS = {"not_found", "no_data"}  # rerun-failed retries these only with --all
 
@@ -25,9 +27,10 @@ def status(
     json: options.Json = False,
     profile: options.Profile = None,
     region: options.Region = None,
+    remote: RemoteFlag = False,
 ) -> None:
     """What the store holds for a day (default: the latest): symbols, batches done and missing, symbols failed
-    by reason, the run's duration.
+    by reason, the run's duration. --remote: the deployed state machine's latest executions and their outcome.
 
     Exit 0 when the day is complete, 3 when batches are missing or symbols failed (then
     `stockstream rerun-failed --date D` finishes it), 2 when the store has no such day.
@@ -38,6 +41,10 @@ def status(
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
     # The deployed pipeline's view (--remote) is a second source beside this one, rendered its own way.
+    if remote:
+        from .aws import status_remote
+
+        return status_remote(date=date, profile=profile, region=region, json_output=json)
     report = _local_status(settings, date)
     if json:
         from ..output import emit_json
