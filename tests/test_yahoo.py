@@ -98,7 +98,7 @@ def test_a_delisted_answer_with_status_200_is_still_not_found(prepared):
     assert "delisted" in outcome.detail
 
 
-def test_curl_cffi_timeouts_count_as_timeouts(fake_yahoo, monkeypatch):
+def test_curl_cffi_timeouts_count_as_timeouts():
     from curl_cffi.requests.exceptions import Timeout
 
     fake = FakeYahoo(timeout_error=Timeout).fault("SLW", "timeout")
