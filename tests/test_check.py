@@ -272,3 +272,14 @@ def test_check_day_and_its_alert_for_a_pipeline_step(complete_store):
     message = quality.alert_message(document)
     assert message.startswith("stockstream check 2026-11-20: 2 of 4 rows present. Missing: 2 unexplained")
     assert "AAA 2026-11-20" in message and "stockstream check --start 2026-11-20 --end 2026-11-20" in message
+
+
+def test_check_reads_an_s3_store(s3_bucket):
+    store = as_store(f"s3://{s3_bucket}/prefix")
+    for day in RUN_DAYS[:3]:
+        run_day(store, day, BASE, failures={"NAB": "not_found"} if day == RUN_DAYS[2] else None)
+    result = check_cli(store, "--start", RUN_DAYS[0].isoformat(), "--end", RUN_DAYS[2].isoformat(), "--json")
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    assert [(i["symbol"], i["date"]) for i in document["missing"]["fetch_failed"]] == [("NAB", RUN_DAYS[2].isoformat())]
+    assert document["present_rows"] == 11
