@@ -31,6 +31,7 @@ from .errors import InputError, Interrupted, StockstreamError
 SYMBOLS_STEP_RETRIES = 3  # infra/asl.json UpdateASXSymbols: MaxAttempts 3
 BATCH_RETRIES = 2  # infra/asl.json FetchStockData on States.TaskFailed: MaxAttempts 2
 BACKOFF_RATE = 2.0
+SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread wakes up to notice a Ctrl-C
 
 RETRYABLE_REASONS = frozenset({"rate_limited", "timeout", "error", "invalid_data"})
 FINAL_REASONS = frozenset({"not_found", "no_data"})  # retried only by `rerun-failed --all`
@@ -403,7 +404,7 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     futures = [pool.submit(_run_batch, store, day, settings, job, observer, control) for job in jobs]
     interrupted = False
     try:
-        for future in concurrent.futures.as_completed(futures):
+        for future in _as_completed(futures):
             if future.exception() is not None:
                 raise future.exception()
             outcome = future.result()
@@ -423,12 +424,27 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     return outcomes, interrupted
 
 
+def _as_completed(futures):
+    """concurrent.futures.as_completed, waking up often so the main thread sees a Ctrl-C at once.
+
+    The kernel may hand SIGINT to any thread; Python runs its handler only in the main thread, which,
+    blocked without a timeout, would notice only when the next batch completed.
+    """
+    pending = set(futures)
+    while pending:
+        done, pending = concurrent.futures.wait(pending, timeout=SIGNAL_CHECK_SECONDS,
+                                                return_when=concurrent.futures.FIRST_COMPLETED)
+        yield from done
+
+
 def _wait_for_workers(futures) -> None:
     """Let every batch in flight finish or drop out; a second Ctrl-C does not leave a half-written file."""
+    # a future cancelled by shutdown(cancel_futures=True) never counts as done for wait(): skip those
+    running = [future for future in futures if not future.cancelled()]
     while True:
         try:
-            # a future cancelled by shutdown(cancel_futures=True) never counts as done for wait(): skip those
-            concurrent.futures.wait([future for future in futures if not future.cancelled()])
+            for _ in _as_completed(running):
+                pass
             return
         except KeyboardInterrupt:
             continue

@@ -6,7 +6,6 @@ CLI-side only (imports rich): the library reports through pipeline.Observer and 
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,28 +53,33 @@ class _BatchCount:
 
 
 class LiveProgress(LogObserver):
-    """A live bar on stderr: symbols fetched and failed out of the total, batches done, elapsed and left."""
+    """Live bars on stderr: symbols fetched and failed out of the total, batches done, elapsed and left.
+
+        run-local 2026-08-21: 1838 symbols in 19 batches
+        ⠋ symbols ━━━━━━━━━━╸━━━━━━━━━  912/1838  909 fetched  3 failed  0:00:41  0:00:43 left
+        ⠋ batches ━━━━━━━━━━━━━━━━━━━━    9/19                           0:00:41  0:00:49 left
+    """
 
     def __init__(self, console: Console, title: str):
         super().__init__(console)
+        self._title = title
         self._lock = threading.Lock()
         self._batches: dict[int, _BatchCount] = {}
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=None),
-            TextColumn("{task.completed}/{task.total} symbols"),
-            TextColumn("[green]{task.fields[fetched]} fetched[/] [red]{task.fields[failed]} failed[/]"),
-            TextColumn("batches {task.fields[batches_done]}/{task.fields[batches]}"),
+            TextColumn("{task.completed:>5}/{task.total}", justify="right"),
+            TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
-            TextColumn("left"),
             TimeRemainingColumn(),
+            TextColumn("left"),
             console=console,
             transient=False,
             refresh_per_second=8,
         )
-        self._task = self._progress.add_task(title, total=None, start=False, fetched=0, failed=0,
-                                             batches_done=0, batches=0)
+        self._symbols = self._progress.add_task("symbols", total=None, start=False, detail="")
+        self._batch_task = self._progress.add_task("batches", total=None, start=False, detail="")
 
     def __enter__(self) -> "LiveProgress":
         self._progress.start()
@@ -85,13 +89,19 @@ class LiveProgress(LogObserver):
         self._progress.stop()
 
     def note(self, message: str) -> None:
-        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
+        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False)
 
     def started(self, batches: Mapping[int, int]) -> None:
         with self._lock:
             self._batches = {number: _BatchCount(size) for number, size in batches.items()}
-            self._progress.update(self._task, total=sum(batches.values()), batches=len(batches))
-            self._progress.start_task(self._task)
+            total = sum(batches.values())
+            self._progress.console.print(f"{self._title}: {total} symbols in {len(batches)} batches",
+                                         markup=False, highlight=False)
+            self._progress.update(self._symbols, total=total)
+            self._progress.update(self._batch_task, total=len(batches))
+            self._progress.start_task(self._symbols)
+            self._progress.start_task(self._batch_task)
+            self._refresh()
 
     def symbol_done(self, batch_number: int, symbol: str, reason: str | None) -> None:
         with self._lock:
@@ -124,15 +134,17 @@ class LiveProgress(LogObserver):
         super().batch_done(batch_number, document, error)
 
     def stopping(self) -> None:
-        self._progress.update(self._task, description="stopping")
+        for task in (self._symbols, self._batch_task):
+            self._progress.update(task, description="stopping")
         super().stopping()
 
     def _refresh(self) -> None:
         fetched = sum(c.fetched for c in self._batches.values())
         failed = sum(c.failed for c in self._batches.values())
         done = sum(c.finished for c in self._batches.values())
-        self._progress.update(self._task, completed=fetched + failed, fetched=fetched, failed=failed,
-                              batches_done=done)
+        self._progress.update(self._symbols, completed=fetched + failed,
+                              detail=f"[green]{fetched} fetched[/]  [red]{failed} failed[/]")
+        self._progress.update(self._batch_task, completed=done)
 
 
 def observer_for(*, json_output: bool, title: str, console: Console | None = None) -> LogObserver:
@@ -182,8 +194,8 @@ def failures_by_reason(run: Mapping[str, Any]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for symbol in run["symbols_failed"]:
         grouped.setdefault(reasons.get(symbol, "batch failed"), []).append(symbol)
-    order = Counter({reason: len(symbols) for reason, symbols in grouped.items()})
-    return {reason: sorted(grouped[reason]) for reason, _ in order.most_common()}
+    order = sorted(grouped, key=lambda reason: (-len(grouped[reason]), reason))
+    return {reason: sorted(grouped[reason]) for reason in order}
 
 
 def failures_table(run: Mapping[str, Any]) -> Table | None:
