@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
 from stockstream_cli import fetch, layout, pipeline
 from stockstream_cli.cli import app
+from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
 
@@ -189,3 +190,33 @@ def test_bad_options_exit_2_before_anything_is_written(tmp_path, asx_list):
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_a_stop_part_way_keeps_finished_batches_and_leaves_nothing_half_written(tmp_path, fake_yahoo):
+    codes = asx_codes(60)
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+    stop = threading.Event()
+
+    class StopAfterTwoBatches(pipeline.Observer):
+        def __init__(self):
+            self.done = 0
+
+        def batch_done(self, batch_number, document, error):
+            self.done += 1
+            if self.done == 2:
+                stop.set()
+
+    with pytest.raises(Interrupted) as raised:
+        pipeline.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=2),
+                           source=pipeline.asx_source(from_file=str(list_path)), observer=StopAfterTwoBatches(),
+                           stop=stop)
+    assert raised.value.exit_code == 130
+    assert "stockstream rerun-failed --date 2026-08-21" in str(raised.value)
+    data = tmp_path / "data"
+    manifests = sorted((data / "runs/2026-08-21").glob("batch-*.json"))
+    parquets = sorted((data / "raw-data").glob("*.parquet"))
+    assert 2 <= len(manifests) <= 3 and len(parquets) == len(manifests)  # at most the other batch in flight
+    assert not [p for p in data.rglob("*") if p.name.startswith(".")]
+    run = json.loads((data / "runs/2026-08-21/run.json").read_text())
+    assert run["interrupted"] and run["batches_succeeded"] == len(manifests) and run["num_batches"] == 12
+    assert fake_yahoo.chart_requests() < 60

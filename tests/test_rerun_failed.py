@@ -155,6 +155,18 @@ def test_rerun_failed_on_an_s3_store(s3_bucket, tmp_path, fake_yahoo):
     store = open_store(uri)
     assert sorted(store.list("raw-data/")) == [f"raw-data/2026-08-21-batch-{n}.parquet" for n in (0, 1)]
 
+    before = s3_objects(s3_bucket)
     second = rerun_cli(uri, "--json")
     assert second.exit_code == 0
     assert fake_yahoo.chart_requests() == 2
+    assert s3_objects(s3_bucket) == before
+
+
+def s3_objects(bucket):
+    """{key: (ETag, LastModified, body)} of every object: a rewrite changes at least the body or the time."""
+    import boto3
+
+    client = boto3.client("s3", region_name="ap-southeast-2")
+    listing = client.list_objects_v2(Bucket=bucket)["Contents"]
+    return {o["Key"]: (o["ETag"], o["LastModified"], client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+            for o in listing}
