@@ -33,6 +33,7 @@ class Settings:
     timeout: float = 30.0
     profile: str | None = None
     region: str | None = None
+    poll_interval: float = 5.0  # seconds between checks of a remote execution (rerun-failed --remote); env only
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **typed: Any) -> "Settings":
@@ -59,6 +60,7 @@ class Settings:
         _at_least(self.retry_wait, 0, "--retry-wait")
         _at_least(self.lookback_days, 1, "--lookback-days")
         _at_least(self.timeout, 0.001, "--timeout")
+        _at_least(self.poll_interval, 0, env_name("poll_interval"))
         if self.rate is not None and self.rate <= 0:
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
 

@@ -111,12 +111,20 @@ def markit_csv(codes: list[str]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def wait_for(sfn, execution_arn: str, attempts: int = 2000) -> dict:
-    """Poll an execution until it stops (moto runs it in a thread; each poll is a real round trip)."""
+POLL = 0.02  # seconds between polls of an execution moto runs in a thread: a busy loop would starve it of the GIL
+
+
+def poll_pause(_seconds: float = POLL) -> None:
+    threading.Event().wait(POLL)
+
+
+def wait_for(sfn, execution_arn: str, attempts: int = 3000) -> dict:
+    """Poll an execution until it stops."""
     for _ in range(attempts):
         described = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             return described
+        poll_pause()
     raise AssertionError(f"{execution_arn} still running")
 
 

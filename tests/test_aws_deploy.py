@@ -151,8 +151,13 @@ def _check_state_machine_rule_topic_alarms() -> None:
     assert {"Pipeline executions", "Symbols fetched and failed", "Batches processed and failed"} <= titles
 
 
+def _deploy_in_process(**options) -> dict:
+    options = {"image_uri": IMAGE_URI, **options}
+    return deploy(DeployOptions(**options), sleep=lambda s: None, waiter_delay=1)
+
+
 def test_a_changed_setting_updates_just_that_resource(moto_endpoint):
-    _deploy_json()
+    _deploy_in_process()
     changed = _deploy_json("--schedule", "cron(0 21 * * ? *)")
     assert [(c["action"], c["resource"]) for c in changed["changes"]] == [("update", "schedule rule")]
     assert changed["mutating_calls"] == 1
@@ -166,7 +171,7 @@ def test_a_changed_setting_updates_just_that_resource(moto_endpoint):
     assert all(c["details"] == [f"image {new_image}"] for c in changes)
     _check_functions(new_image)
 
-    email = _deploy_json("--image-uri", new_image, "--schedule", "cron(0 21 * * ? *)", "--alert-email", "ops@example.com")
+    email = _deploy_in_process(image_uri=new_image, schedule="cron(0 21 * * ? *)", alert_email="ops@example.com")
     assert [(c["resource"], c["name"]) for c in email["changes"]] == [("sns subscription", "ops@example.com")]
     subscriptions = _client("sns").list_subscriptions()["Subscriptions"]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
@@ -182,7 +187,7 @@ def test_second_deploy_makes_no_mutating_call_counted_independently(moto_endpoin
 
 
 def test_destroy_removes_everything_but_the_bucket_and_its_data(moto_endpoint):
-    _deploy_json()
+    _deploy_in_process()
     with pytest.raises(Exception, match="AccessDenied|Forbidden"):  # moto applies the Deny without its TLS condition
         _client("s3").put_object(Bucket=BUCKET, Key="raw-data/2026-11-25-batch-0.parquet", Body=b"data")
     allow_plain_http_in_moto(BUCKET)
@@ -207,7 +212,7 @@ def test_destroy_removes_everything_but_the_bucket_and_its_data(moto_endpoint):
 
     again = run_stockstream("destroy", "--yes")
     assert again.returncode == 0 and again.stdout.startswith("nothing to remove")
-    redeploy = _deploy_json()  # the kept bucket is adopted, its missing policy put back
+    redeploy = _deploy_in_process()  # the kept bucket is adopted, its missing policy put back
     bucket_changes = [c["details"] for c in redeploy["changes"] if c["resource"] == "s3 bucket"]
     assert bucket_changes == [["deny non-TLS requests (bucket policy)"]]
 

@@ -13,8 +13,8 @@ import json
 import boto3
 import pytest
 
-from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, markit_csv,
-                         no_retry_intervals, run_state_machines, serving, wait_for)
+from aws_support import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, markit_csv,
+                         no_retry_intervals, poll_pause, run_state_machines, serving, wait_for)
 from helpers import run_stockstream
 from stockstream_cli.aws.deploy import DeployOptions, deploy
 from stockstream_cli.aws.remote import remote_status, rerun_remote
@@ -113,7 +113,7 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
 
     monkeypatch.setattr(yfinance.data.YfData, "get", FakeYahoo().as_method())
     before = len(pipeline["lambdas"].invocations)
-    run = rerun_remote(DAY, poll_interval=0, sleep=lambda s: None)
+    run = rerun_remote(DAY, poll_interval=POLL, sleep=poll_pause)
     assert run["execution_status"] == "SUCCEEDED" and run["execution_arn"].split(":")[-1].startswith("rerun-2026-11-25-")
     assert {k: run[k] for k in ("date", "total_symbols", "num_batches", "batches_succeeded", "batches_failed",
                                 "symbols_fetched", "symbols_failed")} == {
@@ -125,7 +125,7 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
     loaded = run_stockstream("load", "--store", pipeline["store"], "--date", "2026-11-25", "--format", "json")
     assert [row["symbol"] for row in json.loads(loaded.stdout)] == CODES  # BBB merged into batch 0, batch 1 whole
 
-    nothing = rerun_remote(DAY, poll_interval=0, sleep=lambda s: None)
+    nothing = rerun_remote(DAY, poll_interval=POLL, sleep=poll_pause)
     assert nothing["execution_status"] == "NOT_STARTED" and nothing["symbols_fetched"] == 8
     assert len(pipeline["lambdas"].invocations) == before + 2
 
@@ -146,3 +146,36 @@ def test_rerun_without_waiting_returns_at_once(pipeline):
     sfn = boto3.client("stepfunctions", region_name=REGION)
     described = wait_for(sfn, started["execution_arn"])
     assert json.loads(described["input"])["symbolBatches"] == [{"symbols": ["GGG", "HHH"], "batchNumber": 2, "date": "2026-11-25"}]
+
+
+def test_the_remote_commands_as_a_user_types_them(pipeline, monkeypatch):
+    pipeline["yahoo"].fault("GGG", "rate_limited").fault("HHH", "rate_limited")
+    assert _start(pipeline, "daily-for-the-cli", {"date": DAY.isoformat()})["status"] == "SUCCEEDED"
+
+    status = run_stockstream("status", "--remote", "--json")
+    assert status.returncode == 3, status.stderr  # the latest execution left a batch failed
+    [latest] = json.loads(status.stdout)["executions"]
+    assert (latest["name"], latest["status"], latest["batches_failed"]) == ("daily-for-the-cli", "SUCCEEDED", [2])
+    human = run_stockstream("status", "--remote")
+    assert "daily-for-the-cli" in human.stdout and "SUCCEEDED" in human.stdout
+
+    import yfinance.data
+    from yahoo_fake import FakeYahoo
+
+    monkeypatch.setattr(yfinance.data.YfData, "get", FakeYahoo().as_method())
+    rerun = run_stockstream("rerun-failed", "--remote", "--date", "2026-11-25", "--json",
+                            env={"STOCKSTREAM_POLL_INTERVAL": str(POLL)})
+    assert rerun.returncode == 0, rerun.stderr
+    document = json.loads(rerun.stdout)
+    assert list(document)[:8] == ["date", "total_symbols", "num_batches", "batches_succeeded", "batches_failed",
+                                  "symbols_fetched", "symbols_failed", "execution_time"]
+    assert (document["symbols_fetched"], document["batches_failed"], document["execution_status"]) == (8, [], "SUCCEEDED")
+    run_json = json.loads(boto3.client("s3", region_name=REGION).get_object(
+        Bucket=pipeline["bucket"], Key="runs/2026-11-25/run.json")["Body"].read())
+    assert run_json["command"] == "rerun-failed --remote" and run_json["symbols_fetched"] == 8
+
+    again = run_stockstream("rerun-failed", "--remote", "--date", "2026-11-25")
+    assert again.returncode == 0 and again.stdout.startswith("nothing to rerun on 2026-11-25")
+    local_store = run_stockstream("rerun-failed", "--remote", "--date", "2026-11-25", "--store", "./data")
+    assert local_store.returncode == 2 and "--store" in local_store.stderr
+    assert run_stockstream("status", "--remote").returncode == 0  # the latest execution (the rerun) is clean

@@ -153,7 +153,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
     if not json_output:
         say(f"rerun-failed --remote {day.isoformat()}: working out what failed ...")
     run = rerun_remote(day, store_uri=store, wait=wait, include_all=include_all,
-                       profile=settings.profile, region=settings.region)
+                       profile=settings.profile, region=settings.region, poll_interval=settings.poll_interval)
     execution = {"execution_arn": run["execution_arn"], "execution_status": run["execution_status"]}
     if json_output:
         emit_json({**pipeline.summary(run), **execution})
@@ -199,28 +199,20 @@ def status_remote(*, date: str | None, profile: str | None, region: str | None, 
 
 
 def _print_executions(report: dict) -> None:
-    from rich.table import Table
-
-    from ..output import stdout_console
-
-    console = stdout_console()
+    """One line per execution, newest first: plain text, so it reads the same in any terminal width."""
     if not report["executions"]:
-        console.print(f"no executions of {report['state_machine_arn']} yet", markup=False)
+        typer.echo(f"no executions of {report['state_machine_arn']} yet")
         return
-    table = Table(title=f"Latest executions of stock-data-pipeline ({report['region']})")
-    for column in ("started (UTC)", "date", "kind", "status", "duration", "batches", "fetched", "failed", "name"):
-        table.add_column(column, no_wrap=column in {"started (UTC)", "status"})
+    typer.echo(f"latest executions of stock-data-pipeline in {report['region']}, newest first:")
     for e in report["executions"]:
-        failed_batches = f" (failed: {', '.join(map(str, e['batches_failed']))})" if e["batches_failed"] else ""
-        table.add_row(
-            (e["started"] or "")[:19].replace("T", " "),
-            e["date"] or "-",
-            e["kind"],
-            e["status"] if not e["error"] else f"{e['status']}: {e['error']}",
-            f"{e['duration']:.0f} s" if e["duration"] is not None else "-",
-            f"{e['batches'] if e['batches'] is not None else '-'}{failed_batches}",
-            str(e["symbols_fetched"]),
-            str(e["symbols_failed"]),
-            e["name"],
-        )
-    console.print(table)
+        started = (e["started"] or "")[:19].replace("T", " ")
+        outcome = e["status"] if not e["error"] else f"{e['status']} ({e['error']})"
+        parts = [started, outcome, f"{e['kind']} {e['date'] or '(no date)'}"]
+        if e["batches"] is not None:
+            failed = f", failed: {', '.join(map(str, e['batches_failed']))}" if e["batches_failed"] else ""
+            parts.append(f"{e['batches']} batches{failed}")
+            parts.append(f"{e['symbols_fetched']} symbols fetched, {e['symbols_failed']} failed")
+        if e["duration"] is not None:
+            parts.append(f"{e['duration']:.0f} s")
+        parts.append(e["name"])
+        typer.echo("  " + "  |  ".join(parts))
