@@ -174,8 +174,10 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
-    if jobs or not _same_outcome(_read_run(store, day), run):
-        _write_run(store, day, run)
+    stored = _read_run(store, day)
+    if not jobs and _same_outcome(stored, run):
+        return stored  # nothing changed: the day's run.json already says so, and stays as it is
+    _write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
@@ -401,7 +403,8 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
         return outcomes, False
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
-    futures = [pool.submit(_run_batch, store, day, settings, job, observer, control) for job in jobs]
+    pacer = _run_pacer(settings, control)  # one budget for every worker of the run
+    futures = [pool.submit(_run_batch, store, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
@@ -450,7 +453,8 @@ def _wait_for_workers(futures) -> None:
             continue
 
 
-def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control: _Control) -> BatchOutcome:
+def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control: _Control,
+               pacer: "StoppablePacer | None" = None) -> BatchOutcome:
     """One batch as the Map state runs it: the task, retried on failure, then caught and recorded."""
     from . import fetch
 
@@ -464,7 +468,7 @@ def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control:
         try:
             document = fetch.fetch_batch(store, day, job.batch_number, settings,
                                          symbols=list(job.subset) if job.subset is not None else None,
-                                         pacer=_worker_pacer(settings, control), on_symbol=on_symbol,
+                                         pacer=pacer or _run_pacer(settings, control), on_symbol=on_symbol,
                                          sleep=control.wait)
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
             error = _describe(exc)
@@ -479,7 +483,7 @@ def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control:
     raise AssertionError("unreachable")
 
 
-def _worker_pacer(settings, control: _Control) -> StoppablePacer:
+def _run_pacer(settings, control: _Control) -> StoppablePacer:
     """The batch's own pacer (--delay is per worker), its waits cut short when the run is stopped."""
     from . import pacing
 

@@ -95,6 +95,11 @@ class LiveProgress(LogObserver):
         with self._lock:
             self._batches = {number: _BatchCount(size) for number, size in batches.items()}
             total = sum(batches.values())
+            if not batches:
+                self._progress.console.print(f"{self._title}: nothing to fetch", markup=False, highlight=False)
+                for task in (self._symbols, self._batch_task):
+                    self._progress.update(task, visible=False)
+                return
             self._progress.console.print(f"{self._title}: {total} symbols in {len(batches)} batches",
                                          markup=False, highlight=False)
             self._progress.update(self._symbols, total=total)
@@ -165,14 +170,14 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
         f"{len(run['symbols_failed'])} failed; {run['batches_succeeded']} of {run['num_batches']} batches "
         f"succeeded in {run['execution_time']:.1f} s",
         markup=False,
-        soft_wrap=True,
+        soft_wrap=not console.is_terminal,
     )
     table = failures_table(run)
     if table is not None:
         console.print(table)
     hint = rerun_hint(run)
     if hint:
-        console.print(hint, markup=False, soft_wrap=True)
+        console.print(hint, markup=False, soft_wrap=not console.is_terminal)
 
 
 def rerun_hint(run: Mapping[str, Any]) -> str | None:
