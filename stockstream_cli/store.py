@@ -14,6 +14,16 @@ from typing import Any, Protocol
 from .errors import InputError, KeyNotFound, StoreError
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner alone; a stored file should get the usual mode, as open() gives.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 class Store(Protocol):
     uri: str
 
@@ -70,6 +80,7 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             try:
+                os.fchmod(fd, _FILE_MODE)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                     handle.flush()

@@ -73,3 +73,11 @@ def test_s3_store_on_a_missing_bucket_says_so(moto_endpoint):
 def test_bad_store_uris_are_input_errors(uri, message):
     with pytest.raises(InputError, match=message):
         open_store(uri)
+
+
+def test_local_files_get_the_usual_mode_not_the_temporary_files_private_one(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("runs/d/run.json", b"{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "runs" / "d" / "run.json").stat().st_mode & 0o777 == 0o666 & ~mask
