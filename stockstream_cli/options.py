@@ -52,7 +52,11 @@ Rate = Annotated[
     Optional[float],
     typer.Option(
         "--rate",
-        help=_setting_help("rate", "Requests per second shared by all workers [default: adaptive]."),
+        help=_setting_help(
+            "rate",
+            "Requests per second shared by all workers; replaces --delay unless that is given too. On a 429 the "
+            "budget backs off and recovers gradually [default: adaptive: no cap until Yahoo answers 429].",
+        ),
         show_default=False,
     ),
 ]

@@ -1,15 +1,28 @@
-"""How fast requests go to Yahoo: the Pacer interface, the fixed per-worker delay, and retry backoff.
+"""How fast requests go to Yahoo: the per-worker `--delay`, the shared `--rate` budget, and retry backoff.
 
 fetch.py calls `pacer.wait()` before every request (retries included), then `on_success()` or
-`on_rate_limited()` with what came back. `FixedDelayPacer` is the `--delay` of one worker: at least
-`delay` seconds between the starts of its consecutive requests. A pacer shared across workers (a token
-bucket with AIMD backoff) implements the same three methods and must be thread-safe.
+`on_rate_limited()` with what came back. Two limits apply, both optional:
 
-Every wait goes through an injectable `sleep`, and a wait of 0 never calls it, so tests never sleep.
+- `FixedDelayPacer` is the `--delay` of one worker: at least `delay` seconds between the starts of its
+  consecutive requests (each thread keeps its own last start).
+- `RateBudget` is a token bucket every worker of a process draws from (one per process: a run-local run,
+  a fetch-batch, one Lambda invocation), with AIMD backoff:
+    * `--rate R`: at most R requests per second, from the first request;
+    * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
+  On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
+  before that drop are ignored: they report the old rate); each answered request while the cap is what
+  holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second, never
+  above R. The rate-limited symbol itself is retried by fetch.py after its backoff.
+  `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
+
+`Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
+`sleep` and the time through an injectable `clock`, and a wait of 0 never calls sleep, so tests never sleep.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 import random
 import threading
 import time
@@ -17,6 +30,13 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+DECREASE = 0.7  # multiplicative decrease on a 429: the cap becomes 70% of the rate being sent
+INCREASE_FRACTION = 0.1  # additive increase: 10% of the rate at the last decrease, per second
+MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is an outage: retries record it)
+WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
+SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
 
 
 @runtime_checkable
@@ -38,7 +58,7 @@ class FixedDelayPacer:
     thread keeps its own last start, so the delay stays per worker, as `--delay` promises.
     """
 
-    def __init__(self, delay: float, *, sleep: Sleep = time.sleep, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, delay: float, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic):
         if delay < 0:
             raise ValueError(f"delay must be >= 0, got {delay}")
         self.delay = delay
@@ -61,15 +81,141 @@ class FixedDelayPacer:
         pass
 
 
-def pacer_from_settings(settings, *, sleep: Sleep = time.sleep) -> Pacer:
-    """The default pacer of one fetch-batch worker: the fixed `--delay`."""
-    return FixedDelayPacer(settings.delay, sleep=sleep)
+class RateBudget:
+    """Requests per second shared by every thread of a process: a token bucket with AIMD backoff.
+
+    rate: the cap, requests per second; None for adaptive (no cap until the first 429). The bucket holds
+    one token (no bursts): request k may start no earlier than 1/cap after request k-1 was allowed to.
+    backoff: False keeps the cap fixed (and adaptive never caps).
+    """
+
+    def __init__(self, rate: float | None = None, *, backoff: bool = True, sleep: Sleep = time.sleep,
+                 clock: Clock = time.monotonic):
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be above 0, got {rate}")
+        self.ceiling = math.inf if rate is None else float(rate)
+        self.backoff = backoff
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._worker = threading.local()  # the slot of this thread's request in flight
+        self._cap = self.ceiling  # math.inf: not capped
+        self._next_slot = -math.inf
+        self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
+        self._answered: collections.deque[float] = collections.deque(maxlen=4096)
+        self._held_back_at = -math.inf
+        self._last_decrease = -math.inf
+        self._step = 0.0
+        self.requests = 0
+        self.rate_limited = 0
+        self.decreases = 0
+        self.lowest_cap = self._cap
+
+    @property
+    def cap(self) -> float:
+        """The current cap in requests per second (math.inf: none)."""
+        return self._cap
+
+    def acquire(self) -> float:
+        """Take a token: wait for this request's slot. Returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            slot = now
+            if self._cap != math.inf:
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + 1.0 / self._cap
+                if slot > now:
+                    self._held_back_at = now
+            self._sent.append(slot)
+            self.requests += 1
+        self._worker.slot = slot
+        waited = slot - now
+        if waited > 0:
+            self._sleep(waited)
+        return max(waited, 0.0)
+
+    def on_success(self) -> None:
+        """Additive increase, only while the cap is what holds the workers back (else there is no evidence)."""
+        with self._lock:
+            now = self._clock()
+            self._answered.append(now)
+            if not self.backoff or self._cap >= self.ceiling or now - self._held_back_at > WINDOW:
+                return
+            self._cap = min(self.ceiling, self._cap + self._step / self._cap)
+
+    def on_rate_limited(self) -> None:
+        """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
+
+        A 429 to a request sent before the last decrease is ignored: it reports the old rate, and the
+        cap already reacted to it (at most one decrease per round of requests in flight).
+        """
+        with self._lock:
+            self.rate_limited += 1
+            sent_at = getattr(self._worker, "slot", math.inf)
+            if not self.backoff or sent_at <= self._last_decrease:
+                return
+            now = self._clock()
+            tolerated = self._answered_rate(now)
+            self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
+            self._step = max(MIN_RATE, INCREASE_FRACTION * tolerated)
+            self._next_slot = max(self._next_slot, now)
+            self._last_decrease = now
+            self.decreases += 1
+            self.lowest_cap = min(self.lowest_cap, self._cap)
+
+    def _answered_rate(self, now: float) -> float:
+        """Requests per second Yahoo answered lately: over the last WINDOW seconds, or over the last
+        SAMPLES answers when they are sparser; the rate requests were sent at when none was answered."""
+        recent = 0
+        for answered_at in reversed(self._answered):
+            if answered_at <= now - WINDOW:
+                break
+            recent += 1
+        if recent >= SAMPLES // 4:
+            return recent / WINDOW
+        if len(self._answered) >= 2:
+            first = self._answered[-min(len(self._answered), SAMPLES // 4)]
+            span = max(now - first, WINDOW)
+            return max(MIN_RATE, min(len(self._answered), SAMPLES // 4) / span)
+        if len(self._sent) >= 2 and self._sent[-1] > self._sent[0]:
+            return (len(self._sent) - 1) / (self._sent[-1] - self._sent[0])
+        return 1.0
+
+    def stats(self) -> dict:
+        return {"requests": self.requests, "rate_limited": self.rate_limited, "decreases": self.decreases,
+                "cap": self._cap, "lowest_cap": self.lowest_cap, "ceiling": self.ceiling}
 
 
-def pacer_for(settings, *, sleep: Sleep = time.sleep) -> Pacer:
-    """The pacer the workers of a run share. For now the fixed `--delay` of each worker (thread-safe);
-    the token bucket with AIMD backoff (`--rate`) will be chosen here."""
-    return FixedDelayPacer(settings.delay, sleep=sleep)
+class Paced:
+    """The pacer a process's workers share: each worker's --delay, then a token from the shared budget."""
+
+    def __init__(self, delay: FixedDelayPacer, budget: RateBudget):
+        self.delay = delay
+        self.budget = budget
+
+    def wait(self) -> None:
+        self.delay.wait()
+        self.budget.acquire()
+
+    def on_success(self) -> None:
+        self.budget.on_success()
+
+    def on_rate_limited(self) -> None:
+        self.budget.on_rate_limited()
+
+
+def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> Paced:
+    """The pacer every worker of a process shares: settings.delay per worker and settings.rate for all.
+
+    Build it once per process (run) and hand the same object to every worker.
+    """
+    budget = RateBudget(settings.rate, backoff=settings.retry_wait > 0, sleep=sleep, clock=clock)
+    return Paced(FixedDelayPacer(settings.delay, sleep=sleep, clock=clock), budget)
+
+
+def pacer_from_settings(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> Paced:
+    """The pacer of a process with one worker (fetch-batch, a Lambda invocation): the same as pacer_for."""
+    return pacer_for(settings, sleep=sleep, clock=clock)
 
 
 def backoff_wait(retry_wait: float, retry: int, *, rng: Callable[[], float] = random.random) -> float:

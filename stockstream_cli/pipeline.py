@@ -484,10 +484,11 @@ def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control:
 
 
 def _run_pacer(settings, control: _Control) -> StoppablePacer:
-    """The batch's own pacer (--delay is per worker), its waits cut short when the run is stopped."""
+    """The pacer the run's workers share (--delay per worker, the --rate budget for all), its waits cut
+    short when the run is stopped."""
     from . import pacing
 
-    return StoppablePacer(pacing.pacer_from_settings(settings, sleep=control.wait), control)
+    return StoppablePacer(pacing.pacer_for(settings, sleep=control.wait), control)
 
 
 def _describe(exc: BaseException) -> str:

@@ -45,6 +45,8 @@ class Settings:
                 values[field.name] = _convert(field, typed[field.name], f"--{option_name(field.name)}")
             elif environ.get(env_name(field.name), "") != "":
                 values[field.name] = _convert(field, environ[env_name(field.name)], env_name(field.name))
+        if "rate" in values and "delay" not in values:
+            values["delay"] = 0.0  # a --rate budget replaces the per-worker --delay unless that is given too
         unknown = set(typed) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
@@ -61,7 +63,7 @@ class Settings:
         _at_least(self.lookback_days, 1, "--lookback-days")
         _at_least(self.timeout, 0.001, "--timeout")
         _at_least(self.poll_interval, 0, env_name("poll_interval"))
-        if self.rate is not None and self.rate <= 0:
+        if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
 
 

@@ -27,6 +27,7 @@ def fetch_batch(
     date: options.Date = None,
     symbols: options.Symbols = None,
     delay: options.Delay = None,
+    rate: options.Rate = None,
     retries: options.Retries = None,
     retry_wait: options.RetryWait = None,
     lookback_days: options.LookbackDays = None,
@@ -55,7 +56,7 @@ def fetch_batch(
     codes = parse_symbols(symbols)
     if batch_number < 0:
         raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
-    settings = Settings.resolve(delay=delay, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+    settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 store=store, profile=profile, region=region)
     target = open_store(settings.store, profile=settings.profile, region=settings.region)
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request

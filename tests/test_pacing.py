@@ -1,0 +1,267 @@
+"""The shared request budget (pacing.RateBudget): its arithmetic on a fake clock, AIMD, threads, wiring."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from stockstream_cli import pacing
+from stockstream_cli.errors import InputError
+from stockstream_cli.pacing import DECREASE, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
+from stockstream_cli.settings import Settings
+
+
+class FakeTime:
+    """A clock that only moves when slept on (or told to), recording every sleep."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def budget(rate=None, backoff=True):
+    fake = FakeTime()
+    return RateBudget(rate, backoff=backoff, sleep=fake.sleep, clock=fake.clock), fake
+
+
+def test_a_rate_spaces_requests_evenly_and_the_first_goes_at_once():
+    bucket, fake = budget(4.0)
+    waits = [bucket.acquire() for _ in range(5)]
+    assert waits == [0.0, 0.25, 0.25, 0.25, 0.25]
+    assert fake.slept == [0.25] * 4 and fake.now == 1.0
+
+
+def test_time_spent_elsewhere_counts_towards_the_next_slot():
+    bucket, fake = budget(2.0)
+    bucket.acquire()
+    fake.advance(0.3)  # the request itself took 0.3 s
+    assert bucket.acquire() == pytest.approx(0.2)
+    fake.advance(5.0)  # idle: no burst is saved up, the bucket holds one token
+    assert [bucket.acquire() for _ in range(3)] == [0.0, 0.5, 0.5]
+
+
+def test_adaptive_budget_never_waits_before_the_first_429():
+    bucket, fake = budget(None)
+    for _ in range(1000):
+        assert bucket.acquire() == 0.0
+        bucket.on_success()
+    assert fake.slept == [] and bucket.cap == float("inf")
+
+
+def test_a_429_caps_an_adaptive_budget_at_a_fraction_of_the_rate_yahoo_answered():
+    bucket, fake = budget(None)
+    for _ in range(30):  # 20 requests per second, all answered
+        bucket.acquire()
+        fake.advance(0.05)
+        bucket.on_success()
+    bucket.on_rate_limited()  # 20 answers in the last second
+    assert bucket.cap == pytest.approx(DECREASE * 20)
+    bucket.acquire()
+    assert bucket.acquire() == pytest.approx(1 / (DECREASE * 20))
+
+
+def test_a_sparse_rate_is_measured_over_the_last_answers():
+    bucket, fake = budget(None)
+    for _ in range(12):  # one answer every 2 s: 0.5 requests per second
+        bucket.acquire()
+        bucket.on_success()
+        fake.advance(2.0)
+    bucket.acquire()
+    bucket.on_rate_limited()
+    assert bucket.cap == pytest.approx(DECREASE * 8 / 16)  # the last 8 answers span 16 s
+
+
+def test_429s_to_requests_sent_before_the_decrease_are_ignored():
+    bucket, fake = budget(None)
+    for k in range(20):  # 10 answers per second
+        fake.now = k * 0.1
+        bucket.acquire()
+        bucket.on_success()
+    in_flight = threading.Thread(target=bucket.acquire)
+    in_flight.start()
+    in_flight.join()
+    bucket.on_rate_limited()
+    assert bucket.cap == pytest.approx(7.0) and bucket.decreases == 1
+    bucket.on_rate_limited()  # this thread's request went before the decrease: the same signal
+    assert bucket.decreases == 1 and bucket.rate_limited == 2
+    fake.advance(0.01)
+    bucket.acquire()  # sent at the lowered cap, and still refused: a new signal
+    bucket.on_rate_limited()
+    assert bucket.decreases == 2
+
+
+def test_additive_increase_recovers_a_tenth_of_the_old_rate_per_second_up_to_the_ceiling():
+    bucket, fake = budget(10.0)
+    for _ in range(20):
+        bucket.acquire()
+        bucket.on_success()
+    fake.advance(0.01)
+    bucket.on_rate_limited()
+    assert bucket.cap == pytest.approx(DECREASE * 10.0)
+    start = fake.now
+    while fake.now - start < 1.0:  # a second of requests held back by the cap, every one answered
+        bucket.acquire()
+        bucket.on_success()
+    assert bucket.cap == pytest.approx(8.0, abs=0.15)  # +10% of 10 req/s per second
+    for _ in range(200):
+        bucket.acquire()
+        bucket.on_success()
+    assert bucket.cap == 10.0  # never above --rate
+
+
+def test_no_increase_without_evidence_when_the_cap_holds_nobody_back():
+    bucket, fake = budget(None)
+    for _ in range(30):
+        fake.advance(0.1)  # 10 requests per second
+        bucket.acquire()
+        bucket.on_success()
+    bucket.on_rate_limited()
+    assert bucket.cap == pytest.approx(7.0)
+    for _ in range(50):
+        fake.advance(1.0)  # one request per second: far below the cap
+        bucket.acquire()
+        bucket.on_success()
+    assert bucket.cap == pytest.approx(7.0)
+
+
+def test_the_cap_never_falls_below_the_floor():
+    bucket, fake = budget(1.0)
+    for _ in range(300):  # refused every time: nothing answered, so the rate sent is what is measured
+        bucket.acquire()
+        fake.advance(0.01)
+        bucket.on_rate_limited()
+    assert bucket.cap == MIN_RATE and bucket.lowest_cap == MIN_RATE
+
+
+def test_without_backoff_a_429_changes_nothing():
+    bucket, fake = budget(5.0, backoff=False)
+    for _ in range(10):
+        bucket.acquire()
+    bucket.on_rate_limited()
+    assert bucket.cap == 5.0 and bucket.decreases == 0 and bucket.rate_limited == 1
+    adaptive, fake = budget(None, backoff=False)
+    adaptive.acquire()
+    adaptive.on_rate_limited()
+    assert adaptive.acquire() == 0.0 and fake.slept == []
+
+
+def test_bad_rates_are_refused():
+    for rate in (0, -1, float("nan")):
+        with pytest.raises(ValueError):
+            RateBudget(rate)
+
+
+def test_threads_share_one_budget_each_slot_given_once():
+    frozen = FakeTime()
+    bucket = RateBudget(50.0, clock=frozen.clock, sleep=lambda s: None)  # time stands still: only slots count
+    slots: list[float] = []
+    workers = [threading.Thread(target=lambda: slots.extend(bucket.acquire() for _ in range(25))) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    slots.sort()  # with the clock at 0, the wait is the slot
+    assert len(slots) == 200 and bucket.requests == 200
+    assert slots == pytest.approx([k / 50.0 for k in range(200)])
+
+
+def test_aimd_against_a_server_limit_keeps_close_to_it_with_few_429s():
+    """A deterministic simulation: one request every 1/cap s against a 100 req/s sliding-window limit."""
+    fake = FakeTime()
+    bucket = RateBudget(None, sleep=fake.sleep, clock=fake.clock)
+    accepted: list[float] = []
+    refused = 0
+    for _ in range(5000):
+        bucket.acquire()
+        fake.advance(0.002)  # 2 ms of work per request: 500 req/s when nothing holds the worker back
+        now = fake.now
+        while accepted and accepted[0] <= now - 1.0:
+            accepted.pop(0)
+        if len(accepted) >= 100:
+            refused += 1
+            bucket.on_rate_limited()
+        else:
+            accepted.append(now)
+            bucket.on_success()
+    throughput = (5000 - refused) / fake.now
+    assert 80 <= throughput <= 100
+    assert refused / 5000 < 0.03
+
+
+def test_paced_applies_the_delay_per_worker_then_the_budget():
+    fake = FakeTime()
+    pacer = Paced(FixedDelayPacer(1.0, sleep=fake.sleep, clock=fake.clock),
+                  RateBudget(4.0, sleep=fake.sleep, clock=fake.clock))
+    for _ in range(3):
+        pacer.wait()
+    assert fake.slept == [1.0, 1.0]  # the delay already spaces requests more than the budget asks
+
+
+def test_settings_a_rate_replaces_the_delay_unless_it_is_given_too():
+    assert Settings.resolve(environ={}).delay == 2.0 and Settings.resolve(environ={}).rate is None
+    assert Settings.resolve(environ={}, rate=100).delay == 0.0
+    assert Settings.resolve(environ={"STOCKSTREAM_RATE": "20"}).delay == 0.0
+    assert Settings.resolve(environ={}, rate=100, delay=0.5).delay == 0.5
+    assert Settings.resolve(environ={"STOCKSTREAM_DELAY": "1"}, rate=5).delay == 1.0
+    for bad in ("0", "-3", "nan"):
+        with pytest.raises(InputError, match="--rate must be above 0"):
+            Settings.resolve(environ={}, rate=bad)
+
+
+def test_pacer_for_builds_the_settings_budget():
+    pacer = pacer_for(Settings.resolve(environ={}, rate=25, retry_wait=2))
+    assert pacer.delay.delay == 0.0 and pacer.budget.cap == 25.0 and pacer.budget.backoff
+    quiet = pacer_for(Settings.resolve(environ={}, delay=0, retry_wait=0))
+    assert quiet.budget.cap == float("inf") and not quiet.budget.backoff
+
+
+def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, tmp_path):
+    """fetch_batch with the budget: the 429 lowers the cap, the symbol is fetched on its retry."""
+    from stockstream_cli import fetch
+    from stockstream_cli.store import LocalStore
+
+    fake = FakeTime()
+    settings = Settings.resolve(rate=10, retry_wait=1.0)
+    pacer = pacer_for(settings, sleep=fake.sleep, clock=fake.clock)
+    fake_yahoo.fault("CCC", "rate_limited", times=1)
+    document = fetch.fetch_batch(LocalStore(tmp_path), dt.date(2026, 1, 9), 0, settings,
+                                 symbols=["AAA", "BBB", "CCC", "DDD"], pacer=pacer, sleep=fake.sleep,
+                                 rng=lambda: 0.0)
+    assert document["metadata"]["symbols_failed"] == [] and document["metadata"]["requests"] == 5
+    assert fake_yahoo.chart_requests("CCC") == 2
+    assert pacer.budget.decreases == 1 and pacer.budget.cap < 10.0
+    assert 0.5 in fake.slept  # the symbol's own backoff: retry_wait/2 with rng 0
+
+
+def test_run_local_workers_share_one_budget(monkeypatch):
+    """pipeline builds the pacer once per run, so every batch draws from the same budget."""
+    from stockstream_cli import pipeline
+
+    built = []
+    real = pacing.pacer_for
+
+    def counting(settings, **kwargs):
+        built.append(settings)
+        return real(settings, **kwargs)
+
+    monkeypatch.setattr(pacing, "pacer_for", counting)
+    jobs = [pipeline.BatchJob(n, ("AAA",)) for n in range(3)]
+    monkeypatch.setattr(pipeline, "_run_batch", lambda *args: pipeline.BatchOutcome(args[3].batch_number, {"metadata": {}}))
+    control = pipeline._Control(threading.Event(), None)
+    outcomes, _ = pipeline._run_batches(None, dt.date(2026, 1, 9), Settings.resolve(environ={}), jobs,
+                                        pipeline.Observer(), control)
+    assert sorted(outcomes) == [0, 1, 2] and len(built) == 1
