@@ -7,7 +7,8 @@ batch (fetch.py) read and write the store themselves. It mirrors infra/asl.json:
   fails the run stops (the local stand-in for the SNS alert);
 - the batches run with at most `settings.concurrency` at once; a batch whose task fails is retried
   (MaxAttempts 2, BackoffRate 2) and then recorded as failed, never stopping the others;
-- the aggregate writes runs/D/run.json: the contract's summary plus what a later `status` wants to know.
+- the aggregate writes runs/D/run.json: the contract's summary plus what a later `status` wants to know,
+  and the data-quality step's "quality" block (quality.run_quality, as the state machine's CheckDataQuality).
 
 Ctrl-C: the main thread sets a stop event; every worker's pacer raises `RunCancelled` before its next
 request, so a batch in flight is dropped before anything of it is written (fetch.py writes a batch only at
@@ -140,6 +141,8 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
+    if not interrupted:
+        run["quality"] = _quality_step(store, day, settings, started_at, observer)
     _write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
@@ -177,6 +180,8 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     stored = _read_run(store, day)
     if not jobs and _same_outcome(stored, run):
         return stored  # nothing changed: the day's run.json already says so, and stays as it is
+    if not interrupted:
+        run["quality"] = _quality_step(store, day, settings, started_at, observer)
     _write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
@@ -321,6 +326,14 @@ def _read_run(store, day: dt.date) -> dict | None:
 
 def _write_run(store, day: dt.date, run: dict) -> None:
     store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
+
+
+def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer) -> dict:
+    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block; an
+    incomplete day is a warning on stderr (observer.note), never a change of the exit code."""
+    from .quality import run_quality
+
+    return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note)
 
 
 def _same_outcome(stored: dict | None, run: dict) -> bool:
