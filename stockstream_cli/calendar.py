@@ -72,3 +72,30 @@ def _calendar(first_year: int, last_year: int):
         return exchange_calendars.get_calendar(
             CALENDAR_NAME, start=f"{first_year}-01-01", end=f"{last_year}-12-31"
         )
+
+
+# How long after a session's close its daily bar is taken as settled: the ASX closing auction runs to about
+# 16:12, and Yahoo's bar follows. A regular session (16:00 close) counts as closed from 16:30 Sydney time.
+CLOSE_SETTLE = dt.timedelta(minutes=30)
+
+
+def closed_at(session: dt.date) -> dt.datetime:
+    """When `session`'s bar counts as final: its close (early closes included) plus CLOSE_SETTLE, in UTC."""
+    close = _calendar_covering(session, session).session_close(session.isoformat())
+    return close.to_pydatetime().astimezone(dt.timezone.utc) + CLOSE_SETTLE
+
+
+def session_to_check(day: dt.date, run_started: dt.datetime, lookback_days: int) -> dt.date | None:
+    """The session a run for `day` that started at `run_started` can be expected to have complete.
+
+    The most recent ASX session that had closed when the run started, if the run's fetch window (the
+    `lookback_days` calendar days ending at `day`) holds it; else None (nothing to check). The 06:00
+    Sydney scheduled run of D thus checks the previous session, a run after D's close checks D itself.
+    """
+    if run_started.tzinfo is None:
+        raise ValueError("run_started must be timezone-aware")
+    window_start = day - dt.timedelta(days=max(lookback_days, 1) - 1)
+    for session in reversed(sessions(window_start, day)):
+        if closed_at(session) <= run_started:
+            return session
+    return None

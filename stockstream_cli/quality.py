@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import calendar, layout
-from .errors import CorruptFileError, InputError
+from .errors import CorruptFileError, InputError, StockstreamError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -484,6 +484,55 @@ def alert_message(document: dict) -> str | None:
         lines.append(f"Suspicious: {', '.join(flagged)}.")
     lines.append(f"Details: stockstream check --start {document['start']} --end {document['end']}")
     return " ".join(lines)
+
+
+def quality_summary(session: dt.date | None, document: dict | None) -> dict:
+    """The small block a run records (run.json "quality") and the state machine branches on.
+
+    session None (no session closed in the run's window): nothing checked, counted complete.
+    """
+    if session is None or document is None:
+        return {"session": None, "complete": True, "missing": 0, "suspicious": 0, "alert": None}
+    return {
+        "session": session.isoformat(),
+        "complete": document["complete"],
+        "missing": sum(document["missing_counts"][reason] for reason in FAILURE_REASONS),
+        "suspicious": sum(document["suspicious_counts"].values()),
+        "expected_rows": document["expected_rows"],
+        "present_rows": document["present_rows"],
+        "alert": alert_message(document),
+    }
+
+
+def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *, lookback_days: int = 5,
+                note: Callable[[str], None] | None = None) -> dict:
+    """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
+
+    Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch
+    window). Never raises: a check that could not run is recorded as {"session": ..., "complete": None,
+    "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error.
+    """
+    note = note or (lambda message: None)
+    started = aware_moment(run_started)
+    session = None
+    try:
+        session = calendar.session_to_check(day, started, lookback_days)
+        document = check_day(store, session, lookback_days=lookback_days) if session else None
+    except Exception as error:  # noqa: BLE001 - any failure of the check is reported, never raised
+        message = str(error) if isinstance(error, StockstreamError) else f"{type(error).__name__}: {error}"
+        note(f"the data-quality check could not run: {message}")
+        return {"session": session.isoformat() if session else None, "complete": None, "error": message}
+    summary = quality_summary(session, document)
+    if summary["alert"]:
+        note(f"data incomplete: {summary['alert']}")
+    return summary
+
+
+def aware_moment(moment: "dt.datetime | str") -> dt.datetime:
+    """An ISO timestamp ("2026-11-25T20:00:00.123Z", as Step Functions and run.json write it) or a datetime."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.strip().replace(" ", "T"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def exit_code(document: dict) -> int:

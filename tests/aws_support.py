@@ -8,6 +8,7 @@ own handler, picked the way AWS picks it (the function's ImageConfig.Command, e.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.server
 import importlib.util
 import json
@@ -70,6 +71,24 @@ class InProcessLambdas:
 def run_state_machines(endpoint: str) -> None:
     """Turn on moto's real execution of state machines (the server's config survives nothing but this call)."""
     requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
+
+
+def iso_execution_start_time(monkeypatch) -> None:
+    """`$$.Execution.StartTime` is an ISO 8601 string on AWS ("2026-11-25T20:00:00.123Z"); moto hands the
+    state machine a datetime, which it then cannot serialise. Give it AWS's string."""
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    original = execution_worker.ExecutionWorker._get_evaluation_environment
+
+    def _get_evaluation_environment(self):
+        env = original(self)
+        started = env.states.context_object.context_object_data["Execution"]["StartTime"]
+        if not isinstance(started, str):
+            env.states.context_object.context_object_data["Execution"]["StartTime"] = (
+                started.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        return env
+
+    monkeypatch.setattr(execution_worker.ExecutionWorker, "_get_evaluation_environment", _get_evaluation_environment)
 
 
 def no_retry_intervals(monkeypatch) -> None:

@@ -13,8 +13,8 @@ import json
 import boto3
 import pytest
 
-from aws_support import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, markit_csv,
-                         no_retry_intervals, poll_pause, run_state_machines, serving, wait_for)
+from aws_support import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
+                         markit_csv, no_retry_intervals, poll_pause, run_state_machines, serving, wait_for)
 from helpers import run_stockstream
 from stockstream_cli.aws.deploy import DeployOptions, deploy
 from stockstream_cli.aws.remote import remote_status, rerun_remote
@@ -28,6 +28,7 @@ def pipeline(moto_endpoint, monkeypatch, fake_yahoo, tmp_path):
     """The pipeline deployed to moto, its state machine executing, its functions running here."""
     run_state_machines(moto_endpoint)
     no_retry_intervals(monkeypatch)
+    iso_execution_start_time(monkeypatch)
     lambdas = InProcessLambdas().install(monkeypatch)
     document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
     allow_plain_http_in_moto(document["bucket"])

@@ -104,3 +104,54 @@ def fetch_event_batch(event: dict, settings: Settings) -> dict:
     symbols = parse_symbols(event.get("symbols"))
     store = open_store(settings.store, profile=settings.profile, region=settings.region)
     return fetch_batch(store, day, batch_number, settings, symbols=symbols)
+
+
+# ---------------------------------------------------------------- the data-quality step (CheckDataQuality)
+
+FINALIZE_ACTION = "finalize"
+SYMBOLS_ACTION = "update-symbols"  # also what an event without "action" means (the original event shape)
+
+
+class QualityCheckFailed(Exception):
+    """The check could not run (run.json is written all the same); the state machine's Catch sees this name."""
+
+
+def event_action(event: dict) -> str:
+    action = (event or {}).get("action") or SYMBOLS_ACTION
+    if action not in (SYMBOLS_ACTION, FINALIZE_ACTION):
+        raise InputError(f"unknown action {action!r}: expected {SYMBOLS_ACTION!r} or {FINALIZE_ACTION!r}")
+    return action
+
+
+def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
+    """{"action": "finalize", "date": D, "startedAt": ISO, "execution": name, "batchNumbers": [0, 1, ...],
+    "batchFailed": [false, true, ...]} (the Map's results, projected to two small arrays) -> runs/D/run.json
+    written, and the small quality block for the state machine's Choice: {"date", "session", "complete",
+    "missing", "suspicious", "expected_rows", "present_rows", "alert"}."""
+    import datetime as dt
+
+    from ..finalize import finalize_day
+    from ..quality import aware_moment
+    from ..store import open_store
+    from ..values import parse_date
+
+    event = event or {}
+    if not event.get("date"):
+        raise InputError(f"the finalize event needs 'date', got keys {sorted(event)}")
+    day = parse_date(str(event["date"]), option="date")
+    try:
+        started = aware_moment(event["startedAt"]) if event.get("startedAt") else dt.datetime.now(dt.timezone.utc)
+    except ValueError:
+        raise InputError(f"startedAt is not an ISO timestamp: {event['startedAt']!r}") from None
+    numbers, failed = event.get("batchNumbers") or [], event.get("batchFailed") or []
+    errors = {int(number): f"failed in execution {event.get('execution') or '?'}"
+              for number, flag in zip(numbers, failed) if flag is True}
+    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    run = finalize_day(store, day, run_started=started, lookback_days=settings.lookback_days,
+                       execution=event.get("execution"), batch_errors=errors, now=now)
+    quality = run["quality"]
+    if quality.get("error"):
+        raise QualityCheckFailed(f"the data-quality check of {day.isoformat()} could not run: {quality['error']}")
+    emit_metrics({"DataIncomplete": 0 if quality["complete"] else 1,
+                  "RowsMissing": quality["missing"], "RowsSuspicious": quality["suspicious"]})
+    return {"date": day.isoformat(), **quality}

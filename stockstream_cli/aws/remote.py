@@ -104,6 +104,9 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     errors = {r["batchNumber"]: r.get("error", "failed") for r in _batch_results(described) if r.get("failed")}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
                        batch_errors=errors)
+    quality = (_json(described.get("output")) or {}).get("quality")
+    if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
+        run["quality"] = quality
     store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
     return {**run, "execution_arn": execution, "execution_status": described["status"]}
 

@@ -1,0 +1,44 @@
+"""The deployed pipeline's last step: the day's run summary (runs/D/run.json) and its data-quality check.
+
+run-local and rerun-failed build the run document as they go (pipeline.run_document) and add the check
+(quality.run_quality). A Step Functions execution has no such process: its CheckDataQuality step invokes
+the asx-symbol-updater function with {"action": "finalize", ...}, which lands here and rebuilds the same
+document from the store (the day's list and the batch manifests), so run.json has one shape and one author
+whoever ran the day. No typer or rich here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+
+from . import layout
+
+DEPLOYED_COMMAND = "stock-data-pipeline"  # run.json "command" of a run the state machine finished
+
+
+def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days: int = 5,
+                 execution: str | None = None, batch_errors: Mapping[int, str] | None = None,
+                 now: dt.datetime | None = None) -> dict:
+    """Write runs/D/run.json for a run that started at `run_started`, with its "quality" block; return it.
+
+    Every batch of the day's list counts, as in rerun-failed: a rerun execution that carried only the
+    failed batches still leaves the summary of the whole day.
+    """
+    from . import asx
+    from .pipeline import Observer, read_manifests, run_document
+    from .quality import run_quality
+    from .schema import utc_timestamp
+
+    listings = asx.read_symbols(store, day)
+    batches = {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
+    manifests = read_manifests(store, day, batches, Observer())
+    elapsed = ((now or dt.datetime.now(dt.timezone.utc)) - run_started).total_seconds()
+    run = run_document(day, batches, manifests, max(elapsed, 0.0), command=DEPLOYED_COMMAND,
+                       started_at=utc_timestamp(run_started), batch_errors=batch_errors)
+    if execution:
+        run["execution"] = execution
+    run["quality"] = run_quality(store, day, run_started, lookback_days=lookback_days)
+    store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
+    return run
