@@ -74,7 +74,8 @@ def test_the_map_fans_out_batches_with_the_runs_date(asl):
     assert split["ItemSelector"]["batchNumber.$"] == "$$.Map.Item.Value.batchNumber"
     assert split["ResultPath"] == "$.batchResults"
     assert split["Next"] == "AggregateResults"
-    assert asl["States"]["AggregateResults"]["Type"] == "Pass" and asl["States"]["AggregateResults"]["End"] is True
+    aggregate = asl["States"]["AggregateResults"]
+    assert aggregate["Type"] == "Pass" and aggregate["Next"] == "CheckDataQuality"
 
 
 def test_fetch_task_retries_lambda_service_errors_and_task_failures(asl):
@@ -125,3 +126,49 @@ def test_unknown_placeholder_is_refused():
     target = res.Target(account="1", region="r", bucket="b", image_uri="x/y:z")
     with pytest.raises(ValueError, match="Unknown"):
         res.state_machine_definition('{"a": "${Unknown}"}', target)
+
+
+def test_the_data_quality_step_runs_on_the_symbol_updater_with_a_small_event(asl):
+    check = asl["States"]["CheckDataQuality"]
+    assert check["Type"] == "Task" and check["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert check["Parameters"]["FunctionName"] == "${AsxSymbolUpdaterArn}"  # the same function: no new Lambda or IAM
+    assert check["Parameters"]["Payload"] == {
+        "action": "finalize",
+        "date.$": "$.date",
+        "startedAt.$": "$$.Execution.StartTime",  # which session had closed is decided by when the run started
+        "execution.$": "$$.Execution.Name",
+        "batchNumbers.$": "$.batchResults[*].batchNumber",  # numbers and flags, never the symbol lists
+        "batchFailed.$": "$.batchResults[*].failed",
+    }
+    assert set(check["ResultSelector"]) == {"session.$", "complete.$", "missing.$", "suspicious.$", "alert.$"}
+    assert check["ResultPath"] == "$.quality"  # date and batchResults stay in the output (status --remote reads them)
+    assert set(check["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert check["Next"] == "IsDataComplete"
+
+
+def test_an_incomplete_day_notifies_the_topic_and_the_run_still_succeeds(asl):
+    states = asl["States"]
+    choice = states["IsDataComplete"]
+    assert choice["Type"] == "Choice"
+    assert choice["Choices"] == [{"Variable": "$.quality.complete", "BooleanEquals": False, "Next": "NotifyDataIncomplete"}]
+    assert states[choice["Default"]]["Type"] == "Succeed"
+    notify = states["NotifyDataIncomplete"]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"] == {"TopicArn": "${AlertTopicArn}", "Subject": "Stock Stream Data Incomplete",
+                                    "Message.$": "$.quality.alert"}
+    assert notify["ResultPath"] is None and states[notify["Next"]]["Type"] == "Succeed"
+
+
+def test_a_failure_of_the_quality_step_never_fails_the_run(asl):
+    states = asl["States"]
+    [catch] = states["CheckDataQuality"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] not in ("$", "$.quality")
+    notify = states[catch["Next"]]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish" and notify["Parameters"]["TopicArn"] == "${AlertTopicArn}"
+    assert notify["Parameters"]["Subject"] == "Stock Stream Data Check Failed"
+    assert states[notify["Next"]]["Type"] == "Succeed"
+    for name in ("NotifyDataIncomplete", catch["Next"]):  # nor does an alert that cannot be sent
+        [notify_catch] = states[name]["Catch"]
+        assert notify_catch["ErrorEquals"] == ["States.ALL"] and states[notify_catch["Next"]]["Type"] == "Succeed"
+    # every path after the aggregate ends in Succeed: only the symbol step can fail an execution
+    assert [name for name, state in states.items() if state["Type"] == "Fail"] == ["PipelineFailed"]

@@ -47,19 +47,51 @@ def _start(document: dict, name: str, payload: dict) -> dict:
     return wait_for(sfn, arn["executionArn"])
 
 
+def _alerts_queue(document: dict) -> str:
+    """An SQS queue subscribed to the alert topic: what the topic publishes lands there."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(TopicArn=document["topic_arn"], Protocol="sqs", Endpoint=queue_arn)
+    return queue
+
+
+def _alerts(queue: str) -> list[dict]:
+    messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+
+
+def _run_json(document: dict) -> dict:
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=document["bucket"], Key="runs/2026-11-25/run.json")["Body"]
+    return json.loads(body.read())
+
+
 def _keys(bucket: str) -> set[str]:
     return {o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket).get("Contents", [])}
 
 
 def test_an_execution_stores_the_data_that_load_returns(pipeline):
+    queue = _alerts_queue(pipeline)
     execution = _start(pipeline, "daily-2026-11-25", {"date": DAY.isoformat()})
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output = json.loads(execution["output"])
     assert output["date"] == "2026-11-25"
     assert [(r["batchNumber"], r["failed"], r["symbolsFetched"]) for r in output["batchResults"]] == [
         (0, False, 3), (1, False, 3), (2, False, 2)]
+    # the data-quality step: the day (closed before the execution started) is complete, nobody is alerted
+    assert output["quality"] == {"session": "2026-11-25", "complete": True, "missing": 0, "suspicious": 0, "alert": None}
+    assert _alerts(queue) == []
     calls = pipeline["lambdas"].invocations
-    assert [name for name, _ in calls].count("asx-symbol-updater") == 1
+    assert [e.get("action", "update-symbols") for name, e in calls if name == "asx-symbol-updater"] == ["update-symbols", "finalize"]
+    [finalize] = [e for _, e in calls if e.get("action") == "finalize"]
+    assert (finalize["date"], finalize["execution"], finalize["batchNumbers"], finalize["batchFailed"]) == (
+        "2026-11-25", "daily-2026-11-25", [0, 1, 2], [False, False, False])
+    assert finalize["startedAt"].endswith("Z")
+    run = _run_json(pipeline)  # the deployed run's summary, as run-local writes it
+    assert {k: run[k] for k in ("date", "total_symbols", "num_batches", "batches_failed", "symbols_fetched", "symbols_failed")} == {
+        "date": "2026-11-25", "total_symbols": 8, "num_batches": 3, "batches_failed": [], "symbols_fetched": 8, "symbols_failed": []}
+    assert (run["command"], run["execution"], run["started_at"]) == ("stock-data-pipeline", "daily-2026-11-25", finalize["startedAt"])
+    assert run["quality"] == {**output["quality"], "expected_rows": 8, "present_rows": 8}
     fetched = sorted((e["batchNumber"], e["date"], tuple(e["symbols"])) for name, e in calls if name == "stock-data-fetcher")
     assert fetched == [(0, "2026-11-25", ("AAA", "BBB", "CCC")), (1, "2026-11-25", ("DDD", "EEE", "FFF")),
                        (2, "2026-11-25", ("GGG", "HHH"))]
@@ -76,18 +108,14 @@ def test_an_execution_stores_the_data_that_load_returns(pipeline):
 
 
 def test_a_failing_symbol_source_ends_in_the_alert(pipeline, monkeypatch):
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns", region_name=REGION).subscribe(TopicArn=pipeline["topic_arn"], Protocol="sqs", Endpoint=queue_arn)
+    queue = _alerts_queue(pipeline)
     with serving(b"<html><head><title>Request Rejected</title></head></html>", content_type="text/html") as url:
         monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
         execution = _start(pipeline, "daily-broken-source", {"date": DAY.isoformat()})
     assert execution["status"] == "FAILED" and execution["error"] == "PipelineFailed"
     updater_calls = [name for name, _ in pipeline["lambdas"].invocations if name == "asx-symbol-updater"]
     assert len(updater_calls) == 4  # the first try and the three retries of UpdateASXSymbols
-    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
-    notification = json.loads(message["Body"])
+    [notification] = _alerts(queue)
     assert notification["Subject"] == "Stock Stream Pipeline Failed"
     assert "daily-broken-source" in notification["Message"] and "SourceError" in notification["Message"]
     assert not any(key.startswith("symbols/") for key in _keys(pipeline["bucket"]))
@@ -98,9 +126,19 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
     for code in ("DDD", "EEE", "FFF"):
         yahoo.fault(code, "rate_limited")  # every request: batch 1 fails as a whole, every attempt
     yahoo.fault("BBB", "timeout")  # one symbol of batch 0 fails, the batch itself succeeds
+    queue = _alerts_queue(pipeline)
     execution = _start(pipeline, "daily-with-faults", {"date": DAY.isoformat()})
-    assert execution["status"] == "SUCCEEDED"
-    results = {r["batchNumber"]: r for r in json.loads(execution["output"])["batchResults"]}
+    assert execution["status"] == "SUCCEEDED"  # an incomplete day is an alert, not a failed execution
+    output = json.loads(execution["output"])
+    results = {r["batchNumber"]: r for r in output["batchResults"]}
+    assert {k: output["quality"][k] for k in ("session", "complete", "missing")} == {
+        "session": "2026-11-25", "complete": False, "missing": 4}  # BBB, and DDD EEE FFF of the failed batch
+    [alert] = _alerts(queue)  # NotifyDataIncomplete
+    assert alert["Subject"] == "Stock Stream Data Incomplete" and alert["Message"] == output["quality"]["alert"]
+    assert "4 fetch_failed" in alert["Message"] and "BBB 2026-11-25" in alert["Message"]
+    run = _run_json(pipeline)
+    assert (run["batches_failed"], run["symbols_failed"], run["quality"]["complete"]) == ([1], ["BBB", "DDD", "EEE", "FFF"], False)
+    assert run["batch_errors"] == {"1": "failed in execution daily-with-faults"}
     assert results[1] == {"batchNumber": 1, "failed": True, "error": "BatchFailed"}
     assert (results[0]["failed"], results[0]["symbolsFailed"], results[2]["symbolsFetched"]) == (False, ["BBB"], 2)
     batch_1_calls = [e for name, e in pipeline["lambdas"].invocations if e.get("batchNumber") == 1]
@@ -120,7 +158,9 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
                                 "symbols_fetched", "symbols_failed")} == {
         "date": "2026-11-25", "total_symbols": 8, "num_batches": 3, "batches_succeeded": 3, "batches_failed": [],
         "symbols_fetched": 8, "symbols_failed": []}
-    rerun_calls = pipeline["lambdas"].invocations[before:]
+    assert run["quality"]["complete"] is True and _alerts(queue) == []  # the day is whole again: no alert
+    assert _run_json(pipeline)["quality"] == run["quality"]
+    rerun_calls = [(name, e) for name, e in pipeline["lambdas"].invocations[before:] if "action" not in e]
     assert sorted((name, e["batchNumber"], tuple(e["symbols"])) for name, e in rerun_calls) == [
         ("stock-data-fetcher", 0, ("BBB",)), ("stock-data-fetcher", 1, ("DDD", "EEE", "FFF"))]
     loaded = run_stockstream("load", "--store", pipeline["store"], "--date", "2026-11-25", "--format", "json")
@@ -128,7 +168,7 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
 
     nothing = rerun_remote(DAY, poll_interval=POLL, sleep=poll_pause)
     assert nothing["execution_status"] == "NOT_STARTED" and nothing["symbols_fetched"] == 8
-    assert len(pipeline["lambdas"].invocations) == before + 2
+    assert len(pipeline["lambdas"].invocations) == before + 3  # two batches and the data-quality step
 
     status = remote_status(limit=5)
     assert [(e["kind"], e["status"], e["date"]) for e in status["executions"]] == [

@@ -58,6 +58,12 @@ def test_run_local_with_faults_summary_files_and_exit_code(tmp_path, asx_list, f
     assert run["failure_reasons"] == {codes[3]: "not_found", codes[60]: "no_data", codes[120]: "error",
                                       codes[180]: "rate_limited", codes[240]: "timeout"}
     assert pipeline.summary(run) == summary
+    # the data-quality step: the run started after the day's close, so the day itself is checked; the
+    # incomplete day is a warning on stderr and in run.json, the exit code stays the fetch's (3 here)
+    assert {k: run["quality"][k] for k in ("session", "complete", "missing", "suspicious", "expected_rows", "present_rows")} == {
+        "session": "2026-08-21", "complete": False, "missing": 5, "suspicious": 0, "expected_rows": 300, "present_rows": 295}
+    assert f"{sorted(faults)[0]} 2026-08-21" in run["quality"]["alert"]
+    assert f"stockstream: data incomplete: {run['quality']['alert']}" in result.stderr
     assert fake_yahoo.chart_requests(codes[299]) == 3
 
     names = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
@@ -83,6 +89,9 @@ def test_run_local_everything_fetched_prints_a_summary_and_exits_0(tmp_path, fak
     assert "2026-08-21: 40 of 40 symbols fetched, 0 failed; 1 of 1 batches succeeded" in result.stdout
     assert "Failed symbols" not in result.stdout
     assert stored_rows(tmp_path / "data", DAY).height == 40 * 5
+    run = json.loads((tmp_path / "data/runs/2026-08-21/run.json").read_text())
+    assert (run["quality"]["session"], run["quality"]["complete"], run["quality"]["alert"]) == ("2026-08-21", True, None)
+    assert "data incomplete" not in result.stderr
 
 
 def test_every_batch_failing_exits_1_and_records_the_batches(tmp_path, fake_yahoo):
