@@ -41,7 +41,9 @@ class FunctionSpec:
 
 
 FUNCTIONS = (
-    FunctionSpec(SYMBOL_FUNCTION, "asx_symbol_updater.handler", 256, 300, "stockstream: the day's ASX list and its batches"),
+    # 512 MB, not the design's 256: its finalize action (the data-quality check) loads polars, pandas and
+    # exchange_calendars and peaks at ~236 MB RSS on a full ASX day (benchmarks/quality_step.py).
+    FunctionSpec(SYMBOL_FUNCTION, "asx_symbol_updater.handler", 512, 300, "stockstream: the day's ASX list and its batches, and the run's data-quality step"),
     FunctionSpec(FETCHER_FUNCTION, "stock_data_fetcher.handler", 512, 900, "stockstream: one batch of daily bars from Yahoo"),
 )
 
