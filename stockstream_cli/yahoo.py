@@ -42,6 +42,7 @@ _NOT_FOUND_WORDS = ("delisted", "not found", "no data found")
 
 _setup_lock = threading.Lock()
 _configured_cache_dir: str | None = None
+_seeded: set[tuple[str | None, str]] = set()  # (cache folder, ticker) seeded by this process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,13 +97,26 @@ def seed_timezones(codes: Iterable[str]) -> int:
     from yfinance import cache
 
     tz_cache = cache.get_tz_cache()
+    tickers = [ticker for ticker in map(yahoo_ticker, codes) if (_configured_cache_dir, ticker) not in _seeded]
+    if not tickers:
+        return 0
     seeded = 0
-    for code in codes:
-        ticker = yahoo_ticker(code)
-        if tz_cache.lookup(ticker) != SYDNEY:
-            tz_cache.store(ticker, SYDNEY)
-            seeded += 1
+    with _one_transaction(tz_cache, tickers[0]):  # one commit for the batch, not one per symbol
+        for ticker in tickers:
+            if tz_cache.lookup(ticker) != SYDNEY:
+                tz_cache.store(ticker, SYDNEY)
+                seeded += 1
+    _seeded.update((_configured_cache_dir, ticker) for ticker in tickers)
     return seeded
+
+
+def _one_transaction(tz_cache, first_ticker: str):
+    """A transaction around many lookups and stores of yfinance's sqlite timezone cache, when it has one."""
+    import contextlib
+
+    tz_cache.lookup(first_ticker)  # opens the database (and creates its table) outside the transaction
+    database = tz_cache.get_db() if hasattr(tz_cache, "get_db") and not getattr(tz_cache, "dummy", False) else None
+    return database.atomic() if database is not None and hasattr(database, "atomic") else contextlib.nullcontext()
 
 
 def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> FetchOutcome:
@@ -143,11 +157,21 @@ def to_polars(frame) -> "pl.DataFrame":
     index = frame.index.tz_convert(SYDNEY) if frame.index.tz is not None else frame.index.tz_localize(SYDNEY)
     sources = {"open": "Open", "high": "High", "low": "Low", "close": "Close",
                "adjusted_close": "Adj Close" if "Adj Close" in frame.columns else "Close", "volume": "Volume"}
-    columns = {name: frame[source].to_numpy(dtype="float64", na_value=float("nan")) for name, source in sources.items()}
-    return pl.DataFrame(
-        {"date": pl.Series(index.tz_localize(None).to_numpy().astype("datetime64[ms]")).dt.date(), **columns},
-        schema_overrides={name: pl.Float64 for name in sources},
-    ).with_columns(pl.col(name).fill_nan(None) for name in sources)
+    # This runs once per symbol on a handful of bars, where pandas' per-call overhead is the whole cost:
+    # one conversion of the frame to an array (selecting columns first costs 30 times more), then columns.
+    try:
+        values = frame.to_numpy(dtype="float64", na_value=float("nan"))
+    except (TypeError, ValueError):  # a column that is not numeric: convert the ones we need only
+        values = frame[list(sources.values())].to_numpy(dtype="float64", na_value=float("nan"))
+        positions = dict(zip(sources.values(), range(len(sources))))
+    else:
+        positions = {name: frame.columns.get_loc(name) for name in set(sources.values())}
+    days = index.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return pl.DataFrame([
+        pl.Series("date", days, dtype=pl.Date),
+        *(pl.Series(name, values[:, positions[source]], dtype=pl.Float64, nan_to_null=True)
+          for name, source in sources.items()),
+    ])
 
 
 def classify_exception(exc: BaseException, status: int | None = None) -> Failure:

@@ -1,0 +1,115 @@
+"""What every benchmark shares: a figure (one row of the table), running a measured process, inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = dt.date(2026, 1, 9)  # a Friday: the lookback window holds a full trading week
+
+
+@dataclasses.dataclass
+class Figure:
+    """One row of the table: `name` measured as `value` (shown with `unit`), against `target` if any."""
+
+    bench: str
+    name: str
+    value: float | None
+    unit: str = ""
+    target: str = ""
+    ok: bool | None = None  # None: no target
+    note: str = ""
+
+    def shown(self) -> str:
+        if self.value is None:
+            return "n/a"
+        if self.unit == "x":
+            return f"{self.value:.2f}x"
+        if self.unit == "%":
+            return f"{self.value:.2f}%"
+        if self.unit in ("s", "ms", "MB", "req/s", "req/symbol") or isinstance(self.value, float):
+            digits = 3 if abs(self.value) < 10 else 1
+            return f"{self.value:.{digits}f} {self.unit}".strip()
+        return f"{self.value} {self.unit}".strip()
+
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("yes" if self.ok else "NO")
+
+
+@dataclasses.dataclass
+class ProcessRun:
+    argv: list[str]
+    returncode: int
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the process and its children it waited for
+    max_rss_mb: float  # peak resident set size of the process (the largest of it and its own children)
+    stdout: str
+    stderr: str
+
+
+def run_process(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,
+                timeout: float = 900) -> ProcessRun:
+    """Run a process to its end; its wall time, CPU and peak RSS from the kernel's accounting (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ProcessRun(list(argv), process.returncode, wall, usage.ru_utime + usage.ru_stime,
+                          usage.ru_maxrss / 1024, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def stockstream_env(extra: dict[str, str] | None = None, *, cache_dir: str | None = None) -> dict[str, str]:
+    """The environment of a measured `stockstream`: no STOCKSTREAM_* from the shell, a cold yfinance cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKSTREAM_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["STOCKSTREAM_CACHE_DIR"] = cache_dir or tempfile.mkdtemp(prefix="stockstream-bench-cache-")
+    env.update(extra or {})
+    return env
+
+
+def launch_argv(*args: str) -> list[str]:
+    """`stockstream ARGS` with yfinance answered by the benchmark's FakeServer (benchmarks/launch.py)."""
+    return [sys.executable, "-m", "benchmarks.launch", *args]
+
+
+def asx_list(path: Path, count: int) -> list[str]:
+    """A generated ASX list of `count` valid codes in the Markit directory format (tests/pipeline_support.py)."""
+    from benchmarks.fake_server import fake_yahoo_class
+
+    fake_yahoo_class()  # puts tests/ on sys.path
+    from pipeline_support import asx_codes, write_markit_csv
+
+    codes = asx_codes(count)
+    write_markit_csv(path, codes)
+    return codes
+
+
+def median_time(action: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

@@ -1,0 +1,98 @@
+"""B1 pacing and B2 requests per symbol: `stockstream run-local` as a whole process against a simulated Yahoo.
+
+The list is generated in the Markit directory format (tests/pipeline_support.py: valid codes, names with
+commas); Yahoo is a FakeYahoo with a latency per request and a server-side limit (429 beyond R requests
+in any second), served to the measured process through benchmarks/fake_server.py. Every mode starts with
+a cold yfinance cache and an empty store, and keeps the default retries and retry wait (2 s, doubling).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import DAY, Figure, ProcessRun, asx_list, launch_argv, run_process, stockstream_env
+from benchmarks.fake_server import FakeServer
+
+
+@dataclasses.dataclass
+class Mode:
+    key: str
+    label: str
+    args: tuple[str, ...]
+    design: bool = False  # the original design's pacing: a fixed delay per worker, no shared budget
+
+
+def modes(rate: float, workers: int) -> list[Mode]:
+    return [
+        Mode("rate", f"--rate {rate:g}", ("--rate", f"{rate:g}")),
+        Mode("adaptive", "adaptive (--delay 0, no --rate)", ("--delay", "0")),
+        Mode("design", f"design: {workers} workers, --delay {workers / rate:g}",
+             ("--delay", f"{workers / rate:g}"), design=True),
+    ]
+
+
+@dataclasses.dataclass
+class PacingRun:
+    mode: Mode
+    process: ProcessRun
+    summary: dict
+    requests: int  # chart requests the simulator received
+    refused: int  # of which answered 429
+    tz_probes: int
+
+    @property
+    def lost(self) -> int:
+        return self.summary.get("total_symbols", 0) - self.summary.get("symbols_fetched", 0)
+
+
+def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, workers: int,
+             extra: tuple[str, ...] = ()) -> PacingRun:
+    with FakeServer(latency=latency, rate_limit=limit) as server:
+        store = tempfile.mkdtemp(prefix="stockstream-bench-store-")
+        argv = launch_argv(*(("--design-pacing",) if mode.design else ()), "run-local", "--date", DAY.isoformat(),
+                           "--from-file", str(list_path), "--store", store, "--concurrency", str(workers), "--json",
+                           *mode.args, *extra)
+        process = run_process(argv, env=stockstream_env(server.environment()))
+        fake = server.fake
+        try:
+            summary = json.loads(process.stdout)
+        except ValueError:
+            summary = {"error": process.stderr.strip().splitlines()[-1:] or ["no output"]}
+        chart = [r for r in fake.requests if r.kind == "chart"]
+        refused = sum(1 for r in chart if r.outcome == "rate_limited")
+        return PacingRun(mode, process, summary, len(chart), refused, fake.tz_probes())
+
+
+def measure(*, symbols: int, latency: float, limit: float, workers: int, work: Path) -> tuple[list[Figure], list[PacingRun]]:
+    list_path = work / "asx-list.csv"
+    asx_list(list_path, symbols)
+    ideal = symbols / limit
+    runs = [run_mode(mode, list_path, latency=latency, limit=limit, workers=workers) for mode in modes(limit, workers)]
+    figures = [Figure("B1", f"ideal wall time N/R ({symbols} symbols / {limit:g} req/s)", ideal, "s")]
+    targets = {"rate": 1.15, "adaptive": 1.4}
+    for run in runs:
+        wall = run.process.wall
+        ratio = wall / ideal
+        target = targets.get(run.mode.key)
+        refused_share = 100 * run.refused / max(run.requests, 1)
+        figures.append(Figure("B1", f"{run.mode.label}: wall time vs ideal", ratio, "x",
+                              f"<= {target}x" if target else "", None if target is None else ratio <= target,
+                              f"{wall:.1f} s, run {run.summary.get('execution_time', float('nan')):.1f} s, "
+                              f"exit {run.process.returncode}"))
+        figures.append(Figure("B1", f"{run.mode.label}: 429s / requests", refused_share, "%",
+                              "< 1%" if run.mode.key == "rate" else "",
+                              refused_share < 1 if run.mode.key == "rate" else None,
+                              f"{run.refused} of {run.requests}"))
+        figures.append(Figure("B1", f"{run.mode.label}: symbols lost", run.lost, "", "0", run.lost == 0,
+                              f"{run.summary.get('symbols_fetched', 0)} of {run.summary.get('total_symbols', 0)} fetched"))
+    cold = runs[0]
+    answered = cold.requests - cold.refused
+    per_symbol = answered / symbols
+    figures.append(Figure("B2", "chart requests per symbol, cold cache (429 retries aside)", per_symbol, "req/symbol",
+                          "<= 1.01", per_symbol <= 1.01,
+                          f"{answered} answered + {cold.refused} refused for {symbols} symbols; "
+                          f"{cold.tz_probes} timezone probes"))
+    return figures, runs
