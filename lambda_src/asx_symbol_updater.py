@@ -1,29 +1,18 @@
-"""Lambda `asx-symbol-updater`: the day's ASX list into symbols/D-symbols.csv, and the batches for the Map;
-and, with {"action": "finalize"}, the run's last step (the state machine's CheckDataQuality).
+"""Lambda `asx-symbol-updater`: the day's ASX list into symbols/D-symbols.csv, and the batches for the Map.
 
 Input: {} or {"date": "YYYY-MM-DD"} (default: today in Sydney). Output: the `symbols --json` document plus
 "date", which every batch item carries on: {"symbols": [...], "batchNumber": N, "date": "D"}.
 Raises when no list can be produced, so the state machine's Retry and Catch see it.
-
-Input {"action": "finalize", "date": D, "startedAt": ISO, "execution": name, "batchNumbers": [...],
-"batchFailed": [...]}:
-writes runs/D/run.json and checks the session the run should have complete; returns {"complete": bool,
-"alert": message or null, "session", "missing", "suspicious", ...}. Raises QualityCheckFailed when the
-check could not run.
 """
 
-from stockstream_cli.aws.lambda_runtime import (FINALIZE_ACTION, event_action, event_date, finalize_event,
-                                                lambda_settings, with_run_date)
+from stockstream_cli.asx import update_symbols
+from stockstream_cli.aws.lambda_runtime import event_date, lambda_settings, with_run_date
+from stockstream_cli.store import open_store
+from stockstream_cli.values import parse_date
 
 
 def handler(event, context):
     settings = lambda_settings()
-    if event_action(event) == FINALIZE_ACTION:
-        return finalize_event(event, settings)
-    from stockstream_cli.asx import update_symbols
-    from stockstream_cli.store import open_store
-    from stockstream_cli.values import parse_date
-
     day = parse_date(event_date(event), option="date")
     store = open_store(settings.store, profile=settings.profile, region=settings.region)
     document = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))

@@ -1,16 +1,25 @@
 """Lambda `stock-data-fetcher`: one batch, {"symbols": [...], "batchNumber": N, "date": "D"} -> the
-`fetch-batch --json` document, written to raw-data/D-batch-N.parquet and runs/D/batch-N.json.
+`fetch-batch --json` document, written to raw-data/D-batch-N.parquet and runs/D/batch-N.json; and, with
+{"action": "finalize", ...}, the run's last step (the state machine's CheckDataQuality).
 
-Returns its result when only some symbols failed; raises when the batch as a whole failed, so the state
-machine's Retry and Catch see it. Metrics go out in the CloudWatch embedded metric format.
+A batch: returns its result when only some symbols failed; raises when the batch as a whole failed, so the
+state machine's Retry and Catch see it. Metrics go out in the CloudWatch embedded metric format.
+
+Finalize: {"action": "finalize", "date": D, "startedAt": ISO, "execution": name, "batchNumbers": [...],
+"batchFailed": [...]} writes runs/D/run.json and checks the session the run should have complete; returns
+{"complete": bool, "alert": message or null, "session", "missing", "suspicious"}. Raises QualityCheckFailed
+when the check could not run. It runs here, on the 512 MB function, because the check loads a day of data.
 """
 
-from stockstream_cli.aws.lambda_runtime import batch_metrics, emit_metrics, fetch_event_batch, lambda_settings
+from stockstream_cli.aws.lambda_runtime import (FINALIZE_ACTION, batch_metrics, emit_metrics, event_action,
+                                                fetch_event_batch, finalize_event, lambda_settings)
 from stockstream_cli.errors import StockstreamError
 
 
 def handler(event, context):
     settings = lambda_settings()
+    if event_action(event) == FINALIZE_ACTION:
+        return finalize_event(event, settings)
     try:
         result = fetch_event_batch(event, settings)
     except StockstreamError:

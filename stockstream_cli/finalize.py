@@ -2,7 +2,7 @@
 
 run-local and rerun-failed build the run document as they go (pipeline.run_document) and add the check
 (quality.run_quality). A Step Functions execution has no such process: its CheckDataQuality step invokes
-the asx-symbol-updater function with {"action": "finalize", ...}, which lands here and rebuilds the same
+the stock-data-fetcher function with {"action": "finalize", ...}, which lands here and rebuilds the same
 document from the store (the day's list and the batch manifests), so run.json has one shape and one author
 whoever ran the day. No typer or rich here.
 """

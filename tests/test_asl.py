@@ -128,10 +128,10 @@ def test_unknown_placeholder_is_refused():
         res.state_machine_definition('{"a": "${Unknown}"}', target)
 
 
-def test_the_data_quality_step_runs_on_the_symbol_updater_with_a_small_event(asl):
+def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     check = asl["States"]["CheckDataQuality"]
     assert check["Type"] == "Task" and check["Resource"] == "arn:aws:states:::lambda:invoke"
-    assert check["Parameters"]["FunctionName"] == "${AsxSymbolUpdaterArn}"  # the same function: no new Lambda or IAM
+    assert check["Parameters"]["FunctionName"] == "${StockDataFetcherArn}"  # an existing function: no new Lambda or IAM
     assert check["Parameters"]["Payload"] == {
         "action": "finalize",
         "date.$": "$.date",

@@ -98,7 +98,7 @@ def _check_bucket() -> None:
 
 def _check_functions(image_uri: str) -> None:
     lam = _client("lambda")
-    expected = {"asx-symbol-updater": (512, 300, "asx_symbol_updater.handler"),
+    expected = {"asx-symbol-updater": (256, 300, "asx_symbol_updater.handler"),
                 "stock-data-fetcher": (512, 900, "stock_data_fetcher.handler")}
     for name, (memory, timeout, handler) in expected.items():
         function = lam.get_function(FunctionName=name)

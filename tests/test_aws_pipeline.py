@@ -82,7 +82,7 @@ def test_an_execution_stores_the_data_that_load_returns(pipeline):
     assert output["quality"] == {"session": "2026-11-25", "complete": True, "missing": 0, "suspicious": 0, "alert": None}
     assert _alerts(queue) == []
     calls = pipeline["lambdas"].invocations
-    assert [e.get("action", "update-symbols") for name, e in calls if name == "asx-symbol-updater"] == ["update-symbols", "finalize"]
+    assert [name for name, e in calls if e.get("action") == "finalize"] == ["stock-data-fetcher"]
     [finalize] = [e for _, e in calls if e.get("action") == "finalize"]
     assert (finalize["date"], finalize["execution"], finalize["batchNumbers"], finalize["batchFailed"]) == (
         "2026-11-25", "daily-2026-11-25", [0, 1, 2], [False, False, False])
@@ -92,7 +92,7 @@ def test_an_execution_stores_the_data_that_load_returns(pipeline):
         "date": "2026-11-25", "total_symbols": 8, "num_batches": 3, "batches_failed": [], "symbols_fetched": 8, "symbols_failed": []}
     assert (run["command"], run["execution"], run["started_at"]) == ("stock-data-pipeline", "daily-2026-11-25", finalize["startedAt"])
     assert run["quality"] == {**output["quality"], "expected_rows": 8, "present_rows": 8}
-    fetched = sorted((e["batchNumber"], e["date"], tuple(e["symbols"])) for name, e in calls if name == "stock-data-fetcher")
+    fetched = sorted((e["batchNumber"], e["date"], tuple(e["symbols"])) for name, e in calls if name == "stock-data-fetcher" and "action" not in e)
     assert fetched == [(0, "2026-11-25", ("AAA", "BBB", "CCC")), (1, "2026-11-25", ("DDD", "EEE", "FFF")),
                        (2, "2026-11-25", ("GGG", "HHH"))]
     assert {"symbols/2026-11-25-symbols.csv", "raw-data/2026-11-25-batch-2.parquet", "runs/2026-11-25/batch-2.json"} <= _keys(pipeline["bucket"])

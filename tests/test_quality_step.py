@@ -1,5 +1,5 @@
 """The data-quality step after a run's aggregate: which session a run checks, the "quality" block, and the
-asx-symbol-updater function's finalize action (what the state machine's CheckDataQuality invokes)."""
+stock-data-fetcher function's finalize action (what the state machine's CheckDataQuality invokes)."""
 
 from __future__ import annotations
 
@@ -118,14 +118,14 @@ def test_a_check_that_cannot_run_is_recorded_not_raised(tmp_path):
 
 @pytest.fixture
 def deployed(s3_bucket, monkeypatch):
-    """The asx-symbol-updater function's environment, its store an S3 bucket (moto)."""
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "asx-symbol-updater")
+    """The stock-data-fetcher function's environment, its store an S3 bucket (moto)."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stock-data-fetcher")
     monkeypatch.setenv("STOCKSTREAM_STORE", f"s3://{s3_bucket}")
     return open_store(f"s3://{s3_bucket}")
 
 
 def finalize(**event):
-    return load_handler("asx_symbol_updater.handler")({"action": "finalize", "date": DAY.isoformat(), **event}, None)
+    return load_handler("stock_data_fetcher.handler")({"action": "finalize", "date": DAY.isoformat(), **event}, None)
 
 
 def test_finalize_writes_run_json_and_returns_the_check(deployed, capsys):
@@ -170,7 +170,7 @@ def test_finalize_raises_when_the_check_cannot_run_after_writing_run_json(deploy
                                    {"action": "delete-everything"}])
 def test_a_malformed_finalize_event_is_refused(deployed, event):
     with pytest.raises(InputError):
-        load_handler("asx_symbol_updater.handler")(event, None)
+        load_handler("stock_data_fetcher.handler")(event, None)
 
 
 def test_the_lambda_role_reads_the_data_and_writes_runs_and_the_machine_may_publish():
@@ -179,5 +179,5 @@ def test_the_lambda_role_reads_the_data_and_writes_runs_and_the_machine_may_publ
     assert {"s3:GetObject", "s3:PutObject"} <= set(data["Action"])
     assert {"arn:aws:s3:::b/symbols/*", "arn:aws:s3:::b/raw-data/*", "arn:aws:s3:::b/runs/*"} <= set(data["Resource"])
     states = {s["Sid"]: s for s in res.states_role_policy(target)["Statement"]}
-    assert target.function_arn(res.SYMBOL_FUNCTION) in states["InvokePipelineFunctions"]["Resource"]
+    assert target.function_arn(res.FETCHER_FUNCTION) in states["InvokePipelineFunctions"]["Resource"]
     assert states["PublishAlerts"]["Resource"] == target.topic_arn

@@ -41,10 +41,10 @@ class FunctionSpec:
 
 
 FUNCTIONS = (
-    # 512 MB, not the design's 256: its finalize action (the data-quality check) loads polars, pandas and
-    # exchange_calendars and peaks at ~236 MB RSS on a full ASX day (benchmarks/quality_step.py).
-    FunctionSpec(SYMBOL_FUNCTION, "asx_symbol_updater.handler", 512, 300, "stockstream: the day's ASX list and its batches, and the run's data-quality step"),
-    FunctionSpec(FETCHER_FUNCTION, "stock_data_fetcher.handler", 512, 900, "stockstream: one batch of daily bars from Yahoo"),
+    FunctionSpec(SYMBOL_FUNCTION, "asx_symbol_updater.handler", 256, 300, "stockstream: the day's ASX list and its batches"),
+    # The fetcher also runs the run's data-quality step (finalize), which peaks at ~240 MB RSS on a full ASX
+    # day (benchmarks/quality_step.py): too close to the symbol updater's 256 MB.
+    FunctionSpec(FETCHER_FUNCTION, "stock_data_fetcher.handler", 512, 900, "stockstream: one batch of daily bars from Yahoo, and the run's data-quality step"),
 )
 
 
