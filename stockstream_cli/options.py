@@ -90,3 +90,16 @@ Profile = Annotated[
 Region = Annotated[
     Optional[str], typer.Option("--region", help=_setting_help("region", "AWS region."), show_default=False)
 ]
+FromFile = Annotated[
+    Optional[str],
+    typer.Option("--from-file", help="Read the ASX list from this file (either ASX format) instead of downloading it.",
+                 show_default=False),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Accept an ASX list that shrank below 97% of the previous one (or below 1,500 symbols)."),
+]
+Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
+NoWait = Annotated[
+    bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
+]

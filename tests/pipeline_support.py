@@ -16,6 +16,10 @@ import os
 import string
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 MARKIT_HEADER = '"ASX code","Company name","GICs industry group","Listing date","Market Cap"'
 
@@ -71,7 +75,7 @@ def store_files(root: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def stored_rows(root: Path, day) -> "polars.DataFrame":
+def stored_rows(root: Path, day) -> "pl.DataFrame":
     """Every row of the day's batch files, fetch_timestamp left out, sorted: what a run stored."""
     import polars as pl
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from storefactory import as_store, bar, manifest, parquet_bytes, write_batch, write_manifest
+from storefactory import as_store, bar, manifest, write_batch, write_manifest
 from stockstream_cli import calendar, layout, quality
 from stockstream_cli.asx import Listing, to_csv
 from stockstream_cli.cli import app

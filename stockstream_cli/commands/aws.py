@@ -133,10 +133,6 @@ def destroy(
 # The options and rendering of the deployed pipeline's view; commands/pipeline.py and commands/status.py
 # declare the flags and hand over to these when --remote is given.
 
-Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
-NoWait = Annotated[
-    bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
-]
 FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,18 +22,9 @@ from ..options import (
     SourceUrl,
     Store,
 )
-
-FromFile = Annotated[
-    Optional[str],
-    typer.Option("--from-file", help="Read the ASX list from this CSV file (either ASX format) instead of downloading it.",
-                 show_default=False),
-]
-Force = Annotated[
-    bool,
-    typer.Option("--force", help="Accept an ASX list that shrank suspiciously against the previous one."),
-]
-from .aws import NoWait as NoWaitFlag  # noqa: E402  (--remote: the deployed pipeline, commands/aws.py)
-from .aws import Remote as RemoteFlag  # noqa: E402
+from ..options import Force, FromFile
+from ..options import NoWait as NoWaitFlag
+from ..options import Remote as RemoteFlag
 
 AllReasons = Annotated[
     bool,

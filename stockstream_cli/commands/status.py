@@ -8,7 +8,7 @@ import typer
 
 from .. import options
 
-from .aws import Remote as RemoteFlag  # noqa: E402  (--remote: the deployed pipeline, commands/aws.py)
+from ..options import Remote as RemoteFlag
 
 FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
 LASTING_REASONS = {"not_found", "no_data"}  # rerun-failed retries these only with --all

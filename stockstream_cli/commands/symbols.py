@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
 
 import typer
 
@@ -13,23 +12,12 @@ def register(app) -> None:
     app.command("symbols")(symbols)
 
 
-FromFile = Annotated[
-    Optional[str],
-    typer.Option("--from-file", help="Read the list from this file (either ASX format) instead of downloading it.",
-                 show_default=False),
-]
-Force = Annotated[
-    bool,
-    typer.Option("--force", help="Accept a list that shrank below 97% of the previous one (or below 1,500 symbols)."),
-]
-
-
 def symbols(
     date: options.Date = None,
     batch_size: options.BatchSize = None,
     source_url: options.SourceUrl = None,
-    from_file: FromFile = None,
-    force: Force = False,
+    from_file: options.FromFile = None,
+    force: options.Force = False,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,
