@@ -101,7 +101,7 @@ def seed_timezones(codes: Iterable[str]) -> int:
     if not tickers:
         return 0
     seeded = 0
-    with _one_transaction(tz_cache, tickers[0]):  # one commit for the batch, not one per symbol
+    with _setup_lock, _one_transaction(tz_cache, tickers[0]):  # one commit for the batch, not one per symbol
         for ticker in tickers:
             if tz_cache.lookup(ticker) != SYDNEY:
                 tz_cache.store(ticker, SYDNEY)
@@ -116,7 +116,14 @@ def _one_transaction(tz_cache, first_ticker: str):
 
     tz_cache.lookup(first_ticker)  # opens the database (and creates its table) outside the transaction
     database = tz_cache.get_db() if hasattr(tz_cache, "get_db") and not getattr(tz_cache, "dummy", False) else None
-    return database.atomic() if database is not None and hasattr(database, "atomic") else contextlib.nullcontext()
+    if database is None or not hasattr(database, "atomic"):
+        return contextlib.nullcontext()
+    try:
+        # IMMEDIATE: take the write lock first, so another process seeding the same cache waits for it
+        # (a read transaction that later writes would fail at once with "database is locked")
+        return database.atomic("IMMEDIATE")
+    except TypeError:
+        return database.atomic()
 
 
 def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> FetchOutcome:

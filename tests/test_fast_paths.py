@@ -166,3 +166,23 @@ def test_seeding_is_remembered_per_cache_folder(fake_yahoo, tmp_path):
     assert yahoo.seed_timezones(["AAA", "BBB", "CCC"]) == 1  # only CCC is looked up again
     yahoo.configure(str(tmp_path / "two"))  # a new folder starts cold
     assert yahoo.seed_timezones(["AAA"]) == 1
+
+
+def test_concurrent_batches_seed_one_cache_without_locking_each_other_out(fake_yahoo, tmp_path):
+    import threading
+
+    yahoo.configure(str(tmp_path / "shared"))
+    errors, counts = [], []
+
+    def seed(prefix: str) -> None:
+        try:
+            counts.append(yahoo.seed_timezones([f"{prefix}{i:02d}" for i in range(40)]))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    workers = [threading.Thread(target=seed, args=(prefix,)) for prefix in "ABCDEFGH"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == [] and sorted(counts) == [40] * 8
