@@ -64,7 +64,16 @@ def _date_reach(key: str) -> tuple[dt.date | None, dt.date | None] | None:
     if layout.parse_backfill_data_key(key) is not None:
         # Which dates a backfill chunk holds is not in its key: never pruned by key, only by the statistics.
         return None, None
+    month = layout.parse_compacted_data_key(key)
+    if month is not None:
+        # The batch files of the days of that month: nothing after its last day; the start is in the statistics.
+        return None, _month_end(month)
     return None
+
+
+def _month_end(month: str) -> dt.date:
+    year, number = map(int, month.split("-"))
+    return dt.date(year + number // 12, number % 12 + 1, 1) - dt.timedelta(days=1)
 
 
 class DataAggregator:
@@ -149,7 +158,8 @@ class DataAggregator:
 
     def data_days(self) -> list[dt.date]:
         """The days whose data files the store holds, oldest first (from the keys alone)."""
-        days = {reach[1] for key in self.store.list(layout.RAW_DATA_PREFIX) if (reach := _date_reach(key)) and reach[1]}
+        days = {reach[1] for key in self.store.list(layout.RAW_DATA_PREFIX)
+                if (reach := _date_reach(key)) and reach[1] and layout.parse_compacted_data_key(key) is None}
         return sorted(days)
 
     # ------------------------------------------------------------------------------------------ the scan

@@ -6,6 +6,7 @@
     runs/YYYY-MM-DD/run.json               the whole run's summary
     raw-data/YYYY-MM-DD-backfill-N.parquet one file per chunk of a backfill (same schema as a batch file)
     runs/YYYY-MM-DD/backfill-N.json        that chunk's result: what a rerun of the backfill skips
+    raw-data/compacted-YYYY-MM.parquet     `stockstream compact`: a month's batch files in one sorted file
 """
 
 from __future__ import annotations
@@ -83,3 +84,19 @@ _RUN_SUMMARY_RE = re.compile(r"^runs/(\d{4}-\d{2}-\d{2})/run\.json$")
 def parse_run_summary_key(key: str) -> dt.date | None:
     match = _RUN_SUMMARY_RE.match(key)
     return dt.date.fromisoformat(match.group(1)) if match else None
+
+
+# `stockstream compact`: the batch files fetched in one month, merged into one sorted file
+_COMPACTED_DATA_RE = re.compile(r"^raw-data/compacted-(\d{4})-(\d{2})\.parquet$")
+
+
+def compacted_data_key(month: str) -> str:
+    """raw-data/compacted-YYYY-MM.parquet: the batch files of the days of `month` (YYYY-MM), merged."""
+    return f"{RAW_DATA_PREFIX}compacted-{month}.parquet"
+
+
+def parse_compacted_data_key(key: str) -> str | None:
+    """The month (YYYY-MM) of a compacted data key; None for any other key."""
+    match = _COMPACTED_DATA_RE.match(key)
+    return f"{match.group(1)}-{match.group(2)}" if match and 1 <= int(match.group(2)) <= 12 else None
+

@@ -1,0 +1,229 @@
+"""B4 reading back: a year of batch files, read for two symbols, against a naive pandas reader.
+
+The store is built in the real layout: for each of `days` trading days (weekdays ending at DAY), the day's
+ASX list (symbols/D-symbols.csv) and one Parquet file per batch (raw-data/D-batch-N.parquet, written by
+fetch.to_parquet_bytes exactly as a fetch writes it), each holding its batch's symbols over the 5-day
+lookback window, so every (symbol, date) is in several files and the newest fetch must win.
+
+Measured: `DataAggregator.load_symbols(["BHP", "CBA"])` in this process (median of a few runs after one
+warm-up), `stockstream load --symbols BHP CBA` as a whole process, and the naive reader (pandas reads every
+file, concatenates, filters); on a local folder and on S3 (a moto server), then again after
+`stockstream compact`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import DAY, Figure, median_time, run_process, stockstream_env
+
+SYMBOLS = ["BHP", "CBA"]
+BATCH_SIZE = 100
+LOOKBACK = 5
+
+
+def trading_days(count: int, last: dt.date = DAY) -> list[dt.date]:
+    days, day = [], last
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day -= dt.timedelta(days=1)
+    return days[::-1]
+
+
+def universe(batches: int) -> list[str]:
+    """ASX-like codes filling `batches` batches (at most the real list's 1,838), BHP and CBA among them."""
+    from benchmarks.fake_server import fake_yahoo_class
+
+    fake_yahoo_class()  # tests/ on sys.path
+    from pipeline_support import asx_codes
+
+    count = min(1838, batches * BATCH_SIZE)
+    codes = [code for code in asx_codes(count) if code not in SYMBOLS][: count - len(SYMBOLS)]
+    return sorted(codes + SYMBOLS)
+
+
+def day_frame(codes: list[str], fetch_day: dt.date):
+    """Every symbol's bars over the lookback window ending at fetch_day, as a fetch on that day stores them."""
+    import numpy as np
+    import polars as pl
+
+    window = [fetch_day - dt.timedelta(days=k) for k in range(LOOKBACK)]
+    window = sorted(day for day in window if day.weekday() < 5)
+    n, w = len(codes), len(window)
+    base = 1 + (np.arange(n) * 7919 % 997) / 10.0
+    wiggle = np.array([(day.toordinal() % 17) / 100.0 for day in window])
+    close = np.round(np.repeat(base, w) * (1 + np.tile(wiggle, n)) + fetch_day.toordinal() % 3 / 1000.0, 3)
+    return pl.DataFrame({
+        "symbol": np.repeat(np.array(codes, dtype=object), w).tolist(),
+        "date": pl.Series(np.tile(np.array(window, dtype="datetime64[D]"), n)),
+        "open": close - 0.01, "high": close + 0.05, "low": close - 0.05, "close": close,
+        "volume": np.tile(np.arange(w, dtype=np.int64) * 1000 + 500, n),
+        "adjusted_close": close * 0.98,
+        "fetch_timestamp": f"{fetch_day.isoformat()}T08:00:00.000Z",
+        "batch_number": pl.Series(np.repeat(np.arange(n, dtype=np.int32) // BATCH_SIZE, w)),
+    })
+
+
+def build_year(root: Path, *, days: int, batches: int) -> dict[str, bytes]:
+    """Write the year into the local store `root`; returns {key: bytes} of everything written (for S3)."""
+    from stockstream_cli import asx, fetch, layout
+    from stockstream_cli.store import open_store
+
+    store = open_store(str(root))
+    codes = universe(batches)
+    listings = [asx.Listing(code, f"{code} LIMITED", "Materials", dt.date(2000, 1, 4), 1_000_000 + i, i // BATCH_SIZE)
+                for i, code in enumerate(codes)]
+    symbols_csv = asx.to_csv(listings)
+    files: dict[str, bytes] = {}
+    for day in trading_days(days):
+        files[layout.symbols_key(day)] = symbols_csv
+        frame = day_frame(codes, day)
+        for (number,), part in frame.partition_by("batch_number", as_dict=True, maintain_order=True).items():
+            files[layout.batch_data_key(day, number)] = fetch.to_parquet_bytes(part)
+    for key, data in files.items():
+        store.put(key, data)
+    return files
+
+
+def upload(files: dict[str, bytes], bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", region_name="ap-southeast-2")
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"})
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda item: client.put_object(Bucket=bucket, Key=item[0], Body=item[1]), files.items()))
+
+
+def naive_local(root: Path):
+    import pandas as pd
+
+    frames = [pd.read_parquet(path) for path in sorted((root / "raw-data").glob("*.parquet"))]
+    everything = pd.concat(frames, ignore_index=True)
+    return everything[everything["symbol"].isin(SYMBOLS)]
+
+
+def naive_s3(bucket: str):
+    import boto3
+    import pandas as pd
+
+    client = boto3.client("s3", region_name="ap-southeast-2")
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="raw-data/")
+            for o in page.get("Contents", [])]
+    frames = [pd.read_parquet(io.BytesIO(client.get_object(Bucket=bucket, Key=key)["Body"].read())) for key in keys]
+    everything = pd.concat(frames, ignore_index=True)
+    return everything[everything["symbol"].isin(SYMBOLS)]
+
+
+def load_in_process(store: str, repeats: int) -> tuple[float, int]:
+    from stockstream_cli.aggregate import DataAggregator
+
+    aggregator = DataAggregator(store)
+    rows = aggregator.load_symbols(SYMBOLS).height  # warm-up (and the answer's size)
+    return median_time(lambda: aggregator.load_symbols(SYMBOLS), repeats), rows
+
+
+def load_process(store: str, repeats: int, env: dict[str, str]) -> tuple[float, int]:
+    argv = [sys.executable, "-m", "stockstream_cli", "load", "--symbols", *SYMBOLS, "--store", store, "--format", "csv"]
+    walls, lines = [], 0
+    for _ in range(repeats):
+        run = run_process(argv, env=env)
+        if run.returncode != 0:
+            raise RuntimeError(f"stockstream load failed: {run.stderr.strip()[-500:]}")
+        walls.append(run.wall)
+        lines = run.stdout.count("\n") - 1
+    return statistics.median(walls), lines
+
+
+def compact(store: str, env: dict[str, str]) -> float:
+    run = run_process([sys.executable, "-m", "stockstream_cli", "compact", "--store", store, "--json"], env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"stockstream compact failed: {run.stderr.strip()[-500:]}")
+    return run.wall
+
+
+def measure(*, days: int, batches: int, repeats: int, s3: bool, work: Path) -> list[Figure]:
+    root = work / "year"
+    started = time.perf_counter()
+    files = build_year(root, days=days, batches=batches)
+    n_data = sum(1 for key in files if key.startswith("raw-data/"))
+    built = time.perf_counter() - started
+    label = f"{days} days x {batches} batches = {n_data} files"
+    figures: list[Figure] = []
+
+    started = time.perf_counter()
+    naive_rows = len(naive_local(root))
+    naive = time.perf_counter() - started
+    figures.append(Figure("B4", "local: naive pandas reader (every file, concat, filter)", naive, "s",
+                          note=f"{label}; built in {built:.1f} s; {naive_rows} rows before dedup"))
+    figures += _local_figures(str(root), naive, repeats, "local, batch files")
+
+    env = stockstream_env()
+    figures.append(Figure("B4", "local: stockstream compact", compact(str(root), env), "s"))
+    figures += _local_figures(str(root), naive, repeats, "local, compacted")
+    if s3:
+        figures += _s3_figures(files, repeats, label)
+    return figures
+
+
+def _local_figures(store: str, naive: float, repeats: int, label: str) -> list[Figure]:
+    in_process, rows = load_in_process(store, repeats)
+    speedup = naive / in_process
+    process, lines = load_process(store, repeats, stockstream_env())
+    return [
+        Figure("B4", f"{label}: load_symbols(BHP, CBA) in-process", in_process, "s", "< 0.5 s", in_process < 0.5,
+               f"{rows} rows, median of {repeats}"),
+        Figure("B4", f"{label}: load_symbols speed-up vs naive", speedup, "x", ">= 10x", speedup >= 10),
+        Figure("B4", f"{label}: `stockstream load --symbols BHP CBA` process", process, "s",
+               note=f"{lines} rows, median of {repeats}"),
+    ]
+
+
+def _s3_figures(files: dict[str, bytes], repeats: int, label: str) -> list[Figure]:
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    from benchmarks.common import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                     "AWS_DEFAULT_REGION")}
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "benchmark",
+                       "AWS_SECRET_ACCESS_KEY": "benchmark", "AWS_DEFAULT_REGION": "ap-southeast-2"})
+    try:
+        bucket = "stockstream-benchmark"
+        upload(files, bucket)
+        store = f"s3://{bucket}"
+        started = time.perf_counter()
+        naive_s3(bucket)
+        naive = time.perf_counter() - started
+        figures = [Figure("B4", "S3 (moto server): naive pandas reader", naive, "s", note=label)]
+        for stage in ("batch files", "compacted"):
+            if stage == "compacted":
+                figures.append(Figure("B4", "S3: stockstream compact", compact(store, stockstream_env()), "s"))
+            in_process, rows = load_in_process(store, repeats)
+            process, lines = load_process(store, repeats, stockstream_env())
+            figures += [
+                Figure("B4", f"S3, {stage}: load_symbols(BHP, CBA) in-process", in_process, "s",
+                       note=f"{rows} rows, median of {repeats}; {naive / in_process:.1f}x the naive reader"),
+                Figure("B4", f"S3, {stage}: `stockstream load --symbols BHP CBA` process", process, "s",
+                       note=f"{lines} rows"),
+            ]
+        return figures
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()

@@ -1,0 +1,108 @@
+"""`stockstream compact`: the batch files of a month merged into one sorted Parquet file.
+
+A year of daily runs is about 250 x 19 small files; reading two symbols back means opening every one of
+them (their footers at least), which is quick on a local disk but slow on S3, one request per object.
+Compacting a month writes `raw-data/compacted-YYYY-MM.parquet` (layout.compacted_data_key): every row of
+the batch files fetched on the days of that month, one row per (symbol, date) with the newest fetch winning,
+sorted by symbol then date, in row groups of ROW_GROUP_ROWS rows with statistics, so a symbol filter reads
+one footer and a row group or two per month. Then the merged batch files are deleted.
+
+Reading is unchanged: DataAggregator reads compacted files and batch files alike and keeps the newest
+fetch of each (symbol, date), so a batch file written after the compaction (a later rerun of a day of that
+month) still wins where it is newer, and compacting that month again folds it in. A compacted file is
+written (atomically) before any batch file is deleted: a crash in between leaves rows twice, which reading
+resolves. Only batch files are compacted (backfill chunks stay as they are), by default of every month
+before the current one (Sydney); the runs/ manifests stay, so `status` still tells each day's story.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import io
+from collections.abc import Callable, Iterable
+
+from . import layout, schema
+from .errors import InputError
+
+ROW_GROUP_ROWS = 4096  # about 2 symbols x 21 days fits in one; a month of the ASX is ~10 row groups
+READERS = 8  # batch files read at once (S3 latency, not bandwidth, is what a month of small files costs)
+
+
+@dataclasses.dataclass(frozen=True)
+class MonthPlan:
+    month: str  # YYYY-MM
+    batch_keys: tuple[str, ...]
+    compacted: bool  # a compacted file of the month exists already (merged into the new one)
+
+    @property
+    def key(self) -> str:
+        return layout.compacted_data_key(self.month)
+
+
+def parse_month(text: str) -> str:
+    try:
+        parsed = dt.datetime.strptime(text.strip(), "%Y-%m")
+    except ValueError:
+        raise InputError(f"--month {text!r} is not a month: use YYYY-MM, e.g. --month 2026-01") from None
+    return parsed.strftime("%Y-%m")
+
+
+def plan(keys: Iterable[str], *, months: Iterable[str] | None = None, today: dt.date) -> list[MonthPlan]:
+    """The months to compact and their batch files: the months asked for, else every month before today's."""
+    wanted = None if months is None else {parse_month(m) for m in months}
+    current = today.strftime("%Y-%m")
+    by_month: dict[str, list[str]] = {}
+    compacted: set[str] = set()
+    for key in sorted(keys):
+        batch = layout.parse_batch_data_key(key)
+        if batch is not None:
+            by_month.setdefault(batch[0].strftime("%Y-%m"), []).append(key)
+        elif (month := layout.parse_compacted_data_key(key)) is not None:
+            compacted.add(month)
+    chosen = sorted(by_month if wanted is None else set(by_month) & wanted)
+    return [MonthPlan(month, tuple(by_month[month]), month in compacted)
+            for month in chosen if wanted is not None or month < current]
+
+
+def compact(store, *, months: Iterable[str] | None = None, today: dt.date | None = None, dry_run: bool = False,
+            note: Callable[[str], None] | None = None) -> dict:
+    """Compact the planned months; returns {"months": [per-month results], "files": n, "rows": n}."""
+    from .values import today_sydney
+
+    plans = plan(store.list(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney())
+    results = []
+    for month_plan in plans:
+        if dry_run:
+            results.append({"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),
+                            "rows": None, "bytes": None})
+            continue
+        results.append(compact_month(store, month_plan))
+        if note is not None:
+            last = results[-1]
+            note(f"{last['month']}: {last['files']} batch files -> {last['key']} ({last['rows']} rows)")
+    return {"months": results, "files": sum(r["files"] for r in results),
+            "rows": sum(r["rows"] or 0 for r in results), "dry_run": dry_run}
+
+
+def compact_month(store, month_plan: MonthPlan) -> dict:
+    """Write the month's compacted file, then delete the batch files merged into it."""
+    import polars as pl
+
+    from .aggregate import newest_per_symbol_and_date
+    from .fetch import read_batch_rows
+
+    keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
+    with concurrent.futures.ThreadPoolExecutor(min(READERS, max(len(keys), 1))) as pool:
+        frames = [frame for frame in pool.map(lambda key: read_batch_rows(store, key), keys) if frame is not None]
+    combined = pl.concat(frames, how="vertical") if frames else schema.empty_frame()
+    rows = newest_per_symbol_and_date(combined.lazy()).collect()
+    buffer = io.BytesIO()
+    rows.write_parquet(buffer, row_group_size=ROW_GROUP_ROWS, statistics=True)
+    data = buffer.getvalue()
+    store.put(month_plan.key, data)
+    with concurrent.futures.ThreadPoolExecutor(READERS) as pool:
+        list(pool.map(store.delete, month_plan.batch_keys))
+    return {"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),
+            "rows": rows.height, "bytes": len(data)}
