@@ -10,10 +10,9 @@ whoever ran the day. No typer or rich here.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 
-from . import layout
+from . import manifest
 
 DEPLOYED_COMMAND = "stock-data-pipeline"  # run.json "command" of a run the state machine finished
 
@@ -40,5 +39,5 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     if execution:
         run["execution"] = execution
     run["quality"] = run_quality(store, day, run_started, lookback_days=lookback_days)
-    store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
+    manifest.write_run(store, day, run)
     return run

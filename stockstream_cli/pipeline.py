@@ -20,14 +20,13 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import layout
-from .errors import InputError, Interrupted, StockstreamError
+from . import layout, manifest
+from .errors import CorruptFileError, InputError, Interrupted, StockstreamError
 
 SYMBOLS_STEP_RETRIES = 3  # infra/asl.json UpdateASXSymbols: MaxAttempts 3
 BATCH_RETRIES = 2  # infra/asl.json FetchStockData on States.TaskFailed: MaxAttempts 2
@@ -143,7 +142,7 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
     if not interrupted:
         run["quality"] = _quality_step(store, day, settings, started_at, observer)
-    _write_run(store, day, run)
+    manifest.write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
@@ -182,7 +181,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
         return stored  # nothing changed: the day's run.json already says so, and stays as it is
     if not interrupted:
         run["quality"] = _quality_step(store, day, settings, started_at, observer)
-    _write_run(store, day, run)
+    manifest.write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
@@ -200,32 +199,15 @@ def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dic
     jobs = []
     for number, symbols in sorted(batches.items()):
         symbols = tuple(symbols)
-        manifest = manifests.get(number)
-        if manifest is None or (_fetched_count(manifest) > 0 and number not in batches_with_data):
+        document = manifests.get(number)
+        if document is None or (manifest.count(document, "symbols_fetched") > 0 and number not in batches_with_data):
             jobs.append(BatchJob(number, symbols))
             continue
-        retry = sorted(s for s, reason in failure_reasons(manifest).items()
+        retry = sorted(s for s, reason in manifest.failure_reasons(document).items()
                        if s in symbols and (include_all or reason in RETRYABLE_REASONS))
         if retry:
             jobs.append(BatchJob(number, symbols, tuple(retry)))
     return jobs
-
-
-def failure_reasons(manifest: dict) -> dict[str, str]:
-    """{symbol: reason} of a batch manifest; a failed symbol without a recorded reason counts as 'error'."""
-    metadata = manifest.get("metadata", {})
-    reasons = dict(metadata.get("failure_reasons") or {})
-    for symbol in metadata.get("symbols_failed") or []:
-        reasons.setdefault(symbol, "error")
-    return reasons
-
-
-def _fetched_count(manifest: dict) -> int:
-    metadata = manifest.get("metadata", {})
-    try:
-        return int(metadata.get("symbols_fetched", 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
@@ -242,12 +224,12 @@ def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: 
     for number, symbols in sorted(batches.items()):
         symbols = set(symbols)
         total += len(symbols)
-        manifest = manifests.get(number)
-        if manifest is None:
+        document = manifests.get(number)
+        if document is None:
             failed_batches.append(number)
             failed_symbols |= symbols
             continue
-        for symbol, reason in failure_reasons(manifest).items():
+        for symbol, reason in manifest.failure_reasons(document).items():
             if symbol in symbols:
                 failed_symbols.add(symbol)
                 reasons[symbol] = reason
@@ -293,7 +275,7 @@ def backoff_waits(first_wait: float, retries: int, rate: float = BACKOFF_RATE) -
 
 
 def read_manifests(store, day: dt.date, batches: Iterable[int], observer: Observer) -> dict[int, dict | None]:
-    """Each batch's stored result; None for a batch with none, or with one that is not a manifest."""
+    """Each batch's stored result; None for a batch with none, or with a corrupt one (noted: fetched again)."""
     present = set(store.list(layout.run_prefix(day)))
     manifests: dict[int, dict | None] = {}
     for number in batches:
@@ -304,28 +286,18 @@ def read_manifests(store, day: dt.date, batches: Iterable[int], observer: Observ
 
 def _read_manifest(store, key: str, observer: Observer) -> dict | None:
     try:
-        document = json.loads(store.get(key))
-        if isinstance(document, dict) and isinstance(document.get("metadata"), dict):
-            return document
-    except ValueError:
-        pass
-    observer.note(f"{key} is not a batch result: the batch is fetched again")
-    return None
+        return manifest.read(store, key)
+    except CorruptFileError:
+        observer.note(f"{key} is not a batch result: the batch is fetched again")
+        return None
 
 
 def _read_run(store, day: dt.date) -> dict | None:
-    key = layout.run_summary_key(day)
-    if not store.exists(key):
-        return None
+    """The stored run.json; a corrupt one counts as none (rerun-failed writes it again)."""
     try:
-        document = json.loads(store.get(key))
-    except ValueError:
+        return manifest.read_run(store, day)
+    except CorruptFileError:
         return None
-    return document if isinstance(document, dict) else None
-
-
-def _write_run(store, day: dt.date, run: dict) -> None:
-    store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
 
 
 def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer) -> dict:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import Any
 
-from . import layout
+from . import layout, manifest
 from .errors import CorruptFileError, InputError, KeyNotFound
 
 
@@ -137,7 +136,7 @@ def describe_days(days: list[dt.date]) -> str:
 def _status_of(store, day: dt.date) -> DayStatus:
     listing = _batch_members(store, day)
     records = _batch_records(store, day)
-    run = _run_summary(store, day)
+    run = manifest.read_run(store, day)
     if listing is not None:
         batches = sorted(set(listing.values()) | set(records))
         total = len(listing)
@@ -181,45 +180,25 @@ def _batch_records(store, day: dt.date) -> dict[int, BatchRecord]:
     for key in store.list(layout.run_prefix(day)):
         parsed = layout.parse_batch_manifest_key(key)
         if parsed is not None:
-            record = parse_manifest(store.get(key), key)
-            records[parsed[1]] = record
+            records[parsed[1]] = batch_record(store.get(key), key)
     return records
 
 
-def parse_manifest(data: bytes, key: str) -> BatchRecord:
-    """A runs/D/batch-N.json (the contract's fetch-batch JSON); CorruptFileError naming the key otherwise."""
+def batch_record(data: bytes, key: str) -> BatchRecord:
+    """A runs/D/batch-N.json (manifest.parse) as status needs it; CorruptFileError naming the key otherwise."""
+    document = manifest.parse(data, key)
+    metadata = document["metadata"]
     try:
-        document = json.loads(data)
-        metadata = document["metadata"]
-        failed = list(metadata.get("symbols_failed") or [])
-        given_reasons = dict(metadata.get("failure_reasons") or {})
-        reasons = {str(symbol): str(given_reasons.get(symbol, "error")) for symbol in failed}
-        reasons.update({str(symbol): str(reason) for symbol, reason in given_reasons.items()})
         time = metadata.get("execution_time")
         return BatchRecord(
-            batch_number=int(metadata["batch_number"]),
-            symbols_processed=int(metadata.get("symbols_processed") or 0),
-            symbols_fetched=int(metadata.get("symbols_fetched") or 0),
-            failure_reasons=reasons,
+            batch_number=metadata["batch_number"],
+            symbols_processed=manifest.count(document, "symbols_processed"),
+            symbols_fetched=manifest.count(document, "symbols_fetched"),
+            failure_reasons=manifest.failure_reasons(document),
             execution_time=None if time is None else float(time),
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError) as error:
         raise CorruptFileError(key, f"not a fetch-batch result: {_describe(error)}") from None
-
-
-def _run_summary(store, day: dt.date) -> dict[str, Any] | None:
-    key = layout.run_summary_key(day)
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise CorruptFileError(key, f"not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise CorruptFileError(key, "not a run summary (expected a JSON object)")
-    return document
 
 
 def _describe(error: Exception) -> str:

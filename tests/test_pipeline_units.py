@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from stockstream_cli import pipeline
+from stockstream_cli.manifest import failure_reasons
 from stockstream_cli.errors import InputError, Interrupted, SourceError
 from stockstream_cli.settings import Settings
 
@@ -69,7 +70,7 @@ def test_plan_rerun_manifest_without_its_data_file_fetches_the_batch_whole():
 def test_failed_symbol_without_a_reason_counts_as_error():
     document = manifest(0, BATCHES[0])
     document["metadata"]["symbols_failed"] = ["AAA"]
-    assert pipeline.failure_reasons(document) == {"AAA": "error"}
+    assert failure_reasons(document) == {"AAA": "error"}
 
 
 def test_run_document_counts_a_failed_batch_as_failed_symbols():

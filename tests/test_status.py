@@ -12,7 +12,7 @@ from helpers import run_stockstream
 from storefactory import as_store, build_day, manifest, write_manifest
 from stockstream_cli.cli import app
 from stockstream_cli.errors import CorruptFileError, InputError
-from stockstream_cli.status import day_status, describe_days, parse_manifest, store_days
+from stockstream_cli.status import batch_record, day_status, describe_days, store_days
 
 runner = CliRunner()
 WED, THU, FRI = dt.date(2026, 1, 7), dt.date(2026, 1, 8), dt.date(2026, 1, 9)
@@ -94,14 +94,14 @@ def test_many_days_are_summarised():
 def test_a_manifest_without_reasons_counts_its_failures_as_errors():
     document = manifest(4, ["BHP", "CBA"], {"CBA": "timeout"}, day=WED)
     del document["metadata"]["failure_reasons"]
-    record = parse_manifest(json.dumps(document).encode(), "runs/2026-01-07/batch-4.json")
+    record = batch_record(json.dumps(document).encode(), "runs/2026-01-07/batch-4.json")
     assert (record.batch_number, record.symbols_fetched, record.failure_reasons) == (4, 1, {"CBA": "error"})
 
 
 @pytest.mark.parametrize("data", [b"not json", b"[1, 2]", b'{"statusCode": 200}', b'{"metadata": {"batch_number": "x"}}'])
 def test_a_foreign_manifest_is_corrupt(data):
     with pytest.raises(CorruptFileError, match="runs/2026-01-07/batch-0.json"):
-        parse_manifest(data, "runs/2026-01-07/batch-0.json")
+        batch_record(data, "runs/2026-01-07/batch-0.json")
 
 
 # ------------------------------------------------------------------------------------------ the command

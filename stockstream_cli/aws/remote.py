@@ -74,7 +74,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from .. import layout
+    from .. import manifest
     from ..pipeline import read_manifests, run_document
     from ..pipeline import Observer
     from ..store import open_store
@@ -107,7 +107,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality
-    store.put(layout.run_summary_key(day), (json.dumps(run, indent=2) + "\n").encode("utf-8"))
+    manifest.write_run(store, day, run)
     return {**run, "execution_arn": execution, "execution_status": described["status"]}
 
 

@@ -1,0 +1,112 @@
+"""The records in runs/D/: the one place they are parsed, validated, read and encoded.
+
+    runs/D/batch-N.json     a batch's result, the contract's fetch-batch JSON (fetch.build_manifest)
+    runs/D/backfill-N.json  a backfill chunk's record, the same shape (backfill._record)
+    runs/D/run.json         the run's summary (pipeline.run_document)
+
+A manifest (batch or backfill) is a JSON object with a "metadata" object in which failure_reasons, when
+present, is an object, symbols_failed a list and the counts integers; anything else is a CorruptFileError
+naming the key. A failed symbol without a recorded reason failed with "error".
+
+What to do with a corrupt file is the caller's policy, not this module's: rerun-failed treats a corrupt
+batch manifest as missing and fetches the batch again; status, check, backfill and fetch-batch stop with the
+error. No typer or rich here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from . import layout
+from .errors import CorruptFileError, KeyNotFound
+
+UNRECORDED_REASON = "error"  # the failure reason of a symbol in symbols_failed without one in failure_reasons
+_COUNTS = ("batch_number", "backfill_number", "symbols_processed", "symbols_fetched")
+
+
+def parse(data: bytes, key: str) -> dict[str, Any]:
+    """A batch or backfill manifest's bytes -> its document; CorruptFileError naming `key` otherwise."""
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise CorruptFileError(key, f"not a stockstream manifest: not JSON ({_first_line(error)})") from None
+    problem = _problem(document)
+    if problem:
+        raise CorruptFileError(key, f"not a stockstream manifest: {problem}")
+    return document
+
+
+def _problem(document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict):
+        return 'no "metadata" object'
+    if not isinstance(metadata.get("failure_reasons") or {}, dict):
+        return "failure_reasons is not an object"
+    if not isinstance(metadata.get("symbols_failed") or [], list):
+        return "symbols_failed is not a list"
+    for name in _COUNTS:
+        value = metadata.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{name} {value!r} is not an integer"
+    return None
+
+
+def read(store, key: str) -> dict[str, Any] | None:
+    """The manifest stored at `key`; None when there is none, CorruptFileError when it is not a manifest."""
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    return parse(data, key)
+
+
+def failure_reasons(document: dict[str, Any]) -> dict[str, str]:
+    """{symbol: reason} of a manifest: every symbol in failure_reasons or symbols_failed (without a recorded
+    reason, UNRECORDED_REASON)."""
+    metadata = document.get("metadata") or {}
+    reasons = {str(symbol): str(reason) for symbol, reason in (metadata.get("failure_reasons") or {}).items()}
+    for symbol in metadata.get("symbols_failed") or []:
+        reasons.setdefault(str(symbol), UNRECORDED_REASON)
+    return reasons
+
+
+def count(document: dict[str, Any], name: str) -> int:
+    """One of the manifest's counts (symbols_fetched, symbols_processed): 0 when absent."""
+    return int((document.get("metadata") or {}).get(name) or 0)
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """How every record in runs/ is written: indented JSON and a final newline."""
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- run.json
+
+
+def read_run(store, day: dt.date) -> dict[str, Any] | None:
+    """runs/D/run.json as written; None when absent, CorruptFileError when it is not a JSON object."""
+    key = layout.run_summary_key(day)
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise CorruptFileError(key, f"not JSON: {_first_line(error)}") from None
+    if not isinstance(document, dict):
+        raise CorruptFileError(key, "not a run summary (expected a JSON object)")
+    return document
+
+
+def write_run(store, day: dt.date, run: dict[str, Any]) -> None:
+    store.put(layout.run_summary_key(day), encode(run))
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
