@@ -23,13 +23,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import json
 import random
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import layout, schema, yahoo
+from . import layout, manifest, schema, yahoo
 from .errors import BatchFailed, CorruptFileError, InputError, KeyNotFound, StoreError
 from .values import check_symbol
 
@@ -114,7 +113,7 @@ def fetch_batch(
     data_key = layout.batch_data_key(day, batch_number)
     manifest_key = layout.batch_manifest_key(day, batch_number)
     previous_rows = read_batch_rows(store, data_key)
-    previous = read_manifest(store, manifest_key)
+    previous = manifest.read(store, manifest_key)
     rows = merge_rows(previous_rows, [r.rows for r in results if r.rows is not None])
     document = build_manifest(day, batch_number, results, rows, previous, previous_rows, first, last,
                               execution_time=time.monotonic() - started)
@@ -124,7 +123,7 @@ def fetch_batch(
             f"({_reason_counts(document['metadata']['failure_reasons'])}); nothing was written"
         )
     _write(store, data_key, to_parquet_bytes(rows), batch_number, day)
-    _write(store, manifest_key, (json.dumps(document, indent=2) + "\n").encode(), batch_number, day)
+    _write(store, manifest_key, manifest.encode(document), batch_number, day)
     return document
 
 
@@ -211,21 +210,6 @@ def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
     return rows
 
 
-def read_manifest(store, key: str) -> dict | None:
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        document = json.loads(data)
-        metadata = document["metadata"]
-        if not isinstance(metadata.get("failure_reasons", {}), dict):
-            raise ValueError("failure_reasons is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptFileError(key, f"not a batch manifest: {exc}") from None
-    return document
-
-
 def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> None:
     try:
         store.put(key, data)
@@ -251,9 +235,10 @@ def build_manifest(
     """The contract's document for the whole batch, merged with the stored one when there is one."""
     before = (previous or {}).get("metadata", {})
     now = {r.symbol for r in results}
-    members = sorted(now | _previous_members(before, previous_rows))
+    before_reasons = manifest.failure_reasons(previous) if previous else {}
+    members = sorted(now | _previous_members(before, before_reasons, previous_rows))
 
-    reasons = {s: r for s, r in before.get("failure_reasons", {}).items() if s not in now}
+    reasons = {s: r for s, r in before_reasons.items() if s not in now}
     details = {s: d for s, d in before.get("failure_details", {}).items() if s not in now}
     dropped_by_symbol = {s: d for s, d in before.get("rows_dropped_by_symbol", {}).items() if s not in now}
     for result in results:
@@ -294,10 +279,10 @@ def build_manifest(
     return {"statusCode": 200, "body": body, "metadata": metadata}
 
 
-def _previous_members(before: dict, previous_rows: "pl.DataFrame | None") -> set[str]:
+def _previous_members(before: dict, before_reasons: dict[str, str], previous_rows: "pl.DataFrame | None") -> set[str]:
     if isinstance(before.get("symbols"), list):
         return set(before["symbols"])
-    members = set(before.get("failure_reasons", {}))
+    members = set(before_reasons)
     if previous_rows is not None:
         members |= set(previous_rows.get_column("symbol").unique().to_list())
     return members
