@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import calendar, layout, schema, yahoo
+from . import calendar, layout, manifest, schema, yahoo
 from .errors import CorruptFileError, InputError, Interrupted
 
 FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
@@ -122,26 +121,21 @@ def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
 def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
     """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason."""
     done: set[str] = set()
-    for key, meta in backfill_records(store):
-        try:
-            covered = dt.date.fromisoformat(meta["start"]) <= start and end <= dt.date.fromisoformat(meta["end"])
-        except (KeyError, TypeError, ValueError):
-            raise CorruptFileError(key, "no start/end dates in a backfill record") from None
-        if covered:
-            reasons = meta.get("failure_reasons", {})
-            done.update(s for s in meta.get("symbols", ()) if reasons.get(s) is None or reasons[s] in FINAL_REASONS)
+    for key, record in backfill_records(store):
+        covers = manifest.backfill_range(record)
+        if covers is None:
+            raise CorruptFileError(key, "no start/end dates in a backfill record")
+        if covers[0] <= start and end <= covers[1]:
+            reasons = manifest.failure_reasons(record)
+            done.update(s for s in record["metadata"].get("symbols", ())
+                        if reasons.get(s) is None or reasons[s] in FINAL_REASONS)
     return done
 
 
 def backfill_records(store) -> list[tuple[str, dict]]:
-    records = []
-    for key in store.list(layout.RUNS_PREFIX):
-        if layout.parse_backfill_manifest_key(key):
-            try:
-                records.append((key, json.loads(store.get(key))["metadata"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CorruptFileError(key, f"not a backfill record: {exc}") from None
-    return records
+    """(key, document) of every runs/D/backfill-N.json; CorruptFileError for one that is not a manifest."""
+    return [(key, manifest.parse(store.get(key), key))
+            for key in store.list(layout.RUNS_PREFIX) if layout.parse_backfill_manifest_key(key)]
 
 
 def next_number(store, day: dt.date) -> int:
@@ -220,7 +214,7 @@ def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep,
         store.put(data_key, to_parquet_bytes(rows))
     record = _record(work, number, chunk, results, rows, data_key if rows.height else None,
                      time.monotonic() - started)
-    store.put(layout.backfill_manifest_key(work.end, number), (json.dumps(record, indent=2) + "\n").encode())
+    store.put(layout.backfill_manifest_key(work.end, number), manifest.encode(record))
     return record
 
 

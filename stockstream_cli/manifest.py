@@ -79,6 +79,15 @@ def count(document: dict[str, Any], name: str) -> int:
     return int((document.get("metadata") or {}).get(name) or 0)
 
 
+def backfill_range(document: dict[str, Any]) -> tuple[dt.date, dt.date] | None:
+    """The [start, end] a backfill record covers; None when its start or end is not an ISO date."""
+    metadata = document.get("metadata") or {}
+    try:
+        return dt.date.fromisoformat(metadata["start"]), dt.date.fromisoformat(metadata["end"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def encode(document: dict[str, Any]) -> bytes:
     """How every record in runs/ is written: indented JSON and a final newline."""
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import calendar, layout
-from .errors import CorruptFileError, InputError, StockstreamError
+from . import calendar, layout, manifest
+from .errors import InputError, StockstreamError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -191,22 +190,22 @@ class FetchRecord:
         self.lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
         keys = store.list(layout.RUNS_PREFIX)
         last_run = end + self.lookback
-        self.batches: dict[dt.date, dict[int, dict]] = defaultdict(dict)
-        self.backfills: list[tuple[str, dict]] = []
+        self.batches: dict[dt.date, dict[int, _Manifest]] = defaultdict(dict)
+        self.backfills: list[tuple[str, _Manifest]] = []
         for key in keys:
             if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
-                self.batches[parsed[0]][parsed[1]] = _metadata(store, key)
+                self.batches[parsed[0]][parsed[1]] = _Manifest.read(store, key)
             elif parsed_backfill := layout.parse_backfill_manifest_key(key):
                 label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
-                self.backfills.append((label, _metadata(store, key)))
+                self.backfills.append((label, _Manifest.read(store, key)))
         self.run_days = sorted(set(self.batches) | {d for d in _list_days(store) if start <= d <= last_run})
 
     def outcomes(self, symbol: str, day: dt.date, lists: ListsInForce) -> list[Outcome]:
         found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
-        for label, meta in self.backfills:
-            if symbol in meta.get("symbols", ()) and _covers(meta, day):
-                found.append(Outcome(label, meta.get("failure_reasons", {}).get(symbol, "ok"),
-                                     dt.date.fromisoformat(meta["start"])))
+        for label, record in self.backfills:
+            covers = record.backfill_range
+            if covers and covers[0] <= day <= covers[1] and symbol in record.metadata.get("symbols", ()):
+                found.append(Outcome(label, record.reasons.get(symbol, "ok"), covers[0]))
         return found
 
     def _runs_covering(self, day: dt.date) -> list[dt.date]:
@@ -214,16 +213,16 @@ class FetchRecord:
 
     def _run_outcome(self, symbol: str, run_day: dt.date, lists: ListsInForce) -> Outcome | None:
         manifests = self.batches.get(run_day, {})
-        for number, meta in sorted(manifests.items()):
-            if symbol in meta.get("symbols_failed", ()):
-                reason = meta.get("failure_reasons", {}).get(symbol, "error")
-                return Outcome(f"run {run_day} batch {number}", reason, self._window_start(run_day, meta))
+        for number, record in sorted(manifests.items()):
+            if symbol in record.reasons:
+                return Outcome(f"run {run_day} batch {number}", record.reasons[symbol],
+                               self._window_start(run_day, record.metadata))
         listed = lists.exact(run_day)
         if listed is None or symbol not in listed:
             return None
         number = listed[symbol].batch_number
         if number in manifests:
-            return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number]))
+            return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number].metadata))
         return Outcome(f"run {run_day} batch {number}", "batch_failed", run_day - self.lookback)
 
     def _window_start(self, run_day: dt.date, meta: dict) -> dt.date:
@@ -233,26 +232,22 @@ class FetchRecord:
             return run_day - self.lookback
 
 
-def _metadata(store, key: str) -> dict:
-    try:
-        document = json.loads(store.get(key))
-        metadata = document.get("metadata", document)
-        if not isinstance(metadata, dict):
-            raise ValueError("no metadata object")
-        return metadata
-    except (ValueError, AttributeError) as exc:
-        raise CorruptFileError(key, f"not a stockstream manifest: {exc}") from None
+@dataclasses.dataclass(frozen=True)
+class _Manifest:
+    """A batch or backfill manifest as check reads it: parsed once (manifest.parse), its reasons resolved once."""
+
+    metadata: dict
+    reasons: dict[str, str]  # manifest.failure_reasons
+    backfill_range: tuple[dt.date, dt.date] | None
+
+    @classmethod
+    def read(cls, store, key: str) -> "_Manifest":
+        document = manifest.parse(store.get(key), key)
+        return cls(document["metadata"], manifest.failure_reasons(document), manifest.backfill_range(document))
 
 
 def _list_days(store) -> list[dt.date]:
     return [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
-
-
-def _covers(meta: dict, day: dt.date) -> bool:
-    try:
-        return dt.date.fromisoformat(meta["start"]) <= day <= dt.date.fromisoformat(meta["end"])
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce, fetches: FetchRecord,
