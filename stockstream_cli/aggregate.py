@@ -138,6 +138,19 @@ class DataAggregator:
         end: dt.date | str | None = None,
     ) -> "pl.DataFrame":
         """The general query behind the three methods above: every filter optional."""
+        return self._query(symbols, start, end, newest=True)
+
+    def load_fetches(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> "pl.DataFrame":
+        """Every stored fetch of the matching rows, not deduplicated: a (symbol, date) that several runs fetched
+        comes once per fetch, in key order (`load` keeps the newest of them). Filters as in `load`."""
+        return self._query(symbols, start, end, newest=False)
+
+    def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
         start = None if start is None else _required_date(start, "start")
         end = None if end is None else _required_date(end, "end")
         if start is not None and end is not None and start > end:
@@ -150,7 +163,7 @@ class DataAggregator:
         keys = self.data_files(start, end)
         if not keys:
             return schema.empty_frame()
-        return self._collect(keys, _predicate(codes, start, end))
+        return self._collect(keys, _predicate(codes, start, end), newest=newest)
 
     def data_files(self, start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
         """The store's raw-data keys a query over [start, end] scans (after pruning by key)."""
@@ -175,14 +188,14 @@ class DataAggregator:
             glob=False,
         )
 
-    def _collect(self, keys: list[str], predicate: "pl.Expr | None") -> "pl.DataFrame":
+    def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True) -> "pl.DataFrame":
         import polars as pl
 
         query = self._scan(keys)
         if predicate is not None:
             query = query.filter(predicate)
         try:
-            frame = newest_per_symbol_and_date(query).collect()
+            frame = (newest_per_symbol_and_date(query) if newest else query).collect()
         except (pl.exceptions.PolarsError, OSError) as error:
             raise self._diagnose(keys, predicate, error) from None
         return frame

@@ -54,6 +54,8 @@ def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
+    from .aggregate import newest_per_symbol_and_date
+
     if start > end:
         raise InputError(f"--start {start} is after --end {end}")
     sessions = calendar.sessions(start, end)
@@ -65,7 +67,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
 
     context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
     raw = read_raw_rows(store, context_start, end, universe)
-    newest = newest_rows(raw)
+    newest = newest_per_symbol_and_date(raw.lazy()).collect()
     present = {(s, d) for s, d in zip(newest["symbol"].to_list(), newest["date"].to_list()) if start <= d <= end}
 
     missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
@@ -304,37 +306,20 @@ def _reason(symbol: str, day: dt.date, lists: ListsInForce,
 def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> "pl.DataFrame":
     """Every stored fetch (not only the newest) of rows dated in [start, end], of `symbols` when given.
 
-    The files are the ones `load` reads (aggregate.data_files: batch and backfill files, pruned by key).
+    The files are the ones `load` reads (DataAggregator.load_fetches).
     """
-    import polars as pl
-
-    from .aggregate import DataAggregator, data_files
+    from .aggregate import DataAggregator
     from .schema import empty_frame
 
-    keys = data_files(store.list(layout.RAW_DATA_PREFIX), start, end)
-    if not keys:
+    if symbols is not None and not symbols:
         return empty_frame()
-    reader = DataAggregator(store)
-    predicate = pl.col("date").is_between(start, end)
-    if symbols is not None:
-        predicate = predicate & pl.col("symbol").is_in(symbols)
-    try:
-        return reader._scan(keys).filter(predicate).collect()
-    except (pl.exceptions.PolarsError, OSError) as error:
-        raise reader._diagnose(keys, predicate, error) from None
+    return DataAggregator(store).load_fetches(symbols, start, end)
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
     from .backfill import earliest_rows
 
     return earliest_rows(store, symbols)
-
-
-def newest_rows(raw: "pl.DataFrame") -> "pl.DataFrame":
-    """One row per (symbol, date): the newest fetch_timestamp wins, exactly as in `load`."""
-    from .aggregate import newest_per_symbol_and_date
-
-    return newest_per_symbol_and_date(raw.lazy()).collect()
 
 
 # ---------------------------------------------------------------------------------------------- suspicious data
