@@ -51,19 +51,25 @@ class ProcessRun:
     returncode: int
     wall: float  # seconds
     cpu: float  # user + system seconds of the process and its children it waited for
-    max_rss_mb: float  # peak resident set size of the process (the largest of it and its own children)
+    max_rss_mb: float  # peak resident set size of the process (VmHWM), the program's own: not its fork's
     stdout: str
     stderr: str
 
 
 def run_process(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,
                 timeout: float = 900) -> ProcessRun:
-    """Run a process to its end; its wall time, CPU and peak RSS from the kernel's accounting (wait4)."""
+    """Run a process to its end: its wall time, CPU (wait4's rusage) and peak RSS.
+
+    The peak is the kernel's VmHWM of the process, polled from /proc while it runs: ru_maxrss would also
+    count the moment between fork and exec, when the child is still a copy of this (large) process.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd)
         deadline = started + timeout
+        peak_kb = 0
         while True:
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
@@ -71,13 +77,24 @@ def run_process(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: 
                 process.kill()
                 pid, status, usage = os.wait4(process.pid, 0)
                 break
-            time.sleep(0.005)
+            time.sleep(0.002)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         return ProcessRun(list(argv), process.returncode, wall, usage.ru_utime + usage.ru_stime,
-                          usage.ru_maxrss / 1024, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                          peak_kb / 1024, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def stockstream_env(extra: dict[str, str] | None = None, *, cache_dir: str | None = None) -> dict[str, str]:

@@ -66,28 +66,34 @@ def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, worke
         return PacingRun(mode, process, summary, len(chart), refused, fake.tz_probes())
 
 
-def measure(*, symbols: int, latency: float, limit: float, workers: int, work: Path) -> tuple[list[Figure], list[PacingRun]]:
-    list_path = work / "asx-list.csv"
+def measure(*, symbols: int, latency: float, limit: float, workers: int, work: Path,
+            scenario: str = "", targets: bool = True) -> tuple[list[Figure], list[PacingRun]]:
+    """One scenario: the three modes over `symbols` against `limit` requests/s. With `scenario` (a label)
+    the figures are named after it and carry no target (the issue's targets are for its own sizes)."""
+    list_path = work / f"asx-list-{symbols}.csv"
     asx_list(list_path, symbols)
     ideal = symbols / limit
     runs = [run_mode(mode, list_path, latency=latency, limit=limit, workers=workers) for mode in modes(limit, workers)]
-    figures = [Figure("B1", f"ideal wall time N/R ({symbols} symbols / {limit:g} req/s)", ideal, "s")]
-    targets = {"rate": 1.15, "adaptive": 1.4}
+    prefix = f"[{scenario}] " if scenario else ""
+    figures = [Figure("B1", f"{prefix}ideal wall time N/R ({symbols} symbols / {limit:g} req/s)", ideal, "s")]
+    goals = {"rate": 1.15, "adaptive": 1.4} if targets else {}
     for run in runs:
         wall = run.process.wall
         ratio = wall / ideal
-        target = targets.get(run.mode.key)
+        target = goals.get(run.mode.key)
         refused_share = 100 * run.refused / max(run.requests, 1)
-        figures.append(Figure("B1", f"{run.mode.label}: wall time vs ideal", ratio, "x",
+        figures.append(Figure("B1", f"{prefix}{run.mode.label}: wall time vs ideal", ratio, "x",
                               f"<= {target}x" if target else "", None if target is None else ratio <= target,
                               f"{wall:.1f} s, run {run.summary.get('execution_time', float('nan')):.1f} s, "
                               f"exit {run.process.returncode}"))
-        figures.append(Figure("B1", f"{run.mode.label}: 429s / requests", refused_share, "%",
-                              "< 1%" if run.mode.key == "rate" else "",
-                              refused_share < 1 if run.mode.key == "rate" else None,
+        figures.append(Figure("B1", f"{prefix}{run.mode.label}: 429s / requests", refused_share, "%",
+                              "< 1%" if targets and run.mode.key == "rate" else "",
+                              refused_share < 1 if targets and run.mode.key == "rate" else None,
                               f"{run.refused} of {run.requests}"))
-        figures.append(Figure("B1", f"{run.mode.label}: symbols lost", run.lost, "", "0", run.lost == 0,
+        figures.append(Figure("B1", f"{prefix}{run.mode.label}: symbols lost", run.lost, "", "0", run.lost == 0,
                               f"{run.summary.get('symbols_fetched', 0)} of {run.summary.get('total_symbols', 0)} fetched"))
+    if scenario:
+        return figures, runs
     cold = runs[0]
     answered = cold.requests - cold.refused
     per_symbol = answered / symbols

@@ -11,8 +11,8 @@ fetch.py calls `pacer.wait()` before every request (retries included), then `on_
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
   before that drop are ignored: they report the old rate); each answered request while the cap is what
-  holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second, never
-  above R. The rate-limited symbol itself is retried by fetch.py after its backoff.
+  holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second (a quarter
+  of that above `NEAR` x that rate), never above R. The rate-limited symbol itself is retried by fetch.py after its backoff.
   `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
 
 `Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
@@ -34,8 +34,11 @@ Clock = Callable[[], float]
 
 DECREASE = 0.7  # multiplicative decrease on a 429: the cap becomes 70% of the rate being sent
 INCREASE_FRACTION = 0.1  # additive increase: 10% of the rate at the last decrease, per second
+NEAR = 0.9  # above 90% of that rate, a quarter of the increase
 MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is an outage: retries record it)
 WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
+MARGIN = 0.02  # slots 2% wider than 1/cap: jitter between a slot and the request's arrival at Yahoo (thread
+# wake-ups, the network) must not put more than cap requests into any one second there
 SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
 
 
@@ -85,7 +88,8 @@ class RateBudget:
     """Requests per second shared by every thread of a process: a token bucket with AIMD backoff.
 
     rate: the cap, requests per second; None for adaptive (no cap until the first 429). The bucket holds
-    one token (no bursts): request k may start no earlier than 1/cap after request k-1 was allowed to.
+    one token (no bursts): request k may start no earlier than (1 + MARGIN)/cap after request k-1 was
+    allowed to.
     backoff: False keeps the cap fixed (and adaptive never caps).
     """
 
@@ -106,6 +110,7 @@ class RateBudget:
         self._held_back_at = -math.inf
         self._last_decrease = -math.inf
         self._step = 0.0
+        self._peak = math.inf  # the rate Yahoo answered when it last said 429
         self.requests = 0
         self.rate_limited = 0
         self.decreases = 0
@@ -123,7 +128,7 @@ class RateBudget:
             slot = now
             if self._cap != math.inf:
                 slot = max(now, self._next_slot)
-                self._next_slot = slot + 1.0 / self._cap
+                self._next_slot = slot + (1.0 + MARGIN) / self._cap
                 if slot > now:
                     self._held_back_at = now
             self._sent.append(slot)
@@ -141,7 +146,9 @@ class RateBudget:
             self._answered.append(now)
             if not self.backoff or self._cap >= self.ceiling or now - self._held_back_at > WINDOW:
                 return
-            self._cap = min(self.ceiling, self._cap + self._step / self._cap)
+            # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
+            step = self._step if self._cap < NEAR * self._peak else self._step / 4
+            self._cap = min(self.ceiling, self._cap + step / self._cap)
 
     def on_rate_limited(self) -> None:
         """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
@@ -158,6 +165,7 @@ class RateBudget:
             tolerated = self._answered_rate(now)
             self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
             self._step = max(MIN_RATE, INCREASE_FRACTION * tolerated)
+            self._peak = tolerated
             self._next_slot = max(self._next_slot, now)
             self._last_decrease = now
             self.decreases += 1

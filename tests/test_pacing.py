@@ -9,7 +9,7 @@ import pytest
 
 from stockstream_cli import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.pacing import DECREASE, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
+from stockstream_cli.pacing import DECREASE, MARGIN, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
 from stockstream_cli.settings import Settings
 
 
@@ -41,17 +41,19 @@ def budget(rate=None, backoff=True):
 def test_a_rate_spaces_requests_evenly_and_the_first_goes_at_once():
     bucket, fake = budget(4.0)
     waits = [bucket.acquire() for _ in range(5)]
-    assert waits == [0.0, 0.25, 0.25, 0.25, 0.25]
-    assert fake.slept == [0.25] * 4 and fake.now == 1.0
+    gap = (1 + MARGIN) / 4  # a little more than 1/rate, so arrival jitter never puts 5 into one second
+    assert waits == pytest.approx([0.0, gap, gap, gap, gap])
+    assert fake.now == pytest.approx(4 * gap) and fake.now > 1.0
 
 
 def test_time_spent_elsewhere_counts_towards_the_next_slot():
     bucket, fake = budget(2.0)
+    gap = (1 + MARGIN) / 2
     bucket.acquire()
     fake.advance(0.3)  # the request itself took 0.3 s
-    assert bucket.acquire() == pytest.approx(0.2)
+    assert bucket.acquire() == pytest.approx(gap - 0.3)
     fake.advance(5.0)  # idle: no burst is saved up, the bucket holds one token
-    assert [bucket.acquire() for _ in range(3)] == [0.0, 0.5, 0.5]
+    assert [bucket.acquire() for _ in range(3)] == pytest.approx([0.0, gap, gap])
 
 
 def test_adaptive_budget_never_waits_before_the_first_429():
@@ -71,7 +73,7 @@ def test_a_429_caps_an_adaptive_budget_at_a_fraction_of_the_rate_yahoo_answered(
     bucket.on_rate_limited()  # 20 answers in the last second
     assert bucket.cap == pytest.approx(DECREASE * 20)
     bucket.acquire()
-    assert bucket.acquire() == pytest.approx(1 / (DECREASE * 20))
+    assert bucket.acquire() == pytest.approx((1 + MARGIN) / (DECREASE * 20))
 
 
 def test_a_sparse_rate_is_measured_over_the_last_answers():
@@ -176,7 +178,7 @@ def test_threads_share_one_budget_each_slot_given_once():
         worker.join()
     slots.sort()  # with the clock at 0, the wait is the slot
     assert len(slots) == 200 and bucket.requests == 200
-    assert slots == pytest.approx([k / 50.0 for k in range(200)])
+    assert slots == pytest.approx([k * (1 + MARGIN) / 50.0 for k in range(200)])
 
 
 def test_aimd_against_a_server_limit_keeps_close_to_it_with_few_429s():
@@ -265,3 +267,20 @@ def test_run_local_workers_share_one_budget(monkeypatch):
     outcomes, _ = pipeline._run_batches(None, dt.date(2026, 1, 9), Settings.resolve(environ={}), jobs,
                                         pipeline.Observer(), control)
     assert sorted(outcomes) == [0, 1, 2] and len(built) == 1
+
+
+def test_near_the_rate_of_the_last_429_the_increase_is_gentler():
+    bucket, fake = budget(None)
+    for k in range(20):  # 10 answers per second
+        fake.now = k * 0.1
+        bucket.acquire()
+        bucket.on_success()
+    bucket.on_rate_limited()  # cap 7, step 1 req/s per second up to 9 (90% of 10), then 0.25
+    while bucket.cap < 8.99:
+        bucket.acquire()
+        bucket.on_success()
+    start, cap = fake.now, bucket.cap
+    while fake.now - start < 2.0:
+        bucket.acquire()
+        bucket.on_success()
+    assert bucket.cap - cap == pytest.approx(0.5, abs=0.05)  # two seconds at a quarter of 1 req/s per second

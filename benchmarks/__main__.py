@@ -1,0 +1,221 @@
+"""`python -m benchmarks [--quick] [sizes]`: run B1-B6, print one table, write BENCHMARKS.md.
+
+Sizes default to the issue's (1,838 symbols at 20 ms and 100 requests/s; a year of 250 days x 19 batches);
+--quick shrinks everything so the whole harness runs in seconds (the test suite runs it that way, with no
+thresholds). See benchmarks/__init__.py for what each benchmark measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks.common import ROOT, Figure
+
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "moto", "typer", "curl_cffi")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 (B2 comes with B1)")
+    parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
+                        "--quick: a temporary file]")
+    sizes = parser.add_argument_group("sizes")
+    sizes.add_argument("--symbols", type=int, help="B1/B2: symbols in the ASX list [1838]")
+    sizes.add_argument("--latency", type=float, help="B1: simulated seconds per request [0.02]")
+    sizes.add_argument("--server-limit", type=float, help="B1: requests/s the simulated Yahoo accepts [100]")
+    sizes.add_argument("--workers", type=int, help="B1: run-local --concurrency [10]")
+    sizes.add_argument("--reachable-limit", type=float, help="B1: a second server limit, one this machine's CPU "
+                       "can reach, so the limit and not the CPU binds [40; 0: skip]")
+    sizes.add_argument("--reachable-symbols", type=int, help="B1: symbols for that second limit [920]")
+    sizes.add_argument("--cpu-symbols", type=int, help="B3: symbols per round [200]")
+    sizes.add_argument("--cpu-rounds", type=int, help="B3: rounds of each loop [5]")
+    sizes.add_argument("--days", type=int, help="B4: trading days of data [250]")
+    sizes.add_argument("--batches", type=int, help="B4: batches per day [19]")
+    sizes.add_argument("--repeats", type=int, help="B4: timed repeats per figure [3]")
+    sizes.add_argument("--no-s3", action="store_true", help="B4: skip the S3 (moto server) figures")
+    sizes.add_argument("--startup-runs", type=int, help="B5: processes timed [9]")
+    sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
+    args = parser.parse_args(argv)
+    full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
+                reachable_symbols=920, cpu_symbols=200, cpu_rounds=5, days=250,
+                batches=19, repeats=3, startup_runs=9, fetch_symbols=100)
+    quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
+                 cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10)
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.only = {part.strip().upper() for part in args.only.split(",") if part.strip()}
+    unknown = args.only - set(ALL)
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; choose among {', '.join(ALL)}")
+    return args
+
+
+def run(args: argparse.Namespace, work: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    if args.only & {"B1", "B2"}:
+        from benchmarks import pacing_bench
+
+        pacing, runs = pacing_bench.measure(symbols=args.symbols, latency=args.latency, limit=args.server_limit,
+                                            workers=args.workers, work=work)
+        figures += [f for f in pacing if f.bench in args.only or (f.bench == "B2" and "B1" in args.only)]
+        if args.reachable_limit and "B1" in args.only:
+            reachable, _ = pacing_bench.measure(symbols=args.reachable_symbols, latency=args.latency,
+                                                limit=args.reachable_limit, workers=args.workers, work=work,
+                                                scenario=f"limit {args.reachable_limit:g} req/s", targets=False)
+            figures += reachable
+        rate_run = runs[0]
+        figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
+                              rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.cpu / args.symbols * 1000:.1f}"
+                              f" ms CPU per symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+    if "B3" in args.only:
+        from benchmarks import cpu_bench
+
+        figures += cpu_bench.measure(symbols=args.cpu_symbols, rounds=args.cpu_rounds)
+    if "B4" in args.only:
+        from benchmarks import read_bench
+
+        figures += read_bench.measure(days=args.days, batches=args.batches, repeats=args.repeats, s3=not args.no_s3,
+                                      work=work)
+    if "B5" in args.only:
+        from benchmarks import startup_bench
+
+        figures += startup_bench.measure(runs=args.startup_runs)
+    if "B6" in args.only:
+        from benchmarks import memory_bench
+
+        figures += memory_bench.measure(symbols=args.fetch_symbols, work=work)
+    order = {name: i for i, name in enumerate(ALL)}
+    return sorted(figures, key=lambda f: order[f.bench])  # stable: each benchmark's rows keep their order
+
+
+def table(figures: list[Figure], *, markdown: bool) -> str:
+    header = ["", "measure", "value", "target", "met", "detail"]
+    rows = [[f.bench, f.name, f.shown(), f.target, f.verdict(), f.note] for f in figures]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+             for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def machine(load_before: tuple[float, ...], load_after: tuple[float, ...]) -> list[str]:
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GB"
+    except OSError:
+        pass
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = []
+    for package in PACKAGES:
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return [
+        f"- CPU: {os.cpu_count()} cores ({cpu}); memory {memory}",
+        f"- {platform.platform()}; Python {platform.python_version()} ({platform.python_implementation()})",
+        f"- packages: {', '.join(versions)}",
+        "- load average (1, 5, 15 min) at the start: " + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; at the end: " + ", ".join(f"{x:.2f}" for x in load_after)
+        + " (other work on the machine competes with the measured processes)",
+    ]
+
+
+def report(figures: list[Figure], command: str, elapsed: float, lines: list[str], quick: bool) -> str:
+    met = [f for f in figures if f.ok is not None]
+    missed = [f for f in met if not f.ok]
+    verdict = (f"{len(met) - len(missed)} of {len(met)} targets met"
+               + (": missed " + "; ".join(f"{f.bench} {f.name}" for f in missed) if missed else ""))
+    return "\n".join([
+        "# stockstream benchmarks",
+        "",
+        "Written by `python -m benchmarks`; every figure below comes from one run of this command:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Run on {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {elapsed:.0f} s in all"
+        + (" (--quick: tiny sizes, the figures mean nothing)" if quick else "") + f". {verdict}.",
+        "",
+        "## Machine",
+        "",
+        *lines,
+        "",
+        "## Figures",
+        "",
+        table(figures, markdown=True),
+        "",
+        ABOUT,
+    ])
+
+
+ABOUT = """## What is measured
+
+Yahoo is simulated at the `yfinance.data.YfData.get` seam by `tests/yahoo_fake.py`'s FakeYahoo (the test
+suite's simulator), so yfinance's real request building and parsing run on chart JSON in the real v8 shape.
+For whole processes the simulator runs in the benchmark's process behind a Unix socket
+(`benchmarks/fake_server.py`) and `python -m benchmarks.launch` runs the real CLI with that seam pointed at
+it; the simulated latency is spent in the server, its limit is one sliding one-second window for the run.
+
+- **B1 pacing**: `run-local` over a generated 1,838-symbol list in the Markit format, 20 ms per request,
+  429 beyond 100 requests in any second, default retries (3) and retry wait (2 s, doubling). Wall time is
+  the whole process (Python start-up included) against the ideal N/R. `--rate 100`: the shared budget at
+  the server's rate; adaptive: `--delay 0` and no `--rate`; design: the original scheme, 10 workers each
+  pausing a fixed 0.1 s (10 x 1/0.1 = the same nominal 100 requests/s) with no shared budget.
+  A second scenario repeats the three modes against a lower limit (40 requests/s by default, 920 symbols)
+  that one process on this machine can reach, so that the server's limit, not the CPU, binds.
+- **B2**: chart requests the simulator answered per symbol in B1's `--rate` run, cold yfinance cache.
+- **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
+  polars, the Parquet file) against a bare `yf.Ticker(s).history(...)` loop on the same responses; fresh
+  symbols each round, alternating, median round.
+- **B4**: a year of batch files in the real layout, `load_symbols(["BHP", "CBA"])` in-process (median after a
+  warm-up) and `stockstream load --symbols BHP CBA` as a process, against pandas reading every file; on a
+  local folder and on S3 (moto server), before and after `stockstream compact`.
+- **B5**: medians of whole-process wall times.
+- **B6**: peak RSS (`ru_maxrss` via `wait4`) of whole processes.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks" + ("" if not (sys.argv[1:] if argv is None else argv) else " " + shlex.join(
+        sys.argv[1:] if argv is None else argv))
+    output = args.output or (Path(tempfile.mkdtemp(prefix="stockstream-bench-")) / "BENCHMARKS.md" if args.quick
+                             else ROOT / "BENCHMARKS.md")
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="stockstream-bench-") as work:
+        figures = run(args, Path(work))
+    elapsed = time.perf_counter() - started
+    lines = machine(load_before, os.getloadavg())
+    print(table(figures, markdown=False))
+    print(f"\n{elapsed:.0f} s; report written to {output}")
+    output.write_text(report(figures, command, elapsed, lines, args.quick) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
