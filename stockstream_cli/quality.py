@@ -377,22 +377,10 @@ def _broken_ohlc(symbol: str, rows: list[dict], start: dt.date, end: dt.date) ->
 
 
 def ohlc_problem(row: dict) -> str | None:
-    """What is wrong with a bar's prices, or None: low <= open, close <= high, all positive."""
-    prices = {name: row[name] for name in ("open", "high", "low", "close")}
-    if any(value is None or value != value for value in prices.values()):
-        return "a price is missing"
-    if any(value <= 0 for value in prices.values()):
-        return "a price is zero or negative"
-    o, h, l, c = prices["open"], prices["high"], prices["low"], prices["close"]
-    if l > h:
-        return f"low {l:g} above high {h:g}"
-    if h < max(o, c):
-        return f"high {h:g} below {'open' if o > c else 'close'} {max(o, c):g}"
-    if l > min(o, c):
-        return f"low {l:g} above {'open' if o < c else 'close'} {min(o, c):g}"
-    if row.get("volume") is not None and row["volume"] < 0:
-        return f"negative volume {row['volume']}"
-    return None
+    """What is wrong with a stored row's prices and volume, or None (schema.ohlc_problem: the rule clean_bars keeps)."""
+    from .schema import ohlc_problem as bar_problem
+
+    return bar_problem(row["open"], row["high"], row["low"], row["close"], row.get("volume"))
 
 
 # ---------------------------------------------------------------------------------------------- revisions

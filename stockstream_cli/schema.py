@@ -78,8 +78,8 @@ def clean_bars(
     In order, each row counted once under the first rule it breaks:
     - outside_window: the date is before first_day or after last_day (when given);
     - all_null: open, high, low and close all null (Yahoo's bar for an untraded day);
-    - invalid: not 0 < low <= min(open, close) and max(open, close) <= high with finite prices, volume
-      missing or negative, or an adjusted_close that is present but not a finite number above 0;
+    - invalid: a bar `ohlc_problem` finds wrong, volume missing, or an adjusted_close that is present but
+      not a finite number above 0;
     - duplicate: a second bar for the same date (the later one in Yahoo's order is kept).
     """
     import polars as pl
@@ -137,10 +137,30 @@ def _raw_columns(raw: "pl.DataFrame") -> dict[str, list]:
 
 def _is_valid_bar(open_, high, low, close, volume, adjusted) -> bool:
     """clean_bars' `invalid` rule for one bar (nulls and NaN already None)."""
-    if None in (open_, high, low, close, volume):
-        return False
-    if not all(math.isfinite(value) for value in (open_, high, low, close, volume)):
-        return False
-    if not (0 < low <= min(open_, close) and max(open_, close) <= high and volume >= 0):
+    if volume is None or ohlc_problem(open_, high, low, close, volume) is not None:
         return False
     return adjusted is None or (math.isfinite(adjusted) and adjusted > 0)
+
+
+def ohlc_problem(open_, high, low, close, volume=None) -> str | None:
+    """What is wrong with a bar, or None: the one statement of a valid OHLC bar (clean_bars drops a bar
+    that breaks it, `check` flags a stored row that does). Four finite prices above 0 with
+    low <= min(open, close) and max(open, close) <= high; a volume, when given, finite and not negative."""
+    prices = (open_, high, low, close)
+    if any(value is None or value != value for value in prices):
+        return "a price is missing"
+    if not all(math.isfinite(value) for value in prices):
+        return "a price is not finite"
+    if min(prices) <= 0:
+        return "a price is zero or negative"
+    if low > high:
+        return f"low {low:g} above high {high:g}"
+    if high < max(open_, close):
+        return f"high {high:g} below {'open' if open_ > close else 'close'} {max(open_, close):g}"
+    if low > min(open_, close):
+        return f"low {low:g} above {'open' if open_ < close else 'close'} {min(open_, close):g}"
+    if volume is not None and not math.isfinite(volume):
+        return f"volume {volume} is not finite"
+    if volume is not None and volume < 0:
+        return f"negative volume {volume}"
+    return None
