@@ -25,13 +25,11 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     Every batch of the day's list counts, as in rerun-failed: a rerun execution that carried only the
     failed batches still leaves the summary of the whole day.
     """
-    from . import asx
-    from .pipeline import Observer, read_manifests, run_document
+    from .pipeline import Observer, day_batches, read_manifests, run_document
     from .quality import run_quality
     from .schema import utc_timestamp
 
-    listings = asx.read_symbols(store, day)
-    batches = {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
+    batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, Observer())
     elapsed = ((now or dt.datetime.now(dt.timezone.utc)) - run_started).total_seconds()
     run = run_document(day, batches, manifests, max(elapsed, 0.0), command=DEPLOYED_COMMAND,

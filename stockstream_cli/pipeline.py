@@ -140,12 +140,7 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
-    if not interrupted:
-        run["quality"] = _quality_step(store, day, settings, started_at, observer)
-    manifest.write_run(store, day, run)
-    if interrupted:
-        raise Interrupted(_interrupted_message(day, run))
-    return run
+    return _finish(store, day, settings, run, started_at, observer, interrupted)
 
 
 def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, observer: Observer | None = None,
@@ -156,18 +151,11 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     retryable reason (`include_all`: any reason) are fetched and merged into their batch. When there is
     nothing to fetch and run.json already says what the store holds, no file is written.
     """
-    from . import asx
-
     observer = observer or Observer()
     control = _Control(stop or threading.Event(), sleep)
     started = time.monotonic()
     started_at = _utc_now()
-    listings = asx.read_symbols(store, day)
-    batches = {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
-    manifests = read_manifests(store, day, batches, observer)
-    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
-    jobs = plan_rerun(batches, manifests, {n for n in batches if layout.batch_data_key(day, n) in data_keys},
-                      include_all=include_all)
+    batches, manifests, jobs = rerun_plan(store, day, include_all=include_all, observer=observer)
 
     observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
     outcomes, interrupted = _run_batches(store, day, settings, jobs, observer, control)
@@ -179,12 +167,35 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     stored = _read_run(store, day)
     if not jobs and _same_outcome(stored, run):
         return stored  # nothing changed: the day's run.json already says so, and stays as it is
+    return _finish(store, day, settings, run, started_at, observer, interrupted)
+
+
+def _finish(store, day: dt.date, settings, run: dict, started_at: str, observer: Observer, interrupted: bool) -> dict:
+    """The aggregate's last steps: the data-quality check (unless stopped), run.json, Interrupted when stopped."""
     if not interrupted:
         run["quality"] = _quality_step(store, day, settings, started_at, observer)
     manifest.write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
+
+
+def day_batches(store, day: dt.date) -> dict[int, tuple[str, ...]]:
+    """{batch_number: its symbols}: every batch of symbols/D-symbols.csv."""
+    from . import asx
+
+    listings = asx.read_symbols(store, day)
+    return {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
+
+
+def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Observer | None = None,
+               ) -> tuple[dict[int, tuple[str, ...]], dict[int, dict | None], list[BatchJob]]:
+    """What rerun-failed fetches for `day`, from the store alone: (the day's batches, their manifests, the jobs)."""
+    batches = day_batches(store, day)
+    manifests = read_manifests(store, day, batches, observer or Observer())
+    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
+    with_data = {n for n in batches if layout.batch_data_key(day, n) in data_keys}
+    return batches, manifests, plan_rerun(batches, manifests, with_data, include_all=include_all)
 
 
 # ---------------------------------------------------------------------------------------------- pure parts

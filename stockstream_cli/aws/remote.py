@@ -54,15 +54,9 @@ def deployed_store(session) -> str:
 
 def rerun_items(store, day: dt.date, *, include_all: bool = False) -> tuple[dict, dict, list[dict]]:
     """(batches, manifests, Map items): what failed on `day`, as the state machine's batch items."""
-    from .. import asx, layout
-    from ..pipeline import Observer, plan_rerun, read_manifests
+    from ..pipeline import rerun_plan
 
-    listings = asx.read_symbols(store, day)
-    batches = {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
-    manifests = read_manifests(store, day, batches, Observer())
-    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
-    with_data = {n for n in batches if layout.batch_data_key(day, n) in data_keys}
-    jobs = plan_rerun(batches, manifests, with_data, include_all=include_all)
+    batches, manifests, jobs = rerun_plan(store, day, include_all=include_all)
     items = [{"symbols": list(job.to_fetch), "batchNumber": job.batch_number, "date": day.isoformat()} for job in jobs]
     return batches, manifests, items
 
