@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import layout, manifest
+from . import layout, manifest, yahoo
 from .errors import CorruptFileError, InputError, Interrupted, StockstreamError
 
 SYMBOLS_STEP_RETRIES = 3  # infra/asl.json UpdateASXSymbols: MaxAttempts 3
@@ -33,8 +33,9 @@ BATCH_RETRIES = 2  # infra/asl.json FetchStockData on States.TaskFailed: MaxAtte
 BACKOFF_RATE = 2.0
 SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread wakes up to notice a Ctrl-C
 
-RETRYABLE_REASONS = frozenset({"rate_limited", "timeout", "error", "invalid_data"})
-FINAL_REASONS = frozenset({"not_found", "no_data"})  # retried only by `rerun-failed --all`
+# What rerun-failed fetches again: the transient failures and invalid data (Yahoo corrects bad bars);
+# not_found and no_data only with `rerun-failed --all`.
+RETRYABLE_REASONS = yahoo.RETRYABLE | {yahoo.INVALID_DATA}
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 SUMMARY_KEYS = (
