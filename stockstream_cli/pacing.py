@@ -12,8 +12,9 @@ fetch.py calls `pacer.wait()` before every request (retries included), then `on_
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
   before that drop are ignored: they report the old rate); each answered request while the cap is what
   holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second (a quarter
-  of that above `NEAR` x that rate), never above R. The rate-limited symbol itself is retried by fetch.py after its backoff.
-  `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
+  of that above `NEAR` x that rate), never above R. The rate-limited symbol itself is retried by fetch.py
+  after its backoff. `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0`
+  remove every wait).
 
 `Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
 `sleep` and the time through an injectable `clock`, and a wait of 0 never calls sleep, so tests never sleep.
@@ -32,7 +33,7 @@ from typing import Protocol, runtime_checkable
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
-DECREASE = 0.7  # multiplicative decrease on a 429: the cap becomes 70% of the rate being sent
+DECREASE = 0.7  # multiplicative decrease on a 429: the cap becomes 70% of the rate Yahoo answered
 INCREASE_FRACTION = 0.1  # additive increase: 10% of the rate at the last decrease, per second
 NEAR = 0.9  # above 90% of that rate, a quarter of the increase
 MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is an outage: retries record it)
