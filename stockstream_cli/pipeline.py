@@ -194,9 +194,16 @@ def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Obse
     """What rerun-failed fetches for `day`, from the store alone: (the day's batches, their manifests, the jobs)."""
     batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, observer or Observer())
+    return batches, manifests, plan_rerun(batches, manifests, _batches_with_data(store, day, batches),
+                                          include_all=include_all)
+
+
+def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
+    """The batches whose rows are stored: in their batch file, or folded into the month's compacted file."""
+    if store.exists(layout.compacted_data_key(day.strftime("%Y-%m"))):
+        return set(batches)
     data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
-    with_data = {n for n in batches if layout.batch_data_key(day, n) in data_keys}
-    return batches, manifests, plan_rerun(batches, manifests, with_data, include_all=include_all)
+    return {n for n in batches if layout.batch_data_key(day, n) in data_keys}
 
 
 # ---------------------------------------------------------------------------------------------- pure parts

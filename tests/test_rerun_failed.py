@@ -170,3 +170,22 @@ def s3_objects(bucket):
     listing = client.list_objects_v2(Bucket=bucket)["Contents"]
     return {o["Key"]: (o["ETag"], o["LastModified"], client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
             for o in listing}
+
+
+def test_rerun_after_the_month_was_compacted_fetches_only_what_failed(tmp_path, fake_yahoo):
+    from stockstream_cli import compact
+
+    codes = asx_codes(50)
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+    store = LocalStore(tmp_path / "data")
+    fake_yahoo.fault(codes[7], "rate_limited")
+    pipeline.run_local(store, DAY, Settings.resolve(batch_size=25), source=pipeline.asx_source(from_file=str(list_path)))
+    compact.compact(store, today=dt.date(2026, 9, 1))
+    assert not store.list(f"raw-data/{DAY.isoformat()}-batch-")  # folded into raw-data/compacted-2026-08.parquet
+
+    fake_yahoo._faults.clear()
+    fake_yahoo.reset_counts()
+    result = rerun_cli(tmp_path / "data", "--json")
+    assert result.exit_code == 0, result.output
+    assert fake_yahoo.per_ticker() == {f"{codes[7]}.AX": 1}  # not the whole of both batches again
+    assert json.loads(result.stdout)["symbols_failed"] == []
