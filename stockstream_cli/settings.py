@@ -61,7 +61,7 @@ class Settings:
         _at_least(self.retries, 0, "--retries")
         _at_least(self.retry_wait, 0, "--retry-wait")
         _at_least(self.lookback_days, 1, "--lookback-days")
-        _at_least(self.timeout, 0.001, "--timeout")
+        _at_least(self.timeout, 0.001, env_name("timeout"))
         _at_least(self.poll_interval, 0, env_name("poll_interval"))
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
