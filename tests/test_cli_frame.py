@@ -21,6 +21,7 @@ CONTRACT_COMMANDS = [
     "check",
     "backfill",
     "chart",
+    "compact",
 ]
 
 runner = CliRunner()
