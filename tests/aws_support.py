@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import http.server
 import importlib.util
 import json
 import os
@@ -19,6 +18,8 @@ import types
 from pathlib import Path
 
 import requests
+
+from fixtures.asx.asx_lists import ListServer
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_URI = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/stockstream-lambda:test-1"
@@ -101,26 +102,8 @@ def no_retry_intervals(monkeypatch) -> None:
 @contextlib.contextmanager
 def serving(body: bytes, status: int = 200, content_type: str = "text/csv"):
     """A loopback HTTP server answering every GET with `body`; yields its URL."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/directory.csv"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with ListServer().answer((status, body, content_type)) as server:
+        yield server.url
 
 
 def markit_csv(codes: list[str]) -> bytes:
