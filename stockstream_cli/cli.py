@@ -59,6 +59,11 @@ app = typer.Typer(
     cls=StockstreamGroup,
     name="stockstream",
     help="A dependable daily OHLCV dataset of every ASX-listed company, run locally or on AWS.",
+    epilog=(
+        "Start here: `stockstream run-local` fetches today's ASX into ./stockstream-data; "
+        "`stockstream load --symbols BHP CBA` reads it back; `stockstream status` says what a day holds. "
+        "Every option of the pipeline can also be set as STOCKSTREAM_<OPTION>."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -80,11 +85,7 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
-    """A dependable daily OHLCV dataset of every ASX-listed company, run locally or on AWS.
-
-    Quick start: `stockstream run-local` fetches today's ASX into ./stockstream-data;
-    `stockstream load --symbols BHP CBA` reads it back.
-    """
+    """The command group: only --version lives here."""
 
 
 for _module in COMMAND_MODULES:
