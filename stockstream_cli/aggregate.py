@@ -30,6 +30,7 @@ from .values import parse_date, parse_symbols
 if TYPE_CHECKING:
     import polars as pl
 
+    from .file_index import FileIndex
     from .store import Store
 
 _UNPARSED_TS = "_fetch_moment"
@@ -160,10 +161,24 @@ class DataAggregator:
             codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
             if codes is None:
                 raise InputError("no symbols given: name at least one, e.g. ['BHP', 'CBA'], or pass None for all")
-        keys = self.data_files(start, end)
+        if codes is None and start is None and end is None:
+            keys = self.data_files()
+        else:
+            keys = self._matching_files(codes, start, end)
         if not keys:
             return schema.empty_frame()
         return self._collect(keys, _predicate(codes, start, end), newest=newest)
+
+    def _matching_files(self, codes: list[str] | None, start: dt.date | None, end: dt.date | None) -> list[str]:
+        """The data files a filtered query scans: pruned by key, then by the statistics in the footer index."""
+        versions = self.store.list_versions(layout.RAW_DATA_PREFIX)
+        return self._file_index.prune(data_files(versions, start, end), versions, codes, start, end)
+
+    @functools.cached_property
+    def _file_index(self) -> "FileIndex":
+        from .file_index import FileIndex
+
+        return FileIndex(self.store)
 
     def data_files(self, start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
         """The store's raw-data keys a query over [start, end] scans (after pruning by key)."""

@@ -7,6 +7,7 @@ locally a temporary file in the same folder renamed over the target, on S3 a sin
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +35,15 @@ class Store(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str = "") -> list[str]: ...
+
+    def list_versions(self, prefix: str = "") -> dict[str, str]:
+        """The keys `list` gives, each with a version token that changes whenever its content can have
+        changed; one listing, no request per key."""
+        ...
+
+    def read_tail(self, key: str, size: int) -> bytes:
+        """The last `size` bytes of the key's content (all of it when it is shorter)."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -110,6 +120,28 @@ class LocalStore:
                     keys.append(key)
         return sorted(keys)
 
+    def list_versions(self, prefix: str = "") -> dict[str, str]:
+        """Keys as `list` gives them, each with "size-mtime_ns-inode": a put renames a new file over the key,
+        so its inode and modification time change even when its size does not."""
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        versions = {}
+        for key, status in _walk_files(self.root, folder):
+            if key.startswith(prefix):
+                versions[key] = f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
+        return dict(sorted(versions.items()))
+
+    def read_tail(self, key: str, size: int) -> bytes:
+        path = self._path(key)
+        try:
+            with path.open("rb") as handle:
+                length = handle.seek(0, os.SEEK_END)
+                handle.seek(max(length - size, 0))
+                return handle.read()
+        except FileNotFoundError:
+            raise KeyNotFound(key, self.uri) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -118,6 +150,28 @@ class LocalStore:
 
     def polars_storage_options(self) -> dict[str, str] | None:
         return None
+
+
+def _walk_files(root: Path, folder: str):
+    """(key, stat) of every file under root/folder, as LocalStore.list sees them: names starting with a dot
+    are left out, symlinked folders are not followed, a file removed while walking is skipped."""
+    pending = [(os.path.join(root, folder) if folder else os.fspath(root), f"{folder}/" if folder else "")]
+    while pending:
+        path, key_prefix = pending.pop()
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((entry.path, f"{key_prefix}{entry.name}/"))
+            elif not entry.name.startswith("."):
+                try:
+                    status = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(status.st_mode):
+                    yield key_prefix + entry.name, status
 
 
 class S3Store:
@@ -183,6 +237,28 @@ class S3Store:
         except Exception as exc:
             raise _store_error(exc, f"cannot list s3://{self.bucket}/{self._key(prefix)}") from None
         return sorted(keys)
+
+    def list_versions(self, prefix: str = "") -> dict[str, str]:
+        """Keys as `list` gives them, each with "ETag-Size" from the same listing (a new put, a new ETag)."""
+        versions = {}
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    versions[obj["Key"][len(self.prefix):]] = f"{obj['ETag']}-{obj['Size']}"
+        except Exception as exc:
+            raise _store_error(exc, f"cannot list s3://{self.bucket}/{self._key(prefix)}") from None
+        return dict(sorted(versions.items()))
+
+    def read_tail(self, key: str, size: int) -> bytes:
+        """One ranged GET (a suffix range: S3 answers with the whole object when it is shorter)."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{size}")
+            return response["Body"].read()
+        except Exception as exc:
+            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise KeyNotFound(key, self.uri) from None
+            raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
     def delete(self, key: str) -> None:
         try:
