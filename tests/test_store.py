@@ -30,11 +30,41 @@ def _exercise(store):
     assert store.list("runs/") == ["runs/2026-11-25/run.json"]
 
 
+def _exercise_versions_and_tails(store):
+    store.put("raw-data/a.parquet", b"0123456789")
+    store.put("raw-data/b.parquet", b"abc")
+    store.put("runs/d/run.json", b"{}")
+    versions = store.list_versions("raw-data/")
+    assert list(versions) == store.list("raw-data/") == ["raw-data/a.parquet", "raw-data/b.parquet"]
+    assert list(store.list_versions()) == store.list()
+    assert store.list_versions("nothing/") == {}
+    store.put("raw-data/a.parquet", b"9876543210")  # the same size, new content: a new version
+    after = store.list_versions("raw-data/")
+    assert after["raw-data/a.parquet"] != versions["raw-data/a.parquet"]
+    assert after["raw-data/b.parquet"] == versions["raw-data/b.parquet"]
+    assert store.read_tail("raw-data/a.parquet", 4) == b"3210"
+    assert store.read_tail("raw-data/b.parquet", 64) == b"abc"  # shorter than asked: all of it
+    with pytest.raises(KeyNotFound, match="raw-data/x.parquet"):
+        store.read_tail("raw-data/x.parquet", 8)
+
+
 def test_local_store(tmp_path):
     store = open_store(str(tmp_path / "data"))
     assert isinstance(store, LocalStore)
     _exercise(store)
     assert store.polars_path("raw-data/a.parquet") == str(tmp_path / "data" / "raw-data" / "a.parquet")
+    _exercise_versions_and_tails(store)
+
+
+def test_local_versions_are_size_mtime_and_inode_and_skip_what_list_skips(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    assert store.list_versions() == {}
+    store.put("raw-data/a.parquet", b"x")
+    (tmp_path / "data" / "raw-data" / ".a.parquet.123.tmp").write_bytes(b"half")  # a put in progress
+    (tmp_path / "data" / "raw-data" / "folder").mkdir()
+    status = os.stat(tmp_path / "data" / "raw-data" / "a.parquet")
+    assert store.list_versions("raw-data/") == {"raw-data/a.parquet": f"1-{status.st_mtime_ns}-{status.st_ino}"}
+    assert list(store.list_versions("raw-data/")) == store.list("raw-data/")
 
 
 def test_local_put_leaves_no_temporary_file_and_keeps_the_old_content_on_failure(tmp_path, monkeypatch):
@@ -56,6 +86,7 @@ def test_s3_store(s3_bucket):
     assert isinstance(store, S3Store)
     _exercise(store)
     assert store.polars_path("raw-data/a.parquet") == f"s3://{s3_bucket}/team/prefix/raw-data/a.parquet"
+    _exercise_versions_and_tails(store)
     options = store.polars_storage_options()
     assert options["aws_endpoint_url"] == os.environ["AWS_ENDPOINT_URL"]
     assert options["aws_region"] == "ap-southeast-2"
