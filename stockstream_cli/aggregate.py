@@ -7,9 +7,15 @@ the columns of schema.polars_schema(). Reads are polars lazy scans with the filt
   date after D (a fetch for D asks for the window ending at D), so a file whose D is before the requested
   start is never opened. How far back a file reaches depends on the --lookback-days of the run that wrote
   it, which its key does not record, so the other side is left to the Parquet statistics.
-- Polars reads the footer of every remaining file and skips each row group whose symbol or date range
-  misses the filter; batch files hold a contiguous slice of the sorted symbol list, so a symbol filter
-  reads the rows of about one file per day.
+- A query with a symbol or date filter then prunes by statistics: the footer index (file_index.py, kept in
+  the user cache) holds each data file's symbol and date range from its Parquet footer, checked against the
+  version the store's listing gives for the file (so a rewritten file is read again, never trusted stale).
+  Files whose ranges cannot match are not scanned; batch files hold a contiguous slice of the sorted symbol
+  list, so a symbol filter scans about one file per day. A file whose footer cannot be read, or whose
+  columns are not the contract's, is never pruned (the scan names it).
+- Polars reads the footer of each remaining file again and skips each row group whose symbol or date range
+  misses the filter. Pruning only drops files without a matching row, so the answer (newest fetch winning)
+  is what a scan of every file gives.
 
 A file that is not Parquet, or not in the schema, is a CorruptFileError naming its key.
 """
@@ -181,7 +187,8 @@ class DataAggregator:
         return FileIndex(self.store)
 
     def data_files(self, start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
-        """The store's raw-data keys a query over [start, end] scans (after pruning by key)."""
+        """The store's raw-data keys that may hold rows within [start, end], pruned by key alone (a query with
+        a filter then prunes them further by the footer index)."""
         return data_files(self.store.list(layout.RAW_DATA_PREFIX), start, end)
 
     def data_days(self) -> list[dt.date]:
