@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.common import DAY, Figure, ProcessRun, asx_list, launch_argv, run_process, stockstream_env
 from benchmarks.fake_server import FakeServer
+from benchmarks.launch import DESIGN_PACING_ENV
 
 
 @dataclasses.dataclass
@@ -52,10 +53,11 @@ def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, worke
              extra: tuple[str, ...] = ()) -> PacingRun:
     with FakeServer(latency=latency, rate_limit=limit) as server:
         store = tempfile.mkdtemp(prefix="stockstream-bench-store-")
-        argv = launch_argv(*(("--design-pacing",) if mode.design else ()), "run-local", "--date", DAY.isoformat(),
+        argv = launch_argv("run-local", "--date", DAY.isoformat(),
                            "--from-file", str(list_path), "--store", store, "--concurrency", str(workers), "--json",
                            *mode.args, *extra)
-        process = run_process(argv, env=stockstream_env(server.environment()))
+        design = {DESIGN_PACING_ENV: "1"} if mode.design else {}
+        process = run_process(argv, env=stockstream_env({**server.environment(), **design}))
         fake = server.fake
         try:
             summary = json.loads(process.stdout)

@@ -60,6 +60,18 @@ Rate = Annotated[
         show_default=False,
     ),
 ]
+Processes = Annotated[
+    Optional[int],
+    typer.Option(
+        "--processes",
+        help=_setting_help(
+            "processes",
+            "Worker processes the batches are spread over (yfinance's parsing needs about one core per 40 "
+            "requests/s) [default: as many as --rate or --concurrency/--delay need, at most the cores and 4].",
+        ),
+        show_default=False,
+    ),
+]
 Retries = Annotated[
     Optional[int],
     typer.Option("--retries", help=_setting_help("retries", "Retries of a symbol after a transient failure."), show_default=False),

@@ -124,6 +124,17 @@ class RateBudget:
 
     def acquire(self) -> float:
         """Take a token: wait for this request's slot. Returns the seconds waited."""
+        waited = self.reserve()
+        if waited > 0:
+            self._sleep(waited)
+        return waited
+
+    def reserve(self) -> float:
+        """Take a token without waiting: the seconds until this request's slot (the caller waits them).
+
+        The slot is remembered for the calling thread, which on_rate_limited reads: a worker in another
+        process reserves through a thread of its own here (workers.BudgetService).
+        """
         with self._lock:
             now = self._clock()
             slot = now
@@ -135,10 +146,7 @@ class RateBudget:
             self._sent.append(slot)
             self.requests += 1
         self._worker.slot = slot
-        waited = slot - now
-        if waited > 0:
-            self._sleep(waited)
-        return max(waited, 0.0)
+        return max(slot - now, 0.0)
 
     def on_success(self) -> None:
         """Additive increase, only while the cap is what holds the workers back (else there is no evidence)."""
@@ -213,12 +221,14 @@ class Paced:
         self.budget.on_rate_limited()
 
 
-def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> Paced:
+def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic, budget=None) -> Paced:
     """The pacer every worker of a process shares: settings.delay per worker and settings.rate for all.
 
-    Build it once per process (run) and hand the same object to every worker.
+    Build it once per run and hand the same object to every worker. `budget`: a run's budget kept
+    elsewhere (workers.RemoteBudget in a worker process); by default a new RateBudget(settings.rate).
     """
-    budget = RateBudget(settings.rate, backoff=settings.retry_wait > 0, sleep=sleep, clock=clock)
+    if budget is None:
+        budget = RateBudget(settings.rate, backoff=settings.retry_wait > 0, sleep=sleep, clock=clock)
     return Paced(FixedDelayPacer(settings.delay, sleep=sleep, clock=clock), budget)
 
 

@@ -18,6 +18,7 @@ its end, atomically) and finished batches stay. No typer or rich here.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import threading
@@ -125,18 +126,18 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     started = time.monotonic()
     started_at = _utc_now()
     source = source or asx_source()
-    try:
-        document = _symbols_step(store, day, settings, source, observer, control)
-    except (KeyboardInterrupt, RunCancelled):
-        raise Interrupted(
-            f"interrupted during the symbols step of {day.isoformat()}: nothing was fetched; "
-            f"run `stockstream run-local --date {day.isoformat()}` again"
-        ) from None
-    batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
-    jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
-    observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
-
-    outcomes, interrupted = _run_batches(store, day, settings, jobs, observer, control)
+    with _batch_runner(store, day, settings, control) as run_batches:  # worker processes start now, if any
+        try:
+            document = _symbols_step(store, day, settings, source, observer, control)
+        except (KeyboardInterrupt, RunCancelled):
+            raise Interrupted(
+                f"interrupted during the symbols step of {day.isoformat()}: nothing was fetched; "
+                f"run `stockstream run-local --date {day.isoformat()}` again"
+            ) from None
+        batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
+        jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
+        observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
+        outcomes, interrupted = run_batches(jobs, observer)
     manifests = {number: outcome.document for number, outcome in outcomes.items() if outcome.document}
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
@@ -159,7 +160,8 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     batches, manifests, jobs = rerun_plan(store, day, include_all=include_all, observer=observer)
 
     observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
-    outcomes, interrupted = _run_batches(store, day, settings, jobs, observer, control)
+    with _batch_runner(store, day, settings, control, jobs=len(jobs)) as run_batches:
+        outcomes, interrupted = run_batches(jobs, observer)
     if jobs:
         manifests = read_manifests(store, day, batches, observer)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
@@ -399,6 +401,21 @@ def _symbols_step(store, day, settings, source: SymbolSource, observer: Observer
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def _batch_runner(store, day: dt.date, settings, control: "_Control", jobs: int | None = None):
+    """How the batches run: `run(jobs, observer) -> (outcomes, interrupted)`, on threads of this process,
+    or in worker processes (started on entering, stopped on leaving) when the rate needs them (workers.py)."""
+    from . import workers
+
+    spec = workers.reopenable(store)
+    processes = workers.planned_processes(settings, jobs) if spec is not None and jobs != 0 else 1
+    if processes <= 1:
+        yield lambda batch_jobs, observer: _run_batches(store, day, settings, batch_jobs, observer, control)
+        return
+    with workers.WorkerPool(spec, day, settings, processes, control) as pool:
+        yield pool.run
+
+
 def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
                  control: _Control) -> tuple[dict[int, BatchOutcome], bool]:
     """Run the jobs, at most settings.concurrency at once. Returns the outcomes and whether it was stopped."""
@@ -408,7 +425,7 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
     pacer = _run_pacer(settings, control)  # one budget for every worker of the run
-    futures = [pool.submit(_run_batch, store, day, settings, job, observer, control, pacer) for job in jobs]
+    futures = [pool.submit(run_batch, store, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
@@ -457,7 +474,7 @@ def _wait_for_workers(futures) -> None:
             continue
 
 
-def _run_batch(store, day, settings, job: BatchJob, observer: Observer, control: _Control,
+def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: _Control,
                pacer: "StoppablePacer | None" = None) -> BatchOutcome:
     """One batch as the Map state runs it: the task, retried on failure, then caught and recorded."""
     from . import fetch

@@ -30,6 +30,7 @@ class Settings:
     source_url: str = MARKIT_URL
     cache_dir: str | None = None
     rate: float | None = None
+    processes: int | None = None  # worker processes of run-local / rerun-failed; None: as many as the rate needs
     timeout: float = 30.0
     profile: str | None = None
     region: str | None = None
@@ -63,6 +64,8 @@ class Settings:
         _at_least(self.lookback_days, 1, "--lookback-days")
         _at_least(self.timeout, 0.001, env_name("timeout"))
         _at_least(self.poll_interval, 0, env_name("poll_interval"))
+        if self.processes is not None:
+            _at_least(self.processes, 1, "--processes")
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
 

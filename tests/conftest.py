@@ -8,6 +8,11 @@ import pytest
 
 from yahoo_fake import fake_yahoo  # noqa: F401  (the offline Yahoo fixture; see tests/yahoo_fake.py)
 
+# Batches on threads of the test's own process, where fake_yahoo patches yfinance: worker processes would not
+# see that patch. Set for the whole session (module- and session-scoped fixtures run before the per-test
+# environment below); the tests of worker processes ask for them, with a fake Yahoo of their own.
+os.environ["STOCKSTREAM_PROCESSES"] = "1"
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 _real_connect = socket.socket.connect
 
@@ -27,6 +32,7 @@ def _offline_quiet_environment(monkeypatch, tmp_path_factory):
             monkeypatch.delenv(name)
     monkeypatch.setenv("STOCKSTREAM_DELAY", "0")
     monkeypatch.setenv("STOCKSTREAM_RETRY_WAIT", "0")
+    monkeypatch.setenv("STOCKSTREAM_PROCESSES", "1")  # see the top of this file
     monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", str(tmp_path_factory.mktemp("yfcache")))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

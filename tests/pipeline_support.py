@@ -87,14 +87,31 @@ def stored_rows(root: Path, day) -> "pl.DataFrame":
 
 
 def install_fake_yahoo_from_environment():
-    """A FakeYahoo configured from STOCKSTREAM_FAKE_*; returns its `installed()` context manager."""
+    """A FakeYahoo configured from STOCKSTREAM_FAKE_*; returns its `installed()` context manager.
+
+    STOCKSTREAM_FAKE_CRASH=CODE: a worker process (not the parent) dies (exit code 9) when it asks for CODE.
+    """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from yahoo_fake import FakeYahoo
 
     fake = FakeYahoo(latency=float(os.environ.get("STOCKSTREAM_FAKE_LATENCY", "0") or 0))
     for code, (kind, times) in json.loads(os.environ.get("STOCKSTREAM_FAKE_FAULTS", "{}") or "{}").items():
         fake.fault(code, kind, times)
+    crash = os.environ.get("STOCKSTREAM_FAKE_CRASH")
+    if crash and __name__ == "__mp_main__":
+        _crash_on(fake, crash)
     return fake.installed()
+
+
+def _crash_on(fake, code: str) -> None:
+    handle = fake.handle
+
+    def crashing(url, params=None, timeout=30):
+        if f"/{code}.AX" in url:
+            os._exit(9)
+        return handle(url, params, timeout)
+
+    fake.handle = crashing
 
 
 def main(argv: list[str]) -> None:
@@ -103,6 +120,12 @@ def main(argv: list[str]) -> None:
     with install_fake_yahoo_from_environment():
         app(args=argv, prog_name="stockstream")
 
+
+if __name__ == "__mp_main__":
+    # a run-local worker process: multiprocessing's spawn imports the parent's main module (this file) under
+    # this name before the worker fetches, so the worker's yfinance is faked as the parent's is
+    _WORKER_FAKE = install_fake_yahoo_from_environment()  # kept: a collected context manager would undo it
+    _WORKER_FAKE.__enter__()
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -25,9 +25,14 @@ SYMBOLS, BATCH_SIZE = 150, 10
 BATCHES = SYMBOLS // BATCH_SIZE
 
 
-def start_run(tmp_path, list_path, data):
-    """run-local in a real process, Yahoo faked there with some latency so the run takes a few seconds."""
-    env = dict(os.environ, STOCKSTREAM_FAKE_LATENCY="0.01", PYTHONUNBUFFERED="1")
+def start_run(tmp_path, list_path, data, processes=1):
+    """run-local in a real process, Yahoo faked there with some latency so the run takes a few seconds.
+
+    processes 2: the batches run in two worker processes (their fake Yahoo: tests/pipeline_support.py);
+    every process of the run carries STOCKSTREAM_TEST_RUN=tmp_path in its environment (see run_pids).
+    """
+    env = dict(os.environ, STOCKSTREAM_FAKE_LATENCY="0.01", PYTHONUNBUFFERED="1",
+               STOCKSTREAM_PROCESSES=str(processes), STOCKSTREAM_TEST_RUN=str(tmp_path))
     return subprocess.Popen(
         [sys.executable, str(SUPPORT), "run-local", "--date", DAY.isoformat(), "--from-file", str(list_path),
          "--store", str(data), "--batch-size", str(BATCH_SIZE), "--concurrency", "2"],
@@ -44,6 +49,31 @@ def run_process():
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def run_pids(tmp_path) -> list[int]:
+    """The processes still alive of the run started in tmp_path (the parent and its workers)."""
+    marker = f"STOCKSTREAM_TEST_RUN={tmp_path}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if marker in environ and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_until_gone(tmp_path, timeout: float = 30) -> None:
+    """Block until no process of the run is left (workers exit on their own once the parent is gone)."""
+    deadline = time.monotonic() + timeout
+    while run_pids(tmp_path):
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes of the run outlived it: {run_pids(tmp_path)}")
+        time.sleep(0.02)
 
 
 def wait_for_manifests(process, data: Path, count: int, timeout: float = 90) -> list[Path]:
@@ -83,16 +113,20 @@ def visible_files(data: Path) -> list[Path]:
     return [p for p in sorted(data.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_list, clean_rows, fake_yahoo,
-                                                                  run_process):
+                                                                  run_process, processes):
     data = tmp_path / "data"
-    process = start_run(tmp_path, asx_list, data)
+    process = start_run(tmp_path, asx_list, data, processes)
     run_process(process)
     wait_for_manifests(process, data, 3)
     assert process.poll() is None, "the run finished before it could be killed"
+    if processes > 1:
+        assert len(run_pids(tmp_path)) >= 1 + processes  # the parent, its workers (and multiprocessing's tracker)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL
+    wait_until_gone(tmp_path)  # no orphaned worker goes on fetching
     done_when_killed = len(list((data / "runs" / DAY.isoformat()).glob("batch-*.json")))
     assert 3 <= done_when_killed < BATCHES
     assert not (data / "runs" / DAY.isoformat() / "run.json").exists()
@@ -113,10 +147,11 @@ def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_l
             assert pl.read_csv(path).height == SYMBOLS
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp_path, asx_list, clean_rows,
-                                                                            fake_yahoo, run_process):
+                                                                            fake_yahoo, run_process, processes):
     data = tmp_path / "data"
-    process = start_run(tmp_path, asx_list, data)
+    process = start_run(tmp_path, asx_list, data, processes)
     run_process(process)
     wait_for_manifests(process, data, 2)
     assert process.poll() is None
@@ -130,6 +165,7 @@ def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp
     assert "Traceback" not in stderr
     assert stdout == ""
     assert stopped_in < 5, f"took {stopped_in:.1f} s to stop"
+    assert run_pids(tmp_path) == [], "a worker process outlived the run"
     assert not [p for p in data.rglob("*") if p.name.startswith(".")], "a temporary file was left behind"
 
     manifests = sorted((data / "runs" / DAY.isoformat()).glob("batch-*.json"))

@@ -262,7 +262,7 @@ def test_run_local_workers_share_one_budget(monkeypatch):
 
     monkeypatch.setattr(pacing, "pacer_for", counting)
     jobs = [pipeline.BatchJob(n, ("AAA",)) for n in range(3)]
-    monkeypatch.setattr(pipeline, "_run_batch", lambda *args: pipeline.BatchOutcome(args[3].batch_number, {"metadata": {}}))
+    monkeypatch.setattr(pipeline, "run_batch", lambda *args: pipeline.BatchOutcome(args[3].batch_number, {"metadata": {}}))
     control = pipeline._Control(threading.Event(), None)
     outcomes, _ = pipeline._run_batches(None, dt.date(2026, 1, 9), Settings.resolve(environ={}), jobs,
                                         pipeline.Observer(), control)

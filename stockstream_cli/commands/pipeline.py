@@ -14,6 +14,7 @@ from ..options import (
     Delay,
     Json,
     LookbackDays,
+    Processes,
     Profile,
     Rate,
     Region,
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchSize = None,
         delay: Delay = None,
         rate: Rate = None,
+        processes: Processes = None,
         retries: Retries = None,
         retry_wait: RetryWait = None,
         lookback_days: LookbackDays = None,
@@ -64,7 +66,8 @@ def register(app: typer.Typer) -> None:
 
         day, settings, data_store = _prepare(
             date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
-            retries=retries, retry_wait=retry_wait, lookback_days=lookback_days, source_url=source_url,
+            processes=processes, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+            source_url=source_url,
         )
         source = pipeline.asx_source(from_file=from_file, force=force)
         with _observer(json_output, f"run-local {day.isoformat()}") as observer, _interruptible(day):
@@ -78,6 +81,7 @@ def register(app: typer.Typer) -> None:
         concurrency: Concurrency = None,
         delay: Delay = None,
         rate: Rate = None,
+        processes: Processes = None,
         retries: Retries = None,
         retry_wait: RetryWait = None,
         lookback_days: LookbackDays = None,
@@ -111,8 +115,8 @@ def register(app: typer.Typer) -> None:
         from .. import pipeline
 
         day, settings, data_store = _prepare(
-            date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, retries=retries,
-            retry_wait=retry_wait, lookback_days=lookback_days,
+            date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
+            retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
         )
         with _observer(json_output, f"rerun-failed {day.isoformat()}") as observer, _interruptible(day):
             run = pipeline.rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)

@@ -1,0 +1,417 @@
+"""run-local's batches in worker processes, for request rates one process cannot parse fast enough.
+
+yfinance turns every answer into a pandas frame at about 10 ms of CPU per symbol, and the threads of one
+process share one core (the GIL): one process tops out near 60 symbols per second, short of a
+`--rate 100`. So run-local and rerun-failed spread their batches over worker processes when the rate
+calls for it (`planned_processes`; `--processes N` decides instead), and keep in the parent what must be
+one per run:
+
+- the rate budget (pacing.RateBudget), served to every worker thread over a Unix socket by
+  `BudgetService`: each worker thread has its own connection and its own serving thread here, so the
+  budget's per-thread bookkeeping (which request a 429 answers) holds across processes;
+- the batches: one queue the worker threads take jobs from as they free up, so at most --concurrency
+  batches run at once over all processes;
+- the observer (progress bars, notes): workers send their events back on a queue, replayed here;
+- the stop: Ctrl-C reaches the parent alone (workers ignore SIGINT), which sets a shared event; each
+  worker's pacer then raises RunCancelled before its next request, exactly as threads of one process do.
+
+Workers are started before the symbols step, so their imports (yfinance, pandas, polars) overlap it. A
+worker that dies (killed, out of memory) fails the batches it held, recorded like any failed batch for
+rerun-failed; the other workers go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+
+PROCESS_RATE = 40.0  # requests/s one worker process sustains with room to spare (one core, ~15 ms CPU each)
+MAX_AUTO_PROCESSES = 4  # each process holds its own yfinance, pandas and polars (~200 MB)
+POLL_SECONDS = 0.1  # how often waiting loops look at the stop event, a Ctrl-C, a dead process
+JOIN_SECONDS = 10.0  # how long a worker may take to drop its batch in flight and exit before it is killed
+
+# messages
+RESERVE, ANSWERED, RATE_LIMITED = "reserve", "answered", "rate_limited"  # worker thread -> BudgetService
+STARTED, OUTCOME, CANCELLED = "started", "outcome", "cancelled"  # worker -> parent, besides the observer's
+NOTE, SYMBOL, RETRYING, DONE = "note", "symbol", "retrying", "done"
+
+
+def planned_processes(settings, jobs: int | None = None) -> int:
+    """Worker processes for a run: settings.processes if set, else as many as the expected request rate
+    needs (capped by the cores and MAX_AUTO_PROCESSES). 1 means the batches run on threads of this process."""
+    if settings.processes is not None:
+        wanted = settings.processes
+    else:
+        rate = expected_rate(settings)
+        cores = min(os.cpu_count() or 1, MAX_AUTO_PROCESSES)
+        wanted = cores if math.isinf(rate) else min(cores, math.ceil(rate / PROCESS_RATE))
+    return max(1, min(wanted, settings.concurrency, wanted if jobs is None else jobs))
+
+
+def expected_rate(settings) -> float:
+    """The most requests per second the settings allow: the --rate cap and --concurrency workers each
+    pausing --delay, whichever is lower; math.inf for adaptive pacing with no delay."""
+    bounds = [math.inf]
+    if settings.rate is not None:
+        bounds.append(settings.rate)
+    if settings.delay > 0:
+        bounds.append(settings.concurrency / settings.delay)
+    return min(bounds)
+
+
+def reopenable(store) -> tuple[str, str | None, str | None] | None:
+    """(uri, profile, region) a worker process opens the same store with; None for a store object it could
+    not (a test's wrapper, say): such a run keeps its batches on threads."""
+    from .store import LocalStore, S3Store
+
+    if type(store) is LocalStore:
+        return os.path.abspath(store.uri), None, None
+    if type(store) is S3Store:
+        return store.uri, store._profile, store._region
+    return None
+
+
+def thread_shares(concurrency: int, processes: int) -> list[int]:
+    """--concurrency spread over the processes: 10 over 3 is [4, 3, 3]."""
+    return [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
+
+
+# ---------------------------------------------------------------------------------------------- the budget
+
+
+class BudgetService:
+    """A RateBudget served to worker processes over a Unix socket, one thread per connection."""
+
+    def __init__(self, budget):
+        from multiprocessing.connection import Listener
+
+        self.budget = budget
+        self.authkey = os.urandom(16)
+        self._folder = tempfile.mkdtemp(prefix="stockstream-budget-")
+        self.address = os.path.join(self._folder, "budget.sock")
+        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name="stockstream-budget", daemon=True).start()
+
+    def close(self) -> None:
+        from multiprocessing.connection import Client
+
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            Client(self.address, family="AF_UNIX", authkey=self.authkey).close()  # wakes accept()
+        self._listener.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _accept(self) -> None:
+        from multiprocessing import AuthenticationError
+
+        while not self._closed.is_set():
+            try:
+                connection = self._listener.accept()
+            except AuthenticationError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), name="stockstream-budget-client",
+                             daemon=True).start()
+
+    def _serve(self, connection) -> None:
+        with connection:
+            while True:
+                try:
+                    message = connection.recv()
+                except (EOFError, OSError):
+                    return
+                if message == RESERVE:
+                    connection.send(self.budget.reserve())
+                elif message == ANSWERED:
+                    self.budget.on_success()
+                elif message == RATE_LIMITED:
+                    self.budget.on_rate_limited()
+
+
+class RemoteBudget:
+    """The run's budget as a worker process's pacer sees it (acquire, on_success, on_rate_limited).
+
+    Each thread has its own connection; only `acquire` waits for an answer (the seconds until its slot,
+    slept here with `sleep`, so a stop cuts the wait short).
+    """
+
+    def __init__(self, address: str, authkey: bytes, *, sleep):
+        self.address = address
+        self.authkey = authkey
+        self._sleep = sleep
+        self._local = threading.local()
+
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            from multiprocessing.connection import Client
+
+            connection = self._local.connection = Client(self.address, family="AF_UNIX", authkey=self.authkey)
+        return connection
+
+    def acquire(self) -> float:
+        connection = self._connection()
+        connection.send(RESERVE)
+        waited = connection.recv()
+        if waited > 0:
+            self._sleep(waited)
+        return waited
+
+    def on_success(self) -> None:
+        self._connection().send(ANSWERED)
+
+    def on_rate_limited(self) -> None:
+        self._connection().send(RATE_LIMITED)
+
+
+# ---------------------------------------------------------------------------------------------- the parent
+
+
+class WorkerPool:
+    """`processes` worker processes fetching one day's batches; a context manager (close() stops them).
+
+    control: the run's pipeline._Control (its stop event, set by a caller, stops the workers too).
+    """
+
+    def __init__(self, store_spec: tuple[str, str | None, str | None], day, settings, processes: int, control):
+        import multiprocessing
+
+        from .pacing import RateBudget
+
+        context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads (progress, polars)
+        self._control = control
+        self._jobs = context.Queue()
+        self._events = context.Queue()
+        self._stop = context.Event()
+        self._service = BudgetService(RateBudget(settings.rate, backoff=settings.retry_wait > 0))
+        self._threads = thread_shares(settings.concurrency, processes)
+        self._processes = [
+            context.Process(target=worker_main, name=f"stockstream-worker-{index}", daemon=True,
+                            args=(store_spec, day, settings, threads, self._service.address, self._service.authkey,
+                                  self._jobs, self._events, self._stop, os.getpid()))
+            for index, threads in enumerate(self._threads)
+        ]
+        with _sigint_ignored():  # the workers inherit SIGINT ignored, from their first instruction on
+            for process in self._processes:
+                process.start()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def budget(self):
+        return self._service.budget
+
+    def run(self, jobs, observer) -> tuple[dict, bool]:
+        """Fetch the jobs (pipeline.BatchJob). Returns ({batch_number: BatchOutcome}, whether it was stopped)."""
+        for job in jobs:
+            self._jobs.put(job)
+        for _ in range(sum(self._threads)):
+            self._jobs.put(None)  # after every job: a worker thread that takes one has nothing left to do
+        run = _RunState({job.batch_number for job in jobs})
+        # until every batch has an outcome; once stopped, until the workers have dropped theirs and exited
+        while self._alive() if run.interrupted else run.pending:
+            try:
+                if self._control.stop.is_set() and not run.interrupted:
+                    self._stopping(run, observer)
+                self._replay(self._events.get(timeout=POLL_SECONDS), run, observer)
+            except queue.Empty:
+                if not run.interrupted:
+                    self._fail_lost_batches(run, observer)
+            except KeyboardInterrupt:
+                if not run.interrupted:
+                    self._stopping(run, observer)
+        self._drain(run, observer)
+        return run.outcomes, run.interrupted
+
+    def _stopping(self, run: "_RunState", observer) -> None:
+        run.interrupted = True
+        self._stop.set()
+        observer.stopping()
+
+    def close(self) -> None:
+        """Stop the workers (a batch in flight is dropped before anything of it is written) and wait for them."""
+        self._stop.set()
+        for process in self._processes:
+            _join(process, self._events)
+        self._jobs.cancel_join_thread()
+        self._jobs.close()
+        self._events.close()
+        self._service.close()
+
+    def _alive(self) -> bool:
+        return any(process.is_alive() for process in self._processes)
+
+    def _replay(self, event: tuple, run: "_RunState", observer) -> None:
+        kind, *args = event
+        if kind == STARTED:
+            batch_number, pid = args
+            run.holders[batch_number] = pid
+        elif kind == OUTCOME:
+            outcome = args[0]
+            run.outcomes[outcome.batch_number] = outcome
+            run.pending.discard(outcome.batch_number)
+        elif kind == CANCELLED:
+            run.pending.discard(args[0])
+        elif kind == NOTE:
+            observer.note(*args)
+        elif kind == SYMBOL:
+            observer.symbol_done(*args)
+        elif kind == RETRYING:
+            observer.batch_retrying(*args)
+        elif kind == DONE:
+            observer.batch_done(*args)
+
+    def _drain(self, run: "_RunState", observer) -> None:
+        while True:
+            try:
+                self._replay(self._events.get_nowait(), run, observer)
+            except queue.Empty:
+                return
+
+    def _fail_lost_batches(self, run: "_RunState", observer) -> None:
+        """Fail the batches held by a worker that died, and every batch left when none is alive."""
+        dead = {process.pid: process.exitcode for process in self._processes if not process.is_alive()}
+        if not dead:
+            return
+        self._drain(run, observer)  # what a worker sent before it exited is in the queue: read it first
+        lost = {n: dead[pid] for n, pid in run.holders.items() if pid in dead and n in run.pending}
+        if len(dead) == len(self._processes):
+            codes = sorted({code for code in dead.values() if code is not None})
+            lost.update({n: codes[0] if len(codes) == 1 else codes for n in run.pending if n not in lost})
+        from .pipeline import BatchOutcome
+
+        for number, code in sorted(lost.items()):
+            error = f"the worker process running it exited (exit code {code}) before the batch finished"
+            run.outcomes[number] = BatchOutcome(number, None, error)
+            run.pending.discard(number)
+            observer.batch_done(number, None, error)
+
+
+class _RunState:
+    def __init__(self, pending: set[int]):
+        self.pending = pending
+        self.outcomes: dict = {}
+        self.holders: dict[int, int] = {}  # batch number -> pid of the worker that took it
+        self.interrupted = False
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _join(process, events) -> None:
+    """Wait for a worker to exit, reading what it still sends (it cannot exit before that is read); kill it
+    after JOIN_SECONDS. A second Ctrl-C does not cut this short: no worker is left behind."""
+    waited = 0.0
+    while process.is_alive() and waited < JOIN_SECONDS:
+        try:
+            with contextlib.suppress(queue.Empty, OSError, ValueError):
+                while True:
+                    events.get_nowait()
+            process.join(POLL_SECONDS)
+            waited += POLL_SECONDS
+        except KeyboardInterrupt:
+            continue
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+# ---------------------------------------------------------------------------------------------- a worker
+
+
+def worker_main(store_spec, day, settings, threads: int, budget_address: str, authkey: bytes, jobs, events, stop,
+                parent_pid: int) -> None:
+    """A worker process: `threads` threads taking batch jobs until the queue says there are no more."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
+    from . import pacing, pipeline
+    from .store import open_store
+
+    _preload()
+    uri, profile, region = store_spec
+    store = open_store(uri, profile=profile, region=region)
+    control = pipeline._Control(stop, None)
+    budget = RemoteBudget(budget_address, authkey, sleep=control.wait)
+    pacer = pipeline.StoppablePacer(pacing.pacer_for(settings, sleep=control.wait, budget=budget), control)
+    observer = _RelayObserver(events)
+    workers = [threading.Thread(target=_take_jobs, name=f"stockstream-batch-{i}",
+                                args=(store, day, settings, jobs, events, observer, control, pacer, parent_pid))
+               for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if os.getppid() != parent_pid:
+        os._exit(0)  # orphaned: what is left in the queues has no reader, and waiting to flush it would hang
+    if os.getppid() != parent_pid:
+        os._exit(0)  # orphaned: what is left in the queues has no reader, and waiting to flush it would hang
+    if os.environ.get("STOCKSTREAM_DEBUG_CPU"):
+        import resource, sys
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"worker {os.getpid()}: user {u.ru_utime:.2f} sys {u.ru_stime:.2f} maxrss {u.ru_maxrss/1024:.0f} MB", file=sys.stderr)
+
+
+def _preload() -> None:
+    """Import what fetching needs now, while the parent runs the symbols step, not at the first batch."""
+    from . import fetch, yahoo  # noqa: F401
+    import polars  # noqa: F401
+    import yfinance  # noqa: F401
+
+
+def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
+    from . import pipeline
+
+    while not control.stop.is_set() and os.getppid() == parent_pid:  # else stopped, or the parent was killed
+        try:
+            job = jobs.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if job is None:
+            return
+        events.put((STARTED, job.batch_number, os.getpid()))
+        try:
+            outcome = pipeline.run_batch(store, day, settings, job, observer, control, pacer)
+        except pipeline.RunCancelled:
+            events.put((CANCELLED, job.batch_number))
+            return
+        events.put((OUTCOME, outcome))
+
+
+class _RelayObserver:
+    """pipeline.Observer in a worker: every event goes to the parent, whose observer shows it."""
+
+    def __init__(self, events):
+        self._events = events
+
+    def note(self, message: str) -> None:
+        self._events.put((NOTE, message))
+
+    def symbol_done(self, batch_number: int, symbol: str, reason: str | None) -> None:
+        self._events.put((SYMBOL, batch_number, symbol, reason))
+
+    def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
+        self._events.put((RETRYING, batch_number, attempt, error))
+
+    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
+        self._events.put((DONE, batch_number, document, error))
