@@ -5,8 +5,9 @@ fetch.py calls `pacer.wait()` before every request (retries included), then `on_
 
 - `FixedDelayPacer` is the `--delay` of one worker: at least `delay` seconds between the starts of its
   consecutive requests (each thread keeps its own last start).
-- `RateBudget` is a token bucket every worker of a process draws from (one per process: a run-local run,
-  a fetch-batch, one Lambda invocation), with AIMD backoff:
+- `RateBudget` is a token bucket every worker of a run draws from (one per run: a run-local run, whose
+  worker processes reach it through workers.RemoteBudget; a fetch-batch; one Lambda invocation), with AIMD
+  backoff:
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
