@@ -28,6 +28,7 @@ import os
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -362,14 +363,14 @@ def worker_main(store_spec, day, settings, threads: int, budget_address: str, au
         worker.start()
     for worker in workers:
         worker.join()
-    if os.getppid() != parent_pid:
-        os._exit(0)  # orphaned: what is left in the queues has no reader, and waiting to flush it would hang
-    if os.getppid() != parent_pid:
-        os._exit(0)  # orphaned: what is left in the queues has no reader, and waiting to flush it would hang
-    if os.environ.get("STOCKSTREAM_DEBUG_CPU"):
-        import resource, sys
-        u = resource.getrusage(resource.RUSAGE_SELF)
-        print(f"worker {os.getpid()}: user {u.ru_utime:.2f} sys {u.ru_stime:.2f} maxrss {u.ru_maxrss/1024:.0f} MB", file=sys.stderr)
+    if os.getppid() == parent_pid:  # orphaned, what is left in the queue has no reader: flushing it would hang
+        events.close()
+        events.join_thread()  # everything sent has reached the pipe to the parent
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    # Every file is written (atomically) and every result sent: skip tearing down yfinance, pandas and
+    # polars, which takes longer than the exit the parent is waiting for.
+    os._exit(0)
 
 
 def _preload() -> None:
