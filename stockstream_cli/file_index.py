@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +79,7 @@ class FileIndex:
         name = hashlib.sha256(self.identity.encode()).hexdigest()[:16]
         self.path = (folder or index_folder()) / f"{name}.json"
         self._entries: dict[str, list] | None = None  # key -> [token, *Ranges], as stored
+        self._lock = threading.Lock()  # one aggregator may serve several threads
 
     def prune(self, keys: Sequence[str], versions: Mapping[str, str], symbols: Sequence[str] | None,
               start: dt.date | None, end: dt.date | None) -> list[str]:
@@ -92,16 +94,19 @@ class FileIndex:
 
     def ranges(self, keys: Iterable[str], versions: Mapping[str, str]) -> dict[str, Ranges]:
         """Each key's ranges, its footer read when the index has no entry for the listed version of it."""
+        with self._lock:
+            return self._current_ranges(list(keys), versions)
+
+    def _current_ranges(self, keys: list[str], versions: Mapping[str, str]) -> dict[str, Ranges]:
         entries = self._load()
-        keys = list(keys)
         changed = _drop_unlisted(entries, versions)
         outdated = [key for key in keys if key not in entries or entries[key][0] != versions[key]]
         for key, found in zip(outdated, self._read_footers(outdated)):
-            if found is None:
-                entries.pop(key, None)  # unreadable (corrupt, or gone): not pruned, tried again next time
+            if found is None:  # unreadable (corrupt, or gone): not pruned, tried again next time
+                changed |= entries.pop(key, None) is not None
             else:
                 entries[key] = [versions[key], *found]
-            changed = True
+                changed = True
         if changed:
             self._save(entries)
         return {key: tuple(entries[key][1:]) if key in entries else UNKNOWN for key in keys}
