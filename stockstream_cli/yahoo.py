@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -41,6 +42,7 @@ RAW_COLUMNS = ("date", "open", "high", "low", "close", "adjusted_close", "volume
 _NOT_FOUND_WORDS = ("delisted", "not found", "no data found")
 
 _setup_lock = threading.Lock()
+_YFINANCE_WARNINGS = ("ignore", None, Warning, re.compile(r"yfinance(\.|$)"), 0)  # as warnings.filters holds it
 _configured_cache_dir: str | None = None
 _seeded: set[tuple[str | None, str]] = set()  # (cache folder, ticker) seeded by this process
 
@@ -84,7 +86,10 @@ def configure(cache_dir: str | None = None) -> str:
     with _setup_lock:
         yf.config.debug.hide_exceptions = False
         yf.config.network.retries = 0
-        warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
+        if _YFINANCE_WARNINGS not in warnings.filters:
+            # once: filterwarnings removes and re-inserts its filter, and a warning raised by another thread's
+            # parse in between would slip through (the threads of a worker process start fetching at once)
+            warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
         if folder != _configured_cache_dir:
             yf.set_tz_cache_location(folder)
             _forget_open_caches()

@@ -208,3 +208,18 @@ def test_faults_for_n_requests_then_normal_and_counts_by_kind():
     fake.handle(url, {"range": "1d", "interval": "1d"})
     assert results == ["YFRateLimitError", "YFRateLimitError", 200]
     assert (fake.chart_requests("BHP"), fake.tz_probes("BHP"), fake.per_ticker(None)) == (3, 1, {"BHP.AX": 4})
+
+
+def test_configure_adds_its_warning_filter_once(monkeypatch, tmp_path):
+    """Re-adding a filter removes it first: another thread's warning in between would slip through."""
+    import warnings
+
+    from stockstream_cli import yahoo
+
+    yahoo.configure(str(tmp_path / "a"))
+    calls = []
+    monkeypatch.setattr(warnings, "filterwarnings", lambda *a, **k: calls.append(a))
+    yahoo.configure(str(tmp_path / "a"))
+    yahoo.configure(str(tmp_path / "b"))
+    assert calls == []
+    assert yahoo._YFINANCE_WARNINGS in warnings.filters
