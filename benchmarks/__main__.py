@@ -77,8 +77,9 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
             figures += reachable
         rate_run = runs[0]
         figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
-                              rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.cpu / args.symbols * 1000:.1f}"
-                              f" ms CPU per symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+                              rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.processes} processes (the "
+                              f"sum of their peaks); {rate_run.process.cpu / args.symbols * 1000:.1f} ms CPU per "
+                              f"symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
     if "B3" in args.only:
         from benchmarks import cpu_bench
 
@@ -195,7 +196,8 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
   warm-up) and `stockstream load --symbols BHP CBA` as a process, against pandas reading every file; on a
   local folder and on S3 (moto server), before and after `stockstream compact`.
 - **B5**: medians of whole-process wall times.
-- **B6**: peak RSS (`ru_maxrss` via `wait4`) of whole processes.
+- **B6**: peak RSS (VmHWM, polled) of whole processes; for run-local the sum of the peaks of the parent and
+  the processes it starts.
 """
 
 
