@@ -160,8 +160,8 @@ def _walk_files(root: Path, folder: str):
         path, key_prefix = pending.pop()
         try:
             entries = list(os.scandir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # as `list` (pathlib's rglob) skips a folder it cannot read
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 pending.append((entry.path, f"{key_prefix}{entry.name}/"))
