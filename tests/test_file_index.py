@@ -341,3 +341,20 @@ def test_on_s3_the_index_is_built_reused_and_kept_current(s3_bucket, tmp_path, f
     frame = DataAggregator(f"s3://{s3_bucket}/prod").load_symbols(["BHP"], start="2026-02-02", end="2026-02-02")
     assert footer_reads == [key]
     assert frame["close"].to_list() == [price("BHP", dt.date(2026, 2, 2), 4)]
+
+
+def test_stockstream_load_keeps_its_index_in_stockstream_cache_dir(store, tmp_path):
+    from helpers import run_stockstream
+
+    cache = tmp_path / "cache"
+    arguments = ("load", "--symbols", "BHP", "CBA", "--store", str(store.root), "--format", "csv")
+    first = run_stockstream(*arguments, env={"STOCKSTREAM_CACHE_DIR": str(cache)})
+    assert first.returncode == 0, first.stderr
+    [index] = (cache / "file-index").iterdir()
+    assert set(json.loads(index.read_bytes())["files"]) == set(data_files(store.list(layout.RAW_DATA_PREFIX)))
+    built = index.stat().st_mtime_ns
+    second = run_stockstream(*arguments, env={"STOCKSTREAM_CACHE_DIR": str(cache)})
+    assert second.stdout == first.stdout
+    assert index.stat().st_mtime_ns == built  # nothing new to read: the index is not even rewritten
+    expected = unpruned(DataAggregator(store), newest=True, symbols=["BHP", "CBA"])
+    assert second.stdout.count("\n") == expected.height + 1
