@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 FORMAT = 1
-TAIL_BYTES = 64 * 1024  # one read holds the footer of any file stockstream writes; a longer one takes a second
+TAIL_BYTES = 64 * 1024  # holds the footer of a batch or compacted file (a few KiB); a longer one takes a second read
 S3_READERS = 10  # footers read at once on S3 (boto3's default connection pool); a local disk reads faster alone
 _MAGIC = b"PAR1"
 
