@@ -122,7 +122,41 @@ def client_get(_yf_data, url, params=None, timeout=30):
 
 
 def install_client() -> None:
-    """Route yfinance's requests in this process to the FakeServer named in the environment."""
-    import yfinance.data
+    """Route yfinance's requests in this process to the FakeServer named in the environment.
 
-    yfinance.data.YfData.get = client_get
+    When yfinance is not imported yet, the patch waits for its import (`_PatchOnImport`) rather than importing
+    it: a process that never fetches (run-local's parent when workers fetch) must not pay yfinance's and
+    pandas' import, which the real `stockstream` would not either.
+    """
+    if "yfinance.data" in sys.modules:
+        _patch(sys.modules["yfinance.data"])
+    else:
+        sys.meta_path.insert(0, _PatchOnImport("yfinance.data", _patch))
+
+
+def _patch(module) -> None:
+    module.YfData.get = client_get
+
+
+class _PatchOnImport:
+    """A meta path finder that lets the usual finders find `name`, then runs `patch` on the module once loaded."""
+
+    def __init__(self, name: str, patch):
+        self.name = name
+        self.patch = patch
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name:
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            self.patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec

@@ -176,7 +176,12 @@ class DataAggregator:
         return self._collect(keys, _predicate(codes, start, end), newest=newest)
 
     def _matching_files(self, codes: list[str] | None, start: dt.date | None, end: dt.date | None) -> list[str]:
-        """The data files a filtered query scans: pruned by key, then by the statistics in the footer index."""
+        """The data files a filtered query scans: pruned by key, then by the statistics in the footer index.
+
+        A store object of the caller's own without `list_versions` (the Store protocol's later addition) is
+        pruned by key alone: polars' row-group statistics still skip what misses the filter."""
+        if not hasattr(self.store, "list_versions"):
+            return self.data_files(start, end)
         versions = self.store.list_versions(layout.RAW_DATA_PREFIX)
         return self._file_index.prune(data_files(versions, start, end), versions, codes, start, end)
 

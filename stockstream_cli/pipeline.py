@@ -413,7 +413,16 @@ def _batch_runner(store, day: dt.date, settings, control: "_Control", jobs: int 
         yield lambda batch_jobs, observer: _run_batches(store, day, settings, batch_jobs, observer, control)
         return
     with workers.WorkerPool(spec, day, settings, processes, control) as pool:
+        # this process idles while the workers fetch: build the trading calendar the quality step needs meanwhile
+        threading.Thread(target=_warm_calendar, args=(day,), name="stockstream-calendar", daemon=True).start()
         yield pool.run
+
+
+def _warm_calendar(day: dt.date) -> None:
+    from . import calendar
+
+    with contextlib.suppress(Exception):  # only a head start: the quality step builds it (and reports) anyway
+        calendar.sessions(day, day)
 
 
 def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,

@@ -116,10 +116,10 @@ class BudgetService:
         while not self._closed.is_set():
             try:
                 connection = self._listener.accept()
-            except AuthenticationError:
+            except (AuthenticationError, OSError, EOFError):
+                # a client that failed the handshake or hung up during it must not stop the service: only
+                # close() does (it sets _closed, then closes the listener under this accept)
                 continue
-            except OSError:
-                return
             threading.Thread(target=self._serve, args=(connection,), name="stockstream-budget-client",
                              daemon=True).start()
 

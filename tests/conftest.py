@@ -25,6 +25,17 @@ def _loopback_only_connect(sock, address):
 
 
 @pytest.fixture(autouse=True)
+def _no_test_hangs_forever():
+    """A test still running after 5 minutes is stuck (a lost message between processes, say): print every
+    thread's stack and end the run, rather than leave CI waiting without a word."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(autouse=True)
 def _offline_quiet_environment(monkeypatch, tmp_path_factory):
     """No STOCKSTREAM_* from the developer's shell, no waits, fake AWS credentials, no network."""
     for name in list(os.environ):

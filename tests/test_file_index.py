@@ -358,3 +358,24 @@ def test_stockstream_load_keeps_its_index_in_stockstream_cache_dir(store, tmp_pa
     assert index.stat().st_mtime_ns == built  # nothing new to read: the index is not even rewritten
     expected = unpruned(DataAggregator(store), newest=True, symbols=["BHP", "CBA"])
     assert second.stdout.count("\n") == expected.height + 1
+
+
+
+@pytest.mark.parametrize("newest", [True, False])
+def test_a_store_object_without_list_versions_is_read_without_the_index(store, newest, footer_reads):
+    """A caller's own store object written before the footer index: pruned by key only, the same answers."""
+    inner = store
+
+    class OlderStore:
+        uri = inner.uri
+
+        def __getattr__(self, name):
+            if name == "list_versions":
+                raise AttributeError(name)
+            return getattr(inner, name)
+
+    aggregator = DataAggregator(OlderStore())
+    for query in QUERIES:
+        assert loaded(aggregator, query, newest=newest).equals(
+            unpruned(DataAggregator(inner), newest=newest, **query)), query
+    assert footer_reads == []
