@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -43,10 +44,28 @@ class PacingRun:
     requests: int  # chart requests the simulator received
     refused: int  # of which answered 429
     tz_probes: int
+    simulator_cpu: float  # CPU seconds this process (the simulated Yahoo) spent serving the run
 
     @property
     def lost(self) -> int:
         return self.summary.get("total_symbols", 0) - self.summary.get("symbols_fetched", 0)
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_floor(run: PacingRun, ideal: float) -> Figure:
+    """The CPU the run and the simulator needed together, spread over every core: no wall time can be lower."""
+    cores = os.cpu_count() or 1
+    total = run.process.cpu + run.simulator_cpu
+    floor = total / cores
+    return Figure("B1", f"{run.mode.label}: CPU floor (all CPU / {cores} cores) vs ideal", floor / ideal, "x",
+                  note=f"run-local {run.process.cpu:.1f} s CPU in {run.process.processes} processes + simulator "
+                       f"{run.simulator_cpu:.1f} s = {total:.1f} s: at least {floor:.1f} s on {cores} cores")
 
 
 def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, workers: int,
@@ -57,7 +76,9 @@ def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, worke
                            "--from-file", str(list_path), "--store", store, "--concurrency", str(workers), "--json",
                            *mode.args, *extra)
         design = {DESIGN_PACING_ENV: "1"} if mode.design else {}
+        simulator_started = _own_cpu()
         process = run_process(argv, env=stockstream_env({**server.environment(), **design}))
+        simulator_cpu = _own_cpu() - simulator_started
         fake = server.fake
         try:
             summary = json.loads(process.stdout)
@@ -65,7 +86,7 @@ def run_mode(mode: Mode, list_path: Path, *, latency: float, limit: float, worke
             summary = {"error": process.stderr.strip().splitlines()[-1:] or ["no output"]}
         chart = [r for r in fake.requests if r.kind == "chart"]
         refused = sum(1 for r in chart if r.outcome == "rate_limited")
-        return PacingRun(mode, process, summary, len(chart), refused, fake.tz_probes())
+        return PacingRun(mode, process, summary, len(chart), refused, fake.tz_probes(), simulator_cpu)
 
 
 def measure(*, symbols: int, latency: float, limit: float, workers: int, work: Path,
@@ -94,6 +115,9 @@ def measure(*, symbols: int, latency: float, limit: float, workers: int, work: P
                               f"{run.refused} of {run.requests}"))
         figures.append(Figure("B1", f"{prefix}{run.mode.label}: symbols lost", run.lost, "", "0", run.lost == 0,
                               f"{run.summary.get('symbols_fetched', 0)} of {run.summary.get('total_symbols', 0)} fetched"))
+        if run.mode.key != "design":
+            floor = cpu_floor(run, ideal)
+            figures.append(dataclasses.replace(floor, name=prefix + floor.name))
     if scenario:
         return figures, runs
     cold = runs[0]
