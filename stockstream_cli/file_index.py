@@ -49,16 +49,9 @@ UNKNOWN: Ranges = (None, None, None, None)
 def index_folder() -> Path:
     """$STOCKSTREAM_CACHE_DIR/file-index; else the user cache folder (on Lambda, where only /tmp is writable,
     under /tmp)."""
-    from .settings import env_name
+    from .settings import default_cache_dir, env_name
 
-    configured = os.environ.get(env_name("cache_dir"), "")
-    if configured:
-        return Path(configured) / "file-index"
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return Path(tempfile.gettempdir()) / "stockstream-cache" / "file-index"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("stockstream")) / "file-index"
+    return Path(os.environ.get(env_name("cache_dir"), "") or default_cache_dir()) / "file-index"
 
 
 def store_identity(store: "Store") -> str:

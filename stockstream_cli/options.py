@@ -66,7 +66,7 @@ Processes = Annotated[
         "--processes",
         help=_setting_help(
             "processes",
-            "Worker processes the batches are spread over (yfinance's parsing needs about one core per 40 "
+            "Worker processes the batches are spread over (yfinance's parsing needs about one core per 30 "
             "requests/s) [default: as many as --rate or --concurrency/--delay need, at most the cores and 4].",
         ),
         show_default=False,

@@ -16,6 +16,7 @@ from .errors import InputError
 ENV_PREFIX = "STOCKSTREAM_"
 MARKIT_URL = "https://asx.api.markitdigital.com/asx-research/1.0/companies/directory/file"
 DEFAULT_STORE = "./stockstream-data"
+LAMBDA_CACHE_DIR = "/tmp/stockstream-cache"  # only /tmp is writable on Lambda
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,16 @@ class Settings:
             _at_least(self.processes, 1, "--processes")
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
+
+
+def default_cache_dir() -> str:
+    """The folder stockstream keeps its caches in (yfinance's, the footer index) when STOCKSTREAM_CACHE_DIR
+    is not set: the user cache folder; on Lambda, LAMBDA_CACHE_DIR."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return LAMBDA_CACHE_DIR
+    import platformdirs
+
+    return platformdirs.user_cache_dir("stockstream")
 
 
 def env_name(field_name: str) -> str:

@@ -63,12 +63,10 @@ FetchOutcome = Union["pl.DataFrame", Failure]
 
 
 def default_cache_dir() -> str:
-    """Where yfinance keeps its caches when STOCKSTREAM_CACHE_DIR is not set: /tmp on Lambda."""
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return os.path.join(tempfile.gettempdir(), "stockstream-yfinance")
-    import platformdirs
+    """Where yfinance keeps its caches when STOCKSTREAM_CACHE_DIR is not set (under /tmp on Lambda)."""
+    from .settings import default_cache_dir as stockstream_cache_dir
 
-    return os.path.join(platformdirs.user_cache_dir("stockstream"), "yfinance")
+    return os.path.join(stockstream_cache_dir(), "yfinance")
 
 
 def prepare(codes: Iterable[str], cache_dir: str | None = None) -> None:

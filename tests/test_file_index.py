@@ -234,10 +234,9 @@ def test_without_a_cache_setting_the_index_goes_to_the_user_cache_or_tmp_on_lamb
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert file_index.index_folder() == tmp_path / "xdg" / "stockstream" / "file-index"
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stock-data-fetcher")
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setattr(file_index.tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
-    assert file_index.index_folder() == tmp_path / "tmp" / "stockstream-cache" / "file-index"
+    assert file_index.index_folder() == Path("/tmp/stockstream-cache/file-index")  # the deployed functions' too
+    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", str(tmp_path / "mine"))
+    assert file_index.index_folder() == tmp_path / "mine" / "file-index"
 
 
 def test_two_stores_keep_two_indexes(tmp_path):

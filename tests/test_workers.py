@@ -31,13 +31,14 @@ SYMBOLS, BATCH_SIZE = 60, 10
     ("typed", "cores", "expected"),
     [
         ({}, 8, 1),  # the defaults: 10 workers pausing 2 s = 5 requests/s, one process is plenty
-        ({"rate": 100}, 8, 3),  # 100 requests/s at 40 per process
+        ({"rate": 100}, 8, 4),  # 100 requests/s at 30 per process
         ({"rate": 100}, 2, 2),  # ... but never more than the cores
-        ({"rate": 40}, 8, 1),
+        ({"rate": 60}, 8, 2),
+        ({"rate": 30}, 8, 1),
         ({"delay": 0}, 8, 4),  # adaptive with no delay: unbounded, so the cores, at most 4
         ({"delay": 0}, 2, 2),
         ({"delay": 0, "concurrency": 1}, 8, 1),  # never more processes than batches at once
-        ({"delay": 0.1, "concurrency": 10}, 8, 3),  # 10 workers x 10 requests/s
+        ({"delay": 0.2, "concurrency": 10}, 8, 2),  # 10 workers x 5 requests/s
         ({"rate": 100, "delay": 2}, 8, 1),  # the lower bound wins: 10 workers pausing 2 s
         ({"processes": 3, "delay": 2}, 8, 3),  # --processes decides
         ({"processes": 16, "concurrency": 4}, 8, 4),

@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 from ..errors import InputError
-from ..settings import Settings, env_name
+from ..settings import LAMBDA_CACHE_DIR, Settings, env_name
 
 METRICS_NAMESPACE = "StockStream"
-LAMBDA_CACHE_DIR = "/tmp/stockstream-cache"  # only /tmp is writable on Lambda
 
 
 def running_in_lambda(environ=None) -> bool:

@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any
 
-from .lambda_runtime import LAMBDA_CACHE_DIR, METRICS_NAMESPACE
+from ..settings import LAMBDA_CACHE_DIR
+from .lambda_runtime import METRICS_NAMESPACE
 
 APP_TAG = {"app": "stockstream"}
 
