@@ -38,8 +38,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--reachable-limit", type=float, help="B1: a second server limit, one this machine's CPU "
                        "can reach, so the limit and not the CPU binds [40; 0: skip]")
     sizes.add_argument("--reachable-symbols", type=int, help="B1: symbols for that second limit [920]")
-    sizes.add_argument("--cpu-symbols", type=int, help="B3: symbols per round [200]")
-    sizes.add_argument("--cpu-rounds", type=int, help="B3: rounds of each loop [5]")
+    sizes.add_argument("--cpu-symbols", type=int, help="B3: symbols per round [100]")
+    sizes.add_argument("--cpu-rounds", type=int, help="B3: pairs of rounds (fetch path, bare loop) [9]")
     sizes.add_argument("--days", type=int, help="B4: trading days of data [250]")
     sizes.add_argument("--batches", type=int, help="B4: batches per day [19]")
     sizes.add_argument("--repeats", type=int, help="B4: timed repeats per figure [3]")
@@ -48,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
     args = parser.parse_args(argv)
     full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
-                reachable_symbols=920, cpu_symbols=200, cpu_rounds=5, days=250,
+                reachable_symbols=920, cpu_symbols=100, cpu_rounds=9, days=250,
                 batches=19, repeats=3, startup_runs=9, fetch_symbols=100)
     quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10)
@@ -191,7 +191,8 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
 - **B2**: chart requests the simulator answered per symbol in B1's `--rate` run, cold yfinance cache.
 - **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
   polars, the Parquet file) against a bare `yf.Ticker(s).history(...)` loop on the same responses; fresh
-  symbols each round, alternating, median round.
+  symbols each round; the two run in back-to-back pairs, alternating which goes first, and the speed is the
+  median over the pairs of the ratio within each pair (the machine's speed drifts between minutes).
 - **B4**: a year of batch files in the real layout, `load_symbols(["BHP", "CBA"])` in-process (median after a
   warm-up) and `stockstream load --symbols BHP CBA` as a process, against pandas reading every file; on a
   local folder and on S3 (moto server), before and after `stockstream compact`.

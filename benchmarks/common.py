@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime as dt
 import itertools
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -126,9 +128,16 @@ def stockstream_env(extra: dict[str, str] | None = None, *, cache_dir: str | Non
     """The environment of a measured `stockstream`: no STOCKSTREAM_* from the shell, a cold yfinance cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKSTREAM_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    env["STOCKSTREAM_CACHE_DIR"] = cache_dir or tempfile.mkdtemp(prefix="stockstream-bench-cache-")
+    env["STOCKSTREAM_CACHE_DIR"] = cache_dir or _temporary_folder("stockstream-bench-cache-")
     env.update(extra or {})
     return env
+
+
+def _temporary_folder(prefix: str) -> str:
+    """A new folder, removed when the benchmark ends."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def launch_argv(*args: str) -> list[str]:
