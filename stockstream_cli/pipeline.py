@@ -408,7 +408,7 @@ def _batch_runner(store, day: dt.date, settings, control: "_Control", jobs: int 
     from . import workers
 
     spec = workers.reopenable(store)
-    processes = workers.planned_processes(settings, jobs) if spec is not None and jobs != 0 else 1
+    processes = workers.planned_processes(settings, jobs) if spec is not None else 1
     if processes <= 1:
         yield lambda batch_jobs, observer: _run_batches(store, day, settings, batch_jobs, observer, control)
         return

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_support import asx_codes, stored_rows, write_markit_csv
+from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
 from stockstream_cli import pacing, pipeline, workers
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
@@ -157,15 +157,7 @@ def asx_list(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clean_rows(asx_list, tmp_path_factory):
     """What a run on threads stores (fetch_timestamp left out)."""
-    from yahoo_fake import FakeYahoo
-
-    store = tmp_path_factory.mktemp("clean")
-    settings = Settings.resolve(batch_size=BATCH_SIZE, delay=0, retry_wait=0, processes=1,
-                                cache_dir=str(store / "yfcache"))
-    with FakeYahoo().installed():
-        run = pipeline.run_local(LocalStore(store), DAY, settings, source=pipeline.asx_source(from_file=str(asx_list)))
-    assert run["symbols_fetched"] == SYMBOLS
-    return stored_rows(store, DAY)
+    return clean_run_rows(tmp_path_factory.mktemp("clean"), DAY, asx_list, BATCH_SIZE)
 
 
 def run_local_in_processes(tmp_path, asx_list, data, *extra, **env):
