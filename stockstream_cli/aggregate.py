@@ -211,6 +211,7 @@ class DataAggregator:
             [self.store.polars_path(key) for key in keys],
             schema=schema.polars_schema(),
             storage_options=self.store.polars_storage_options(),
+            credential_provider=self.store.polars_credential_provider(),
             hive_partitioning=False,
             glob=False,
         )
@@ -248,7 +249,9 @@ class DataAggregator:
         if not isinstance(error, pl.exceptions.PolarsError):
             return error
         try:
-            found = pl.scan_parquet(path, storage_options=self.store.polars_storage_options(), glob=False).collect_schema()
+            found = pl.scan_parquet(path, storage_options=self.store.polars_storage_options(),
+                                    credential_provider=self.store.polars_credential_provider(),
+                                    glob=False).collect_schema()
         except Exception as schema_error:
             return CorruptFileError(key, f"not a Parquet file: {_first_line(schema_error).replace(path, key)}")
         return CorruptFileError(key, schema_difference(found) or reason)

@@ -10,7 +10,6 @@ import importlib
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -44,14 +43,14 @@ def spread_multi_values(args: list[str]) -> list[str]:
 
 
 class StockstreamGroup(TyperGroup):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, spread_multi_values(list(args)))
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except StockstreamError as error:
-            click.echo(f"stockstream: error: {error}", err=True)
+            typer.echo(f"stockstream: error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
 
 

@@ -27,7 +27,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -246,14 +245,10 @@ def _drop_unlisted(entries: dict[str, list], versions: Mapping[str, str]) -> boo
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write through a temporary file renamed over the index; a folder that cannot be written is no error."""
+    from .store import write_atomically
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomically(path, data)
     except OSError:
         return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except OSError:
-        Path(temporary).unlink(missing_ok=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from .errors import InputError, KeyNotFound, StoreError
 
@@ -23,6 +24,27 @@ def _process_umask() -> int:
 
 # mkstemp creates files readable by the owner alone; a stored file should get the usual mode, as open() gives.
 _FILE_MODE = 0o666 & ~_process_umask()
+
+
+def write_atomically(path: Path, content: bytes | Callable[[IO[bytes]], object]) -> None:
+    """Write `content` (bytes, or a function writing to a binary file) to a temporary file in path's folder,
+    flushed to disk, then renamed over path: a reader sees the old file or the new one, never half of one.
+    The file gets the usual mode (0666 less the umask), as open() would give it. OSError on failure, with
+    nothing left behind; the folder must exist."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                handle.write(content)
+            else:
+                content(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class Store(Protocol):
@@ -52,6 +74,10 @@ class Store(Protocol):
         ...
 
     def polars_storage_options(self) -> dict[str, str] | None: ...
+
+    def polars_credential_provider(self):
+        """What polars' scans take as credential_provider (None: no cloud credentials)."""
+        ...
 
 
 def open_store(uri: str, *, profile: str | None = None, region: str | None = None) -> Store:
@@ -88,17 +114,7 @@ class LocalStore:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                os.fchmod(fd, _FILE_MODE)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -151,6 +167,9 @@ class LocalStore:
     def polars_storage_options(self) -> dict[str, str] | None:
         return None
 
+    def polars_credential_provider(self):
+        return None
+
 
 def _walk_files(root: Path, folder: str):
     """(key, stat) of every file under root/folder, as LocalStore.list sees them: names starting with a dot
@@ -199,7 +218,9 @@ class S3Store:
     @property
     def client(self):
         if self._client is None:
-            self._client = self.session.client("s3")
+            from .aws.session import client_config
+
+            self._client = self.session.client("s3", config=client_config())
         return self._client
 
     def _key(self, key: str) -> str:
@@ -270,15 +291,9 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def polars_storage_options(self) -> dict[str, str] | None:
-        """Credentials, region and endpoint from the same boto3 session, so polars reads what boto3 reads."""
+        """Region and endpoint as boto3 sees them, so polars reads where boto3 writes. No keys: those come from
+        `polars_credential_provider`, which refreshes them when they expire."""
         options: dict[str, str] = {}
-        credentials = self.session.get_credentials()
-        if credentials is not None:
-            frozen = credentials.get_frozen_credentials()
-            options["aws_access_key_id"] = frozen.access_key
-            options["aws_secret_access_key"] = frozen.secret_key
-            if frozen.token:
-                options["aws_session_token"] = frozen.token
         region = self.session.region_name or self.client.meta.region_name
         if region:
             options["aws_region"] = region
@@ -288,6 +303,14 @@ class S3Store:
             if endpoint.startswith("http://"):
                 options["aws_allow_http"] = "true"
         return options
+
+    def polars_credential_provider(self):
+        """polars' AWS provider over the same profile and region: boto3's credential chain, asked again
+        whenever the credentials it gave are about to expire."""
+        import polars as pl
+
+        return pl.CredentialProviderAWS(profile_name=self._profile,
+                                        region_name=self.session.region_name or self.client.meta.region_name)
 
 
 def _error_code(exc: Exception) -> str:

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import stat
 from pathlib import Path
 
 import polars as pl
@@ -145,6 +146,14 @@ def test_output_infers_the_format_from_the_suffix_and_leaves_no_temporary_file(l
     text = "" if output_format == "parquet" else output.read_text()
     assert rows_of(output_format, text, output) == expected_rows()
     assert [path.name for path in output.parent.iterdir()] == [output.name]
+
+
+def test_output_gets_the_mode_open_gives_a_new_file_not_the_temporary_files_private_one(local_store, tmp_path):
+    output = tmp_path / "prices.csv"
+    assert load("--symbols", "BHP", "--store", local_store, "--output", str(output)).exit_code == 0
+    reference = tmp_path / "made-by-open"
+    reference.write_text("")
+    assert stat.S_IMODE(output.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode) != 0o600
 
 
 def test_output_replaces_an_existing_file(local_store, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -90,6 +91,26 @@ def test_s3_store(s3_bucket):
     options = store.polars_storage_options()
     assert options["aws_endpoint_url"] == os.environ["AWS_ENDPOINT_URL"]
     assert options["aws_region"] == "ap-southeast-2"
+    assert not any("key" in name or "token" in name for name in options)  # no frozen credentials
+    assert store.client.meta.config.retries["mode"] == "standard"
+
+
+def test_polars_reads_s3_through_the_credential_provider_which_asks_boto3_each_time(s3_bucket, monkeypatch):
+    import polars as pl
+
+    store = open_store(f"s3://{s3_bucket}/p")
+    buffer = io.BytesIO()
+    pl.DataFrame({"a": [1, 2, 3]}).write_parquet(buffer)
+    store.put("raw-data/x.parquet", buffer.getvalue())
+    provider = store.polars_credential_provider()
+    assert isinstance(provider, pl.CredentialProviderAWS)
+    asked = []
+    real = provider.__call__
+    monkeypatch.setattr(type(provider), "__call__", lambda self: asked.append(1) or real())
+    frame = pl.scan_parquet(store.polars_path("raw-data/x.parquet"), storage_options=store.polars_storage_options(),
+                            credential_provider=provider).collect()
+    assert frame["a"].to_list() == [1, 2, 3]
+    assert asked  # the keys came from the provider (boto3's chain), not from the options
 
 
 def test_s3_store_on_a_missing_bucket_says_so(moto_endpoint):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import enum
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -147,24 +145,21 @@ def _render_text(frame, chosen: Format) -> str:
 def _write_file(frame, chosen: Format, output: Path) -> None:
     """Write next to the target and rename over it: a reader never sees half a file."""
     from ..errors import StoreError
+    from ..store import write_atomically
 
-    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    def write(handle) -> None:
+        if chosen is Format.parquet:
+            frame.write_parquet(handle)
+        elif chosen is Format.csv:
+            frame.write_csv(handle)
+        else:
+            frame.write_json(handle)
+            handle.write(b"\n")
+
     try:
-        with os.fdopen(fd, "wb") as handle:
-            if chosen is Format.parquet:
-                frame.write_parquet(handle)
-            elif chosen is Format.csv:
-                frame.write_csv(handle)
-            else:
-                frame.write_json(handle)
-                handle.write(b"\n")
-        os.replace(temporary, output)
+        write_atomically(output, write)
     except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
         raise StoreError(f"cannot write {output}: {error.strerror or error}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _print_table(frame) -> None:
