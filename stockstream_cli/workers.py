@@ -88,7 +88,13 @@ def thread_shares(concurrency: int, processes: int) -> list[int]:
 
 
 class BudgetService:
-    """A RateBudget served to worker processes over a Unix socket, one thread per connection."""
+    """A RateBudget served to worker processes over a Unix socket, one thread per connection.
+
+    close() never waits on the accept thread: it sets `_closed`, then wakes a blocked accept() with a bare
+    connection (no handshake, so nothing to answer it), then closes the listener. The thread looks at `_closed`
+    after every accept, failed or not, so wherever close() finds it (blocked in accept, in a handshake, or
+    between two accepts) it ends without another accept.
+    """
 
     def __init__(self, budget):
         from multiprocessing.connection import Listener
@@ -97,29 +103,33 @@ class BudgetService:
         self.authkey = os.urandom(16)
         self._folder = tempfile.mkdtemp(prefix="stockstream-budget-")
         self.address = os.path.join(self._folder, "budget.sock")
-        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        # a backlog for every worker thread connecting at once (Listener's default is 1)
+        self._listener = Listener(self.address, family="AF_UNIX", backlog=64, authkey=self.authkey)
         self._closed = threading.Event()
-        threading.Thread(target=self._accept, name="stockstream-budget", daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, name="stockstream-budget", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
-        from multiprocessing.connection import Client
-
         self._closed.set()
-        with contextlib.suppress(OSError):
-            Client(self.address, family="AF_UNIX", authkey=self.authkey).close()  # wakes accept()
+        _wake(self.address)
         self._listener.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def _accept(self) -> None:
         from multiprocessing import AuthenticationError
 
-        while not self._closed.is_set():
+        while True:
             try:
                 connection = self._listener.accept()
             except (AuthenticationError, OSError, EOFError):
-                # a client that failed the handshake or hung up during it must not stop the service: only
-                # close() does (it sets _closed, then closes the listener under this accept)
+                # a client that failed the handshake or hung up during it must not stop the service; close()'s
+                # bare wake-up connection fails the handshake too, and so does an accept on a closed listener
+                if self._closed.is_set():
+                    return
                 continue
+            if self._closed.is_set():
+                connection.close()
+                return
             threading.Thread(target=self._serve, args=(connection,), name="stockstream-budget-client",
                              daemon=True).start()
 
@@ -136,6 +146,16 @@ class BudgetService:
                     self.budget.on_success()
                 elif message == RATE_LIMITED:
                     self.budget.on_rate_limited()
+
+
+def _wake(address: str) -> None:
+    """Connect to the listener without a handshake: a blocked accept() returns, and this never waits (a full
+    backlog already holds a connection that wakes it)."""
+    import socket
+
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+        wake.setblocking(False)
+        wake.connect(address)
 
 
 class RemoteBudget:

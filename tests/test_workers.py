@@ -146,6 +146,51 @@ def test_a_client_without_the_key_is_refused_and_the_service_goes_on():
     assert not os.path.exists(service.address)
 
 
+def test_close_while_the_service_is_between_two_accepts_returns_and_ends_the_service(monkeypatch):
+    """The race: close() sets _closed after accept() returned and before the thread looks at it again. Here the
+    thread is held exactly there (a Listener whose accept pauses after a connection came in) until close() has
+    set _closed; close() must then neither wait for an accept that never comes nor leave the thread running."""
+    from multiprocessing import connection
+
+    accepted, resume = threading.Event(), threading.Event()
+
+    class PausingListener(connection.Listener):
+        def accept(self):
+            client = super().accept()
+            if not accepted.is_set():
+                accepted.set()
+                resume.wait()
+            return client
+
+    monkeypatch.setattr(connection, "Listener", PausingListener)
+    service = workers.BudgetService(pacing.RateBudget(None))
+    client = connection.Client(service.address, family="AF_UNIX", authkey=service.authkey)
+    assert accepted.wait(30)  # the thread now holds an accepted connection, before its look at _closed
+    closer = threading.Thread(target=service.close, daemon=True)
+    closer.start()
+    assert service._closed.wait(30)
+    resume.set()
+    closer.join(30)  # bounds a failure only: a fixed close() returns at once
+    assert not closer.is_alive(), "close() waits for an accept the service thread will never make"
+    service._thread.join(30)
+    assert not service._thread.is_alive()
+    assert not os.path.exists(service.address)
+    client.close()
+
+
+def test_close_while_a_client_is_mid_handshake_returns_and_the_service_ends_when_it_hangs_up():
+    import socket
+
+    service = workers.BudgetService(pacing.RateBudget(None))
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(service.address)  # connected, never answers the challenge: the accept thread waits on it
+    assert silent.recv(1)  # the challenge has been sent: the thread is in the handshake
+    service.close()
+    silent.close()
+    service._thread.join(30)
+    assert not service._thread.is_alive()
+
+
 # ---------------------------------------------------------------------------------------------- whole runs
 
 
