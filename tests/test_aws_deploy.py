@@ -265,15 +265,17 @@ def test_find_engine_needs_a_working_engine_not_just_a_client():
     assert image_module.find_engine(run=run, which=lambda name: f"/usr/bin/{name}") == "docker"
 
 
-def test_the_dockerfile_installs_the_project_with_pip_on_the_lambda_python_312_image():
+def test_the_dockerfile_installs_the_locked_dependencies_then_the_project_on_the_lambda_python_312_image():
     text = find_sources().dockerfile.read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert instructions[0] == "FROM public.ecr.aws/lambda/python:3.12"
-    assert any(re.match(r"RUN pip install --no-cache-dir \. ", line) for line in instructions)
+    run = " ".join(text.split("RUN ", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ").split())
+    assert run.startswith("pip install --no-cache-dir --require-hashes -r infra/requirements.lock.txt "
+                          "&& pip install --no-cache-dir --no-deps . ")
     assert "COPY lambda_src/asx_symbol_updater.py lambda_src/stock_data_fetcher.py ${LAMBDA_TASK_ROOT}/" in instructions
     files = image_module.context_files(find_sources())
     for copied in ("pyproject.toml", "README.md", "stockstream_cli/cli.py", "stockstream_cli/fetch.py",
-                   "lambda_src/stock_data_fetcher.py", "infra/asl.json", "Dockerfile"):
+                   "lambda_src/stock_data_fetcher.py", "infra/asl.json", "infra/requirements.lock.txt", "Dockerfile"):
         assert copied in files
 
 
@@ -283,6 +285,7 @@ def test_image_tag_follows_the_content_and_the_architecture():
     assert tag == image_module.content_tag(dict(files), "arm64") and tag.startswith("arm64-")
     assert image_module.content_tag(files, "x86_64") != tag
     assert image_module.content_tag({**files, "stockstream_cli/fetch.py": b"changed"}, "arm64") != tag
+    assert image_module.content_tag({**files, "infra/requirements.lock.txt": b"pandas==3.0.0"}, "arm64") != tag
 
 
 def test_installed_package_gets_a_pyproject_with_the_same_dependencies():

@@ -153,6 +153,8 @@ def test_both_handlers_run_from_the_installed_project_with_the_lambdas_environme
         (task_root / name).write_bytes((site / "stockstream_cli" / "lambda_src" / name).read_bytes())
     assert (site / "stockstream_cli" / "infra" / "asl.json").is_file()
     assert (site / "stockstream_cli" / "infra" / "Dockerfile").is_file()
+    bundled_lock = site / "stockstream_cli" / "infra" / "requirements.lock.txt"
+    assert bundled_lock.read_bytes() == (repo / "infra" / "requirements.lock.txt").read_bytes()
     (tmp_path / "handlers.py").write_text(HANDLER_SCRIPT)
     with serving(markit_csv(CODES)) as url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKSTREAM_")}

@@ -38,6 +38,7 @@ def context_files(sources: Sources) -> dict[str, bytes]:
         "Dockerfile": sources.dockerfile.read_bytes(),
         "infra/Dockerfile": sources.dockerfile.read_bytes(),
         "infra/asl.json": sources.asl_path.read_bytes(),
+        "infra/requirements.lock.txt": (sources.infra_dir / "requirements.lock.txt").read_bytes(),
     }
     for name in HANDLER_FILES:
         files[f"lambda_src/{name}"] = (sources.handlers_dir / name).read_bytes()
