@@ -211,14 +211,16 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads (progress, polars)
         self._control = control
         self._jobs = context.Queue()
-        self._events = context.Queue()
+        # one events queue per worker: a queue's writers share a lock, and a worker killed while its feeder
+        # thread held it (mid-put) would leave every other worker's puts, and so the run, waiting forever
+        self._event_queues = [context.Queue() for _ in thread_shares(settings.concurrency, processes)]
         self._stop = context.Event()
         self._service = BudgetService(RateBudget(settings.rate, backoff=settings.retry_wait > 0))
         self._threads = thread_shares(settings.concurrency, processes)
         self._processes = [
             context.Process(target=worker_main, name=f"stockstream-worker-{index}", daemon=True,
                             args=(store_spec, day, settings, threads, self._service.address, self._service.authkey,
-                                  self._jobs, self._events, self._stop, os.getpid()))
+                                  self._jobs, self._event_queues[index], self._stop, os.getpid()))
             for index, threads in enumerate(self._threads)
         ]
         with _sigint_ignored():  # the workers inherit SIGINT ignored, from their first instruction on
@@ -247,7 +249,7 @@ class WorkerPool:
             try:
                 if self._control.stop.is_set() and not run.interrupted:
                     self._stopping(run, observer)
-                self._replay(self._events.get(timeout=POLL_SECONDS), run, observer)
+                self._replay(self._next_event(POLL_SECONDS), run, observer)
             except queue.Empty:
                 if not run.interrupted:
                     self._fail_lost_batches(run, observer)
@@ -266,10 +268,11 @@ class WorkerPool:
         """Stop the workers (a batch in flight is dropped before anything of it is written) and wait for them."""
         self._stop.set()
         for process in self._processes:
-            _join(process, self._events)
+            _join(process, self._event_queues)
         self._jobs.cancel_join_thread()
         self._jobs.close()
-        self._events.close()
+        for events in self._event_queues:
+            events.close()
         self._service.close()
 
     def _alive(self) -> bool:
@@ -295,10 +298,23 @@ class WorkerPool:
         elif kind == DONE:
             observer.batch_done(*args)
 
+    def _next_event(self, timeout: float) -> tuple:
+        """The next event of any worker, waiting up to `timeout` for one; queue.Empty if none came."""
+        from multiprocessing.connection import wait
+
+        for events in self._event_queues:
+            with contextlib.suppress(queue.Empty):
+                return events.get_nowait()
+        wait([events._reader for events in self._event_queues], timeout)
+        for events in self._event_queues:
+            with contextlib.suppress(queue.Empty):
+                return events.get_nowait()
+        raise queue.Empty
+
     def _drain(self, run: "_RunState", observer) -> None:
         while True:
             try:
-                self._replay(self._events.get_nowait(), run, observer)
+                self._replay(self._next_event(0), run, observer)
             except queue.Empty:
                 return
 
@@ -341,15 +357,16 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _join(process, events) -> None:
+def _join(process, event_queues) -> None:
     """Wait for a worker to exit, reading what it still sends (it cannot exit before that is read); kill it
     after JOIN_SECONDS. A second Ctrl-C does not cut this short: no worker is left behind."""
     waited = 0.0
     while process.is_alive() and waited < JOIN_SECONDS:
         try:
-            with contextlib.suppress(queue.Empty, OSError, ValueError):
-                while True:
-                    events.get_nowait()
+            for events in event_queues:
+                with contextlib.suppress(queue.Empty, OSError, ValueError):
+                    while True:
+                        events.get_nowait()
             process.join(POLL_SECONDS)
             waited += POLL_SECONDS
         except KeyboardInterrupt:
