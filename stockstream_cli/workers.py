@@ -299,7 +299,8 @@ class WorkerPool:
             observer.batch_done(*args)
 
     def _next_event(self, timeout: float) -> tuple:
-        """The next event of any worker, waiting up to `timeout` for one; queue.Empty if none came."""
+        """The next event of any worker, waiting up to `timeout` for one; queue.Empty if none came. Waits on
+        the queues' pipes (Queue._reader, as concurrent.futures.ProcessPoolExecutor does for its results)."""
         from multiprocessing.connection import wait
 
         for events in self._event_queues:

@@ -107,7 +107,9 @@ def clean_run_rows(store_root: Path, day, list_path: Path, batch_size: int) -> "
 def install_fake_yahoo_from_environment():
     """A FakeYahoo configured from STOCKSTREAM_FAKE_*; returns its `installed()` context manager.
 
-    STOCKSTREAM_FAKE_CRASH=CODE: a worker process (not the parent) dies (exit code 9) when it asks for CODE.
+    STOCKSTREAM_FAKE_CRASH=CODE: a worker process (not the parent) dies (exit code 9) when it asks for CODE,
+    holding the write lock of the queue it sends its events on: the worst moment, as a worker killed (OOM, say)
+    while its queue's feeder thread was sending.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from yahoo_fake import FakeYahoo
@@ -126,6 +128,12 @@ def _crash_on(fake, code: str) -> None:
 
     def crashing(url, params=None, timeout=30):
         if f"/{code}.AX" in url:
+            import gc
+
+            from stockstream_cli import workers
+
+            for relay in (obj for obj in gc.get_objects() if isinstance(obj, workers._RelayObserver)):
+                relay._events._wlock.acquire()
             os._exit(9)
         return handle(url, params, timeout)
 
