@@ -79,7 +79,9 @@ def day_frame(codes: list[str], fetch_day: dt.date):
 
 def build_year(root: Path, *, days: int, batches: int) -> dict[str, bytes]:
     """Write the year into the local store `root`; returns {key: bytes} of everything written (for S3)."""
-    from stockstream_cli import asx, fetch, layout
+    from stockstream_cli.sources import asx
+    from stockstream_cli.fetch import batch as fetch
+    from stockstream_cli import layout
     from stockstream_cli.store import open_store
 
     store = open_store(str(root))
@@ -145,7 +147,7 @@ def empty_cache_folder():
 
 def load_in_process(store: str, repeats: int) -> tuple[float, float, int]:
     """(first load with the index cold, median of `repeats` later loads with it warm, rows)."""
-    from stockstream_cli.aggregate import DataAggregator
+    from stockstream_cli.read.aggregate import DataAggregator
 
     with empty_cache_folder():
         aggregator = DataAggregator(store)

@@ -9,7 +9,7 @@ __all__ = ["DataAggregator", "__version__"]
 def __getattr__(name: str):
     # DataAggregator pulls in polars; import it only when asked for, so `stockstream --help` stays instant.
     if name == "DataAggregator":
-        from .aggregate import DataAggregator
+        from .read.aggregate import DataAggregator
 
         return DataAggregator
     raise AttributeError(name)

@@ -10,8 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from storefactory import as_store, build_day
-from stockstream_cli import DataAggregator, backfill, calendar, layout, quality
-from stockstream_cli.asx import Listing, to_csv
+from stockstream_cli import DataAggregator, calendar, layout
+from stockstream_cli.run import backfill
+from stockstream_cli.quality import check as quality
+from stockstream_cli.sources.asx import Listing, to_csv
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
@@ -92,7 +94,7 @@ def test_load_returns_backfilled_and_daily_rows_once_per_symbol_and_date(store, 
 
 
 def test_resumes_after_an_interruption_without_duplicates(store, fake_yahoo):
-    from stockstream_cli import yahoo
+    from stockstream_cli.sources import yahoo
 
     codes = ["AAA", "BBB", "CCC", "DDD", "EEE"]
     calls = []

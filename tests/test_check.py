@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from storefactory import as_store, bar, manifest, write_batch, write_manifest
-from stockstream_cli import calendar, layout, quality
-from stockstream_cli.asx import Listing, to_csv
+from stockstream_cli import calendar, layout
+from stockstream_cli.quality import check as quality
+from stockstream_cli.sources.asx import Listing, to_csv
 from stockstream_cli.cli import app
 
 D = dt.date

@@ -9,10 +9,11 @@ import json
 import polars as pl
 import pytest
 
-from stockstream_cli import asx, layout, schema
+from stockstream_cli.sources import asx
+from stockstream_cli import layout, schema
 from stockstream_cli.errors import BatchFailed, CorruptFileError, InputError, StoreError
-from stockstream_cli.fetch import fetch_batch, lookback_window
-from stockstream_cli.pacing import FixedDelayPacer, backoff_wait
+from stockstream_cli.fetch.batch import fetch_batch, lookback_window
+from stockstream_cli.fetch.pacing import FixedDelayPacer, backoff_wait
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
 from yahoo_fake import generated_bar

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..settings import LAMBDA_CACHE_DIR
-from .lambda_runtime import METRICS_NAMESPACE
+from ..run.lambda_runtime import METRICS_NAMESPACE
 
 APP_TAG = {"app": "stockstream"}
 

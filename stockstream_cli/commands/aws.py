@@ -71,7 +71,7 @@ def deploy(
     """
     from ..aws.deploy import DeployOptions
     from ..aws.deploy import deploy as run_deploy
-    from ..output import emit_json, say
+    from .output import emit_json, say
 
     settings = _aws_settings(profile, region)
     deploy_options = DeployOptions(region=settings.region, profile=settings.profile, bucket=bucket,
@@ -105,7 +105,7 @@ def destroy(
 
     from ..aws.destroy import destroy_document, prepare_destroy
     from ..errors import InputError
-    from ..output import emit_json, say
+    from .output import emit_json, say
 
     settings = _aws_settings(profile, region)
     deployment, changes, bucket = prepare_destroy(settings.region, settings.profile)
@@ -139,9 +139,9 @@ FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | None, region: str | None,
                         include_all: bool, wait: bool, json_output: bool) -> None:
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
-    from .. import pipeline
+    from ..run import summary as pipeline
     from ..aws.remote import rerun_remote
-    from ..output import emit_json, say, stdout_console
+    from .output import emit_json, say, stdout_console
     from ..values import parse_date
 
     day = parse_date(date)
@@ -159,7 +159,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
         typer.echo(f"started {run['execution_arn']} for batches {run['batches_started']}; "
                    "follow it with `stockstream status --remote`")
     else:
-        from ..progress import render_run
+        from .progress import render_run
 
         render_run(run, stdout_console())
         typer.echo(f"execution {run['execution_arn']}: {run['execution_status']}")
@@ -177,7 +177,7 @@ def status_remote(*, date: str | None, profile: str | None, region: str | None, 
 
     Exit 1 when the latest failed, 3 when it finished with failed batches or symbols, else 0."""
     from ..aws.remote import remote_status
-    from ..output import emit_json
+    from .output import emit_json
     from ..values import parse_date
 
     settings = _aws_settings(profile, region)

@@ -46,8 +46,8 @@ def fetch_batch(
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
     from ..errors import InputError
-    from ..fetch import batch_codes, fetch_batch as run_fetch_batch
-    from ..output import emit_json
+    from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
+    from .output import emit_json
     from ..settings import Settings
     from ..store import open_store
     from ..values import parse_date, parse_symbols

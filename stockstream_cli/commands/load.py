@@ -67,7 +67,7 @@ def load(
     `stockstream load --start 2026-01-01 --end 2026-01-31 --format csv -o january.csv`;
     `stockstream load --date 2026-01-05 --output day.parquet`.
     """
-    from ..aggregate import DataAggregator
+    from ..read.aggregate import DataAggregator
     from ..settings import Settings
     from ..values import parse_date, parse_symbols
 
@@ -171,7 +171,7 @@ def _print_table(frame) -> None:
     from rich import box
     from rich.table import Table
 
-    from ..output import stdout_console
+    from .output import stdout_console
 
     console = stdout_console()
     if not console.is_terminal:

@@ -62,16 +62,16 @@ def register(app: typer.Typer) -> None:
 
         Example: stockstream run-local --concurrency 10 --store ./stockstream-data
         """
-        from .. import pipeline
+        from ..run.local import asx_source, run_local
 
         day, settings, data_store = _prepare(
             date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
             processes=processes, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
             source_url=source_url,
         )
-        source = pipeline.asx_source(from_file=from_file, force=force)
+        source = asx_source(from_file=from_file, force=force)
         with _observer(json_output, f"run-local {day.isoformat()}") as observer, _interruptible(day):
-            run = pipeline.run_local(data_store, day, settings, source=source, observer=observer)
+            run = run_local(data_store, day, settings, source=source, observer=observer)
         _finish(run, json_output)
 
     @app.command("rerun-failed")
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError("--no-wait goes with --remote: stockstream rerun-failed --remote --no-wait --date D")
             return rerun_failed_remote(date=date, store=store, profile=profile, region=region,
                                        include_all=include_all, wait=not no_wait, json_output=json_output)
-        from .. import pipeline
+        from ..run import rerun as pipeline
 
         day, settings, data_store = _prepare(
             date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
@@ -134,7 +134,7 @@ def _prepare(date, store, profile, region, **typed):
 
 
 def _observer(json_output: bool, title: str):
-    from ..progress import observer_for
+    from .progress import observer_for
 
     return observer_for(json_output=json_output, title=title)
 
@@ -153,9 +153,9 @@ def _interruptible(day):
 
 
 def _finish(run: dict, json_output: bool) -> None:
-    from .. import pipeline
-    from ..output import emit_json, stdout_console
-    from ..progress import render_run
+    from ..run import summary as pipeline
+    from .output import emit_json, stdout_console
+    from .progress import render_run
 
     if json_output:
         emit_json(pipeline.summary(run))

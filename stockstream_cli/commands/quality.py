@@ -66,8 +66,8 @@ def check(
 
     Example: stockstream check --start 2026-11-02 --end 2026-11-27 --store ./stockstream-data
     """
-    from .. import quality
-    from ..output import emit_json
+    from ..quality import check as quality
+    from .output import emit_json
     from ..settings import Settings
     from ..store import open_store
     from ..values import parse_symbols
@@ -103,7 +103,7 @@ def _range(date, start, end):
 def _render_check(document: dict) -> None:
     from rich.table import Table
 
-    from ..output import stdout_console
+    from .output import stdout_console
 
     console = stdout_console()
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
@@ -219,8 +219,8 @@ def backfill(
 
     Example: stockstream backfill --start 2020-01-01 --symbols NEWCO
     """
-    from .. import backfill as backfill_module
-    from ..output import emit_json
+    from ..run import backfill as backfill_module
+    from .output import emit_json
     from ..settings import Settings
     from ..store import open_store
     from ..values import parse_date, parse_symbols
@@ -267,7 +267,7 @@ def _backfill_progress(json_output: bool):
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..output import stderr_console
+    from .output import stderr_console
 
     @contextlib.contextmanager
     def observed():
@@ -280,7 +280,7 @@ def _backfill_progress(json_output: bool):
 
 
 def _render_backfill(document: dict) -> None:
-    from ..output import stdout_console
+    from .output import stdout_console
 
     console = stdout_console()
     meta = document["metadata"]
@@ -318,8 +318,8 @@ def chart(
 
     Example: stockstream chart BHP --start 2026-11-01 --output bhp.png
     """
-    from .. import chart as chart_module
-    from ..output import say, stdout_console
+    from ..quality import chart as chart_module
+    from .output import say, stdout_console
     from ..settings import Settings
     from ..store import open_store
     from ..values import check_symbol, parse_date

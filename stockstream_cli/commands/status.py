@@ -47,7 +47,7 @@ def status(
         return status_remote(date=date, profile=profile, region=region, json_output=json)
     report = _local_status(settings, date)
     if json:
-        from ..output import emit_json
+        from .output import emit_json
 
         emit_json(report.to_json())
     else:
@@ -57,7 +57,7 @@ def status(
 
 
 def _local_status(settings, date: str | None):
-    from ..status import day_status
+    from ..read.status import day_status
     from ..store import open_store
     from ..values import parse_date
 
@@ -68,7 +68,7 @@ def _local_status(settings, date: str | None):
 def _print_report(report) -> None:
     from rich.table import Table
 
-    from ..output import stdout_console
+    from .output import stdout_console
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)

@@ -31,9 +31,9 @@ def symbols(
 
     Example: stockstream symbols --date 2026-08-22 --store ./data --json
     """
-    from ..asx import check_from_file, check_source_url, update_symbols
+    from ..sources.asx import check_from_file, check_source_url, update_symbols
     from ..errors import InputError
-    from ..output import emit_json
+    from .output import emit_json
     from ..settings import Settings
     from ..store import open_store
     from ..values import parse_date

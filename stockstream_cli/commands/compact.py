@@ -37,8 +37,8 @@ def compact(
 
     Examples: `stockstream compact --dry-run`; `stockstream compact --month 2026-01 --store s3://bucket`.
     """
-    from ..compact import compact as run_compact
-    from ..output import emit_json
+    from ..read.compact import compact as run_compact
+    from .output import emit_json
     from ..settings import Settings
     from ..store import open_store
 

@@ -19,8 +19,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from . import layout
-from .errors import CorruptFileError, KeyNotFound
+from .. import layout
+from ..errors import CorruptFileError, KeyNotFound
 
 UNRECORDED_REASON = "error"  # the failure reason of a symbol in symbols_failed without one in failure_reasons
 _COUNTS = ("batch_number", "backfill_number", "symbols_processed", "symbols_fetched")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .pipeline import Observer
+from ..run.types import Observer
 
 SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
 
@@ -182,7 +182,7 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
 
 def rerun_hint(run: Mapping[str, Any]) -> str | None:
     """What to type next: plain rerun-failed for retryable failures, --all when only final ones are left."""
-    from .pipeline import RETRYABLE_REASONS
+    from ..run.rerun import RETRYABLE_REASONS
 
     if not run["symbols_failed"]:
         return None

@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import calendar, layout, manifest, schema, yahoo
-from .errors import CorruptFileError, InputError, Interrupted
+from .. import calendar, layout, schema
+from ..fetch import manifest
+from ..sources import yahoo
+from ..errors import CorruptFileError, InputError, Interrupted
 
 FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
 
@@ -56,7 +58,7 @@ class Plan:
 
 def default_end(store) -> dt.date:
     """The day of the latest ASX list in the store (history meets the daily runs there), else today."""
-    from .values import today_sydney
+    from ..values import today_sydney
 
     days = [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
     return max(days) if days else today_sydney()
@@ -76,7 +78,7 @@ def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) 
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
     """The symbols the latest list added against the previous one whose history does not reach `start`."""
-    from .asx import diff_symbols, from_csv, previous_list_key
+    from ..sources.asx import diff_symbols, from_csv, previous_list_key
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
@@ -109,7 +111,7 @@ def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
         return {}
     import polars as pl
 
-    from .aggregate import DataAggregator
+    from ..read.aggregate import DataAggregator
 
     frame = DataAggregator(store).load_symbols(symbols)
     if frame.is_empty():
@@ -164,7 +166,7 @@ def backfill(
 
     fetcher, sleep, pacer: the edges (default yahoo.fetch, time.sleep, the settings' pacer).
     """
-    from . import pacing
+    from ..fetch import pacing
 
     started = time.monotonic()
     observer = observer or Observer()
@@ -199,7 +201,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
-    from .fetch import fetch_symbol, merge_rows, to_parquet_bytes
+    from ..fetch.batch import fetch_symbol, merge_rows, to_parquet_bytes
 
     started = time.monotonic()
     number = next_number(store, work.end)

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Union
 
-from .values import SYDNEY, yahoo_ticker
+from ..values import SYDNEY, yahoo_ticker
 
 if TYPE_CHECKING:
     import polars as pl
@@ -64,7 +64,7 @@ FetchOutcome = Union["pl.DataFrame", Failure]
 
 def default_cache_dir() -> str:
     """Where yfinance keeps its caches when STOCKSTREAM_CACHE_DIR is not set (under /tmp on Lambda)."""
-    from .settings import default_cache_dir as stockstream_cache_dir
+    from ..settings import default_cache_dir as stockstream_cache_dir
 
     return os.path.join(stockstream_cache_dir(), "yfinance")
 

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import calendar
-from .errors import InputError, StockstreamError
+from .. import calendar
+from ..errors import InputError, StockstreamError
 
 DEFAULT_SPAN = dt.timedelta(days=92)
 INSTALL_HINT = "pip install 'stockstream[chart]'"
@@ -66,7 +66,7 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
 
     `end` defaults to the symbol's latest stored day, `start` to three months before `end`.
     """
-    from .aggregate import DataAggregator
+    from ..read.aggregate import DataAggregator
 
     reader = DataAggregator(store)
     if end is None:

@@ -26,8 +26,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import calendar, layout, manifest
-from .errors import InputError, StockstreamError
+from .. import calendar, layout
+from ..fetch import manifest
+from ..errors import InputError, StockstreamError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,7 +55,7 @@ def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
-    from .aggregate import newest_per_symbol_and_date
+    from ..read.aggregate import newest_per_symbol_and_date
 
     if start > end:
         raise InputError(f"--start {start} is after --end {end}")
@@ -105,7 +106,7 @@ class ListsInForce:
     """
 
     def __init__(self, store, start: dt.date | None = None, end: dt.date | None = None):
-        from .asx import from_csv
+        from ..sources.asx import from_csv
 
         self._store = store
         self._from_csv = from_csv
@@ -308,8 +309,8 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
     The files are the ones `load` reads (DataAggregator.load_fetches).
     """
-    from .aggregate import DataAggregator
-    from .schema import empty_frame
+    from ..read.aggregate import DataAggregator
+    from ..schema import empty_frame
 
     if symbols is not None and not symbols:
         return empty_frame()
@@ -317,7 +318,7 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    from .backfill import earliest_rows
+    from ..run.backfill import earliest_rows
 
     return earliest_rows(store, symbols)
 
@@ -378,7 +379,7 @@ def _broken_ohlc(symbol: str, rows: list[dict], start: dt.date, end: dt.date) ->
 
 def ohlc_problem(row: dict) -> str | None:
     """What is wrong with a stored row's prices and volume, or None (schema.ohlc_problem: the rule clean_bars keeps)."""
-    from .schema import ohlc_problem as bar_problem
+    from ..schema import ohlc_problem as bar_problem
 
     return bar_problem(row["open"], row["high"], row["low"], row["close"], row.get("volume"))
 

@@ -29,15 +29,15 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import layout, schema
-from .errors import CorruptFileError, InputError, StoreError
-from .values import parse_date, parse_symbols
+from .. import layout, schema
+from ..errors import CorruptFileError, InputError, StoreError
+from ..values import parse_date, parse_symbols
 
 if TYPE_CHECKING:
     import polars as pl
 
     from .file_index import FileIndex
-    from .store import Store
+    from ..store import Store
 
 _UNPARSED_TS = "_fetch_moment"
 
@@ -104,8 +104,8 @@ class DataAggregator:
         if hasattr(store_uri, "polars_path"):
             self.store = store_uri
             return
-        from .settings import Settings
-        from .store import open_store
+        from ..settings import Settings
+        from ..store import open_store
 
         if bucket is not None:
             if not bucket.strip():

@@ -88,7 +88,7 @@ def batch_metrics(result: dict) -> dict[str, float]:
 
 def fetch_event_batch(event: dict, settings: Settings) -> dict:
     """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library."""
-    from ..fetch import fetch_batch
+    from ..fetch.batch import fetch_batch
     from ..store import open_store
     from ..values import parse_date, parse_symbols
 
@@ -129,8 +129,8 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     "missing", "suspicious", "expected_rows", "present_rows", "alert"}."""
     import datetime as dt
 
-    from ..finalize import finalize_day
-    from ..quality import aware_moment
+    from .finalize import finalize_day
+    from ..quality.check import aware_moment
     from ..store import open_store
     from ..values import parse_date
 

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import layout
-from .errors import CorruptFileError, InputError, KeyNotFound, SourceError
-from .settings import MARKIT_URL, Settings
-from .values import SYMBOL_RE
+from .. import layout
+from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError
+from ..settings import MARKIT_URL, Settings
+from ..values import SYMBOL_RE
 
 log = logging.getLogger(__name__)
 

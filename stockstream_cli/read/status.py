@@ -11,8 +11,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from . import layout, manifest
-from .errors import CorruptFileError, InputError, KeyNotFound
+from .. import layout
+from ..fetch import manifest
+from ..errors import CorruptFileError, InputError, KeyNotFound
 
 
 RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors")
@@ -165,7 +166,7 @@ def _status_of(store, day: dt.date) -> DayStatus:
 
 def _batch_members(store, day: dt.date) -> dict[str, int] | None:
     """symbol -> batch_number from symbols/D-symbols.csv, None when the day has no list."""
-    from .asx import from_csv
+    from ..sources.asx import from_csv
 
     key = layout.symbols_key(day)
     try:

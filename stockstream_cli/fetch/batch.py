@@ -28,9 +28,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import layout, manifest, schema, yahoo
-from .errors import BatchFailed, CorruptFileError, InputError, KeyNotFound, StoreError
-from .values import check_symbol
+from .. import layout, schema
+from . import manifest
+from ..sources import yahoo
+from ..errors import BatchFailed, CorruptFileError, InputError, KeyNotFound, StoreError
+from ..values import check_symbol
 
 if TYPE_CHECKING:
     import polars as pl
@@ -67,7 +69,7 @@ def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] |
         if not codes:
             raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
         return codes
-    from .asx import batch_symbols, read_symbols
+    from ..sources.asx import batch_symbols, read_symbols
 
     return batch_symbols(read_symbols(store, day), batch_number)
 
