@@ -52,3 +52,10 @@ class Interrupted(StockstreamError):
 
 class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message, first line only (a library's multi-line message in a one-line report);
+    its class name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -68,8 +68,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from ..fetch import manifest
-    from ..run.summary import read_manifests, run_document
+    from ..run.summary import read_manifests, run_document, write_run
     from ..run.types import Observer
     from ..store import open_store
 
@@ -101,7 +100,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality
-    manifest.write_run(store, day, run)
+    write_run(store, day, run)
     return {**run, "execution_arn": execution, "execution_status": described["status"]}
 
 

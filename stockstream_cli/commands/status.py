@@ -42,7 +42,7 @@ def status(
     settings = Settings.resolve(store=store, profile=profile, region=region)
     # The deployed pipeline's view (--remote) is a second source beside this one, rendered its own way.
     if remote:
-        from .aws import status_remote
+        from .remote import status_remote
 
         return status_remote(date=date, profile=profile, region=region, json_output=json)
     report = _local_status(settings, date)

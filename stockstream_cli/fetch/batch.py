@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from .. import layout, schema
 from . import manifest
 from ..sources import yahoo
-from ..errors import BatchFailed, CorruptFileError, InputError, KeyNotFound, StoreError
+from ..errors import BatchFailed, InputError, StoreError
+from ..datafile import read_batch_rows, to_parquet_bytes
+from ..read.newest import merge_rows
 from ..values import check_symbol
 
 if TYPE_CHECKING:
@@ -176,40 +177,6 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
 
 
 # ---------------------------------------------------------------------------------------------- the files
-
-
-def merge_rows(previous: "pl.DataFrame | None", fetched: list["pl.DataFrame"]) -> "pl.DataFrame":
-    """Stored rows plus new ones, one row per (symbol, date), a new row beating a stored one; sorted."""
-    import polars as pl
-
-    frames = ([previous] if previous is not None else []) + fetched
-    if not frames:
-        return schema.empty_frame()
-    combined = pl.concat(frames, how="vertical")
-    return combined.unique(subset=["symbol", "date"], keep="last", maintain_order=True).sort(["symbol", "date"])
-
-
-def to_parquet_bytes(rows: "pl.DataFrame") -> bytes:
-    buffer = io.BytesIO()
-    rows.select(schema.COLUMNS).cast(dict(schema.polars_schema())).write_parquet(buffer)
-    return buffer.getvalue()
-
-
-def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
-    """A stored batch file, checked against the contract's schema; None when there is none."""
-    import polars as pl
-
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        rows = pl.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
-        raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
-    if rows.schema != schema.polars_schema():
-        raise CorruptFileError(key, f"schema {dict(rows.schema)} is not the contract's")
-    return rows
 
 
 def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> None:

@@ -55,7 +55,7 @@ def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
-    from ..read.aggregate import newest_per_symbol_and_date
+    from ..read.newest import newest_per_symbol_and_date
 
     if start > end:
         raise InputError(f"--start {start} is after --end {end}")
@@ -318,7 +318,7 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    from ..run.backfill import earliest_rows
+    from ..read.aggregate import earliest_rows
 
     return earliest_rows(store, symbols)
 

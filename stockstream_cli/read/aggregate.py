@@ -32,15 +32,13 @@ from typing import TYPE_CHECKING, Any
 from .. import layout, schema
 from ..errors import CorruptFileError, InputError, StoreError
 from ..values import parse_date, parse_symbols
+from .newest import newest_per_symbol_and_date
 
 if TYPE_CHECKING:
     import polars as pl
 
     from .file_index import FileIndex
     from ..store import Store
-
-_UNPARSED_TS = "_fetch_moment"
-
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
     """The raw-data keys that may hold rows dated within [start, end] (None: unbounded), in key order.
@@ -270,22 +268,6 @@ def schema_difference(found: "pl.Schema") -> str | None:
     return "not the stockstream schema: " + "; ".join(problems) if problems else None
 
 
-def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
-    """One row per (symbol, date): the newest fetch_timestamp wins; sorted by symbol then date.
-
-    Timestamps are compared as instants (so `Z` and `+00:00` spellings agree); the string itself breaks ties
-    and orders any timestamp that does not parse.
-    """
-    import polars as pl
-
-    return (
-        query.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(_UNPARSED_TS))
-        .sort(["symbol", "date", _UNPARSED_TS, "fetch_timestamp"], nulls_last=False)
-        .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
-        .select(schema.COLUMNS)
-    )
-
-
 def _predicate(symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> "pl.Expr | None":
     import polars as pl
 
@@ -310,3 +292,16 @@ def _required_date(value: Any, name: str) -> dt.date:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
+    """symbol -> its earliest stored trading date, for the symbols that have any row."""
+    if not symbols:
+        return {}
+    import polars as pl
+
+    frame = DataAggregator(store).load_symbols(symbols)
+    if frame.is_empty():
+        return {}
+    firsts = frame.group_by("symbol").agg(pl.col("date").min())
+    return dict(zip(firsts["symbol"].to_list(), firsts["date"].to_list()))

@@ -90,8 +90,8 @@ def compact_month(store, month_plan: MonthPlan) -> dict:
     """Write the month's compacted file, then delete the batch files merged into it."""
     import polars as pl
 
-    from .aggregate import newest_per_symbol_and_date
-    from ..fetch.batch import read_batch_rows
+    from ..datafile import read_batch_rows
+    from .newest import newest_per_symbol_and_date
 
     keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
     with concurrent.futures.ThreadPoolExecutor(min(READERS, max(len(keys), 1))) as pool:

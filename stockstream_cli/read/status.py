@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import layout
 from ..fetch import manifest
+from ..run.summary import read_run
 from ..errors import CorruptFileError, InputError, KeyNotFound
 
 
@@ -137,7 +138,7 @@ def describe_days(days: list[dt.date]) -> str:
 def _status_of(store, day: dt.date) -> DayStatus:
     listing = _batch_members(store, day)
     records = _batch_records(store, day)
-    run = manifest.read_run(store, day)
+    run = read_run(store, day)
     if listing is not None:
         batches = sorted(set(listing.values()) | set(records))
         total = len(listing)

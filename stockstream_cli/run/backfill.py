@@ -78,6 +78,7 @@ def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) 
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
     """The symbols the latest list added against the previous one whose history does not reach `start`."""
+    from ..read.aggregate import earliest_rows
     from ..sources.asx import diff_symbols, from_csv, previous_list_key
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
@@ -103,21 +104,6 @@ def _history_starts(start: dt.date, listing_date: dt.date | None) -> dt.date:
 
 def _reaches(earliest: dt.date | None, first_session: dt.date) -> bool:
     return earliest is not None and earliest <= first_session
-
-
-def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    """symbol -> its earliest stored trading date, for the symbols that have any row."""
-    if not symbols:
-        return {}
-    import polars as pl
-
-    from ..read.aggregate import DataAggregator
-
-    frame = DataAggregator(store).load_symbols(symbols)
-    if frame.is_empty():
-        return {}
-    firsts = frame.group_by("symbol").agg(pl.col("date").min())
-    return dict(zip(firsts["symbol"].to_list(), firsts["date"].to_list()))
 
 
 def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
@@ -201,7 +187,9 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
-    from ..fetch.batch import fetch_symbol, merge_rows, to_parquet_bytes
+    from ..datafile import to_parquet_bytes
+    from ..fetch.batch import fetch_symbol
+    from ..read.newest import merge_rows
 
     started = time.monotonic()
     number = next_number(store, work.end)

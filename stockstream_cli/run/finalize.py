@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from ..fetch import manifest
 
 DEPLOYED_COMMAND = "stock-data-pipeline"  # run.json "command" of a run the state machine finished
 
@@ -25,7 +24,7 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     Every batch of the day's list counts, as in rerun-failed: a rerun execution that carried only the
     failed batches still leaves the summary of the whole day.
     """
-    from .summary import day_batches, read_manifests, run_document
+    from .summary import day_batches, read_manifests, run_document, write_run
     from .types import Observer
     from ..quality.check import run_quality
     from ..schema import utc_timestamp
@@ -38,5 +37,5 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     if execution:
         run["execution"] = execution
     run["quality"] = run_quality(store, day, run_started, lookback_days=lookback_days)
-    manifest.write_run(store, day, run)
+    write_run(store, day, run)
     return run

@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import InputError, Interrupted, StockstreamError
-from ..fetch import manifest
-from .summary import run_document, utc_now
+from .summary import run_document, utc_now, write_run
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource,
                     backoff_waits)
@@ -83,7 +82,7 @@ def finish_run(store, day: dt.date, settings, run: dict, started_at: str, observ
     """The aggregate's last steps: the data-quality check (unless stopped), run.json, Interrupted when stopped."""
     if not interrupted:
         run["quality"] = _quality_step(store, day, settings, started_at, observer)
-    manifest.write_run(store, day, run)
+    write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run

@@ -16,7 +16,7 @@ from .. import layout
 from ..fetch import manifest
 from ..sources import yahoo
 from .local import batch_runner, finish_run
-from .summary import day_batches, read_manifests, read_run, run_document, same_outcome, utc_now
+from .summary import day_batches, read_manifests, run_document, same_outcome, stored_run, utc_now
 from .types import BatchJob, Control, Observer
 
 # What rerun-failed fetches again: the transient failures and invalid data (Yahoo corrects bad bars);
@@ -46,7 +46,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
-    stored = read_run(store, day)
+    stored = stored_run(store, day)
     if not jobs and same_outcome(stored, run):
         return stored  # nothing changed: the day's run.json already says so, and stays as it is
     return finish_run(store, day, settings, run, started_at, observer, interrupted)

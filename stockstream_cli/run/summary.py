@@ -7,11 +7,12 @@ Whoever runs the day (run-local, rerun-failed, the deployed state machine's last
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import layout
-from ..errors import CorruptFileError
+from ..errors import CorruptFileError, KeyNotFound, first_line
 from ..fetch import manifest
 from .types import Observer
 
@@ -110,10 +111,10 @@ def _read_manifest(store, key: str, observer: Observer) -> dict | None:
         return None
 
 
-def read_run(store, day: dt.date) -> dict | None:
+def stored_run(store, day: dt.date) -> dict | None:
     """The stored run.json; a corrupt one counts as none (rerun-failed writes it again)."""
     try:
-        return manifest.read_run(store, day)
+        return read_run(store, day)
     except CorruptFileError:
         return None
 
@@ -130,3 +131,23 @@ def utc_now() -> str:
     from ..schema import utc_timestamp
 
     return utc_timestamp()
+
+
+def read_run(store, day: dt.date) -> dict[str, Any] | None:
+    """runs/D/run.json as written; None when absent, CorruptFileError when it is not a JSON object."""
+    key = layout.run_summary_key(day)
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise CorruptFileError(key, f"not JSON: {first_line(error)}") from None
+    if not isinstance(document, dict):
+        raise CorruptFileError(key, "not a run summary (expected a JSON object)")
+    return document
+
+
+def write_run(store, day: dt.date, run: dict[str, Any]) -> None:
+    store.put(layout.run_summary_key(day), manifest.encode(run))
