@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..reasons import ALL, LASTING
 from ..options import (
     Concurrency,
     Date,
@@ -25,7 +26,8 @@ from ..options import Remote as RemoteFlag
 
 AllReasons = Annotated[
     bool,
-    typer.Option("--all", help="Also retry symbols that failed as not_found or no_data (not retried by default)."),
+    typer.Option("--all", help=f"Also retry symbols that failed as {' or '.join(r for r in ALL if r in LASTING)} "
+                               "(not retried by default)."),
 ]
 
 

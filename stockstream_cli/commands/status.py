@@ -11,7 +11,6 @@ from .. import options
 from ..options import Remote as RemoteFlag
 
 FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
-LASTING_REASONS = {"not_found", "no_data"}  # rerun-failed retries these only with --all
 
 
 def register(app: typer.Typer) -> None:
@@ -134,10 +133,12 @@ def _run_line(report) -> str:
 def _verdict(report):
     from rich.text import Text
 
+    from ..reasons import LASTING
+
     if report.complete:
         return Text("complete", style="bold green")
     day = report.date.isoformat()
-    lasting = set(report.failed_by_reason) <= LASTING_REASONS
+    lasting = set(report.failed_by_reason) <= LASTING
     if report.batches_missing or not lasting:
         hint = f"run `stockstream rerun-failed --date {day}` to finish it"
     else:

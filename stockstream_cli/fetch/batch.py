@@ -33,6 +33,7 @@ from ..sources import yahoo
 from ..errors import BatchFailed, InputError, StoreError
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
+from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
 from ..values import check_symbol
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ Fetcher = Callable[[str, dt.date, dt.date, float], "yahoo.FetchOutcome"]
 class SymbolResult:
     symbol: str
     rows: "pl.DataFrame | None"  # clean rows in the contract's schema; None when it failed
-    failure: str | None  # one of yahoo.FAILURE_REASONS
+    failure: str | None  # one of reasons.ALL
     detail: str
     attempts: int  # requests sent for it
     dropped: dict[str, int]
@@ -153,9 +154,9 @@ def fetch_symbol(
         if not isinstance(outcome, yahoo.Failure):
             pacer.on_success()
             return _cleaned(code, outcome, first, last, batch_number, attempts)
-        if outcome.reason == yahoo.RATE_LIMITED:
+        if outcome.reason == RATE_LIMITED:
             pacer.on_rate_limited()
-        elif outcome.reason != yahoo.TIMEOUT:
+        elif outcome.reason != TIMEOUT:
             pacer.on_success()  # answered, without a 429
         if not outcome.retryable or attempts > settings.retries:
             return SymbolResult(code, None, outcome.reason, outcome.detail, attempts, {})
@@ -172,8 +173,8 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
     if rows.height:
         return SymbolResult(code, rows, None, "", attempts, dropped)
     if dropped.get("invalid"):
-        return SymbolResult(code, None, yahoo.INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
-    return SymbolResult(code, None, yahoo.NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
+        return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
+    return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
 
 
 # ---------------------------------------------------------------------------------------------- the files
@@ -260,7 +261,7 @@ def _previous_members(before: dict, before_reasons: dict[str, str], previous_row
 def _whole_batch_failed(document: dict) -> bool:
     metadata = document["metadata"]
     reasons = metadata["failure_reasons"].values()
-    return metadata["symbols_fetched"] == 0 and bool(reasons) and all(r in yahoo.RETRYABLE for r in reasons)
+    return metadata["symbols_fetched"] == 0 and bool(reasons) and all(r in TRANSIENT for r in reasons)
 
 
 def _reason_counts(reasons: dict[str, str]) -> str:

@@ -21,8 +21,8 @@ import json
 from typing import Any
 
 from ..errors import CorruptFileError, KeyNotFound, first_line
+from ..reasons import UNRECORDED
 
-UNRECORDED_REASON = "error"  # the failure reason of a symbol in symbols_failed without one in failure_reasons
 _COUNTS = ("batch_number", "backfill_number", "symbols_processed", "symbols_fetched")
 
 
@@ -66,11 +66,11 @@ def read(store, key: str) -> dict[str, Any] | None:
 
 def failure_reasons(document: dict[str, Any]) -> dict[str, str]:
     """{symbol: reason} of a manifest: every symbol in failure_reasons or symbols_failed (without a recorded
-    reason, UNRECORDED_REASON)."""
+    reason, UNRECORDED)."""
     metadata = document.get("metadata") or {}
     reasons = {str(symbol): str(reason) for symbol, reason in (metadata.get("failure_reasons") or {}).items()}
     for symbol in metadata.get("symbols_failed") or []:
-        reasons.setdefault(str(symbol), UNRECORDED_REASON)
+        reasons.setdefault(str(symbol), UNRECORDED)
     return reasons
 
 

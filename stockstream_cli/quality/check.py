@@ -40,8 +40,8 @@ PRICE_FIELDS = ("open", "high", "low", "close", "adjusted_close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 
 EXPECTED_REASONS = ("listed_after", "suspended")
-FAILURE_REASONS = ("fetch_failed", "unexplained", "not_fetched")
-MISSING_REASONS = (*FAILURE_REASONS, *EXPECTED_REASONS)
+UNEXPECTED_MISSING = ("fetch_failed", "unexplained", "not_fetched")
+MISSING_REASONS = (*UNEXPECTED_MISSING, *EXPECTED_REASONS)
 SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
 
 
@@ -413,7 +413,7 @@ def find_revisions(raw: "pl.DataFrame", start: dt.date, end: dt.date) -> list[di
 
 def _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
               symbols, lists: ListsInForce) -> dict:
-    failures = sum(len(classified[r]) for r in FAILURE_REASONS)
+    failures = sum(len(classified[r]) for r in UNEXPECTED_MISSING)
     flagged = sum(len(items) for items in suspicious.values())
     unlisted = sorted(set(symbols or ()) - {s for s, _ in expected}) if lists.dates else []
     return {
@@ -443,9 +443,9 @@ def alert_message(document: dict) -> str | None:
     if document["complete"]:
         return None
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
-    missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in FAILURE_REASONS]
+    missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in UNEXPECTED_MISSING]
     flagged = [f"{n} {kind}" for kind, n in document["suspicious_counts"].items() if n]
-    examples = [f"{i['symbol']} {i['date']}" for reason in FAILURE_REASONS for i in document["missing"][reason]][:10]
+    examples = [f"{i['symbol']} {i['date']}" for reason in UNEXPECTED_MISSING for i in document["missing"][reason]][:10]
     lines = [f"stockstream check {span}: {document['present_rows']} of {document['expected_rows']} rows present."]
     if missing:
         lines.append(f"Missing: {', '.join(missing)} (e.g. {', '.join(examples)}).")
@@ -465,7 +465,7 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
     return {
         "session": session.isoformat(),
         "complete": document["complete"],
-        "missing": sum(document["missing_counts"][reason] for reason in FAILURE_REASONS),
+        "missing": sum(document["missing_counts"][reason] for reason in UNEXPECTED_MISSING),
         "suspicious": sum(document["suspicious_counts"].values()),
         "expected_rows": document["expected_rows"],
         "present_rows": document["present_rows"],

@@ -29,8 +29,8 @@ from .. import calendar, layout, schema
 from ..fetch import manifest
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
+from ..reasons import FINAL
 
-FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
 
 
 class Observer:
@@ -116,7 +116,7 @@ def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
         if covers[0] <= start and end <= covers[1]:
             reasons = manifest.failure_reasons(record)
             done.update(s for s in record["metadata"].get("symbols", ())
-                        if reasons.get(s) is None or reasons[s] in FINAL_REASONS)
+                        if reasons.get(s) is None or reasons[s] in FINAL)
     return done
 
 

@@ -12,16 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from .. import layout
+from .. import layout, reasons
 from ..fetch import manifest
-from ..sources import yahoo
 from .local import batch_runner, finish_run
 from .summary import day_batches, read_manifests, run_document, same_outcome, stored_run, utc_now
 from .types import BatchJob, Control, Observer
 
-# What rerun-failed fetches again: the transient failures and invalid data (Yahoo corrects bad bars);
-# not_found and no_data only with `rerun-failed --all`.
-RETRYABLE_REASONS = yahoo.RETRYABLE | {yahoo.INVALID_DATA}
 
 
 def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, observer: Observer | None = None,
@@ -83,7 +79,7 @@ def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dic
             jobs.append(BatchJob(number, symbols))
             continue
         retry = sorted(s for s, reason in manifest.failure_reasons(document).items()
-                       if s in symbols and (include_all or reason in RETRYABLE_REASONS))
+                       if s in symbols and (include_all or reason in reasons.RERUN))
         if retry:
             jobs.append(BatchJob(number, symbols, tuple(retry)))
     return jobs
