@@ -17,6 +17,8 @@ from stockstream_cli.sources.asx import Listing, to_csv
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
+from stockstream_cli.fetch import manifest
+from stockstream_cli.cli import exit_code_for
 
 D = dt.date
 START = D(2026, 10, 1)
@@ -156,12 +158,12 @@ def test_failures_are_recorded_and_only_the_retryable_ones_are_fetched_again(sto
     document = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
     assert document["metadata"]["failure_reasons"] == {"BUSY": "rate_limited", "GONE": "not_found"}
     assert document["metadata"]["symbols_fetched"] == 1
-    assert backfill.exit_code(document) == 3
+    assert exit_code_for(manifest.outcome(document)) == 3
     assert fake_yahoo.chart_requests("BUSY") == 4 and fake_yahoo.chart_requests("GONE") == 1
 
     rerun = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
     assert rerun["symbols"] == ["BUSY"]  # GONE failed for good, OKAY is done
-    assert rerun["metadata"]["symbols_failed"] == [] and backfill.exit_code(rerun) == 0
+    assert rerun["metadata"]["symbols_failed"] == [] and exit_code_for(manifest.outcome(rerun)) == 0
     assert quality.check(store, START, LATEST, symbols=["BUSY", "OKAY"])["missing_counts"]["fetch_failed"] == 0
 
 

@@ -17,6 +17,7 @@ from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
+from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)  # a Friday: the 5-day lookback window is Monday to Friday
 runner = CliRunner()
@@ -150,7 +151,7 @@ def test_a_batch_whose_write_fails_once_is_retried(tmp_path, small_list, fake_ya
     run = local.run_local(store, DAY, Settings.resolve(batch_size=10, concurrency=3),
                              source=local.asx_source(from_file=str(list_path)), observer=recorder)
     assert store.failed_puts == 1
-    assert run_summary.exit_code(run) == 0 and run["symbols_fetched"] == 40
+    assert exit_code_for(run_summary.outcome(run)) == 0 and run["symbols_fetched"] == 40
     retries = [e for e in recorder.events if e[0] == "retry"]
     assert len(retries) == 1 and retries[0][1:3] == (2, 1) and "injected failure" in retries[0][3]
     assert stored_rows(tmp_path / "data", DAY).height == 40 * 5
@@ -165,7 +166,7 @@ def test_a_batch_that_fails_every_attempt_is_isolated(tmp_path, small_list, fake
     assert run["batches_failed"] == [2] and run["batches_succeeded"] == 3
     assert run["symbols_failed"] == codes[20:30] and run["symbols_fetched"] == 30
     assert "injected failure" in run["batch_errors"]["2"]
-    assert run_summary.exit_code(run) == 3
+    assert exit_code_for(run_summary.outcome(run)) == 3
     assert not (tmp_path / "data" / layout.batch_manifest_key(DAY, 2)).exists()
     assert sorted(set(stored_rows(tmp_path / "data", DAY)["symbol"])) == codes[:20] + codes[30:]
 
@@ -221,7 +222,7 @@ def test_a_stop_part_way_keeps_finished_batches_and_leaves_nothing_half_written(
         local.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=2),
                            source=local.asx_source(from_file=str(list_path)), observer=StopAfterTwoBatches(),
                            stop=stop)
-    assert raised.value.exit_code == 130
+    assert exit_code_for(raised.value) == 130
     assert "stockstream rerun-failed --date 2026-08-21" in str(raised.value)
     data = tmp_path / "data"
     manifests = sorted((data / "runs/2026-08-21").glob("batch-*.json"))

@@ -11,6 +11,7 @@ from stockstream_cli.run import local, rerun, summary as run_summary, types as r
 from stockstream_cli.fetch.manifest import failure_reasons
 from stockstream_cli.errors import InputError, Interrupted, SourceError
 from stockstream_cli.settings import Settings
+from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)
 
@@ -90,17 +91,17 @@ def test_run_document_counts_a_failed_batch_as_failed_symbols():
     assert list(run_summary.summary(run)) == list(run_summary.SUMMARY_KEYS)
     assert run["failure_reasons"] == {"CCC": "not_found"}
     assert run["batch_errors"] == {"1": "StoreError: disk full"}
-    assert run_summary.exit_code(run) == 3
+    assert exit_code_for(run_summary.outcome(run)) == 3
 
 
 def test_exit_codes():
     everything = run_summary.run_document(DAY, BATCHES, {n: manifest(n, s) for n, s in BATCHES.items()}, 1,
                                        command="run-local")
-    assert run_summary.exit_code(everything) == 0
+    assert exit_code_for(run_summary.outcome(everything)) == 0
     nothing = run_summary.run_document(DAY, BATCHES, {}, 1, command="run-local")
-    assert run_summary.exit_code(nothing) == 1
+    assert exit_code_for(run_summary.outcome(nothing)) == 1
     all_not_found = {n: manifest(n, s, {x: "not_found" for x in s}) for n, s in BATCHES.items()}
-    assert run_summary.exit_code(run_summary.run_document(DAY, BATCHES, all_not_found, 1, command="run-local")) == 1
+    assert exit_code_for(run_summary.outcome(run_summary.run_document(DAY, BATCHES, all_not_found, 1, command="run-local"))) == 1
 
 
 def test_backoff_waits_follow_step_functions():
@@ -142,7 +143,7 @@ def test_symbols_step_failing_every_time_stops_the_run_with_exit_1(tmp_path):
     with pytest.raises(SourceError) as raised:
         local.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=source)
     assert source.calls == 4
-    assert raised.value.exit_code == 1
+    assert exit_code_for(raised.value) == 1
     assert "symbols step failed 4 times" in str(raised.value) and "Bad Gateway" in str(raised.value)
     assert not (tmp_path / "runs").exists()
 
@@ -163,4 +164,4 @@ def test_stop_during_the_symbols_step_is_an_interruption(tmp_path):
     stop.set()
     with pytest.raises(Interrupted) as raised:
         local.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=FlakySource(0), stop=stop)
-    assert raised.value.exit_code == 130
+    assert exit_code_for(raised.value) == 130

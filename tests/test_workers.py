@@ -18,6 +18,7 @@ from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_marki
 from stockstream_cli.fetch import pacing
 from stockstream_cli.run import rerun, summary as run_summary
 from stockstream_cli.run import workers
+from stockstream_cli.cli import exit_code_for
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
 
@@ -206,6 +207,6 @@ def test_a_worker_that_dies_fails_the_batch_it_held_and_the_other_worker_finishe
     assert not (data / "raw-data" / f"{DAY.isoformat()}-batch-1.parquet").exists()
 
     healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
-    assert run_summary.exit_code(healed) == 0
+    assert exit_code_for(run_summary.outcome(healed)) == 0
     assert fake_yahoo.chart_requests() == BATCH_SIZE  # only the lost batch
     assert stored_rows(data, DAY).equals(clean_rows)

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..outcome import Outcome
 from .. import options
 
 
@@ -33,7 +34,7 @@ def backfill(
     profile: options.Profile = None,
     region: options.Region = None,
     json_output: options.Json = False,
-) -> None:
+) -> Outcome:
     """Fetch the history of symbols that lack it into raw-data/D-backfill-N.parquet.
 
     By default: the symbols the latest ASX list added against the previous one in the store and whose
@@ -45,6 +46,7 @@ def backfill(
 
     Example: stockstream backfill --start 2020-01-01 --symbols NEWCO
     """
+    from ..fetch import manifest
     from ..run import backfill as backfill_module
     from .output import emit_json
     from ..settings import Settings
@@ -67,7 +69,7 @@ def backfill(
         emit_json(document)
     else:
         _render_backfill(document)
-    raise typer.Exit(backfill_module.exit_code(document))
+    return manifest.outcome(document)
 
 
 class _RichBackfillObserver:

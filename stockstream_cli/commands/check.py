@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..outcome import Outcome
 from .. import options
 
 
@@ -48,7 +49,7 @@ def check(
     profile: options.Profile = None,
     region: options.Region = None,
     json_output: options.Json = False,
-) -> None:
+) -> Outcome:
     """Check the store is complete: a row for every listed symbol on every ASX session of the range.
 
     Missing rows are reported by reason: fetch failed (from the runs' manifests), unexplained, never
@@ -74,7 +75,7 @@ def check(
         emit_json(document)
     else:
         _render_check(document)
-    raise typer.Exit(quality.exit_code(document))
+    return quality.outcome(document)
 
 
 def _range(date, start, end):

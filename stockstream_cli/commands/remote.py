@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import typer
 
+from ..outcome import Outcome
+
 
 FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 
 
 def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | None, region: str | None,
-                        include_all: bool, wait: bool, json_output: bool) -> None:
+                        include_all: bool, wait: bool, json_output: bool) -> Outcome:
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
     from ..run import summary as pipeline
     from ..aws.remote import rerun_remote
@@ -40,18 +42,15 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
         render_run(run, stdout_console())
         typer.echo(f"execution {run['execution_arn']}: {run['execution_status']}")
     if run["execution_status"] in FAILED_EXECUTION:
-        raise typer.Exit(1)
-    if run["execution_status"] != "RUNNING":
-        code = pipeline.exit_code(run)
-        if code:
-            raise typer.Exit(code)
+        return Outcome.FAILED
+    return Outcome.COMPLETE if run["execution_status"] == "RUNNING" else pipeline.outcome(run)
 
 
 def status_remote(*, date: str | None, profile: str | None, region: str | None, json_output: bool,
-                  limit: int = 10) -> None:
+                  limit: int = 10) -> Outcome:
     """`status --remote`: the deployed state machine's latest executions and their outcome.
 
-    Exit 1 when the latest failed, 3 when it finished with failed batches or symbols, else 0."""
+    FAILED when the latest failed, PARTIAL when it finished with failed batches or symbols."""
     from ..aws.remote import remote_status
     from ..settings import Settings
     from .output import emit_json
@@ -66,9 +65,10 @@ def status_remote(*, date: str | None, profile: str | None, region: str | None, 
         _print_executions(report)
     latest = report["executions"][0] if report["executions"] else None
     if latest and latest["status"] in FAILED_EXECUTION:
-        raise typer.Exit(1)
+        return Outcome.FAILED
     if latest and latest["status"] == "SUCCEEDED" and (latest["batches_failed"] or latest["symbols_failed"]):
-        raise typer.Exit(3)
+        return Outcome.PARTIAL
+    return Outcome.COMPLETE
 
 
 def _print_executions(report: dict) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..outcome import Outcome
 from ..reasons import ALL, LASTING
 from ..options import (
     Concurrency,
@@ -51,7 +52,7 @@ def rerun_failed(
     json_output: Json = False,
     remote: RemoteFlag = False,
     no_wait: NoWaitFlag = False,
-) -> None:
+) -> Outcome:
     """Fetch again exactly what failed on a day, from what the store records, and merge it in.
 
     Batches of the day's list with no result are fetched whole; symbols recorded as failed with a
@@ -81,4 +82,4 @@ def rerun_failed(
     )
     with run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer, interruptible(day):
         run = run_rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)
-    finish(run, json_output)
+    return finish(run, json_output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..outcome import Outcome
 from ..options import (
     BatchSize,
     Concurrency,
@@ -45,7 +46,7 @@ def run_local(
     profile: Profile = None,
     region: Region = None,
     json_output: Json = False,
-) -> None:
+) -> Outcome:
     """Run the whole pipeline on this machine: the ASX list, every batch, then the run's summary.
 
     Same semantics as the deployed state machine: the list step is retried, batches run at most
@@ -66,4 +67,4 @@ def run_local(
     source = local.asx_source(from_file=from_file, force=force)
     with run_observer(json_output, f"run-local {day.isoformat()}") as observer, interruptible(day):
         run = local.run_local(data_store, day, settings, source=source, observer=observer)
-    finish(run, json_output)
+    return finish(run, json_output)

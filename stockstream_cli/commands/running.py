@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-import typer
+from ..outcome import Outcome
 
 
 def prepare(date, store, profile, region, **typed):
@@ -37,7 +37,7 @@ def interruptible(day):
         ) from None
 
 
-def finish(run: dict, json_output: bool) -> None:
+def finish(run: dict, json_output: bool) -> Outcome:
     from ..run import summary as pipeline
     from .output import emit_json, stdout_console
     from .progress import render_run
@@ -46,6 +46,4 @@ def finish(run: dict, json_output: bool) -> None:
         emit_json(pipeline.summary(run))
     else:
         render_run(run, stdout_console())
-    code = pipeline.exit_code(run)
-    if code:
-        raise typer.Exit(code)
+    return pipeline.outcome(run)

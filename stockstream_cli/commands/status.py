@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..outcome import Outcome
 from .. import options
 
 from ..options import Remote as RemoteFlag
@@ -27,7 +28,7 @@ def status(
     profile: options.Profile = None,
     region: options.Region = None,
     remote: RemoteFlag = False,
-) -> None:
+) -> Outcome:
     """What the store holds for a day (default: the latest): symbols, batches done and missing, symbols failed
     by reason, the run's duration. --remote: the deployed state machine's latest executions and their outcome.
 
@@ -51,8 +52,7 @@ def status(
         emit_json(report.to_json())
     else:
         _print_report(report)
-    if not report.complete:
-        raise typer.Exit(3)
+    return report.outcome
 
 
 def _local_status(settings, date: str | None):

@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from ..errors import CorruptFileError, KeyNotFound, first_line
+from ..outcome import Outcome
 from ..reasons import UNRECORDED
 
 _COUNTS = ("batch_number", "backfill_number", "symbols_processed", "symbols_fetched")
@@ -72,6 +73,12 @@ def failure_reasons(document: dict[str, Any]) -> dict[str, str]:
     for symbol in metadata.get("symbols_failed") or []:
         reasons.setdefault(str(symbol), UNRECORDED)
     return reasons
+
+
+def outcome(document: dict[str, Any]) -> Outcome:
+    """A batch's or a backfill's: COMPLETE when no symbol failed (or none was asked for), else PARTIAL
+    (the failures are recorded, for rerun-failed or the same backfill again)."""
+    return Outcome.PARTIAL if (document.get("metadata") or {}).get("symbols_failed") else Outcome.COMPLETE
 
 
 def count(document: dict[str, Any], name: str) -> int:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import calendar, layout
 from ..fetch import manifest
 from ..errors import InputError, StockstreamError
+from .. import outcome as outcomes
 
 if TYPE_CHECKING:
     import polars as pl
@@ -504,6 +505,6 @@ def aware_moment(moment: "dt.datetime | str") -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def exit_code(document: dict) -> int:
-    """0 when complete, 3 when something is missing (for a failure reason) or suspicious."""
-    return 0 if document["complete"] else 3
+def outcome(document: dict) -> "outcomes.Outcome":
+    """COMPLETE, or PARTIAL when something is missing (for a failure reason) or suspicious."""
+    return outcomes.Outcome.COMPLETE if document["complete"] else outcomes.Outcome.PARTIAL

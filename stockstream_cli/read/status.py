@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import layout
 from ..fetch import manifest
+from ..outcome import Outcome
 from ..run.summary import read_run
 from ..errors import CorruptFileError, InputError, KeyNotFound
 
@@ -57,6 +58,11 @@ class DayStatus:
     @property
     def complete(self) -> bool:
         return not self.batches_missing and not self.failure_reasons
+
+    @property
+    def outcome(self) -> Outcome:
+        """PARTIAL when batches are missing or symbols failed (`rerun-failed --date D` finishes the day)."""
+        return Outcome.COMPLETE if self.complete else Outcome.PARTIAL
 
     @property
     def run_outcome(self) -> str | None:

@@ -262,8 +262,3 @@ def _document(work: Plan, records: list[dict], elapsed: float) -> dict:
             "execution_time": round(elapsed, 3),
         },
     }
-
-
-def exit_code(document: dict) -> int:
-    """0 when every symbol asked for is backfilled (or nothing was to do), 3 when some failed (recorded)."""
-    return 3 if document["metadata"]["symbols_failed"] else 0

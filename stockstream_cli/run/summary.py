@@ -14,9 +14,9 @@ from typing import Any
 from .. import layout
 from ..errors import CorruptFileError, KeyNotFound, first_line
 from ..fetch import manifest
+from ..outcome import Outcome
 from .types import Observer
 
-EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 SUMMARY_KEYS = (
     "date",
     "total_symbols",
@@ -76,13 +76,13 @@ def summary(run: Mapping[str, Any]) -> dict:
     return {key: run[key] for key in SUMMARY_KEYS}
 
 
-def exit_code(run: Mapping[str, Any]) -> int:
-    """0 everything fetched, 1 nothing useful (no symbol fetched), 3 partial failures."""
+def outcome(run: Mapping[str, Any]) -> Outcome:
+    """COMPLETE everything fetched, FAILED nothing useful (no symbol fetched), PARTIAL some failures."""
     if run["symbols_fetched"] == 0 and run["total_symbols"] > 0:
-        return EXIT_FAILED
+        return Outcome.FAILED
     if run["batches_failed"] or run["symbols_failed"]:
-        return EXIT_PARTIAL
-    return EXIT_OK
+        return Outcome.PARTIAL
+    return Outcome.COMPLETE
 
 
 def day_batches(store, day: dt.date) -> dict[int, tuple[str, ...]]:
