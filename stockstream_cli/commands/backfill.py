@@ -50,7 +50,6 @@ def backfill(
     from ..run import backfill as backfill_module
     from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date, parse_symbols
 
     codes = parse_symbols(symbols)
@@ -62,7 +61,7 @@ def backfill(
         raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
     settings = Settings.resolve(store=store, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
-    data_store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    data_store = settings.open_store()
     with _backfill_progress(json_output) as observer:
         document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, observer=observer)
     if json_output:

@@ -45,7 +45,6 @@ def chart(
     from ..quality import chart as chart_module
     from .output import say, stdout_console
     from ..settings import Settings
-    from ..store import open_store
     from ..values import check_symbol, parse_date
 
     code = check_symbol(symbol)
@@ -54,7 +53,7 @@ def chart(
     chart_module.require_matplotlib()
     target = chart_module.output_path(output, code)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    data_store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    data_store = settings.open_store()
     result = chart_module.write_chart(data_store, code, target, start=first, end=last)
     if result.missing_sessions:
         say(f"{len(result.missing_sessions)} ASX session(s) without a row, shown as gaps: "

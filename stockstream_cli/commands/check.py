@@ -63,13 +63,12 @@ def check(
     from ..quality import check as quality
     from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_symbols
 
     first, last = _range(date, start, end)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
-    data_store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    data_store = settings.open_store()
     document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
     if json_output:
         emit_json(document)

@@ -40,10 +40,9 @@ def compact(
     from ..read.compact import compact as run_compact
     from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
     result = run_compact(target, months=month, dry_run=dry_run)
     if json:
         emit_json(result)

@@ -51,7 +51,6 @@ def fetch_batch(
     from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
     from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date, parse_symbols
 
     day = parse_date(date)
@@ -60,7 +59,7 @@ def fetch_batch(
         raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 store=store, profile=profile, region=region)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
 
     if json:

@@ -10,12 +10,11 @@ from ..outcome import Outcome
 
 def prepare(date, store, profile, region, **typed):
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date
 
     day = parse_date(date)
     settings = Settings.resolve(store=store, profile=profile, region=region, **typed)
-    return day, settings, open_store(settings.store, profile=settings.profile, region=settings.region)
+    return day, settings, settings.open_store()
 
 
 def run_observer(json_output: bool, title: str):

@@ -57,11 +57,10 @@ def status(
 
 def _local_status(settings, date: str | None):
     from ..read.status import day_status
-    from ..store import open_store
     from ..values import parse_date
 
     day = None if date is None else parse_date(date)
-    return day_status(open_store(settings.store, profile=settings.profile, region=settings.region), day)
+    return day_status(settings.open_store(), day)
 
 
 def _print_report(report) -> None:

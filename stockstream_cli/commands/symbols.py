@@ -35,7 +35,6 @@ def symbols(
     from ..errors import InputError
     from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date
 
     day = parse_date(date)
@@ -46,7 +45,7 @@ def symbols(
         check_from_file(from_file)
     else:
         check_source_url(settings.source_url)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
 
     document = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
     if json:

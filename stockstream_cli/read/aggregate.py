@@ -103,7 +103,6 @@ class DataAggregator:
             self.store = store_uri
             return
         from ..settings import Settings
-        from ..store import open_store
 
         if bucket is not None:
             if not bucket.strip():
@@ -112,7 +111,7 @@ class DataAggregator:
         settings = Settings.resolve(
             store=os.fspath(store_uri) if store_uri is not None else None, profile=profile, region=region
         )
-        self.store = open_store(settings.store, profile=settings.profile, region=settings.region)
+        self.store = settings.open_store()
 
     def __repr__(self) -> str:
         return f"DataAggregator({self.store.uri!r})"
