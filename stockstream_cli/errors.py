@@ -54,3 +54,9 @@ def first_line(error: BaseException) -> str:
     its class name when it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The error code of a botocore ClientError ("NoSuchKey", "404", ...), "" for any other exception;
+    without importing botocore."""
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))

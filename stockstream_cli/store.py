@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from .errors import InputError, KeyNotFound, StoreError
+from .errors import InputError, KeyNotFound, StoreError, aws_error_code
 
 
 def _process_umask() -> int:
@@ -209,7 +209,7 @@ class S3Store:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise KeyNotFound(key, self.uri) from None
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -224,7 +224,7 @@ class S3Store:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 return False
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -256,7 +256,7 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{size}")
             return response["Body"].read()
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise KeyNotFound(key, self.uri) from None
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -290,13 +290,8 @@ class S3Store:
         return options
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _store_error(exc: Exception, what: str) -> StoreError:
-    code = _error_code(exc)
+    code = aws_error_code(exc)
     if code == "NoSuchBucket":
         return StoreError(f"{what}: the bucket does not exist (create it, or run `stockstream deploy`)")
     if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:

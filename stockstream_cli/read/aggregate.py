@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
-from ..errors import CorruptFileError, InputError, StoreError
+from ..errors import CorruptFileError, InputError, StoreError, first_line
 from ..values import parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
 
@@ -232,14 +232,14 @@ class DataAggregator:
                 (query if predicate is None else query.filter(predicate)).collect()
             except Exception as file_error:
                 return self._file_error(key, file_error)
-        return StoreError(f"cannot read the data in {self.store.uri}: {_first_line(error)}")
+        return StoreError(f"cannot read the data in {self.store.uri}: {first_line(error)}")
 
     def _file_error(self, key: str, error: Exception) -> Exception:
         """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""
         import polars as pl
 
         path = self.store.polars_path(key)
-        reason = _first_line(error).replace(path, key)
+        reason = first_line(error).replace(path, key)
         if isinstance(error, OSError) or "object-store" in reason or "object_store" in reason:
             return StoreError(f"cannot read {key}: {reason}")
         if not isinstance(error, pl.exceptions.PolarsError):
@@ -247,7 +247,7 @@ class DataAggregator:
         try:
             found = pl.scan_parquet(path, storage_options=self.store.polars_storage_options(), glob=False).collect_schema()
         except Exception as schema_error:
-            return CorruptFileError(key, f"not a Parquet file: {_first_line(schema_error).replace(path, key)}")
+            return CorruptFileError(key, f"not a Parquet file: {first_line(schema_error).replace(path, key)}")
         return CorruptFileError(key, schema_difference(found) or reason)
 
 
@@ -287,10 +287,6 @@ def _required_date(value: Any, name: str) -> dt.date:
         raise InputError(f"{name} {value!r} is not a date: give YYYY-MM-DD or datetime.date")
     return parse_date(value, option=name)
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:

@@ -15,7 +15,7 @@ from .. import layout
 from ..fetch import manifest
 from ..outcome import Outcome
 from ..run.summary import read_run
-from ..errors import CorruptFileError, InputError, KeyNotFound
+from ..errors import CorruptFileError, InputError, KeyNotFound, first_line
 
 
 RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors")
@@ -212,4 +212,4 @@ def batch_record(data: bytes, key: str) -> BatchRecord:
 def _describe(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"no {error.args[0]!r} field"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return first_line(error)
