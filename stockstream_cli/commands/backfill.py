@@ -50,15 +50,12 @@ def backfill(
     from ..run import backfill as backfill_module
     from .output import emit_json
     from ..settings import Settings
-    from ..values import parse_date, parse_symbols
+    from ..values import check_range, parse_date, parse_symbols
 
     codes = parse_symbols(symbols)
     first = parse_date(start, option="--start")
     last = parse_date(end, option="--end") if end is not None else None
-    if last is not None and first > last:
-        from ..errors import InputError
-
-        raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
+    check_range(first, last)
     settings = Settings.resolve(store=store, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = settings.open_store()

@@ -79,7 +79,7 @@ def check(
 
 def _range(date, start, end):
     from ..errors import InputError
-    from ..values import parse_date
+    from ..values import check_range, parse_date
 
     if date is not None and (start is not None or end is not None):
         raise InputError("--date cannot be combined with --start/--end: give one day or a range")
@@ -88,8 +88,7 @@ def _range(date, start, end):
         return day, day
     last = parse_date(end, option="--end")
     first = parse_date(start, option="--start") if start is not None else last
-    if first > last:
-        raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
+    check_range(first, last)
     return first, last
 
 

@@ -46,7 +46,6 @@ def fetch_batch(
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
-    from ..errors import InputError
     from ..fetch import manifest
     from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
     from .output import emit_json
@@ -55,8 +54,6 @@ def fetch_batch(
 
     day = parse_date(date)
     codes = parse_symbols(symbols)
-    if batch_number < 0:
-        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 store=store, profile=profile, region=region)
     target = settings.open_store()

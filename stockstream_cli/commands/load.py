@@ -113,6 +113,7 @@ def _choose_format(format: Format | None, output: Path | None) -> Format:
 
 def _date_range(date, start, end, parse_date):
     from ..errors import InputError
+    from ..values import check_range
 
     if date is not None and (start is not None or end is not None):
         raise InputError("--date is one day; --start/--end a range: give one or the other")
@@ -121,8 +122,7 @@ def _date_range(date, start, end, parse_date):
         return day, day
     first = None if start is None else parse_date(start, option="--start")
     last = None if end is None else parse_date(end, option="--end")
-    if first is not None and last is not None and first > last:
-        raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
+    check_range(first, last)
     return first, last
 
 

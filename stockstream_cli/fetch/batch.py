@@ -34,7 +34,7 @@ from ..errors import BatchFailed, InputError, StoreError
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
 from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
-from ..values import check_symbol
+from ..values import check_batch_number, check_symbol
 
 if TYPE_CHECKING:
     import polars as pl
@@ -64,8 +64,7 @@ def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]
 
 def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] | None = None) -> list[str]:
     """The symbols to fetch: those given (checked, sorted, unique), else batch N of symbols/D-symbols.csv."""
-    if batch_number < 0:
-        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
+    check_batch_number(batch_number)
     if symbols is not None:
         codes = sorted({check_symbol(code) for code in symbols})
         if not codes:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import calendar
 from ..errors import InputError, StockstreamError
+from ..values import check_range
 
 DEFAULT_SPAN = dt.timedelta(days=92)
 INSTALL_HINT = "pip install 'stockstream[chart]'"
@@ -73,8 +74,7 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
         end = _latest_day(reader, symbol, start)
     if start is None:
         start = end - DEFAULT_SPAN
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}: give the earlier date first")
+    check_range(start, end)
     frame = reader.load_symbols([symbol], start=start, end=end)
     rows = {row["date"]: row for row in frame.iter_rows(named=True)}
     sessions = calendar.sessions(start, end)

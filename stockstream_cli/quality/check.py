@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import calendar, layout
 from ..fetch import manifest
 from ..errors import InputError, StockstreamError
+from ..values import check_range
 from .. import outcome as outcomes
 
 if TYPE_CHECKING:
@@ -58,8 +59,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
     from ..read.newest import newest_per_symbol_and_date
 
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
+    check_range(start, end)
     sessions = calendar.sessions(start, end)
     lists = ListsInForce(store, start, end)
     if not lists.dates and not symbols:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
 from ..errors import CorruptFileError, InputError, StoreError, first_line
-from ..values import parse_date, parse_symbols
+from ..values import check_range, parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
 
 if TYPE_CHECKING:
@@ -157,8 +157,7 @@ class DataAggregator:
     def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
         start = None if start is None else _required_date(start, "start")
         end = None if end is None else _required_date(end, "end")
-        if start is not None and end is not None and start > end:
-            raise InputError(f"start {start} is after end {end}: give the earlier date first")
+        check_range(start, end, names=("start", "end"))
         codes = None
         if symbols is not None:
             codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))

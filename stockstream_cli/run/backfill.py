@@ -30,6 +30,7 @@ from ..fetch import manifest
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
 from ..reasons import FINAL
+from ..values import check_range
 
 
 
@@ -65,8 +66,7 @@ def default_end(store) -> dt.date:
 
 
 def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> Plan:
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}: give the earlier date first")
+    check_range(start, end)
     if symbols:
         asked, chosen_by = sorted(set(symbols)), "--symbols"
     else:
