@@ -1,7 +1,8 @@
 """run-local's batches in worker processes, for request rates one process cannot parse fast enough.
 
-yfinance turns every answer into a pandas frame at about 10 ms of CPU per symbol, and the threads of one
-process share one core (the GIL): one process tops out near 40-50 symbols per second, short of a
+A symbol costs about 15 ms of CPU on the fetch path (yfinance's parse 13 ms of it; BENCHMARKS.md B3) and about
+25 ms in a whole run (B6), and the threads of one process share one core (the GIL): one process tops out near
+40-50 symbols per second, short of a
 `--rate 100`. So run-local and rerun-failed spread their batches over worker processes when the rate
 calls for it (`planned_processes`; `--processes N` decides instead), and keep in the parent what must be
 one per run:
@@ -33,7 +34,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-PROCESS_RATE = 30.0  # requests/s one worker process sustains with room to spare (one core, ~20 ms CPU each)
+PROCESS_RATE = 30.0  # requests/s one worker process sustains with room to spare (one core at ~25 ms CPU a symbol, BENCHMARKS.md B6)
 MAX_AUTO_PROCESSES = 4  # each process holds its own yfinance, pandas and polars (~200 MB)
 POLL_SECONDS = 0.1  # how often waiting loops look at the stop event, a Ctrl-C, a dead process
 JOIN_SECONDS = 10.0  # how long a worker may take to drop its batch in flight and exit before it is killed
