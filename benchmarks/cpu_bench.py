@@ -24,7 +24,8 @@ def measure(*, symbols: int, rounds: int) -> list[Figure]:
 
     fake_yahoo = fake_yahoo_class()  # and tests/ on sys.path
     from pipeline_support import asx_codes
-    from stockstream_cli import fetch, yahoo
+    from stockstream_cli.fetch import batch as fetch
+    from stockstream_cli.sources import yahoo
     from stockstream_cli.settings import Settings
     from stockstream_cli.store import open_store
 

@@ -19,7 +19,7 @@ DESIGN_PACING_ENV = "STOCKSTREAM_BENCH_DESIGN_PACING"
 
 
 def use_design_pacing() -> None:
-    from stockstream_cli import pacing
+    from stockstream_cli.fetch import pacing
 
     def fixed_delay_only(settings, *, sleep=None, clock=None, **_):
         import time

@@ -23,7 +23,7 @@ LAST_DAY = dt.date(2026, 11, 13)
 
 MEASURE = """
 import json, resource, sys, time
-from stockstream_cli.quality import run_quality
+from stockstream_cli.quality.check import run_quality
 from stockstream_cli.store import open_store
 started = time.perf_counter()
 block = run_quality(open_store(sys.argv[1]), __import__("datetime").date.fromisoformat(sys.argv[2]), sys.argv[3])

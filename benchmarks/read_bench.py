@@ -2,7 +2,7 @@
 
 The store is built in the real layout: for each of `days` trading days (weekdays ending at DAY), the day's
 ASX list (symbols/D-symbols.csv) and one Parquet file per batch (raw-data/D-batch-N.parquet, written by
-fetch.to_parquet_bytes exactly as a fetch writes it), each holding its batch's symbols over the 5-day
+datafile.to_parquet_bytes exactly as a fetch writes it), each holding its batch's symbols over the 5-day
 lookback window, so every (symbol, date) is in several files and the newest fetch must win.
 
 Measured: `DataAggregator.load_symbols(["BHP", "CBA"])` in this process, `stockstream load --symbols BHP CBA`
@@ -79,7 +79,8 @@ def day_frame(codes: list[str], fetch_day: dt.date):
 
 def build_year(root: Path, *, days: int, batches: int) -> dict[str, bytes]:
     """Write the year into the local store `root`; returns {key: bytes} of everything written (for S3)."""
-    from stockstream_cli import asx, fetch, layout
+    from stockstream_cli import datafile, layout
+    from stockstream_cli.sources import asx
     from stockstream_cli.store import open_store
 
     store = open_store(str(root))
@@ -92,7 +93,7 @@ def build_year(root: Path, *, days: int, batches: int) -> dict[str, bytes]:
         files[layout.symbols_key(day)] = symbols_csv
         frame = day_frame(codes, day)
         for (number,), part in frame.partition_by("batch_number", as_dict=True, maintain_order=True).items():
-            files[layout.batch_data_key(day, number)] = fetch.to_parquet_bytes(part)
+            files[layout.batch_data_key(day, number)] = datafile.to_parquet_bytes(part)
     for key, data in files.items():
         store.put(key, data)
     return files
@@ -145,7 +146,7 @@ def empty_cache_folder():
 
 def load_in_process(store: str, repeats: int) -> tuple[float, float, int]:
     """(first load with the index cold, median of `repeats` later loads with it warm, rows)."""
-    from stockstream_cli.aggregate import DataAggregator
+    from stockstream_cli.read.aggregate import DataAggregator
 
     with empty_cache_folder():
         aggregator = DataAggregator(store)

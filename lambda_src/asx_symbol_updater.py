@@ -5,15 +5,14 @@ Input: {} or {"date": "YYYY-MM-DD"} (default: today in Sydney). Output: the `sym
 Raises when no list can be produced, so the state machine's Retry and Catch see it.
 """
 
-from stockstream_cli.asx import update_symbols
-from stockstream_cli.aws.lambda_runtime import event_date, lambda_settings, with_run_date
-from stockstream_cli.store import open_store
+from stockstream_cli.sources.asx import update_symbols
+from stockstream_cli.run.lambda_runtime import event_date, lambda_settings, with_run_date
 from stockstream_cli.values import parse_date
 
 
 def handler(event, context):
     settings = lambda_settings()
     day = parse_date(event_date(event), option="date")
-    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    store = settings.open_store()
     document = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
     return with_run_date(document, day.isoformat())

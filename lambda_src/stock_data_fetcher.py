@@ -11,7 +11,7 @@ Finalize: {"action": "finalize", "date": D, "startedAt": ISO, "execution": name,
 when the check could not run. It runs here, on the 512 MB function, because the check loads a day of data.
 """
 
-from stockstream_cli.aws.lambda_runtime import (FINALIZE_ACTION, batch_metrics, emit_metrics, event_action,
+from stockstream_cli.run.lambda_runtime import (FINALIZE_ACTION, batch_metrics, emit_metrics, event_action,
                                                 fetch_event_batch, finalize_event, lambda_settings)
 from stockstream_cli.errors import StockstreamError
 

@@ -1,11 +1,13 @@
 """The `stockstream` command: Typer options and rendering over the library. No pipeline logic here.
 
-Domain errors become exit codes in one place (StockstreamGroup.invoke); each command module under
+Outcomes and domain errors become exit codes in one place (ExitCode, exit_code_for, StockstreamGroup.invoke):
+a command returns the library's Outcome, or lets its StockstreamError through. Each command module under
 commands/ registers its commands and imports the heavy library code only when it runs.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
 import sys
 from typing import Annotated, Optional
@@ -15,7 +17,29 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import COMMAND_MODULES
-from .errors import StockstreamError
+from .errors import InputError, Interrupted, StockstreamError
+from .outcome import Outcome
+
+
+class ExitCode(enum.IntEnum):
+    """The contract's exit codes: the only place their numbers are written."""
+
+    OK = 0
+    FAILED = 1  # nothing useful was done, or an error that is not bad input
+    BAD_INPUT = 2  # a value the user can fix; nothing was sent or written
+    PARTIAL = 3  # some of it failed and is recorded: rerun-failed (or the same command) finishes it
+    INTERRUPTED = 130  # Ctrl-C: what finished is kept
+
+
+OUTCOME_EXIT_CODES = {Outcome.COMPLETE: ExitCode.OK, Outcome.PARTIAL: ExitCode.PARTIAL, Outcome.FAILED: ExitCode.FAILED}
+ERROR_EXIT_CODES = ((InputError, ExitCode.BAD_INPUT), (Interrupted, ExitCode.INTERRUPTED))
+
+
+def exit_code_for(result: "Outcome | StockstreamError | None") -> ExitCode:
+    """The exit code of a command that returned `result` (None: it had nothing to report) or raised it."""
+    if isinstance(result, StockstreamError):
+        return next((code for kind, code in ERROR_EXIT_CODES if isinstance(result, kind)), ExitCode.FAILED)
+    return OUTCOME_EXIT_CODES[result] if isinstance(result, Outcome) else ExitCode.OK
 
 MULTI_VALUE_OPTIONS = ("--symbols",)
 
@@ -48,10 +72,13 @@ class StockstreamGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except StockstreamError as error:
             typer.echo(f"stockstream: error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+            raise typer.Exit(exit_code_for(error)) from None
+        if exit_code_for(result) != ExitCode.OK:
+            raise typer.Exit(exit_code_for(result))
+        return result
 
 
 app = typer.Typer(

@@ -1,4 +1,5 @@
-"""The one family of domain exceptions. Each class means one exit code; only the CLI maps them."""
+"""The one family of domain exceptions. Each class is one kind of failure a user is told about in one line;
+the CLI alone maps them to exit codes (cli.exit_code_for)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ from __future__ import annotations
 class StockstreamError(Exception):
     """Base of every error stockstream reports to a user: a message, never a traceback."""
 
-    exit_code = 1
-
 
 class InputError(StockstreamError):
     """Bad input or configuration: a value the user can fix. Nothing was sent or written."""
-
-    exit_code = 2
 
 
 class SourceError(StockstreamError):
@@ -47,8 +44,19 @@ class BatchFailed(StockstreamError):
 class Interrupted(StockstreamError):
     """The user stopped a run (Ctrl-C): what finished is kept, and the message says how to finish the rest."""
 
-    exit_code = 130
-
 
 class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message, first line only (a library's multi-line message in a one-line report);
+    its class name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The error code of a botocore ClientError ("NoSuchKey", "404", ...), "" for any other exception;
+    without importing botocore."""
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))

@@ -17,6 +17,7 @@ import re
 SYMBOLS_PREFIX = "symbols/"
 RAW_DATA_PREFIX = "raw-data/"
 RUNS_PREFIX = "runs/"
+DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX)  # every key lives under one (the IAM policy grants these)
 
 _SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
 _BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")

@@ -115,3 +115,4 @@ Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipe
 NoWait = Annotated[
     bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
 ]
+Start = Annotated[Optional[str], typer.Option("--start", help="First trading day, YYYY-MM-DD.", show_default=False)]

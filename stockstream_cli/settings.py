@@ -70,6 +70,12 @@ class Settings:
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
 
+    def open_store(self):
+        """The store these settings name (store.open_store with the AWS profile and region)."""
+        from .store import open_store
+
+        return open_store(self.store, profile=self.profile, region=self.region)
+
 
 def default_cache_dir() -> str:
     """The folder stockstream keeps its caches in (yfinance's, the footer index) when STOCKSTREAM_CACHE_DIR

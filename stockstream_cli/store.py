@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from .errors import InputError, KeyNotFound, StoreError
+from .errors import InputError, KeyNotFound, StoreError, aws_error_code
 
 
 def _process_umask() -> int:
@@ -230,7 +230,7 @@ class S3Store:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise KeyNotFound(key, self.uri) from None
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -245,7 +245,7 @@ class S3Store:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 return False
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -277,7 +277,7 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{size}")
             return response["Body"].read()
         except Exception as exc:
-            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
                 raise KeyNotFound(key, self.uri) from None
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
@@ -313,13 +313,8 @@ class S3Store:
                                         region_name=self.session.region_name or self.client.meta.region_name)
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _store_error(exc: Exception, what: str) -> StoreError:
-    code = _error_code(exc)
+    code = aws_error_code(exc)
     if code == "NoSuchBucket":
         return StoreError(f"{what}: the bucket does not exist (create it, or run `stockstream deploy`)")
     if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:

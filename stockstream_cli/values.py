@@ -18,6 +18,17 @@ def today_sydney() -> dt.date:
     return dt.datetime.now(ZoneInfo(SYDNEY)).date()
 
 
+def check_range(start: dt.date | None, end: dt.date | None, *, names: tuple[str, str] = ("--start", "--end")) -> None:
+    """The one check of a date range: InputError when `start` is after `end` (None is an open end)."""
+    if start is not None and end is not None and start > end:
+        raise InputError(f"{names[0]} {start} is after {names[1]} {end}: give the earlier date first")
+
+
+def check_batch_number(batch_number: int) -> None:
+    if batch_number < 0:
+        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
+
+
 def parse_date(text: str | dt.date | None, *, option: str = "--date") -> dt.date:
     """A YYYY-MM-DD date; None means today in Sydney."""
     if text is None:

@@ -91,15 +91,15 @@ def clean_run_rows(store_root: Path, day, list_path: Path, batch_size: int) -> "
     back with stored_rows; fails unless every symbol of the list was fetched."""
     from yahoo_fake import FakeYahoo
 
-    from stockstream_cli import pipeline
+    from stockstream_cli.run import local
     from stockstream_cli.settings import Settings
     from stockstream_cli.store import LocalStore
 
     settings = Settings.resolve(batch_size=batch_size, delay=0, retry_wait=0, processes=1,
                                 cache_dir=str(store_root / "yfcache"))
     with FakeYahoo().installed():
-        run = pipeline.run_local(LocalStore(store_root), day, settings,
-                                 source=pipeline.asx_source(from_file=str(list_path)))
+        run = local.run_local(LocalStore(store_root), day, settings,
+                                 source=local.asx_source(from_file=str(list_path)))
     assert run["symbols_fetched"] == run["total_symbols"] > 0, run
     return stored_rows(store_root, day)
 

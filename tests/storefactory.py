@@ -106,7 +106,7 @@ def write_manifest(store: Store, day: dt.date, document: Mapping[str, Any]) -> s
 
 def write_symbols(store: Store, day: dt.date, symbols: Iterable[str], batch_size: int = 100) -> dict[int, list[str]]:
     """symbols/D-symbols.csv in the contract's columns; returns {batch_number: [symbols]}."""
-    from stockstream_cli.asx import Listing, to_csv
+    from stockstream_cli.sources.asx import Listing, to_csv
 
     ordered = sorted(set(symbols))
     listings = [

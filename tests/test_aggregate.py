@@ -11,7 +11,7 @@ import pytest
 
 from storefactory import as_store, bar, bars, build_day, price, weekdays, write_batch
 from stockstream_cli import DataAggregator, schema
-from stockstream_cli.aggregate import data_files
+from stockstream_cli.read.aggregate import data_files
 from stockstream_cli.errors import CorruptFileError, InputError
 
 MON, TUE, WED, THU, FRI = (dt.date(2026, 1, day) for day in (5, 6, 7, 8, 9))

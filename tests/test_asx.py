@@ -18,8 +18,8 @@ from fixtures.asx.asx_lists import (
     make_codes,
     markit_csv,
 )
-from stockstream_cli import asx
-from stockstream_cli.asx import Company, Listing
+from stockstream_cli.sources import asx
+from stockstream_cli.sources.asx import Company, Listing
 from stockstream_cli.errors import CorruptFileError, InputError, SourceError
 from stockstream_cli.settings import MARKIT_URL, Settings
 from stockstream_cli.store import LocalStore

@@ -10,11 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from storefactory import as_store, build_day
-from stockstream_cli import DataAggregator, backfill, calendar, layout, quality
-from stockstream_cli.asx import Listing, to_csv
+from stockstream_cli import DataAggregator, calendar, layout
+from stockstream_cli.run import backfill
+from stockstream_cli.quality import check as quality
+from stockstream_cli.sources.asx import Listing, to_csv
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
+from stockstream_cli.fetch import manifest
+from stockstream_cli.cli import exit_code_for
 
 D = dt.date
 START = D(2026, 10, 1)
@@ -92,7 +96,7 @@ def test_load_returns_backfilled_and_daily_rows_once_per_symbol_and_date(store, 
 
 
 def test_resumes_after_an_interruption_without_duplicates(store, fake_yahoo):
-    from stockstream_cli import yahoo
+    from stockstream_cli.sources import yahoo
 
     codes = ["AAA", "BBB", "CCC", "DDD", "EEE"]
     calls = []
@@ -154,12 +158,12 @@ def test_failures_are_recorded_and_only_the_retryable_ones_are_fetched_again(sto
     document = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
     assert document["metadata"]["failure_reasons"] == {"BUSY": "rate_limited", "GONE": "not_found"}
     assert document["metadata"]["symbols_fetched"] == 1
-    assert backfill.exit_code(document) == 3
+    assert exit_code_for(manifest.outcome(document)) == 3
     assert fake_yahoo.chart_requests("BUSY") == 4 and fake_yahoo.chart_requests("GONE") == 1
 
     rerun = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
     assert rerun["symbols"] == ["BUSY"]  # GONE failed for good, OKAY is done
-    assert rerun["metadata"]["symbols_failed"] == [] and backfill.exit_code(rerun) == 0
+    assert rerun["metadata"]["symbols_failed"] == [] and exit_code_for(manifest.outcome(rerun)) == 0
     assert quality.check(store, START, LATEST, symbols=["BUSY", "OKAY"])["missing_counts"]["fetch_failed"] == 0
 
 

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from storefactory import as_store, build_day
-from stockstream_cli import DataAggregator, calendar, chart
+from stockstream_cli import DataAggregator, calendar
+from stockstream_cli.quality import chart
 from stockstream_cli.cli import app
 
 D = dt.date

@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from storefactory import as_store, bar, manifest, write_batch, write_manifest
-from stockstream_cli import calendar, layout, quality
-from stockstream_cli.asx import Listing, to_csv
+from stockstream_cli import calendar, layout
+from stockstream_cli.quality import check as quality
+from stockstream_cli.sources.asx import Listing, to_csv
 from stockstream_cli.cli import app
+from stockstream_cli.cli import exit_code_for
 
 D = dt.date
 RUN_DAYS = calendar.sessions(D(2026, 11, 9), D(2026, 11, 20))  # two weeks of daily runs, no ASX holiday
@@ -124,7 +126,7 @@ def test_each_planted_gap_is_reported_under_its_reason(tmp_path):
     assert details[("BHP", "2026-11-20")] == "batch failed (run 2026-11-20 batch 0)"
     assert document["missing"]["listed_after"][0]["detail"] == "listed 2026-11-17"
     assert document["complete"] is False
-    assert quality.exit_code(document) == 3
+    assert exit_code_for(quality.outcome(document)) == 3
 
     result = check_cli(store, "--start", "2026-11-03", "--end", "2026-11-20", "--json")
     assert result.exit_code == 3

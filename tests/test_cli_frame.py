@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from helpers import run_stockstream
@@ -25,6 +26,11 @@ CONTRACT_COMMANDS = [
 ]
 
 runner = CliRunner()
+APP_COMMANDS = list(typer.main.get_command(app).commands)  # what the app registers, a 13th command included
+
+
+def test_the_app_registers_exactly_the_contracts_commands():
+    assert APP_COMMANDS == CONTRACT_COMMANDS
 
 
 def test_version_in_process_and_as_a_module():
@@ -33,7 +39,7 @@ def test_version_in_process_and_as_a_module():
     assert (result.returncode, result.stdout.strip()) == (0, f"stockstream {__version__}")
 
 
-@pytest.mark.parametrize("command", CONTRACT_COMMANDS)
+@pytest.mark.parametrize("command", APP_COMMANDS)
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
@@ -45,7 +51,7 @@ def test_every_command_has_help(command):
 def test_top_level_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in CONTRACT_COMMANDS:
+    for command in APP_COMMANDS:
         assert command in result.output
 
 

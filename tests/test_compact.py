@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stockstream_cli import compact, layout
-from stockstream_cli.aggregate import DataAggregator
+from stockstream_cli.read import compact
+from stockstream_cli import layout
+from stockstream_cli.read.aggregate import DataAggregator
 from stockstream_cli.cli import app
 from stockstream_cli.errors import InputError
 from storefactory import as_store, bar, build_day, write_batch

@@ -15,9 +15,10 @@ import polars as pl
 import pytest
 
 from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
-from stockstream_cli import pipeline
+from stockstream_cli.run import rerun, summary as run_summary
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
+from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)
 SUPPORT = Path(__file__).resolve().parent / "pipeline_support.py"
@@ -124,8 +125,8 @@ def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_l
     assert not (data / "runs" / DAY.isoformat() / "run.json").exists()
 
     fake_yahoo.reset_counts()
-    healed = pipeline.rerun_failed(LocalStore(data), DAY, Settings.resolve())
-    assert pipeline.exit_code(healed) == 0
+    healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert exit_code_for(run_summary.outcome(healed)) == 0
     assert (healed["symbols_fetched"], healed["num_batches"], healed["batches_failed"]) == (SYMBOLS, BATCHES, [])
     assert fake_yahoo.chart_requests() == SYMBOLS - BATCH_SIZE * done_when_killed  # only batches with no result
 
@@ -168,6 +169,6 @@ def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp
     run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
     assert run["interrupted"] is True and run["batches_succeeded"] == len(manifests)
 
-    healed = pipeline.rerun_failed(LocalStore(data), DAY, Settings.resolve())
-    assert pipeline.exit_code(healed) == 0 and healed["symbols_fetched"] == SYMBOLS
+    healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert exit_code_for(run_summary.outcome(healed)) == 0 and healed["symbols_fetched"] == SYMBOLS
     assert stored_rows(data, DAY).equals(clean_rows)

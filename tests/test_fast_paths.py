@@ -17,7 +17,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from stockstream_cli import schema, yahoo
+from stockstream_cli import schema
+from stockstream_cli.sources import yahoo
 
 PRICES = schema.PRICE_COLUMNS
 FIRST, LAST = dt.date(2026, 1, 5), dt.date(2026, 1, 9)

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import run_stockstream
-from stockstream_cli import asx, layout
+from stockstream_cli.sources import asx
+from stockstream_cli import layout
 from stockstream_cli.cli import app
 from stockstream_cli.store import LocalStore
 

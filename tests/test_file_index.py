@@ -12,11 +12,12 @@ import polars as pl
 import pytest
 
 from storefactory import as_store, bar, bars, build_day, parquet_bytes, price, write_batch
-from stockstream_cli import DataAggregator, file_index, layout, schema
-from stockstream_cli.aggregate import _predicate, data_files
-from stockstream_cli.compact import compact
+from stockstream_cli import DataAggregator, layout, schema
+from stockstream_cli.read import file_index
+from stockstream_cli.read.aggregate import _predicate, data_files
+from stockstream_cli.read.compact import compact
 from stockstream_cli.errors import CorruptFileError
-from stockstream_cli.file_index import UNKNOWN, FileIndex, may_match
+from stockstream_cli.read.file_index import UNKNOWN, FileIndex, may_match
 
 UNIVERSE = [f"{letter}{index:02d}" for letter in "ABCD" for index in range(4)] + ["BHP", "CBA"]
 FIRST = dt.date(2026, 1, 26)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aws_support import load_handler, markit_csv, serving
-from stockstream_cli.aws import lambda_runtime
+from stockstream_cli.run import lambda_runtime
 from stockstream_cli.errors import BatchFailed, InputError, SourceError
 
 DAY = "2026-11-25"

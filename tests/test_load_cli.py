@@ -250,10 +250,10 @@ def test_a_big_table_is_truncated_and_says_how_many_rows_are_hidden(tmp_path):
 def test_a_narrow_terminal_leaves_out_columns_and_says_which(local_store, monkeypatch, width, left_out):
     from rich.console import Console
 
-    import stockstream_cli.output
+    import stockstream_cli.commands.output
 
     terminal = Console(width=width, force_terminal=True, color_system=None)
-    monkeypatch.setattr(stockstream_cli.output, "stdout_console", lambda: terminal)
+    monkeypatch.setattr(stockstream_cli.commands.output, "stdout_console", lambda: terminal)
     result = load("--symbols", "BHP", "--store", local_store)
     header = next(line for line in result.stdout.splitlines() if "symbol" in line).split()
     assert header == [name for name in schema.COLUMNS if name not in left_out]

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from stockstream_cli import pacing
+from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.pacing import DECREASE, MARGIN, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
+from stockstream_cli.fetch.pacing import DECREASE, MARGIN, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
 from stockstream_cli.settings import Settings
 
 
@@ -233,7 +233,7 @@ def test_pacer_for_builds_the_settings_budget():
 
 def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, tmp_path):
     """fetch_batch with the budget: the 429 lowers the cap, the symbol is fetched on its retry."""
-    from stockstream_cli import fetch
+    from stockstream_cli.fetch import batch as fetch
     from stockstream_cli.store import LocalStore
 
     fake = FakeTime()
@@ -251,7 +251,7 @@ def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, 
 
 def test_run_local_workers_share_one_budget(monkeypatch):
     """pipeline builds the pacer once per run, so every batch draws from the same budget."""
-    from stockstream_cli import pipeline
+    from stockstream_cli.run import local, types as run_types
 
     built = []
     real = pacing.pacer_for
@@ -261,11 +261,11 @@ def test_run_local_workers_share_one_budget(monkeypatch):
         return real(settings, **kwargs)
 
     monkeypatch.setattr(pacing, "pacer_for", counting)
-    jobs = [pipeline.BatchJob(n, ("AAA",)) for n in range(3)]
-    monkeypatch.setattr(pipeline, "run_batch", lambda *args: pipeline.BatchOutcome(args[3].batch_number, {"metadata": {}}))
-    control = pipeline._Control(threading.Event(), None)
-    outcomes, _ = pipeline._run_batches(None, dt.date(2026, 1, 9), Settings.resolve(environ={}), jobs,
-                                        pipeline.Observer(), control)
+    jobs = [run_types.BatchJob(n, ("AAA",)) for n in range(3)]
+    monkeypatch.setattr(local, "run_batch", lambda *args: run_types.BatchOutcome(args[3].batch_number, {"metadata": {}}))
+    control = run_types.Control(threading.Event(), None)
+    outcomes, _ = local._run_batches(None, dt.date(2026, 1, 9), Settings.resolve(environ={}), jobs,
+                                        run_types.Observer(), control)
     assert sorted(outcomes) == [0, 1, 2] and len(built) == 1
 
 

@@ -10,11 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
-from stockstream_cli import fetch, layout, pipeline
+from stockstream_cli.fetch import batch as fetch
+from stockstream_cli import layout
+from stockstream_cli.run import local, summary as run_summary, types as run_types
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
+from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)  # a Friday: the 5-day lookback window is Monday to Friday
 runner = CliRunner()
@@ -57,7 +60,7 @@ def test_run_local_with_faults_summary_files_and_exit_code(tmp_path, asx_list, f
     run = json.loads((store / "runs/2026-08-21/run.json").read_text())
     assert run["failure_reasons"] == {codes[3]: "not_found", codes[60]: "no_data", codes[120]: "error",
                                       codes[180]: "rate_limited", codes[240]: "timeout"}
-    assert pipeline.summary(run) == summary
+    assert run_summary.summary(run) == summary
     # the data-quality step: the run started after the day's close, so the day itself is checked; the
     # incomplete day is a warning on stderr and in run.json, the exit code stays the fetch's (3 here)
     assert {k: run["quality"][k] for k in ("session", "complete", "missing", "suspicious", "expected_rows", "present_rows")} == {
@@ -121,7 +124,7 @@ def test_symbols_step_failing_stops_the_run_with_exit_1(tmp_path, fake_yahoo):
     assert not (tmp_path / "data").exists()
 
 
-class Recorder(pipeline.Observer):
+class Recorder(run_types.Observer):
     def __init__(self):
         self.events = []
         self.lock = threading.Lock()
@@ -145,10 +148,10 @@ def test_a_batch_whose_write_fails_once_is_retried(tmp_path, small_list, fake_ya
     codes, list_path = small_list
     store = FailingPutStore(LocalStore(tmp_path / "data"), layout.batch_data_key(DAY, 2), times=1)
     recorder = Recorder()
-    run = pipeline.run_local(store, DAY, Settings.resolve(batch_size=10, concurrency=3),
-                             source=pipeline.asx_source(from_file=str(list_path)), observer=recorder)
+    run = local.run_local(store, DAY, Settings.resolve(batch_size=10, concurrency=3),
+                             source=local.asx_source(from_file=str(list_path)), observer=recorder)
     assert store.failed_puts == 1
-    assert pipeline.exit_code(run) == 0 and run["symbols_fetched"] == 40
+    assert exit_code_for(run_summary.outcome(run)) == 0 and run["symbols_fetched"] == 40
     retries = [e for e in recorder.events if e[0] == "retry"]
     assert len(retries) == 1 and retries[0][1:3] == (2, 1) and "injected failure" in retries[0][3]
     assert stored_rows(tmp_path / "data", DAY).height == 40 * 5
@@ -157,13 +160,13 @@ def test_a_batch_whose_write_fails_once_is_retried(tmp_path, small_list, fake_ya
 def test_a_batch_that_fails_every_attempt_is_isolated(tmp_path, small_list, fake_yahoo):
     codes, list_path = small_list
     store = FailingPutStore(LocalStore(tmp_path / "data"), layout.batch_data_key(DAY, 2), times=99)
-    run = pipeline.run_local(store, DAY, Settings.resolve(batch_size=10, concurrency=3),
-                             source=pipeline.asx_source(from_file=str(list_path)))
+    run = local.run_local(store, DAY, Settings.resolve(batch_size=10, concurrency=3),
+                             source=local.asx_source(from_file=str(list_path)))
     assert store.failed_puts == 3  # the first attempt and two retries
     assert run["batches_failed"] == [2] and run["batches_succeeded"] == 3
     assert run["symbols_failed"] == codes[20:30] and run["symbols_fetched"] == 30
     assert "injected failure" in run["batch_errors"]["2"]
-    assert pipeline.exit_code(run) == 3
+    assert exit_code_for(run_summary.outcome(run)) == 3
     assert not (tmp_path / "data" / layout.batch_manifest_key(DAY, 2)).exists()
     assert sorted(set(stored_rows(tmp_path / "data", DAY)["symbol"])) == codes[:20] + codes[30:]
 
@@ -186,8 +189,8 @@ def test_at_most_concurrency_batches_run_at_once(tmp_path, monkeypatch, fake_yah
                 running["now"] -= 1
 
     monkeypatch.setattr(fetch, "fetch_batch", counting_fetch_batch)
-    run = pipeline.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=3),
-                             source=pipeline.asx_source(from_file=str(list_path)))
+    run = local.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=3),
+                             source=local.asx_source(from_file=str(list_path)))
     assert run["num_batches"] == 12 and run["symbols_fetched"] == 60
     assert 1 <= running["most"] <= 3
 
@@ -206,7 +209,7 @@ def test_a_stop_part_way_keeps_finished_batches_and_leaves_nothing_half_written(
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
     stop = threading.Event()
 
-    class StopAfterTwoBatches(pipeline.Observer):
+    class StopAfterTwoBatches(run_types.Observer):
         def __init__(self):
             self.done = 0
 
@@ -216,10 +219,10 @@ def test_a_stop_part_way_keeps_finished_batches_and_leaves_nothing_half_written(
                 stop.set()
 
     with pytest.raises(Interrupted) as raised:
-        pipeline.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=2),
-                           source=pipeline.asx_source(from_file=str(list_path)), observer=StopAfterTwoBatches(),
+        local.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=2),
+                           source=local.asx_source(from_file=str(list_path)), observer=StopAfterTwoBatches(),
                            stop=stop)
-    assert raised.value.exit_code == 130
+    assert exit_code_for(raised.value) == 130
     assert "stockstream rerun-failed --date 2026-08-21" in str(raised.value)
     data = tmp_path / "data"
     manifests = sorted((data / "runs/2026-08-21").glob("batch-*.json"))

@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
-from stockstream_cli import pipeline
-from stockstream_cli.manifest import failure_reasons
+from stockstream_cli.run import local, rerun, summary as run_summary, types as run_types
+from stockstream_cli.fetch.manifest import failure_reasons
 from stockstream_cli.errors import InputError, Interrupted, SourceError
 from stockstream_cli.settings import Settings
+from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)
 
@@ -41,11 +42,11 @@ def test_plan_rerun_whole_missing_batches_and_retryable_symbols_only():
         1: None,
         2: manifest(2, BATCHES[2], {"GGG": "no_data", "HHH": "timeout"}),
     }
-    jobs = pipeline.plan_rerun(BATCHES, manifests, {0, 2})
+    jobs = rerun.plan_rerun(BATCHES, manifests, {0, 2})
     assert jobs == [
-        pipeline.BatchJob(0, ("AAA", "BBB", "CCC"), ("BBB",)),
-        pipeline.BatchJob(1, ("DDD", "EEE", "FFF")),
-        pipeline.BatchJob(2, ("GGG", "HHH"), ("HHH",)),
+        run_types.BatchJob(0, ("AAA", "BBB", "CCC"), ("BBB",)),
+        run_types.BatchJob(1, ("DDD", "EEE", "FFF")),
+        run_types.BatchJob(2, ("GGG", "HHH"), ("HHH",)),
     ]
     assert [job.to_fetch for job in jobs] == [("BBB",), ("DDD", "EEE", "FFF"), ("HHH",)]
 
@@ -53,18 +54,18 @@ def test_plan_rerun_whole_missing_batches_and_retryable_symbols_only():
 def test_plan_rerun_all_adds_not_found_and_no_data():
     manifests = {0: manifest(0, BATCHES[0], {"BBB": "invalid_data", "CCC": "not_found"}),
                  1: manifest(1, BATCHES[1]), 2: manifest(2, BATCHES[2], {"GGG": "no_data"})}
-    jobs = pipeline.plan_rerun(BATCHES, manifests, {0, 1, 2}, include_all=True)
+    jobs = rerun.plan_rerun(BATCHES, manifests, {0, 1, 2}, include_all=True)
     assert [(job.batch_number, job.subset) for job in jobs] == [(0, ("BBB", "CCC")), (2, ("GGG",))]
 
 
 def test_plan_rerun_nothing_failed_plans_nothing():
     manifests = {n: manifest(n, s, {"AAA": "not_found"} if n == 0 else None) for n, s in BATCHES.items()}
-    assert pipeline.plan_rerun(BATCHES, manifests, {0, 1, 2}) == []
+    assert rerun.plan_rerun(BATCHES, manifests, {0, 1, 2}) == []
 
 
 def test_plan_rerun_manifest_without_its_data_file_fetches_the_batch_whole():
     manifests = {n: manifest(n, s) for n, s in BATCHES.items()}
-    assert pipeline.plan_rerun(BATCHES, manifests, {0, 2}) == [pipeline.BatchJob(1, tuple(BATCHES[1]))]
+    assert rerun.plan_rerun(BATCHES, manifests, {0, 2}) == [run_types.BatchJob(1, tuple(BATCHES[1]))]
 
 
 def test_failed_symbol_without_a_reason_counts_as_error():
@@ -75,9 +76,9 @@ def test_failed_symbol_without_a_reason_counts_as_error():
 
 def test_run_document_counts_a_failed_batch_as_failed_symbols():
     manifests = {0: manifest(0, BATCHES[0], {"CCC": "not_found"}), 2: manifest(2, BATCHES[2])}
-    run = pipeline.run_document(DAY, BATCHES, manifests, 12.345, command="run-local",
+    run = run_summary.run_document(DAY, BATCHES, manifests, 12.345, command="run-local",
                                 batch_errors={1: "StoreError: disk full"})
-    assert pipeline.summary(run) == {
+    assert run_summary.summary(run) == {
         "date": "2026-08-21",
         "total_symbols": 8,
         "num_batches": 3,
@@ -87,25 +88,25 @@ def test_run_document_counts_a_failed_batch_as_failed_symbols():
         "symbols_failed": ["CCC", "DDD", "EEE", "FFF"],
         "execution_time": 12.35,
     }
-    assert list(pipeline.summary(run)) == list(pipeline.SUMMARY_KEYS)
+    assert list(run_summary.summary(run)) == list(run_summary.SUMMARY_KEYS)
     assert run["failure_reasons"] == {"CCC": "not_found"}
     assert run["batch_errors"] == {"1": "StoreError: disk full"}
-    assert pipeline.exit_code(run) == 3
+    assert exit_code_for(run_summary.outcome(run)) == 3
 
 
 def test_exit_codes():
-    everything = pipeline.run_document(DAY, BATCHES, {n: manifest(n, s) for n, s in BATCHES.items()}, 1,
+    everything = run_summary.run_document(DAY, BATCHES, {n: manifest(n, s) for n, s in BATCHES.items()}, 1,
                                        command="run-local")
-    assert pipeline.exit_code(everything) == 0
-    nothing = pipeline.run_document(DAY, BATCHES, {}, 1, command="run-local")
-    assert pipeline.exit_code(nothing) == 1
+    assert exit_code_for(run_summary.outcome(everything)) == 0
+    nothing = run_summary.run_document(DAY, BATCHES, {}, 1, command="run-local")
+    assert exit_code_for(run_summary.outcome(nothing)) == 1
     all_not_found = {n: manifest(n, s, {x: "not_found" for x in s}) for n, s in BATCHES.items()}
-    assert pipeline.exit_code(pipeline.run_document(DAY, BATCHES, all_not_found, 1, command="run-local")) == 1
+    assert exit_code_for(run_summary.outcome(run_summary.run_document(DAY, BATCHES, all_not_found, 1, command="run-local"))) == 1
 
 
 def test_backoff_waits_follow_step_functions():
-    assert pipeline.backoff_waits(2.0, 3) == [2.0, 4.0, 8.0]
-    assert pipeline.backoff_waits(0, 2) == [0, 0]
+    assert run_types.backoff_waits(2.0, 3) == [2.0, 4.0, 8.0]
+    assert run_types.backoff_waits(0, 2) == [0, 0]
 
 
 class FlakySource:
@@ -129,7 +130,7 @@ def test_symbols_step_is_retried_three_times_with_backoff(tmp_path):
     waits = []
     source = FlakySource(failures=3)
     settings = Settings.resolve(retry_wait=1.5)
-    run = pipeline.run_local(LocalStore(tmp_path), DAY, settings, source=source, sleep=waits.append)
+    run = local.run_local(LocalStore(tmp_path), DAY, settings, source=source, sleep=waits.append)
     assert source.calls == 4
     assert waits == [1.5, 3.0, 6.0]
     assert run["num_batches"] == 0
@@ -140,9 +141,9 @@ def test_symbols_step_failing_every_time_stops_the_run_with_exit_1(tmp_path):
 
     source = FlakySource(failures=99)
     with pytest.raises(SourceError) as raised:
-        pipeline.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=source)
+        local.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=source)
     assert source.calls == 4
-    assert raised.value.exit_code == 1
+    assert exit_code_for(raised.value) == 1
     assert "symbols step failed 4 times" in str(raised.value) and "Bad Gateway" in str(raised.value)
     assert not (tmp_path / "runs").exists()
 
@@ -152,7 +153,7 @@ def test_symbols_step_bad_input_is_not_retried(tmp_path):
 
     source = FlakySource(failures=99, error=InputError("--from-file x.csv: no such file"))
     with pytest.raises(InputError):
-        pipeline.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=source)
+        local.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=source)
     assert source.calls == 1
 
 
@@ -162,5 +163,5 @@ def test_stop_during_the_symbols_step_is_an_interruption(tmp_path):
     stop = threading.Event()
     stop.set()
     with pytest.raises(Interrupted) as raised:
-        pipeline.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=FlakySource(0), stop=stop)
-    assert raised.value.exit_code == 130
+        local.run_local(LocalStore(tmp_path), DAY, Settings.resolve(), source=FlakySource(0), stop=stop)
+    assert exit_code_for(raised.value) == 130

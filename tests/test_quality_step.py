@@ -11,8 +11,9 @@ import pytest
 
 from aws_support import load_handler
 from storefactory import build_day
-from stockstream_cli import calendar, layout, quality
-from stockstream_cli.aws import lambda_runtime
+from stockstream_cli import calendar, layout
+from stockstream_cli.quality import check as quality
+from stockstream_cli.run import lambda_runtime
 from stockstream_cli.aws import resources as res
 from stockstream_cli.errors import InputError
 from stockstream_cli.store import open_store

@@ -8,7 +8,8 @@ import json
 from typer.testing import CliRunner
 
 from pipeline_support import FailingPutStore, asx_codes, store_files, stored_rows, write_markit_csv
-from stockstream_cli import layout, pipeline
+from stockstream_cli import layout
+from stockstream_cli.run import local
 from stockstream_cli.cli import app
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore, open_store
@@ -28,8 +29,8 @@ def clean_rows(tmp_path, list_path, fake_yahoo, *, keep_faults=()):
     for code in keep_faults:
         fake_yahoo.fault(code, "not_found")
     store = tmp_path / "clean"
-    pipeline.run_local(LocalStore(store), DAY, Settings.resolve(batch_size=25),
-                       source=pipeline.asx_source(from_file=str(list_path)))
+    local.run_local(LocalStore(store), DAY, Settings.resolve(batch_size=25),
+                       source=local.asx_source(from_file=str(list_path)))
     fake_yahoo._faults.clear()
     fake_yahoo._faults.update(saved)
     return stored_rows(store, DAY)
@@ -47,8 +48,8 @@ def test_rerun_heals_exactly_the_failed_symbols_and_batches(tmp_path, fake_yahoo
     for code, kind in retryable.items():
         fake_yahoo.fault(code, kind)
     failing = FailingPutStore(LocalStore(data), layout.batch_data_key(DAY, 3), times=3)
-    first = pipeline.run_local(failing, DAY, Settings.resolve(batch_size=25),
-                               source=pipeline.asx_source(from_file=str(list_path)))
+    first = local.run_local(failing, DAY, Settings.resolve(batch_size=25),
+                               source=local.asx_source(from_file=str(list_path)))
     assert first["batches_failed"] == [3]
     assert first["failure_reasons"] == {codes[5]: "not_found", codes[30]: "rate_limited", codes[31]: "timeout",
                                         codes[110]: "error"}
@@ -98,7 +99,7 @@ def test_rerun_all_retries_not_found_and_no_data(tmp_path, fake_yahoo):
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
     data = tmp_path / "data"
     fake_yahoo.fault(codes[0], "not_found").fault(codes[1], "empty")
-    first = pipeline.run_local(LocalStore(data), DAY, Settings.resolve(), source=pipeline.asx_source(from_file=str(list_path)))
+    first = local.run_local(LocalStore(data), DAY, Settings.resolve(), source=local.asx_source(from_file=str(list_path)))
     assert first["symbols_failed"] == codes[:2]
     fake_yahoo._faults.clear()
     fake_yahoo.reset_counts()
@@ -119,7 +120,7 @@ def test_rerun_when_run_json_is_missing_writes_it_and_nothing_else(tmp_path, fak
     codes = asx_codes(20)
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
     data = tmp_path / "data"
-    pipeline.run_local(LocalStore(data), DAY, Settings.resolve(), source=pipeline.asx_source(from_file=str(list_path)))
+    local.run_local(LocalStore(data), DAY, Settings.resolve(), source=local.asx_source(from_file=str(list_path)))
     (data / "runs/2026-08-21/run.json").unlink()
     before = store_files(data)
     result = rerun_cli(data, "--json")
@@ -173,13 +174,13 @@ def s3_objects(bucket):
 
 
 def test_rerun_after_the_month_was_compacted_fetches_only_what_failed(tmp_path, fake_yahoo):
-    from stockstream_cli import compact
+    from stockstream_cli.read import compact
 
     codes = asx_codes(50)
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
     store = LocalStore(tmp_path / "data")
     fake_yahoo.fault(codes[7], "rate_limited")
-    pipeline.run_local(store, DAY, Settings.resolve(batch_size=25), source=pipeline.asx_source(from_file=str(list_path)))
+    local.run_local(store, DAY, Settings.resolve(batch_size=25), source=local.asx_source(from_file=str(list_path)))
     compact.compact(store, today=dt.date(2026, 9, 1))
     assert not store.list(f"raw-data/{DAY.isoformat()}-batch-")  # folded into raw-data/compacted-2026-08.parquet
 

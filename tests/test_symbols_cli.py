@@ -18,7 +18,7 @@ from fixtures.asx.asx_lists import (
     markit_csv,
 )
 from helpers import run_stockstream
-from stockstream_cli.asx import parse_list
+from stockstream_cli.sources.asx import parse_list
 from stockstream_cli.cli import app
 
 runner = CliRunner()

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
-from stockstream_cli import pacing, pipeline, workers
+from stockstream_cli.fetch import pacing
+from stockstream_cli.run import rerun, summary as run_summary
+from stockstream_cli.run import workers
+from stockstream_cli.cli import exit_code_for
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
 
@@ -248,7 +251,7 @@ def test_a_worker_that_dies_fails_the_batch_it_held_and_the_other_worker_finishe
     assert "worker process running it exited (exit code 9)" in run["batch_errors"]["1"]
     assert not (data / "raw-data" / f"{DAY.isoformat()}-batch-1.parquet").exists()
 
-    healed = pipeline.rerun_failed(LocalStore(data), DAY, Settings.resolve())
-    assert pipeline.exit_code(healed) == 0
+    healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert exit_code_for(run_summary.outcome(healed)) == 0
     assert fake_yahoo.chart_requests() == BATCH_SIZE  # only the lost batch
     assert stored_rows(data, DAY).equals(clean_rows)

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from stockstream_cli import schema, yahoo
+from stockstream_cli import schema
+from stockstream_cli.sources import yahoo
 from yahoo_fake import FakeYahoo, bar_timestamp, generated_bar
 
 FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
@@ -214,7 +215,7 @@ def test_configure_adds_its_warning_filter_once(monkeypatch, tmp_path):
     """Re-adding a filter removes it first: another thread's warning in between would slip through."""
     import warnings
 
-    from stockstream_cli import yahoo
+    from stockstream_cli.sources import yahoo
 
     yahoo.configure(str(tmp_path / "a"))
     calls = []

@@ -54,7 +54,7 @@ def deployed_store(session) -> str:
 
 def rerun_items(store, day: dt.date, *, include_all: bool = False) -> tuple[dict, dict, list[dict]]:
     """(batches, manifests, Map items): what failed on `day`, as the state machine's batch items."""
-    from ..pipeline import rerun_plan
+    from ..run.rerun import rerun_plan
 
     batches, manifests, jobs = rerun_plan(store, day, include_all=include_all)
     items = [{"symbols": list(job.to_fetch), "batchNumber": job.batch_number, "date": day.isoformat()} for job in jobs]
@@ -68,9 +68,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from .. import manifest
-    from ..pipeline import read_manifests, run_document
-    from ..pipeline import Observer
+    from ..run.summary import read_manifests, run_document, write_run
+    from ..run.types import Observer
     from ..store import open_store
 
     session = _session(session, profile, region)
@@ -101,7 +100,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality
-    manifest.write_run(store, day, run)
+    write_run(store, day, run)
     return {**run, "execution_arn": execution, "execution_status": described["status"]}
 
 

@@ -11,8 +11,9 @@ import json
 import re
 from typing import Any
 
+from ..layout import DATA_PREFIXES
 from ..settings import LAMBDA_CACHE_DIR
-from .lambda_runtime import METRICS_NAMESPACE
+from ..run.lambda_runtime import METRICS_NAMESPACE
 
 APP_TAG = {"app": "stockstream"}
 
@@ -28,7 +29,6 @@ SCHEDULE_RULE = "stockstream-daily"
 DASHBOARD = "stockstream"
 ECR_REPOSITORY = "stockstream-lambda"
 DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
-DATA_PREFIXES = ("symbols/", "raw-data/", "runs/")
 ALARM_PREFIX = "stockstream-"
 
 

@@ -1,7 +1,8 @@
-"""One module per group of commands; each has `register(app)` and imports the library lazily.
+"""One module per command; each has `register(app)` and imports the library lazily.
 
-symbols: symbols · fetch_batch: fetch-batch · pipeline: run-local, rerun-failed · load: load
-status: status · aws: deploy, destroy · quality: check, backfill, chart · maintenance: compact
+Beside them, what commands share: running.py (run-local and rerun-failed), remote.py (--remote views),
+progress.py and output.py (rendering, rich). cli.py registers COMMAND_MODULES in this order.
 """
 
-COMMAND_MODULES = ("symbols", "fetch_batch", "pipeline", "load", "status", "aws", "quality", "maintenance")
+COMMAND_MODULES = ("symbols", "fetch_batch", "run_local", "rerun_failed", "load", "status", "aws", "check",
+                   "backfill", "chart", "compact")

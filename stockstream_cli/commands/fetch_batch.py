@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..outcome import Outcome
 from .. import options
 
 
@@ -35,7 +36,7 @@ def fetch_batch(
     profile: options.Profile = None,
     region: options.Region = None,
     json: options.Json = False,
-) -> None:
+) -> Outcome:
     """Fetch daily OHLCV of one batch from Yahoo, clean it, write raw-data/D-batch-N.parquet and runs/D/batch-N.json.
 
     Without --symbols the batch is read from symbols/D-symbols.csv (run `stockstream symbols` first). With
@@ -45,20 +46,17 @@ def fetch_batch(
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
-    from ..errors import InputError
-    from ..fetch import batch_codes, fetch_batch as run_fetch_batch
-    from ..output import emit_json
+    from ..fetch import manifest
+    from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
+    from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date, parse_symbols
 
     day = parse_date(date)
     codes = parse_symbols(symbols)
-    if batch_number < 0:
-        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 store=store, profile=profile, region=region)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
 
     if json:
@@ -68,8 +66,7 @@ def fetch_batch(
         document = _with_progress(lambda on_symbol: run_fetch_batch(
             target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
         _print_summary(document, target.uri)
-    if document["metadata"]["symbols_failed"]:
-        raise typer.Exit(3)
+    return manifest.outcome(document)
 
 
 def _with_progress(run, total: int, batch_number: int) -> dict:

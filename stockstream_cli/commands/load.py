@@ -65,7 +65,7 @@ def load(
     `stockstream load --start 2026-01-01 --end 2026-01-31 --format csv -o january.csv`;
     `stockstream load --date 2026-01-05 --output day.parquet`.
     """
-    from ..aggregate import DataAggregator
+    from ..read.aggregate import DataAggregator
     from ..settings import Settings
     from ..values import parse_date, parse_symbols
 
@@ -111,6 +111,7 @@ def _choose_format(format: Format | None, output: Path | None) -> Format:
 
 def _date_range(date, start, end, parse_date):
     from ..errors import InputError
+    from ..values import check_range
 
     if date is not None and (start is not None or end is not None):
         raise InputError("--date is one day; --start/--end a range: give one or the other")
@@ -119,8 +120,7 @@ def _date_range(date, start, end, parse_date):
         return day, day
     first = None if start is None else parse_date(start, option="--start")
     last = None if end is None else parse_date(end, option="--end")
-    if first is not None and last is not None and first > last:
-        raise InputError(f"--start {first} is after --end {last}: give the earlier date first")
+    check_range(first, last)
     return first, last
 
 
@@ -166,7 +166,7 @@ def _print_table(frame) -> None:
     from rich import box
     from rich.table import Table
 
-    from ..output import stdout_console
+    from .output import stdout_console
 
     console = stdout_console()
     if not console.is_terminal:

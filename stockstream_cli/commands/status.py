@@ -6,12 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..outcome import Outcome
 from .. import options
 
 from ..options import Remote as RemoteFlag
 
 FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
-LASTING_REASONS = {"not_found", "no_data"}  # rerun-failed retries these only with --all
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def status(
     profile: options.Profile = None,
     region: options.Region = None,
     remote: RemoteFlag = False,
-) -> None:
+) -> Outcome:
     """What the store holds for a day (default: the latest): symbols, batches done and missing, symbols failed
     by reason, the run's duration. --remote: the deployed state machine's latest executions and their outcome.
 
@@ -42,33 +42,31 @@ def status(
     settings = Settings.resolve(store=store, profile=profile, region=region)
     # The deployed pipeline's view (--remote) is a second source beside this one, rendered its own way.
     if remote:
-        from .aws import status_remote
+        from .remote import status_remote
 
         return status_remote(date=date, profile=profile, region=region, json_output=json)
     report = _local_status(settings, date)
     if json:
-        from ..output import emit_json
+        from .output import emit_json
 
         emit_json(report.to_json())
     else:
         _print_report(report)
-    if not report.complete:
-        raise typer.Exit(3)
+    return report.outcome
 
 
 def _local_status(settings, date: str | None):
-    from ..status import day_status
-    from ..store import open_store
+    from ..read.status import day_status
     from ..values import parse_date
 
     day = None if date is None else parse_date(date)
-    return day_status(open_store(settings.store, profile=settings.profile, region=settings.region), day)
+    return day_status(settings.open_store(), day)
 
 
 def _print_report(report) -> None:
     from rich.table import Table
 
-    from ..output import stdout_console
+    from .output import stdout_console
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -134,10 +132,12 @@ def _run_line(report) -> str:
 def _verdict(report):
     from rich.text import Text
 
+    from ..reasons import LASTING
+
     if report.complete:
         return Text("complete", style="bold green")
     day = report.date.isoformat()
-    lasting = set(report.failed_by_reason) <= LASTING_REASONS
+    lasting = set(report.failed_by_reason) <= LASTING
     if report.batches_missing or not lasting:
         hint = f"run `stockstream rerun-failed --date {day}` to finish it"
     else:

@@ -31,22 +31,17 @@ def symbols(
 
     Example: stockstream symbols --date 2026-08-22 --store ./data --json
     """
-    from ..asx import check_from_file, check_source_url, update_symbols
+    from ..sources.asx import update_symbols
     from ..errors import InputError
-    from ..output import emit_json
+    from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
     from ..values import parse_date
 
     day = parse_date(date)
     if source_url is not None and from_file is not None:
         raise InputError("--source-url and --from-file cannot be used together: choose one source")
     settings = Settings.resolve(store=store, batch_size=batch_size, source_url=source_url, profile=profile, region=region)
-    if from_file is not None:
-        check_from_file(from_file)
-    else:
-        check_source_url(settings.source_url)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
 
     document = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
     if json:

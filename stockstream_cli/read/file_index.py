@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 FORMAT = 1
 TAIL_BYTES = 64 * 1024  # holds the footer of a batch or compacted file (a few KiB); a longer one takes a second read
@@ -48,7 +48,7 @@ UNKNOWN: Ranges = (None, None, None, None)
 def index_folder() -> Path:
     """$STOCKSTREAM_CACHE_DIR/file-index; else the user cache folder (on Lambda, where only /tmp is writable,
     under /tmp)."""
-    from .settings import default_cache_dir, env_name
+    from ..settings import default_cache_dir, env_name
 
     return Path(os.environ.get(env_name("cache_dir"), "") or default_cache_dir()) / "file-index"
 
@@ -104,7 +104,7 @@ class FileIndex:
         return {key: tuple(entries[key][1:]) if key in entries else UNKNOWN for key in keys}
 
     def _read_footers(self, keys: list[str]) -> list[Ranges | None]:
-        from .store import LocalStore
+        from ..store import LocalStore
 
         if len(keys) <= 1 or isinstance(self.store, LocalStore):
             # Parsing a footer holds the GIL: threads made 4,750 local footers slower, not faster, on 2 cores.
@@ -206,7 +206,7 @@ def _contract_columns() -> dict[str, tuple[str, str]]:
     """The columns of a file in the contract's schema, as polars writes it (the one statement: schema.py)."""
     import io
 
-    from . import schema
+    from .. import schema
 
     buffer = io.BytesIO()
     schema.empty_frame().write_parquet(buffer)

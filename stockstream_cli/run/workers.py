@@ -1,7 +1,8 @@
 """run-local's batches in worker processes, for request rates one process cannot parse fast enough.
 
-yfinance turns every answer into a pandas frame at about 10 ms of CPU per symbol, and the threads of one
-process share one core (the GIL): one process tops out near 40-50 symbols per second, short of a
+A symbol costs about 15 ms of CPU on the fetch path (yfinance's parse 13 ms of it; BENCHMARKS.md B3) and about
+25 ms in a whole run (B6), and the threads of one process share one core (the GIL): one process tops out near
+40-50 symbols per second, short of a
 `--rate 100`. So run-local and rerun-failed spread their batches over worker processes when the rate
 calls for it (`planned_processes`; `--processes N` decides instead), and keep in the parent what must be
 one per run:
@@ -33,7 +34,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-PROCESS_RATE = 30.0  # requests/s one worker process sustains with room to spare (one core, ~20 ms CPU each)
+PROCESS_RATE = 30.0  # requests/s one worker process sustains with room to spare (one core at ~25 ms CPU a symbol, BENCHMARKS.md B6)
 MAX_AUTO_PROCESSES = 4  # each process holds its own yfinance, pandas and polars (~200 MB)
 POLL_SECONDS = 0.1  # how often waiting loops look at the stop event, a Ctrl-C, a dead process
 JOIN_SECONDS = 10.0  # how long a worker may take to drop its batch in flight and exit before it is killed
@@ -70,7 +71,7 @@ def expected_rate(settings) -> float:
 def reopenable(store) -> tuple[str, str | None, str | None] | None:
     """(uri, profile, region) a worker process opens the same store with; None for a store object it could
     not (a test's wrapper, say): such a run keeps its batches on threads."""
-    from .store import LocalStore, S3Store
+    from ..store import LocalStore, S3Store
 
     if type(store) is LocalStore:
         return os.path.abspath(store.uri), None, None
@@ -200,13 +201,13 @@ class RemoteBudget:
 class WorkerPool:
     """`processes` worker processes fetching one day's batches; a context manager (close() stops them).
 
-    control: the run's pipeline._Control (its stop event, set by a caller, stops the workers too).
+    control: the run's types.Control (its stop event, set by a caller, stops the workers too).
     """
 
     def __init__(self, store_spec: tuple[str, str | None, str | None], day, settings, processes: int, control):
         import multiprocessing
 
-        from .pacing import RateBudget
+        from ..fetch.pacing import RateBudget
 
         context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads (progress, polars)
         self._control = control
@@ -238,7 +239,7 @@ class WorkerPool:
         return self._service.budget
 
     def run(self, jobs, observer) -> tuple[dict, bool]:
-        """Fetch the jobs (pipeline.BatchJob). Returns ({batch_number: BatchOutcome}, whether it was stopped)."""
+        """Fetch the jobs (types.BatchJob). Returns ({batch_number: BatchOutcome}, whether it was stopped)."""
         for job in jobs:
             self._jobs.put(job)
         for _ in range(sum(self._threads)):
@@ -329,7 +330,7 @@ class WorkerPool:
         if len(dead) == len(self._processes):
             codes = sorted({code for code in dead.values() if code is not None})
             lost.update({n: codes[0] if len(codes) == 1 else codes for n in run.pending if n not in lost})
-        from .pipeline import BatchOutcome
+        from .types import BatchOutcome
 
         for number, code in sorted(lost.items()):
             error = f"the worker process running it exited (exit code {code}) before the batch finished"
@@ -384,15 +385,16 @@ def worker_main(store_spec, day, settings, threads: int, budget_address: str, au
                 parent_pid: int) -> None:
     """A worker process: `threads` threads taking batch jobs until the queue says there are no more."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
-    from . import pacing, pipeline
-    from .store import open_store
+    from ..fetch import pacing
+    from .types import Control, StoppablePacer
+    from ..store import open_store
 
     _preload()
     uri, profile, region = store_spec
     store = open_store(uri, profile=profile, region=region)
-    control = pipeline._Control(stop, None)
+    control = Control(stop, None)
     budget = RemoteBudget(budget_address, authkey, sleep=control.wait)
-    pacer = pipeline.StoppablePacer(pacing.pacer_for(settings, sleep=control.wait, budget=budget), control)
+    pacer = StoppablePacer(pacing.pacer_for(settings, sleep=control.wait, budget=budget), control)
     observer = _RelayObserver(events)
     workers = [threading.Thread(target=_take_jobs, name=f"stockstream-batch-{i}",
                                 args=(store, day, settings, jobs, events, observer, control, pacer, parent_pid))
@@ -413,13 +415,15 @@ def worker_main(store_spec, day, settings, threads: int, budget_address: str, au
 
 def _preload() -> None:
     """Import what fetching needs now, while the parent runs the symbols step, not at the first batch."""
-    from . import fetch, yahoo  # noqa: F401
+    from ..fetch import batch as fetch  # noqa: F401
+    from ..sources import yahoo  # noqa: F401
     import polars  # noqa: F401
     import yfinance  # noqa: F401
 
 
 def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
-    from . import pipeline
+    from .task import run_batch
+    from .types import RunCancelled
 
     while not control.stop.is_set() and os.getppid() == parent_pid:  # else stopped, or the parent was killed
         try:
@@ -430,15 +434,15 @@ def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, par
             return
         events.put((STARTED, job.batch_number, os.getpid()))
         try:
-            outcome = pipeline.run_batch(store, day, settings, job, observer, control, pacer)
-        except pipeline.RunCancelled:
+            outcome = run_batch(store, day, settings, job, observer, control, pacer)
+        except RunCancelled:
             events.put((CANCELLED, job.batch_number))
             return
         events.put((OUTCOME, outcome))
 
 
 class _RelayObserver:
-    """pipeline.Observer in a worker: every event goes to the parent, whose observer shows it."""
+    """types.Observer in a worker: every event goes to the parent, whose observer shows it."""
 
     def __init__(self, events):
         self._events = events

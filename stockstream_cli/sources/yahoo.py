@@ -24,19 +24,11 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Union
 
-from .values import SYDNEY, yahoo_ticker
+from ..reasons import ERROR, NO_DATA, NOT_FOUND, RATE_LIMITED, TIMEOUT, TRANSIENT
+from ..values import SYDNEY, yahoo_ticker
 
 if TYPE_CHECKING:
     import polars as pl
-
-RATE_LIMITED = "rate_limited"
-NOT_FOUND = "not_found"
-NO_DATA = "no_data"
-INVALID_DATA = "invalid_data"
-TIMEOUT = "timeout"
-ERROR = "error"
-FAILURE_REASONS = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR)
-RETRYABLE = frozenset({RATE_LIMITED, TIMEOUT, ERROR})
 
 RAW_COLUMNS = ("date", "open", "high", "low", "close", "adjusted_close", "volume")
 _NOT_FOUND_WORDS = ("delisted", "not found", "no data found")
@@ -49,14 +41,14 @@ _seeded: set[tuple[str | None, str]] = set()  # (cache folder, ticker) seeded by
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    """Why a symbol has no bars: one of FAILURE_REASONS, and what Yahoo or yfinance said."""
+    """Why a symbol has no bars: one of reasons.ALL, and what Yahoo or yfinance said."""
 
     reason: str
     detail: str = ""
 
     @property
     def retryable(self) -> bool:
-        return self.reason in RETRYABLE
+        return self.reason in TRANSIENT
 
 
 FetchOutcome = Union["pl.DataFrame", Failure]
@@ -64,7 +56,7 @@ FetchOutcome = Union["pl.DataFrame", Failure]
 
 def default_cache_dir() -> str:
     """Where yfinance keeps its caches when STOCKSTREAM_CACHE_DIR is not set (under /tmp on Lambda)."""
-    from .settings import default_cache_dir as stockstream_cache_dir
+    from ..settings import default_cache_dir as stockstream_cache_dir
 
     return os.path.join(stockstream_cache_dir(), "yfinance")
 

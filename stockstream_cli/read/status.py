@@ -11,8 +11,11 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from . import layout, manifest
-from .errors import CorruptFileError, InputError, KeyNotFound
+from .. import layout
+from ..fetch import manifest
+from ..outcome import Outcome
+from ..run.summary import read_run
+from ..errors import CorruptFileError, InputError, KeyNotFound, first_line
 
 
 RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors")
@@ -55,6 +58,11 @@ class DayStatus:
     @property
     def complete(self) -> bool:
         return not self.batches_missing and not self.failure_reasons
+
+    @property
+    def outcome(self) -> Outcome:
+        """PARTIAL when batches are missing or symbols failed (`rerun-failed --date D` finishes the day)."""
+        return Outcome.COMPLETE if self.complete else Outcome.PARTIAL
 
     @property
     def run_outcome(self) -> str | None:
@@ -136,7 +144,7 @@ def describe_days(days: list[dt.date]) -> str:
 def _status_of(store, day: dt.date) -> DayStatus:
     listing = _batch_members(store, day)
     records = _batch_records(store, day)
-    run = manifest.read_run(store, day)
+    run = read_run(store, day)
     if listing is not None:
         batches = sorted(set(listing.values()) | set(records))
         total = len(listing)
@@ -165,7 +173,7 @@ def _status_of(store, day: dt.date) -> DayStatus:
 
 def _batch_members(store, day: dt.date) -> dict[str, int] | None:
     """symbol -> batch_number from symbols/D-symbols.csv, None when the day has no list."""
-    from .asx import from_csv
+    from ..sources.asx import from_csv
 
     key = layout.symbols_key(day)
     try:
@@ -204,4 +212,4 @@ def batch_record(data: bytes, key: str) -> BatchRecord:
 def _describe(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"no {error.args[0]!r} field"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return first_line(error)

@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import calendar
-from .errors import InputError, StockstreamError
+from .. import calendar
+from ..errors import InputError, StockstreamError
+from ..values import check_range
 
 DEFAULT_SPAN = dt.timedelta(days=92)
 INSTALL_HINT = "pip install 'stockstream[chart]'"
@@ -66,15 +67,14 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
 
     `end` defaults to the symbol's latest stored day, `start` to three months before `end`.
     """
-    from .aggregate import DataAggregator
+    from ..read.aggregate import DataAggregator
 
     reader = DataAggregator(store)
     if end is None:
         end = _latest_day(reader, symbol, start)
     if start is None:
         start = end - DEFAULT_SPAN
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}: give the earlier date first")
+    check_range(start, end)
     frame = reader.load_symbols([symbol], start=start, end=end)
     rows = {row["date"]: row for row in frame.iter_rows(named=True)}
     sessions = calendar.sessions(start, end)

@@ -1,6 +1,6 @@
 """The deployed pipeline's last step: the day's run summary (runs/D/run.json) and its data-quality check.
 
-run-local and rerun-failed build the run document as they go (pipeline.run_document) and add the check
+run-local and rerun-failed build the run document as they go (summary.run_document) and add the check
 (quality.run_quality). A Step Functions execution has no such process: its CheckDataQuality step invokes
 the stock-data-fetcher function with {"action": "finalize", ...}, which lands here and rebuilds the same
 document from the store (the day's list and the batch manifests), so run.json has one shape and one author
@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from . import manifest
 
 DEPLOYED_COMMAND = "stock-data-pipeline"  # run.json "command" of a run the state machine finished
 
@@ -25,9 +24,10 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     Every batch of the day's list counts, as in rerun-failed: a rerun execution that carried only the
     failed batches still leaves the summary of the whole day.
     """
-    from .pipeline import Observer, day_batches, read_manifests, run_document
-    from .quality import run_quality
-    from .schema import utc_timestamp
+    from .summary import day_batches, read_manifests, run_document, write_run
+    from .types import Observer
+    from ..quality.check import run_quality
+    from ..schema import utc_timestamp
 
     batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, Observer())
@@ -37,5 +37,5 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     if execution:
         run["execution"] = execution
     run["quality"] = run_quality(store, day, run_started, lookback_days=lookback_days)
-    manifest.write_run(store, day, run)
+    write_run(store, day, run)
     return run

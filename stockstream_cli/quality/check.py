@@ -26,8 +26,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import calendar, layout, manifest
-from .errors import InputError, StockstreamError
+from .. import calendar, layout
+from ..fetch import manifest
+from ..errors import InputError, StockstreamError
+from ..values import check_range
+from .. import outcome as outcomes
 
 if TYPE_CHECKING:
     import polars as pl
@@ -39,8 +42,8 @@ PRICE_FIELDS = ("open", "high", "low", "close", "adjusted_close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 
 EXPECTED_REASONS = ("listed_after", "suspended")
-FAILURE_REASONS = ("fetch_failed", "unexplained", "not_fetched")
-MISSING_REASONS = (*FAILURE_REASONS, *EXPECTED_REASONS)
+UNEXPECTED_MISSING = ("fetch_failed", "unexplained", "not_fetched")
+MISSING_REASONS = (*UNEXPECTED_MISSING, *EXPECTED_REASONS)
 SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
 
 
@@ -54,10 +57,9 @@ def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
-    from .aggregate import newest_per_symbol_and_date
+    from ..read.newest import newest_per_symbol_and_date
 
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}")
+    check_range(start, end)
     sessions = calendar.sessions(start, end)
     lists = ListsInForce(store, start, end)
     if not lists.dates and not symbols:
@@ -105,7 +107,7 @@ class ListsInForce:
     """
 
     def __init__(self, store, start: dt.date | None = None, end: dt.date | None = None):
-        from .asx import from_csv
+        from ..sources.asx import from_csv
 
         self._store = store
         self._from_csv = from_csv
@@ -308,8 +310,8 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
     The files are the ones `load` reads (DataAggregator.load_fetches).
     """
-    from .aggregate import DataAggregator
-    from .schema import empty_frame
+    from ..read.aggregate import DataAggregator
+    from ..schema import empty_frame
 
     if symbols is not None and not symbols:
         return empty_frame()
@@ -317,7 +319,7 @@ def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    from .backfill import earliest_rows
+    from ..read.aggregate import earliest_rows
 
     return earliest_rows(store, symbols)
 
@@ -378,7 +380,7 @@ def _broken_ohlc(symbol: str, rows: list[dict], start: dt.date, end: dt.date) ->
 
 def ohlc_problem(row: dict) -> str | None:
     """What is wrong with a stored row's prices and volume, or None (schema.ohlc_problem: the rule clean_bars keeps)."""
-    from .schema import ohlc_problem as bar_problem
+    from ..schema import ohlc_problem as bar_problem
 
     return bar_problem(row["open"], row["high"], row["low"], row["close"], row.get("volume"))
 
@@ -412,7 +414,7 @@ def find_revisions(raw: "pl.DataFrame", start: dt.date, end: dt.date) -> list[di
 
 def _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
               symbols, lists: ListsInForce) -> dict:
-    failures = sum(len(classified[r]) for r in FAILURE_REASONS)
+    failures = sum(len(classified[r]) for r in UNEXPECTED_MISSING)
     flagged = sum(len(items) for items in suspicious.values())
     unlisted = sorted(set(symbols or ()) - {s for s, _ in expected}) if lists.dates else []
     return {
@@ -442,9 +444,9 @@ def alert_message(document: dict) -> str | None:
     if document["complete"]:
         return None
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
-    missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in FAILURE_REASONS]
+    missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in UNEXPECTED_MISSING]
     flagged = [f"{n} {kind}" for kind, n in document["suspicious_counts"].items() if n]
-    examples = [f"{i['symbol']} {i['date']}" for reason in FAILURE_REASONS for i in document["missing"][reason]][:10]
+    examples = [f"{i['symbol']} {i['date']}" for reason in UNEXPECTED_MISSING for i in document["missing"][reason]][:10]
     lines = [f"stockstream check {span}: {document['present_rows']} of {document['expected_rows']} rows present."]
     if missing:
         lines.append(f"Missing: {', '.join(missing)} (e.g. {', '.join(examples)}).")
@@ -464,7 +466,7 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
     return {
         "session": session.isoformat(),
         "complete": document["complete"],
-        "missing": sum(document["missing_counts"][reason] for reason in FAILURE_REASONS),
+        "missing": sum(document["missing_counts"][reason] for reason in UNEXPECTED_MISSING),
         "suspicious": sum(document["suspicious_counts"].values()),
         "expected_rows": document["expected_rows"],
         "present_rows": document["present_rows"],
@@ -503,6 +505,6 @@ def aware_moment(moment: "dt.datetime | str") -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def exit_code(document: dict) -> int:
-    """0 when complete, 3 when something is missing (for a failure reason) or suspicious."""
-    return 0 if document["complete"] else 3
+def outcome(document: dict) -> "outcomes.Outcome":
+    """COMPLETE, or PARTIAL when something is missing (for a failure reason) or suspicious."""
+    return outcomes.Outcome.COMPLETE if document["complete"] else outcomes.Outcome.PARTIAL

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import layout
-from .errors import CorruptFileError, InputError, KeyNotFound, SourceError
-from .settings import MARKIT_URL, Settings
-from .values import SYMBOL_RE
+from .. import layout
+from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError
+from ..settings import MARKIT_URL, Settings
+from ..values import SYMBOL_RE
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def download_list(url: str, settings: Settings, *, http_get: HttpGet | None = No
         status = response.status_code
         if status >= 400:
             problem = f"the ASX source {url} answered HTTP {status} {response.reason or ''}".rstrip()
-            problem += _first_line(response.content)
+            problem += _body_first_line(response.content)
             if status != 429 and status < 500:
                 raise SourceError(problem)
             continue
@@ -357,7 +357,7 @@ def download_list(url: str, settings: Settings, *, http_get: HttpGet | None = No
     raise SourceError(f"{problem} ({tries} tries)" if tries > 1 else problem)
 
 
-def _first_line(content: bytes) -> str:
+def _body_first_line(content: bytes) -> str:
     line = _decode(content or b"").strip().split("\n", 1)[0].strip()
     return f": {_clip(line, 80)!r}" if line else ""
 

@@ -1,8 +1,9 @@
-"""The records in runs/D/: the one place they are parsed, validated, read and encoded.
+"""The batch and backfill records in runs/D/: the one place they are parsed, validated, read and encoded.
 
-    runs/D/batch-N.json     a batch's result, the contract's fetch-batch JSON (fetch.build_manifest)
-    runs/D/backfill-N.json  a backfill chunk's record, the same shape (backfill._record)
-    runs/D/run.json         the run's summary (pipeline.run_document)
+    runs/D/batch-N.json     a batch's result, the contract's fetch-batch JSON (fetch/batch.build_manifest)
+    runs/D/backfill-N.json  a backfill chunk's record, the same shape (run/backfill._record)
+
+(runs/D/run.json, the day's summary, has its own module: run/summary.py.)
 
 A manifest (batch or backfill) is a JSON object with a "metadata" object in which failure_reasons, when
 present, is an object, symbols_failed a list and the counts integers; anything else is a CorruptFileError
@@ -19,10 +20,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from . import layout
-from .errors import CorruptFileError, KeyNotFound
+from ..errors import CorruptFileError, KeyNotFound, first_line
+from ..outcome import Outcome
+from ..reasons import UNRECORDED
 
-UNRECORDED_REASON = "error"  # the failure reason of a symbol in symbols_failed without one in failure_reasons
 _COUNTS = ("batch_number", "backfill_number", "symbols_processed", "symbols_fetched")
 
 
@@ -31,7 +32,7 @@ def parse(data: bytes, key: str) -> dict[str, Any]:
     try:
         document = json.loads(data)
     except ValueError as error:
-        raise CorruptFileError(key, f"not a stockstream manifest: not JSON ({_first_line(error)})") from None
+        raise CorruptFileError(key, f"not a stockstream manifest: not JSON ({first_line(error)})") from None
     problem = _problem(document)
     if problem:
         raise CorruptFileError(key, f"not a stockstream manifest: {problem}")
@@ -66,12 +67,18 @@ def read(store, key: str) -> dict[str, Any] | None:
 
 def failure_reasons(document: dict[str, Any]) -> dict[str, str]:
     """{symbol: reason} of a manifest: every symbol in failure_reasons or symbols_failed (without a recorded
-    reason, UNRECORDED_REASON)."""
+    reason, UNRECORDED)."""
     metadata = document.get("metadata") or {}
     reasons = {str(symbol): str(reason) for symbol, reason in (metadata.get("failure_reasons") or {}).items()}
     for symbol in metadata.get("symbols_failed") or []:
-        reasons.setdefault(str(symbol), UNRECORDED_REASON)
+        reasons.setdefault(str(symbol), UNRECORDED)
     return reasons
+
+
+def outcome(document: dict[str, Any]) -> Outcome:
+    """A batch's or a backfill's: COMPLETE when no symbol failed (or none was asked for), else PARTIAL
+    (the failures are recorded, for rerun-failed or the same backfill again)."""
+    return Outcome.PARTIAL if (document.get("metadata") or {}).get("symbols_failed") else Outcome.COMPLETE
 
 
 def count(document: dict[str, Any], name: str) -> int:
@@ -91,31 +98,3 @@ def backfill_range(document: dict[str, Any]) -> tuple[dt.date, dt.date] | None:
 def encode(document: dict[str, Any]) -> bytes:
     """How every record in runs/ is written: indented JSON and a final newline."""
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
-
-
-# ---------------------------------------------------------------------------------------------- run.json
-
-
-def read_run(store, day: dt.date) -> dict[str, Any] | None:
-    """runs/D/run.json as written; None when absent, CorruptFileError when it is not a JSON object."""
-    key = layout.run_summary_key(day)
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise CorruptFileError(key, f"not JSON: {_first_line(error)}") from None
-    if not isinstance(document, dict):
-        raise CorruptFileError(key, "not a run summary (expected a JSON object)")
-    return document
-
-
-def write_run(store, day: dt.date, run: dict[str, Any]) -> None:
-    store.put(layout.run_summary_key(day), encode(run))
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

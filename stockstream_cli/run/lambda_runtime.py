@@ -88,8 +88,7 @@ def batch_metrics(result: dict) -> dict[str, float]:
 
 def fetch_event_batch(event: dict, settings: Settings) -> dict:
     """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library."""
-    from ..fetch import fetch_batch
-    from ..store import open_store
+    from ..fetch.batch import fetch_batch
     from ..values import parse_date, parse_symbols
 
     event = event or {}
@@ -101,7 +100,7 @@ def fetch_event_batch(event: dict, settings: Settings) -> dict:
     except (TypeError, ValueError):
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
-    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    store = settings.open_store()
     return fetch_batch(store, day, batch_number, settings, symbols=symbols)
 
 
@@ -129,9 +128,8 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     "missing", "suspicious", "expected_rows", "present_rows", "alert"}."""
     import datetime as dt
 
-    from ..finalize import finalize_day
-    from ..quality import aware_moment
-    from ..store import open_store
+    from .finalize import finalize_day
+    from ..quality.check import aware_moment
     from ..values import parse_date
 
     event = event or {}
@@ -145,7 +143,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     numbers, failed = event.get("batchNumbers") or [], event.get("batchFailed") or []
     errors = {int(number): f"failed in execution {event.get('execution') or '?'}"
               for number, flag in zip(numbers, failed) if flag is True}
-    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    store = settings.open_store()
     run = finalize_day(store, day, run_started=started, lookback_days=settings.lookback_days,
                        execution=event.get("execution"), batch_errors=errors, now=now)
     quality = run["quality"]

@@ -23,8 +23,8 @@ import datetime as dt
 import io
 from collections.abc import Callable, Iterable
 
-from . import layout, schema
-from .errors import InputError
+from .. import layout, schema
+from ..errors import InputError
 
 ROW_GROUP_ROWS = 4096  # about 2 symbols x 21 days fits in one; a month of the ASX is ~10 row groups
 READERS = 8  # batch files read at once (S3 latency, not bandwidth, is what a month of small files costs)
@@ -69,7 +69,7 @@ def plan(keys: Iterable[str], *, months: Iterable[str] | None = None, today: dt.
 def compact(store, *, months: Iterable[str] | None = None, today: dt.date | None = None, dry_run: bool = False,
             note: Callable[[str], None] | None = None) -> dict:
     """Compact the planned months; returns {"months": [per-month results], "files": n, "rows": n}."""
-    from .values import today_sydney
+    from ..values import today_sydney
 
     plans = plan(store.list(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney())
     results = []
@@ -90,8 +90,8 @@ def compact_month(store, month_plan: MonthPlan) -> dict:
     """Write the month's compacted file, then delete the batch files merged into it."""
     import polars as pl
 
-    from .aggregate import newest_per_symbol_and_date
-    from .fetch import read_batch_rows
+    from ..datafile import read_batch_rows
+    from .newest import newest_per_symbol_and_date
 
     keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
     with concurrent.futures.ThreadPoolExecutor(min(READERS, max(len(keys), 1))) as pool:

@@ -29,18 +29,16 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import layout, schema
-from .errors import CorruptFileError, InputError, StoreError
-from .values import parse_date, parse_symbols
+from .. import layout, schema
+from ..errors import CorruptFileError, InputError, StoreError, first_line
+from ..values import check_range, parse_date, parse_symbols
+from .newest import newest_per_symbol_and_date
 
 if TYPE_CHECKING:
     import polars as pl
 
     from .file_index import FileIndex
-    from .store import Store
-
-_UNPARSED_TS = "_fetch_moment"
-
+    from ..store import Store
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
     """The raw-data keys that may hold rows dated within [start, end] (None: unbounded), in key order.
@@ -104,8 +102,7 @@ class DataAggregator:
         if hasattr(store_uri, "polars_path"):
             self.store = store_uri
             return
-        from .settings import Settings
-        from .store import open_store
+        from ..settings import Settings
 
         if bucket is not None:
             if not bucket.strip():
@@ -114,7 +111,7 @@ class DataAggregator:
         settings = Settings.resolve(
             store=os.fspath(store_uri) if store_uri is not None else None, profile=profile, region=region
         )
-        self.store = open_store(settings.store, profile=settings.profile, region=settings.region)
+        self.store = settings.open_store()
 
     def __repr__(self) -> str:
         return f"DataAggregator({self.store.uri!r})"
@@ -160,8 +157,7 @@ class DataAggregator:
     def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
         start = None if start is None else _required_date(start, "start")
         end = None if end is None else _required_date(end, "end")
-        if start is not None and end is not None and start > end:
-            raise InputError(f"start {start} is after end {end}: give the earlier date first")
+        check_range(start, end, names=("start", "end"))
         codes = None
         if symbols is not None:
             codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
@@ -236,14 +232,14 @@ class DataAggregator:
                 (query if predicate is None else query.filter(predicate)).collect()
             except Exception as file_error:
                 return self._file_error(key, file_error)
-        return StoreError(f"cannot read the data in {self.store.uri}: {_first_line(error)}")
+        return StoreError(f"cannot read the data in {self.store.uri}: {first_line(error)}")
 
     def _file_error(self, key: str, error: Exception) -> Exception:
         """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""
         import polars as pl
 
         path = self.store.polars_path(key)
-        reason = _first_line(error).replace(path, key)
+        reason = first_line(error).replace(path, key)
         if isinstance(error, OSError) or "object-store" in reason or "object_store" in reason:
             return StoreError(f"cannot read {key}: {reason}")
         if not isinstance(error, pl.exceptions.PolarsError):
@@ -253,7 +249,7 @@ class DataAggregator:
                                     credential_provider=self.store.polars_credential_provider(),
                                     glob=False).collect_schema()
         except Exception as schema_error:
-            return CorruptFileError(key, f"not a Parquet file: {_first_line(schema_error).replace(path, key)}")
+            return CorruptFileError(key, f"not a Parquet file: {first_line(schema_error).replace(path, key)}")
         return CorruptFileError(key, schema_difference(found) or reason)
 
 
@@ -271,22 +267,6 @@ def schema_difference(found: "pl.Schema") -> str | None:
         if name in found and found[name] != kind:
             problems.append(f"{name} is {found[name]}, expected {kind}")
     return "not the stockstream schema: " + "; ".join(problems) if problems else None
-
-
-def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
-    """One row per (symbol, date): the newest fetch_timestamp wins; sorted by symbol then date.
-
-    Timestamps are compared as instants (so `Z` and `+00:00` spellings agree); the string itself breaks ties
-    and orders any timestamp that does not parse.
-    """
-    import polars as pl
-
-    return (
-        query.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(_UNPARSED_TS))
-        .sort(["symbol", "date", _UNPARSED_TS, "fetch_timestamp"], nulls_last=False)
-        .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
-        .select(schema.COLUMNS)
-    )
 
 
 def _predicate(symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> "pl.Expr | None":
@@ -310,6 +290,15 @@ def _required_date(value: Any, name: str) -> dt.date:
     return parse_date(value, option=name)
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+
+def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
+    """symbol -> its earliest stored trading date, for the symbols that have any row."""
+    if not symbols:
+        return {}
+    import polars as pl
+
+    frame = DataAggregator(store).load_symbols(symbols)
+    if frame.is_empty():
+        return {}
+    firsts = frame.group_by("symbol").agg(pl.col("date").min())
+    return dict(zip(firsts["symbol"].to_list(), firsts["date"].to_list()))

@@ -37,13 +37,12 @@ def compact(
 
     Examples: `stockstream compact --dry-run`; `stockstream compact --month 2026-01 --store s3://bucket`.
     """
-    from ..compact import compact as run_compact
-    from ..output import emit_json
+    from ..read.compact import compact as run_compact
+    from .output import emit_json
     from ..settings import Settings
-    from ..store import open_store
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    target = open_store(settings.store, profile=settings.profile, region=settings.region)
+    target = settings.open_store()
     result = run_compact(target, months=month, dry_run=dry_run)
     if json:
         emit_json(result)

@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import random
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import layout, manifest, schema, yahoo
-from .errors import BatchFailed, CorruptFileError, InputError, KeyNotFound, StoreError
-from .values import check_symbol
+from .. import layout, schema
+from . import manifest
+from ..sources import yahoo
+from ..errors import BatchFailed, InputError, StoreError
+from ..datafile import read_batch_rows, to_parquet_bytes
+from ..read.newest import merge_rows
+from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
+from ..values import check_batch_number, check_symbol
 
 if TYPE_CHECKING:
     import polars as pl
@@ -45,7 +49,7 @@ Fetcher = Callable[[str, dt.date, dt.date, float], "yahoo.FetchOutcome"]
 class SymbolResult:
     symbol: str
     rows: "pl.DataFrame | None"  # clean rows in the contract's schema; None when it failed
-    failure: str | None  # one of yahoo.FAILURE_REASONS
+    failure: str | None  # one of reasons.ALL
     detail: str
     attempts: int  # requests sent for it
     dropped: dict[str, int]
@@ -60,14 +64,13 @@ def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]
 
 def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] | None = None) -> list[str]:
     """The symbols to fetch: those given (checked, sorted, unique), else batch N of symbols/D-symbols.csv."""
-    if batch_number < 0:
-        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
+    check_batch_number(batch_number)
     if symbols is not None:
         codes = sorted({check_symbol(code) for code in symbols})
         if not codes:
             raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
         return codes
-    from .asx import batch_symbols, read_symbols
+    from ..sources.asx import batch_symbols, read_symbols
 
     return batch_symbols(read_symbols(store, day), batch_number)
 
@@ -150,9 +153,9 @@ def fetch_symbol(
         if not isinstance(outcome, yahoo.Failure):
             pacer.on_success()
             return _cleaned(code, outcome, first, last, batch_number, attempts)
-        if outcome.reason == yahoo.RATE_LIMITED:
+        if outcome.reason == RATE_LIMITED:
             pacer.on_rate_limited()
-        elif outcome.reason != yahoo.TIMEOUT:
+        elif outcome.reason != TIMEOUT:
             pacer.on_success()  # answered, without a 429
         if not outcome.retryable or attempts > settings.retries:
             return SymbolResult(code, None, outcome.reason, outcome.detail, attempts, {})
@@ -169,45 +172,11 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
     if rows.height:
         return SymbolResult(code, rows, None, "", attempts, dropped)
     if dropped.get("invalid"):
-        return SymbolResult(code, None, yahoo.INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
-    return SymbolResult(code, None, yahoo.NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
+        return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
+    return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
 
 
 # ---------------------------------------------------------------------------------------------- the files
-
-
-def merge_rows(previous: "pl.DataFrame | None", fetched: list["pl.DataFrame"]) -> "pl.DataFrame":
-    """Stored rows plus new ones, one row per (symbol, date), a new row beating a stored one; sorted."""
-    import polars as pl
-
-    frames = ([previous] if previous is not None else []) + fetched
-    if not frames:
-        return schema.empty_frame()
-    combined = pl.concat(frames, how="vertical")
-    return combined.unique(subset=["symbol", "date"], keep="last", maintain_order=True).sort(["symbol", "date"])
-
-
-def to_parquet_bytes(rows: "pl.DataFrame") -> bytes:
-    buffer = io.BytesIO()
-    rows.select(schema.COLUMNS).cast(dict(schema.polars_schema())).write_parquet(buffer)
-    return buffer.getvalue()
-
-
-def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
-    """A stored batch file, checked against the contract's schema; None when there is none."""
-    import polars as pl
-
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        rows = pl.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
-        raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
-    if rows.schema != schema.polars_schema():
-        raise CorruptFileError(key, f"schema {dict(rows.schema)} is not the contract's")
-    return rows
 
 
 def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> None:
@@ -291,7 +260,7 @@ def _previous_members(before: dict, before_reasons: dict[str, str], previous_row
 def _whole_batch_failed(document: dict) -> bool:
     metadata = document["metadata"]
     reasons = metadata["failure_reasons"].values()
-    return metadata["symbols_fetched"] == 0 and bool(reasons) and all(r in yahoo.RETRYABLE for r in reasons)
+    return metadata["symbols_fetched"] == 0 and bool(reasons) and all(r in TRANSIENT for r in reasons)
 
 
 def _reason_counts(reasons: dict[str, str]) -> str:

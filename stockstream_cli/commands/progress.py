@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .pipeline import Observer
+from ..run.types import Observer
 
 SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
 
@@ -182,15 +182,15 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
 
 def rerun_hint(run: Mapping[str, Any]) -> str | None:
     """What to type next: plain rerun-failed for retryable failures, --all when only final ones are left."""
-    from .pipeline import RETRYABLE_REASONS
+    from .. import reasons
 
     if not run["symbols_failed"]:
         return None
-    reasons = run.get("failure_reasons", {})
+    failed = run.get("failure_reasons", {})
     command = f"stockstream rerun-failed --date {run['date']}"
-    if run["batches_failed"] or any(reasons.get(s, "error") in RETRYABLE_REASONS for s in run["symbols_failed"]):
+    if run["batches_failed"] or any(failed.get(s, reasons.UNRECORDED) in reasons.RERUN for s in run["symbols_failed"]):
         return f"To fetch the failed symbols again: {command}"
-    return f"The failures left are final (not_found, no_data); to try them anyway: {command} --all"
+    return f"The failures left are final ({', '.join(r for r in reasons.ALL if r in reasons.LASTING)}); to try them anyway: {command} --all"
 
 
 def failures_by_reason(run: Mapping[str, Any]) -> dict[str, list[str]]:

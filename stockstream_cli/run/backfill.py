@@ -25,10 +25,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import calendar, layout, manifest, schema, yahoo
-from .errors import CorruptFileError, InputError, Interrupted
+from .. import calendar, layout, schema
+from ..fetch import manifest
+from ..sources import yahoo
+from ..errors import CorruptFileError, InputError, Interrupted
+from ..reasons import FINAL
+from ..values import check_range
 
-FINAL_REASONS = frozenset({yahoo.NOT_FOUND, yahoo.NO_DATA, yahoo.INVALID_DATA})
 
 
 class Observer:
@@ -56,15 +59,14 @@ class Plan:
 
 def default_end(store) -> dt.date:
     """The day of the latest ASX list in the store (history meets the daily runs there), else today."""
-    from .values import today_sydney
+    from ..values import today_sydney
 
     days = [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
     return max(days) if days else today_sydney()
 
 
 def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> Plan:
-    if start > end:
-        raise InputError(f"--start {start} is after --end {end}: give the earlier date first")
+    check_range(start, end)
     if symbols:
         asked, chosen_by = sorted(set(symbols)), "--symbols"
     else:
@@ -76,7 +78,8 @@ def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) 
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
     """The symbols the latest list added against the previous one whose history does not reach `start`."""
-    from .asx import diff_symbols, from_csv, previous_list_key
+    from ..read.aggregate import earliest_rows
+    from ..sources.asx import diff_symbols, from_csv, previous_list_key
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
@@ -103,21 +106,6 @@ def _reaches(earliest: dt.date | None, first_session: dt.date) -> bool:
     return earliest is not None and earliest <= first_session
 
 
-def earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    """symbol -> its earliest stored trading date, for the symbols that have any row."""
-    if not symbols:
-        return {}
-    import polars as pl
-
-    from .aggregate import DataAggregator
-
-    frame = DataAggregator(store).load_symbols(symbols)
-    if frame.is_empty():
-        return {}
-    firsts = frame.group_by("symbol").agg(pl.col("date").min())
-    return dict(zip(firsts["symbol"].to_list(), firsts["date"].to_list()))
-
-
 def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
     """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason."""
     done: set[str] = set()
@@ -128,7 +116,7 @@ def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
         if covers[0] <= start and end <= covers[1]:
             reasons = manifest.failure_reasons(record)
             done.update(s for s in record["metadata"].get("symbols", ())
-                        if reasons.get(s) is None or reasons[s] in FINAL_REASONS)
+                        if reasons.get(s) is None or reasons[s] in FINAL)
     return done
 
 
@@ -164,7 +152,7 @@ def backfill(
 
     fetcher, sleep, pacer: the edges (default yahoo.fetch, time.sleep, the settings' pacer).
     """
-    from . import pacing
+    from ..fetch import pacing
 
     started = time.monotonic()
     observer = observer or Observer()
@@ -199,7 +187,9 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
-    from .fetch import fetch_symbol, merge_rows, to_parquet_bytes
+    from ..datafile import to_parquet_bytes
+    from ..fetch.batch import fetch_symbol
+    from ..read.newest import merge_rows
 
     started = time.monotonic()
     number = next_number(store, work.end)
@@ -272,8 +262,3 @@ def _document(work: Plan, records: list[dict], elapsed: float) -> dict:
             "execution_time": round(elapsed, 3),
         },
     }
-
-
-def exit_code(document: dict) -> int:
-    """0 when every symbol asked for is backfilled (or nothing was to do), 3 when some failed (recorded)."""
-    return 3 if document["metadata"]["symbols_failed"] else 0

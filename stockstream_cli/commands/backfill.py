@@ -1,0 +1,119 @@
+"""`stockstream backfill`: options and rendering over run/backfill.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..outcome import Outcome
+from .. import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backfill")(backfill)
+
+
+RequiredStart = Annotated[str, typer.Option("--start", help="First day of history to fetch, YYYY-MM-DD.", show_default=False)]
+
+
+def backfill(
+    start: RequiredStart,
+    end: Annotated[
+        Optional[str],
+        typer.Option("--end", help="Last day of history [default: the day of the latest ASX list in the store].",
+                     show_default=False),
+    ] = None,
+    symbols: options.Symbols = None,
+    delay: options.Delay = None,
+    rate: options.Rate = None,
+    retries: options.Retries = None,
+    retry_wait: options.RetryWait = None,
+    batch_size: options.BatchSize = None,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+    json_output: options.Json = False,
+) -> Outcome:
+    """Fetch the history of symbols that lack it into raw-data/D-backfill-N.parquet.
+
+    By default: the symbols the latest ASX list added against the previous one in the store and whose
+    history does not reach back to --start. --symbols names them instead. Paced and retried like any
+    fetch; progress is recorded per chunk of --batch-size symbols (runs/D/backfill-N.json, D = --end),
+    so a rerun after an interruption skips what is done and writes no duplicates. Rows a daily run also
+    holds are read once by `load`: the newest fetch wins.
+    Exit 0 all fetched, 3 some symbols failed (recorded; a rerun retries them).
+
+    Example: stockstream backfill --start 2020-01-01 --symbols NEWCO
+    """
+    from ..fetch import manifest
+    from ..run import backfill as backfill_module
+    from .output import emit_json
+    from ..settings import Settings
+    from ..values import check_range, parse_date, parse_symbols
+
+    codes = parse_symbols(symbols)
+    first = parse_date(start, option="--start")
+    last = parse_date(end, option="--end") if end is not None else None
+    check_range(first, last)
+    settings = Settings.resolve(store=store, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
+                                batch_size=batch_size, profile=profile, region=region)
+    data_store = settings.open_store()
+    with _backfill_progress(json_output) as observer:
+        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, observer=observer)
+    if json_output:
+        emit_json(document)
+    else:
+        _render_backfill(document)
+    return manifest.outcome(document)
+
+
+class _RichBackfillObserver:
+    def __init__(self, progress):
+        self._progress = progress
+        self._task = None
+
+    def note(self, message: str) -> None:
+        self._progress.console.print(message)
+
+    def started(self, total: int) -> None:
+        self._task = self._progress.add_task("backfill", total=total)
+
+    def symbol_done(self, symbol: str, reason: str | None) -> None:
+        if reason:
+            self._progress.console.print(f"[yellow]{symbol}[/]: {reason}")
+        if self._task is not None:
+            self._progress.advance(self._task)
+
+
+def _backfill_progress(json_output: bool):
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .output import stderr_console
+
+    @contextlib.contextmanager
+    def observed():
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=stderr_console(), transient=True)
+        with progress:
+            yield _RichBackfillObserver(progress)
+
+    return observed()
+
+
+def _render_backfill(document: dict) -> None:
+    from .output import stdout_console
+
+    console = stdout_console()
+    meta = document["metadata"]
+    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {len(document['symbols'])} symbol(s) asked, "
+                  f"{len(meta['skipped_done'])} already done, {meta['symbols_fetched']} fetched "
+                  f"({meta['rows_written']:,} rows), {len(meta['symbols_failed'])} failed", soft_wrap=True)
+    for symbol in meta["symbols_failed"]:
+        console.print(f"  [red]{symbol}[/]: {meta['failure_reasons'][symbol]}")
+    for key in meta["s3_keys"]:
+        console.print(f"  wrote {key}")
+    if not document["symbols"]:
+        console.print("nothing to backfill: every symbol asked for already has its history")

@@ -1,0 +1,179 @@
+"""`stockstream check`: options and rendering over quality/check.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..outcome import Outcome
+from .. import options
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+End = Annotated[
+    Optional[str],
+    typer.Option("--end", help="Last trading day, YYYY-MM-DD [default: today in Australia/Sydney].", show_default=False),
+]
+
+
+MISSING_TITLES = {
+    "fetch_failed": "fetch failed",
+    "unexplained": "unexplained",
+    "not_fetched": "never fetched",
+    "listed_after": "listed later (expected)",
+    "suspended": "suspended (expected)",
+}
+
+
+SUSPICIOUS_TITLES = {
+    "big_move": "close moved > 50%",
+    "stale": "unchanged, zero volume, 10+ sessions",
+    "ohlc": "OHLC relations broken",
+}
+
+
+EXAMPLES = 4
+
+
+def check(
+    date: options.Date = None,
+    start: options.Start = None,
+    end: End = None,
+    symbols: options.Symbols = None,
+    lookback_days: options.LookbackDays = None,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+    json_output: options.Json = False,
+) -> Outcome:
+    """Check the store is complete: a row for every listed symbol on every ASX session of the range.
+
+    Missing rows are reported by reason: fetch failed (from the runs' manifests), unexplained, never
+    fetched, listed later or suspended (these two are expected and do not fail the check). Suspicious
+    data: a close moving more than 50% in a day, a close unchanged with zero volume for 10 sessions,
+    broken OHLC relations. Revisions (a re-fetch that changed a stored value) are counted.
+    Exit 0 complete, 3 something missing or suspicious.
+
+    Example: stockstream check --start 2026-11-02 --end 2026-11-27 --store ./stockstream-data
+    """
+    from ..quality import check as quality
+    from .output import emit_json
+    from ..settings import Settings
+    from ..values import parse_symbols
+
+    first, last = _range(date, start, end)
+    codes = parse_symbols(symbols)
+    settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
+    data_store = settings.open_store()
+    document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
+    if json_output:
+        emit_json(document)
+    else:
+        _render_check(document)
+    return quality.outcome(document)
+
+
+def _range(date, start, end):
+    from ..errors import InputError
+    from ..values import check_range, parse_date
+
+    if date is not None and (start is not None or end is not None):
+        raise InputError("--date cannot be combined with --start/--end: give one day or a range")
+    if date is not None or (start is None and end is None):
+        day = parse_date(date)
+        return day, day
+    last = parse_date(end, option="--end")
+    first = parse_date(start, option="--start") if start is not None else last
+    check_range(first, last)
+    return first, last
+
+
+def _render_check(document: dict) -> None:
+    from rich.table import Table
+
+    from .output import stdout_console
+
+    console = stdout_console()
+    span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
+    console.print(
+        f"[bold]check {span}[/]: {document['sessions']} sessions x {document['symbols']:,} symbols, "
+        f"{document['present_rows']:,}/{document['expected_rows']:,} rows present",
+        soft_wrap=True,
+    )
+    if document["sessions"] == 0:
+        console.print("no ASX session in this range (weekend or holiday): nothing to check")
+
+    missing = Table(title="Missing rows", title_justify="left", show_lines=False)
+    for column, justify in (("reason", "left"), ("rows", "right"), ("symbols", "right"), ("examples", "left")):
+        missing.add_column(column, justify=justify)
+    for reason, title in MISSING_TITLES.items():
+        items = document["missing"][reason]
+        style = "red" if items and reason in ("fetch_failed", "unexplained", "not_fetched") else ("yellow" if items else "dim")
+        missing.add_row(f"[{style}]{title}[/]", str(len(items)), str(len({i["symbol"] for i in items})),
+                        _examples(items, with_detail=reason == "fetch_failed"))
+    console.print(missing)
+
+    suspicious = Table(title="Suspicious data", title_justify="left")
+    for column, justify in (("check", "left"), ("found", "right"), ("examples", "left")):
+        suspicious.add_column(column, justify=justify)
+    for kind, title in SUSPICIOUS_TITLES.items():
+        items = document["suspicious"][kind]
+        style = "red" if items else "dim"
+        suspicious.add_row(f"[{style}]{title}[/]", str(len(items)), _suspicious_examples(kind, items))
+    console.print(suspicious)
+
+    revisions = document["revisions_count"]
+    if revisions:
+        fields = sorted({f for r in document["revisions"] for f in r["fields"]})
+        console.print(f"revisions: {revisions:,} (symbol, date) re-fetched with changed {', '.join(fields)}; "
+                      "load keeps the newest")
+    else:
+        console.print("revisions: none")
+    if document["unlisted_symbols"]:
+        console.print(f"[yellow]not in any list in force, not checked:[/] {' '.join(document['unlisted_symbols'])}")
+    console.print(_verdict(document), soft_wrap=True)
+
+
+def _verdict(document: dict) -> str:
+    if document["complete"]:
+        return "[bold green]COMPLETE[/]"
+    parts = [f"{n:,} {MISSING_TITLES[r]}" for r, n in document["missing_counts"].items()
+             if n and r in ("fetch_failed", "unexplained", "not_fetched")]
+    parts += [f"{n:,} {SUSPICIOUS_TITLES[k]}" for k, n in document["suspicious_counts"].items() if n]
+    return f"[bold red]INCOMPLETE[/]: {'; '.join(parts)}"
+
+
+def _examples(items: list[dict], *, with_detail: bool) -> str:
+    """'NAB 2026-11-13; CBA 2026-11-03..2026-11-05 (3 days); +2 more symbols'."""
+    by_symbol: dict[str, list[dict]] = {}
+    for item in items:
+        by_symbol.setdefault(item["symbol"], []).append(item)
+    shown = []
+    for symbol, entries in list(by_symbol.items())[:EXAMPLES]:
+        dates = [e["date"] for e in entries]
+        text = f"{symbol} {dates[0]}" if len(dates) == 1 else f"{symbol} {dates[0]}..{dates[-1]} ({len(dates)} days)"
+        if with_detail:
+            text += f" [dim]{entries[-1]['detail']}[/]"
+        shown.append(text)
+    if len(by_symbol) > EXAMPLES:
+        shown.append(f"+{len(by_symbol) - EXAMPLES} more symbols")
+    return "; ".join(shown)
+
+
+def _suspicious_examples(kind: str, items: list[dict]) -> str:
+    shown = []
+    for item in items[:EXAMPLES]:
+        if kind == "big_move":
+            shown.append(f"{item['symbol']} {item['date']} {item['previous_close']:g} -> {item['close']:g} "
+                         f"({item['change']:+.0%})")
+        elif kind == "stale":
+            shown.append(f"{item['symbol']} {item['start']}..{item['end']} at {item['close']:g} ({item['sessions']})")
+        else:
+            shown.append(f"{item['symbol']} {item['date']} {item['problem']}")
+    if len(items) > EXAMPLES:
+        shown.append(f"+{len(items) - EXAMPLES} more")
+    return "; ".join(shown)

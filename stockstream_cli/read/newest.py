@@ -1,0 +1,44 @@
+"""The one rule for rows fetched more than once: one row per (symbol, date), the newest fetch wins.
+
+A (symbol, date) is stored again whenever a later run's lookback window covers it, a rerun refetches it or a
+month is compacted; Yahoo restates history, so the newest answer is the right one. fetch's merge, the
+reader (DataAggregator), compact and check all go through here. No typer or rich here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import schema
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_UNPARSED_TS = "_fetch_moment"
+
+
+def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
+    """One row per (symbol, date): the newest fetch_timestamp wins; sorted by symbol then date.
+
+    Timestamps are compared as instants (so `Z` and `+00:00` spellings agree); the string itself breaks ties
+    and orders any timestamp that does not parse; rows equal in both keep their order, the later one winning.
+    """
+    import polars as pl
+
+    return (
+        query.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(_UNPARSED_TS))
+        .sort(["symbol", "date", _UNPARSED_TS, "fetch_timestamp"], nulls_last=False, maintain_order=True)
+        .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
+        .select(schema.COLUMNS)
+    )
+
+
+def merge_rows(previous: "pl.DataFrame | None", fetched: list["pl.DataFrame"]) -> "pl.DataFrame":
+    """Stored rows plus new ones under the one rule (newest_per_symbol_and_date); a new row of the same
+    fetch_timestamp as a stored one still beats it (the later frame wins a tie)."""
+    import polars as pl
+
+    frames = ([previous] if previous is not None else []) + fetched
+    if not frames:
+        return schema.empty_frame()
+    return newest_per_symbol_and_date(pl.concat(frames, how="vertical").lazy()).collect()

@@ -1,0 +1,85 @@
+"""rerun-failed: fetch again exactly what failed on a day, from the store alone, and rewrite run.json.
+
+What to fetch is a pure plan (`plan_rerun`) over the day's batches, their manifests and which batches have
+data; the batches then run as run-local runs them (local.py). `rerun-failed --remote` uses the same plan
+(aws/remote.py). No typer or rich here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from .. import layout, reasons
+from ..fetch import manifest
+from .local import batch_runner, finish_run
+from .summary import day_batches, read_manifests, run_document, same_outcome, stored_run, utc_now
+from .types import BatchJob, Control, Observer
+
+
+
+def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, observer: Observer | None = None,
+                 stop: threading.Event | None = None, sleep: Callable[[float], None] | None = None) -> dict:
+    """Fetch again exactly what failed on D, from the store alone, and rewrite run.json.
+
+    Batches of the day's list without a manifest are fetched whole; symbols recorded as failed with a
+    retryable reason (`include_all`: any reason) are fetched and merged into their batch. When there is
+    nothing to fetch and run.json already says what the store holds, no file is written.
+    """
+    observer = observer or Observer()
+    control = Control(stop or threading.Event(), sleep)
+    started = time.monotonic()
+    started_at = utc_now()
+    batches, manifests, jobs = rerun_plan(store, day, include_all=include_all, observer=observer)
+
+    observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
+    with batch_runner(store, day, settings, control, jobs=len(jobs)) as run_batches:
+        outcomes, interrupted = run_batches(jobs, observer)
+    if jobs:
+        manifests = read_manifests(store, day, batches, observer)
+    errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
+    run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
+                       started_at=started_at, batch_errors=errors, interrupted=interrupted)
+    stored = stored_run(store, day)
+    if not jobs and same_outcome(stored, run):
+        return stored  # nothing changed: the day's run.json already says so, and stays as it is
+    return finish_run(store, day, settings, run, started_at, observer, interrupted)
+
+
+def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Observer | None = None,
+               ) -> tuple[dict[int, tuple[str, ...]], dict[int, dict | None], list[BatchJob]]:
+    """What rerun-failed fetches for `day`, from the store alone: (the day's batches, their manifests, the jobs)."""
+    batches = day_batches(store, day)
+    manifests = read_manifests(store, day, batches, observer or Observer())
+    return batches, manifests, plan_rerun(batches, manifests, _batches_with_data(store, day, batches),
+                                          include_all=include_all)
+
+
+def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
+    """The batches whose rows are stored: in their batch file, or folded into the month's compacted file."""
+    if store.exists(layout.compacted_data_key(day.strftime("%Y-%m"))):
+        return set(batches)
+    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
+    return {n for n in batches if layout.batch_data_key(day, n) in data_keys}
+
+
+def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
+               batches_with_data: set[int], *, include_all: bool = False) -> list[BatchJob]:
+    """What rerun-failed fetches: whole batches with no (usable) result, and the retryable failed symbols.
+
+    A manifest that says symbols were fetched while the batch's data file is missing counts as no result.
+    """
+    jobs = []
+    for number, symbols in sorted(batches.items()):
+        symbols = tuple(symbols)
+        document = manifests.get(number)
+        if document is None or (manifest.count(document, "symbols_fetched") > 0 and number not in batches_with_data):
+            jobs.append(BatchJob(number, symbols))
+            continue
+        retry = sorted(s for s, reason in manifest.failure_reasons(document).items()
+                       if s in symbols and (include_all or reason in reasons.RERUN))
+        if retry:
+            jobs.append(BatchJob(number, symbols, tuple(retry)))
+    return jobs

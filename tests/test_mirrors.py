@@ -1,0 +1,53 @@
+"""Facts that must be stated twice, compared with their original so a drift fails here.
+
+infra/asl.json's retries mirror the run's own retry policy (run/types.py), which run-local follows on
+threads; the IAM policy's data prefixes (aws/resources.py) must cover every key layout.py writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from stockstream_cli import layout
+from stockstream_cli.aws import resources
+from stockstream_cli.aws.assets import find_sources
+from stockstream_cli.run import types as run_types
+
+DAY = dt.date(2026, 11, 25)
+
+
+def states() -> dict:
+    machine = json.loads(find_sources().asl_path.read_text(encoding="utf-8"))
+    found = dict(machine["States"])
+    for state in machine["States"].values():
+        found.update((state.get("ItemProcessor") or state.get("Iterator") or {}).get("States", {}))
+    return found
+
+
+def task_failed_retry(state: dict) -> dict:
+    (retry,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["States.TaskFailed"]]
+    return retry
+
+
+def test_the_symbols_step_retries_as_run_local_does():
+    retry = task_failed_retry(states()["UpdateASXSymbols"])
+    assert retry["MaxAttempts"] == run_types.SYMBOLS_STEP_RETRIES
+    assert retry["BackoffRate"] == run_types.BACKOFF_RATE
+
+
+def test_a_batch_retries_as_run_local_does():
+    retry = task_failed_retry(states()["FetchStockData"])
+    assert retry["MaxAttempts"] == run_types.BATCH_RETRIES
+    assert retry["BackoffRate"] == run_types.BACKOFF_RATE
+
+
+def test_the_iam_policy_grants_exactly_the_layouts_prefixes():
+    target = resources.Target(account="111122223333", region="ap-southeast-2", bucket="b", image_uri="x/y:z")
+    statement = {s["Sid"]: s for s in resources.lambda_role_policy(target)["Statement"]}["ReadWriteDataKeys"]
+    granted = {arn.removeprefix(f"{target.bucket_arn}/").removesuffix("*") for arn in statement["Resource"]}
+    assert granted == set(layout.DATA_PREFIXES) == {"symbols/", "raw-data/", "runs/"}
+    written = [layout.symbols_key(DAY), layout.batch_data_key(DAY, 3), layout.batch_manifest_key(DAY, 3),
+               layout.run_summary_key(DAY), layout.backfill_data_key(DAY, 0), layout.backfill_manifest_key(DAY, 0),
+               layout.compacted_data_key("2026-11")]
+    assert all(any(key.startswith(prefix) for prefix in granted) for key in written), written

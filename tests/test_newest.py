@@ -1,0 +1,32 @@
+"""The one newest-fetch-wins rule (read/newest.py), as fetch's merge and the reader both apply it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from stockstream_cli import schema
+from stockstream_cli.read.newest import merge_rows, newest_per_symbol_and_date
+
+DAY = dt.date(2026, 11, 24)
+
+
+def rows(close: float, stamp: str, symbol: str = "BHP") -> pl.DataFrame:
+    return pl.DataFrame([{"symbol": symbol, "date": DAY, "open": close, "high": close, "low": close, "close": close,
+                          "volume": 100, "adjusted_close": close, "fetch_timestamp": stamp, "batch_number": 0}],
+                        schema=schema.polars_schema())
+
+
+def test_the_newer_fetch_wins_whatever_the_order():
+    stored, fetched = rows(10.0, "2026-11-25T20:00:00Z"), rows(11.0, "2026-11-26T20:00:00+00:00")
+    assert merge_rows(stored, [fetched])["close"].to_list() == [11.0]
+    assert merge_rows(fetched, [stored])["close"].to_list() == [11.0]
+    assert newest_per_symbol_and_date(pl.concat([fetched, stored]).lazy()).collect()["close"].to_list() == [11.0]
+
+
+def test_a_tie_goes_to_the_later_frame_and_other_symbols_stay():
+    stamp = "2026-11-25T20:00:00Z"
+    merged = merge_rows(rows(10.0, stamp), [rows(12.0, stamp), rows(5.0, stamp, symbol="CBA")])
+    assert merged.select("symbol", "close").rows() == [("BHP", 12.0), ("CBA", 5.0)]
+    assert merge_rows(None, []).schema == schema.polars_schema()
