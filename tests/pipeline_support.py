@@ -130,7 +130,7 @@ def _crash_on(fake, code: str) -> None:
         if f"/{code}.AX" in url:
             import gc
 
-            from stockstream_cli import workers
+            from stockstream_cli.run import workers
 
             for relay in (obj for obj in gc.get_objects() if isinstance(obj, workers._RelayObserver)):
                 relay._events._wlock.acquire()
