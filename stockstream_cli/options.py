@@ -115,3 +115,14 @@ Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipe
 NoWait = Annotated[
     bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
 ]
+AllowPlainRequests = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--allow-plain-requests",
+        help=_setting_help(
+            "allow_plain_requests",
+            "Fetch even when yfinance runs on plain requests instead of curl_cffi (Yahoo rate-limits that).",
+        ),
+        show_default=False,
+    ),
+]

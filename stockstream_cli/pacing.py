@@ -52,8 +52,8 @@ class Pacer(Protocol):
     def on_success(self) -> None:
         """The last request was answered (whatever the symbol's outcome), without a 429."""
 
-    def on_rate_limited(self) -> None:
-        """The last request was refused with a 429."""
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        """The last request was refused with a 429 (`retry_after`: the seconds Yahoo asked to wait, if any)."""
 
 
 class FixedDelayPacer:
@@ -82,7 +82,7 @@ class FixedDelayPacer:
     def on_success(self) -> None:
         pass
 
-    def on_rate_limited(self) -> None:
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
         pass
 
 
@@ -109,7 +109,7 @@ class RateBudget:
         self._next_slot = -math.inf
         self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._answered: collections.deque[float] = collections.deque(maxlen=4096)
-        self._held_back_at = -math.inf
+        self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
         self._step = 0.0
         self._peak = math.inf  # the rate Yahoo answered when it last said 429
@@ -117,6 +117,7 @@ class RateBudget:
         self.rate_limited = 0
         self.decreases = 0
         self.lowest_cap = self._cap
+        self.blocked_until = -math.inf  # the end of the last Retry-After, on `clock`
 
     @property
     def cap(self) -> float:
@@ -138,40 +139,53 @@ class RateBudget:
         """
         with self._lock:
             now = self._clock()
-            slot = now
+            slot = max(now, self._blocked_until)
+            held_back = False
             if self._cap != math.inf:
-                slot = max(now, self._next_slot)
+                held_back = self._next_slot > slot
+                slot = max(slot, self._next_slot)
                 self._next_slot = slot + (1.0 + MARGIN) / self._cap
-                if slot > now:
-                    self._held_back_at = now
             self._sent.append(slot)
             self.requests += 1
         self._worker.slot = slot
+        self._worker.held_back = held_back
         return max(slot - now, 0.0)
 
     def on_success(self) -> None:
-        """Additive increase, only while the cap is what holds the workers back (else there is no evidence)."""
+        """Additive increase, only for an answer to a request the cap held back (else there is no evidence
+        that the cap is what limits the workers: they are slower on their own).
+
+        Whether the request waited is remembered per thread from its `reserve`, however long ago that was:
+        a single worker whose wait plus request take longer than a second recovers too.
+        """
         with self._lock:
             now = self._clock()
             self._answered.append(now)
-            if not self.backoff or self._cap >= self.ceiling or now - self._held_back_at > WINDOW:
+            if not self.backoff or self._cap >= self.ceiling or not getattr(self._worker, "held_back", False):
                 return
             # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
             step = self._step if self._cap < NEAR * self._peak else self._step / 4
             self._cap = min(self.ceiling, self._cap + step / self._cap)
 
-    def on_rate_limited(self) -> None:
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
 
         A 429 to a request sent before the last decrease is ignored: it reports the old rate, and the
-        cap already reacted to it (at most one decrease per round of requests in flight).
+        cap already reacted to it (at most one decrease per round of requests in flight). `retry_after`
+        (Yahoo's Retry-After, in seconds) holds every slot of the budget until then, whichever request
+        it answers.
         """
         with self._lock:
             self.rate_limited += 1
-            sent_at = getattr(self._worker, "slot", math.inf)
-            if not self.backoff or sent_at <= self._last_decrease:
+            if not self.backoff:
                 return
             now = self._clock()
+            if retry_after is not None and retry_after > 0:
+                self._blocked_until = max(self._blocked_until, now + retry_after)
+                self.blocked_until = self._blocked_until
+            sent_at = getattr(self._worker, "slot", math.inf)
+            if sent_at <= self._last_decrease:
+                return
             tolerated = self._answered_rate(now)
             self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
             self._step = max(MIN_RATE, INCREASE_FRACTION * tolerated)
@@ -218,8 +232,8 @@ class Paced:
     def on_success(self) -> None:
         self.budget.on_success()
 
-    def on_rate_limited(self) -> None:
-        self.budget.on_rate_limited()
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        self.budget.on_rate_limited(retry_after)
 
 
 def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic, budget=None) -> Paced:

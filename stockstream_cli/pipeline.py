@@ -121,6 +121,9 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     Raises SourceError/StoreError when the symbols step fails after its retries (exit 1), InputError for
     bad input (exit 2), Interrupted on Ctrl-C (exit 130; finished batches are kept).
     """
+    from .sources import http
+
+    http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
     observer = observer or Observer()
     control = _Control(stop or threading.Event(), sleep)
     started = time.monotonic()
@@ -153,6 +156,9 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     retryable reason (`include_all`: any reason) are fetched and merged into their batch. When there is
     nothing to fetch and run.json already says what the store holds, no file is written.
     """
+    from .sources import http
+
+    http.require_impersonation(settings.allow_plain_requests)
     observer = observer or Observer()
     control = _Control(stop or threading.Event(), sleep)
     started = time.monotonic()
@@ -375,8 +381,8 @@ class StoppablePacer:
     def on_success(self) -> None:
         self._inner.on_success()
 
-    def on_rate_limited(self) -> None:
-        self._inner.on_rate_limited()
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        self._inner.on_rate_limited(retry_after)
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)

@@ -122,14 +122,14 @@ def install_fake_yahoo_from_environment():
 
 
 def _crash_on(fake, code: str) -> None:
-    handle = fake.handle
+    serve = fake.serve
 
-    def crashing(url, params=None, timeout=30):
+    def crashing(method, url, params=None, **kwargs):
         if f"/{code}.AX" in url:
             os._exit(9)
-        return handle(url, params, timeout)
+        return serve(method, url, params, **kwargs)
 
-    fake.handle = crashing
+    fake.serve = crashing
 
 
 def main(argv: list[str]) -> None:

@@ -58,7 +58,7 @@ def test_exit_1_when_the_whole_batch_failed_and_nothing_is_written(fake_yahoo, d
     result = invoke("--date", DAY, "--batch-number", "0", "--store", data.uri, "--retries", "1")
     assert result.exit_code == 1
     assert "no symbol has data and every failure is retryable (2 rate_limited)" in result.stderr
-    assert fake_yahoo.chart_requests() == 4
+    assert fake_yahoo.chart_requests() == 8  # 2 symbols x 2 attempts x (request + yfinance's resend)
     assert files(data) == ["symbols/2025-04-08-symbols.csv"]
 
 

@@ -244,8 +244,9 @@ def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, 
                                  symbols=["AAA", "BBB", "CCC", "DDD"], pacer=pacer, sleep=fake.sleep,
                                  rng=lambda: 0.0)
     assert document["metadata"]["symbols_failed"] == [] and document["metadata"]["requests"] == 5
-    assert fake_yahoo.chart_requests("CCC") == 2
-    assert pacer.budget.decreases == 1 and pacer.budget.cap < 10.0
+    assert fake_yahoo.chart_requests("CCC") == 3  # refused, yfinance's resend refused, then the retry
+    # two decreases: the 429 and yfinance's resend, sent at the lowered cap and refused again (a new signal)
+    assert pacer.budget.decreases == 2 and pacer.budget.cap < 10.0
     assert 0.5 in fake.slept  # the symbol's own backoff: retry_wait/2 with rng 0
 
 

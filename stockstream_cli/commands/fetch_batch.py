@@ -31,6 +31,7 @@ def fetch_batch(
     retries: options.Retries = None,
     retry_wait: options.RetryWait = None,
     lookback_days: options.LookbackDays = None,
+    allow_plain_requests: options.AllowPlainRequests = None,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,
@@ -57,7 +58,7 @@ def fetch_batch(
     if batch_number < 0:
         raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
-                                store=store, profile=profile, region=region)
+                                allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)
     target = open_store(settings.store, profile=settings.profile, region=settings.region)
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..options import (
+    AllowPlainRequests,
     BatchSize,
     Concurrency,
     Date,
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         source_url: SourceUrl = None,
         from_file: FromFile = None,
         force: Force = False,
+        allow_plain_requests: AllowPlainRequests = None,
         store: Store = None,
         profile: Profile = None,
         region: Region = None,
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         day, settings, data_store = _prepare(
             date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
             processes=processes, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
-            source_url=source_url,
+            source_url=source_url, allow_plain_requests=allow_plain_requests,
         )
         source = pipeline.asx_source(from_file=from_file, force=force)
         with _observer(json_output, f"run-local {day.isoformat()}") as observer, _interruptible(day):
@@ -85,6 +87,7 @@ def register(app: typer.Typer) -> None:
         retries: Retries = None,
         retry_wait: RetryWait = None,
         lookback_days: LookbackDays = None,
+        allow_plain_requests: AllowPlainRequests = None,
         store: Store = None,
         profile: Profile = None,
         region: Region = None,
@@ -117,6 +120,7 @@ def register(app: typer.Typer) -> None:
         day, settings, data_store = _prepare(
             date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
             retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+            allow_plain_requests=allow_plain_requests,
         )
         with _observer(json_output, f"rerun-failed {day.isoformat()}") as observer, _interruptible(day):
             run = pipeline.rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)
