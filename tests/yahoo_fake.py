@@ -626,7 +626,7 @@ class FakeYahoo:
     # ------------------------------------------------------------------ the transport seams
 
     def curl_request_once(self):
-        """A function to set as curl_cffi's `Session._request_once`."""
+        """A function to set as curl_cffi's `Session._request_once` (Yahoo's hosts only: see only_yahoo)."""
         fake = self
 
         def _request_once(session, method, url, params=None, data=None, *args, **kwargs):
@@ -647,13 +647,13 @@ class FakeYahoo:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["FakeYahoo"]:
-        """Answer every HTTP request of this process for the block, starting from a cold process."""
+        """Answer every HTTP request of this process to Yahoo for the block, starting from a cold process."""
         import requests
         from curl_cffi.requests import Session as CurlSession
 
         originals = (CurlSession.__dict__["_request_once"], requests.Session.__dict__["request"])
-        CurlSession._request_once = self.curl_request_once()
-        requests.Session.request = self.requests_request()
+        CurlSession._request_once = only_yahoo(self.curl_request_once(), originals[0])
+        requests.Session.request = only_yahoo(self.requests_request(), originals[1])
         cold_process()
         try:
             yield self
@@ -663,6 +663,22 @@ class FakeYahoo:
 
 
 # ---------------------------------------------------------------------------------------------- adapters
+
+
+def is_yahoo(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "yahoo.com" or host.endswith(".yahoo.com")
+
+
+def only_yahoo(fake_send, real_send):
+    """A send method that answers Yahoo's hosts with `fake_send` and anything else (a moto server, a local
+    ASX list server) with the real one."""
+
+    def send(session, method, url, *args, **kwargs):
+        return (fake_send if is_yahoo(url) else real_send)(session, method, url, *args, **kwargs)
+
+    return send
+
 
 
 def yahoo_cookie() -> http.cookiejar.Cookie:
