@@ -79,6 +79,10 @@ class FixedDelayPacer:
                 self._sleep(remaining)
         self._worker.last_start = self._clock()
 
+    def started(self) -> None:
+        """This worker's request goes now (later than `wait` returned: another limit held it)."""
+        self._worker.last_start = self._clock()
+
     def on_success(self) -> None:
         pass
 
@@ -112,7 +116,7 @@ class RateBudget:
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
         self._step = 0.0
-        self._peak = math.inf  # the rate Yahoo answered when it last said 429
+        self._peak = 0.0  # the highest rate Yahoo had been answering when it said 429 (this run)
         self.requests = 0
         self.rate_limited = 0
         self.decreases = 0
@@ -163,9 +167,13 @@ class RateBudget:
             self._answered.append(now)
             if not self.backoff or self._cap >= self.ceiling or not getattr(self._worker, "held_back", False):
                 return
-            # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
-            step = self._step if self._cap < NEAR * self._peak else self._step / 4
-            self._cap = min(self.ceiling, self._cap + step / self._cap)
+            # an answer at cap c stands for 1/c seconds of the additive increase; at most a doubling, so a cap
+            # at the floor after a storm climbs back in a few answers, not in one jump past what was tolerated
+            near = NEAR * self._peak
+            if self._cap < near:
+                self._cap = min(self._cap + min(self._step / self._cap, self._cap), near, self.ceiling)
+            else:  # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
+                self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
@@ -188,8 +196,10 @@ class RateBudget:
                 return
             tolerated = self._answered_rate(now)
             self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
-            self._step = max(MIN_RATE, INCREASE_FRACTION * tolerated)
-            self._peak = tolerated
+            # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
+            # it tolerates, so the increase stays sized on the highest rate that drew a 429
+            self._peak = max(self._peak, tolerated)
+            self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
             self._next_slot = max(self._next_slot, now)
             self._last_decrease = now
             self.decreases += 1
@@ -227,7 +237,8 @@ class Paced:
 
     def wait(self) -> None:
         self.delay.wait()
-        self.budget.acquire()
+        if self.budget.acquire() > 0:
+            self.delay.started()  # the delay runs from when the request goes, after the budget's wait
 
     def on_success(self) -> None:
         self.budget.on_success()
