@@ -1,21 +1,28 @@
 """How fast requests go to Yahoo: the per-worker `--delay`, the shared `--rate` budget, and retry backoff.
 
-fetch.py calls `pacer.wait()` before every request (retries included), then `on_success()` or
-`on_rate_limited()` with what came back. Two limits apply, both optional:
+Every HTTP request yfinance sends (cookie, crumb, consent, chart, resend) goes through sources/http.py's
+session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_limited(retry_after)` after it
+(fetch.py binds the pacer to the fetching thread). Two limits apply, both optional:
 
 - `FixedDelayPacer` is the `--delay` of one worker: at least `delay` seconds between the starts of its
-  consecutive requests (each thread keeps its own last start).
+  consecutive requests (each thread keeps its own last start, taken when the request really goes).
 - `RateBudget` is a token bucket every worker of a run draws from (one per run: a run-local run, whose
   worker processes reach it through workers.RemoteBudget; a fetch-batch; one Lambda invocation), with AIMD
   backoff:
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
-  before that drop are ignored: they report the old rate); each answered request while the cap is what
-  holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second (a quarter
-  of that above `NEAR` x that rate), never above R. The rate-limited symbol itself is retried by fetch.py
-  after its backoff. `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0`
-  remove every wait).
+  before that drop are ignored: they report the old rate); each answer to a request the cap held back
+  (however long it waited: one worker at 2 s recovers too) raises it additively, by `INCREASE_FRACTION`
+  per second of the highest rate that drew a 429, at most doubling it per answer and never carrying it past
+  `NEAR` x that rate in one step; above that a quarter as fast; never above R. A `Retry-After` holds every
+  slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff. `--retry-wait 0`
+  turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
+
+Recovery is bounded: after a storm (cap at MIN_RATE) the workers are back at their own pace within
+RECOVERY_BOUND seconds of its end with the defaults (delay 2 s, retry wait 2 s, 3 retries): the next slot
+at the floor (1/MIN_RATE = 10 s), the doublings (10 + 5 + 2.5 + ... s, overlapping it), at most 9 s to NEAR of
+the pace and 5 s for the rest; tests/test_pacing.py checks it for one worker and ten.
 
 `Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
 `sleep` and the time through an injectable `clock`, and a wait of 0 never calls sleep, so tests never sleep.
@@ -41,6 +48,7 @@ MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is
 WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
 MARGIN = 0.02  # slots 2% wider than 1/cap: jitter between a slot and the request's arrival at Yahoo (thread
 # wake-ups, the network) must not put more than cap requests into any one second there
+RECOVERY_BOUND = 45.0  # seconds after a storm's end until the workers are back at their pace (see above)
 SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
 
 

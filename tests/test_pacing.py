@@ -290,7 +290,7 @@ def test_near_the_rate_of_the_last_429_the_increase_is_gentler():
 
 # ---------------------------------------------------------------------------------------------- storms and recovery
 
-RECOVERY_BOUND = 45.0  # seconds after a storm's end, at the defaults (delay 2 s); the README's pacing section
+from stockstream_cli.pacing import RECOVERY_BOUND  # noqa: E402 (the README's pacing section states it)
 
 
 def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = None, storm=(60.0, 660.0),

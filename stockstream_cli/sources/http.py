@@ -131,7 +131,10 @@ def _header(headers, name: str) -> str | None:
     if headers is None:
         return None
     try:
-        return headers.get(name)
+        value = headers.get(name)
+        if value is None and hasattr(headers, "items"):  # a plain mapping: names in any case
+            value = next((v for k, v in headers.items() if k.lower() == name), None)
+        return value
     except Exception:  # noqa: BLE001 - a header object that cannot be read is no header
         return None
 
