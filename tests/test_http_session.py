@@ -154,3 +154,23 @@ def test_a_worker_process_passes_retry_after_to_the_runs_budget():
         assert remote.acquire() > 29.0 and waited and waited[-1] > 29.0  # answered in order on one connection
     finally:
         service.close()
+
+
+def test_a_failing_pacer_is_not_taken_for_yahoos_answer(fake_yahoo, tmp_path):
+    """A worker whose budget service is gone (the parent killed) must fail the batch, not record its symbols
+    as failed with the pacer's error and write them."""
+
+    class Gone:
+        def wait(self):
+            pass
+
+        def on_success(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def on_rate_limited(self, retry_after=None):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        fetch.fetch_batch(LocalStore(tmp_path), DAY, 0, Settings.resolve(environ={}, delay=0, retry_wait=0),
+                          symbols=["AAA", "BBB"], pacer=Gone())
+    assert not (tmp_path / "runs").exists()

@@ -36,7 +36,7 @@ KINDS = ("cookie", "crumb", "consent", "chart", "other")
 POISONED_CRUMB = "Too Many Requests"
 IMPERSONATE = "chrome"
 
-_local = threading.local()  # .pacer, .tallies, .last_chart_status of the sending thread
+_local = threading.local()  # .pacer and .tallies of the sending thread
 _session_lock = threading.Lock()
 _session: Any = None
 
@@ -87,18 +87,11 @@ def paced(pacer, tally: RequestCounts | None = None) -> Iterator[None]:
     _local.tallies = tallies + ((tally,) if tally is not None else ())
     try:
         yield
+    except PacerFailed as failed:
+        raise failed.original from None
     finally:
         _local.pacer = previous
         _local.tallies = tallies
-
-
-def last_chart_status() -> int | None:
-    """The HTTP status of the last chart request this thread sent (None: none since `forget_chart_status`)."""
-    return getattr(_local, "last_chart_status", None)
-
-
-def forget_chart_status() -> None:
-    _local.last_chart_status = None
 
 
 def retry_after_seconds(headers, now: dt.datetime | None = None) -> float | None:
@@ -149,6 +142,23 @@ def is_rate_limited(kind: str, response) -> bool:
     return False
 
 
+class PacerFailed(BaseException):
+    """The pacer itself failed (its budget service gone, say) during a request: a BaseException, so that it
+    passes through yfinance's and yahoo.fetch's `except Exception` instead of passing for Yahoo's answer;
+    `paced` re-raises the original at the caller."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(str(original))
+        self.original = original
+
+
+def _tell(pacer, signal: str, *args) -> None:
+    try:
+        getattr(pacer, signal)(*args)
+    except Exception as exc:  # noqa: BLE001 - re-raised as itself by `paced`
+        raise PacerFailed(exc) from exc
+
+
 class _Paced:
     """What both session classes do around one request: pace it, send it, count it, report it."""
 
@@ -158,7 +168,7 @@ class _Paced:
         kind = request_kind(url)
         pacer = getattr(_local, "pacer", None)
         if pacer is not None:
-            pacer.wait()
+            _tell(pacer, "wait")
         try:
             response = send()
         except Exception:
@@ -166,13 +176,11 @@ class _Paced:
             raise
         refused = is_rate_limited(kind, response)
         self._count(kind, refused)
-        if kind == "chart":
-            _local.last_chart_status = response.status_code
         if pacer is not None:
             if refused:
-                pacer.on_rate_limited(retry_after_seconds(response.headers))
+                _tell(pacer, "on_rate_limited", retry_after_seconds(response.headers))
             else:
-                pacer.on_success()
+                _tell(pacer, "on_success")
         return response
 
     def _count(self, kind: str, refused: bool) -> None:
