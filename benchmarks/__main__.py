@@ -27,7 +27,7 @@ PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 (B2 comes with B1)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 (B2 comes with B1; alone, it runs by itself)")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
                         "--quick: a temporary file]")
     sizes = parser.add_argument_group("sizes")
@@ -64,7 +64,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, work: Path) -> list[Figure]:
     figures: list[Figure] = []
-    if args.only & {"B1", "B2"}:
+    if args.only & {"B1", "B2"} == {"B2"}:  # B2 alone: its own run, without B1's three modes
+        from benchmarks import pacing_bench
+
+        figures.append(pacing_bench.requests_per_symbol_of(symbols=args.symbols, latency=args.latency,
+                                                           rate=args.server_limit, workers=args.workers, work=work))
+    elif args.only & {"B1", "B2"}:
         from benchmarks import pacing_bench
 
         pacing, runs = pacing_bench.measure(symbols=args.symbols, latency=args.latency, limit=args.server_limit,
@@ -175,8 +180,9 @@ def report(figures: list[Figure], command: str, elapsed: float, lines: list[str]
 
 ABOUT = """## What is measured
 
-Yahoo is simulated at the `yfinance.data.YfData.get` seam by `tests/yahoo_fake.py`'s FakeYahoo (the test
-suite's simulator), so yfinance's real request building and parsing run on chart JSON in the real v8 shape.
+Yahoo is simulated at the HTTP transport (curl_cffi's `Session._request_once`) by `tests/yahoo_fake.py`'s
+FakeYahoo (the test suite's simulator), so yfinance's cookie, crumb, resend logic, request building and
+parsing run on chart JSON in the real v8 shape, and every HTTP request is counted by kind.
 For whole processes the simulator runs in the benchmark's process behind a Unix socket
 (`benchmarks/fake_server.py`) and `python -m benchmarks.launch` runs the real CLI with that seam pointed at
 it; the simulated latency is spent in the server, its limit is one sliding one-second window for the run.
@@ -188,7 +194,8 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
   pausing a fixed 0.1 s (10 x 1/0.1 = the same nominal 100 requests/s) with no shared budget.
   A second scenario repeats the three modes against a lower limit (40 requests/s by default, 920 symbols)
   that one process on this machine can reach, so that the server's limit, not the CPU, binds.
-- **B2**: chart requests the simulator answered per symbol in B1's `--rate` run, cold yfinance cache.
+- **B2**: every HTTP request the simulator received (cookie, crumb, consent, chart, other) per symbol, in a
+  `run-local --rate 100` of its own over a cold yfinance cache against a simulator with no limit.
 - **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
   polars, the Parquet file) against a bare `yf.Ticker(s).history(...)` loop on the same responses; fresh
   symbols each round; the two run in back-to-back pairs, alternating which goes first, and the speed is the

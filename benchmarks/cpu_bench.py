@@ -1,6 +1,6 @@
 """B3 CPU per symbol: stockstream's fetch path against a bare yfinance loop, on the same responses.
 
-In this process, Yahoo simulated with no latency and no limit (FakeYahoo at `YfData.get`), so only CPU
+In this process, Yahoo simulated with no latency and no limit (FakeYahoo at the HTTP transport), so only CPU
 counts. The fetch path is fetch.fetch_batch (yfinance's parse, cleaning, polars, the Parquet file and the
 manifest); the bare loop is `yf.Ticker(code).history(...)` with the same window and flags. Each round
 fetches fresh symbols (yfinance keeps answers in memory). The two run in pairs, back to back, in alternating

@@ -1,14 +1,15 @@
 """Yahoo simulated for whole `stockstream` processes: one FakeYahoo, served to every process of a benchmark.
 
 The simulator is tests/yahoo_fake.py's FakeYahoo (the one the test suite uses; benchmarks import it by
-putting tests/ on sys.path rather than keeping a second copy). In a test it replaces
-`yfinance.data.YfData.get` in the test's own process. A benchmark runs `stockstream` as a real process,
-and its server-side rate limit and request counts must be one for the whole run, so here the FakeYahoo
-lives in the benchmark's process behind a Unix socket (`FakeServer`), and the measured process installs
-`client_get` at the same seam (`python -m benchmarks.launch ...`). Each worker thread of the measured
-process has its own connection and the server one thread per connection, so the simulated latency of
-concurrent requests overlaps as it would on the network; the simulator's own CPU is spent in the
-benchmark's process, not in the one measured.
+putting tests/ on sys.path rather than keeping a second copy). In a test it answers at the HTTP transport
+(curl_cffi's `Session._request_once`, requests' `Session.request`) of the test's own process. A benchmark
+runs `stockstream` as a real process, and its server-side rate limit and request counts must be one for the
+whole run, so here the FakeYahoo lives in the benchmark's process behind a Unix socket (`FakeServer`), and
+the measured process installs `client_request_once` at the same transport seam (`python -m benchmarks.launch
+...`): yfinance's cookie, crumb and resend logic and stockstream's session run there, and every HTTP request
+reaches the simulator, counted by kind. Each worker thread of the measured process has its own connection
+and the server one thread per connection, so the simulated latency of concurrent requests overlaps as it
+would on the network; the simulator's own CPU is spent in the benchmark's process, not in the one measured.
 """
 
 from __future__ import annotations
@@ -72,21 +73,14 @@ class FakeServer:
         with connection:
             while True:
                 try:
-                    url, params, timeout = connection.recv()
+                    method, url, params, client = connection.recv()
                 except (EOFError, OSError):
                     return
-                connection.send(self._answer(url, params, timeout))
+                connection.send(self._answer(method, url, params, client))
 
-    def _answer(self, url: str, params: dict, timeout: float) -> tuple:
-        from yfinance.exceptions import YFRateLimitError
-
-        try:
-            response = self.fake.handle(url, params, timeout)
-        except YFRateLimitError:
-            return ("raise", "rate_limited", "")
-        except Exception as exc:  # noqa: BLE001 - the fake's timeout is the HTTP library's exception
-            return ("raise", "timeout", str(exc))
-        return ("response", response.status_code, response.content, response.url)
+    def _answer(self, method: str, url: str, params: dict, client) -> tuple:
+        reply = self.fake.serve(method, url, params, client=client)
+        return (reply.status, reply.body, reply.headers, reply.url, reply.set_cookie, reply.timeout)
 
 
 # ---------------------------------------------------------------------------------------------- the client side
@@ -94,69 +88,47 @@ class FakeServer:
 _local = threading.local()
 
 
-def client_get(_yf_data, url, params=None, timeout=30):
-    """`YfData.get` answered by the FakeServer at $STOCKSTREAM_BENCH_YAHOO (one connection per thread)."""
+def _ask(method: str, url: str, params) -> "object":
+    """The FakeServer's Reply to one request (one connection per thread)."""
     connection = getattr(_local, "connection", None)
     if connection is None:
         connection = _local.connection = Client(os.environ[ADDRESS_ENV], family="AF_UNIX", authkey=AUTHKEY)
-    connection.send((url, dict(params or {}), timeout))
-    answer = connection.recv()
-    if answer[0] == "raise":
-        if answer[1] == "rate_limited":
-            from yfinance.exceptions import YFRateLimitError
+    connection.send((method, url, dict(params or {}), (os.getpid(), threading.get_ident())))
+    status, body, headers, full_url, set_cookie, timeout = connection.recv()
+    from yahoo_fake import Reply
 
-            raise YFRateLimitError()
-        import requests
+    return Reply(status, body, headers, full_url, set_cookie=set_cookie, timeout=timeout)
 
-        raise requests.exceptions.ReadTimeout(answer[2])
+
+def client_request_once(session, method, url, params=None, *args, **kwargs):
+    """curl_cffi's `Session._request_once`, answered by the FakeServer at $STOCKSTREAM_BENCH_YAHOO."""
+    from curl_cffi.requests.exceptions import Timeout
+    from yahoo_fake import to_curl_response
+
+    return to_curl_response(session, _ask(method, url, params), Timeout)
+
+
+def client_request(session, method, url, params=None, *args, **kwargs):
+    """requests' `Session.request` (yfinance's fallback), answered by the FakeServer."""
     import requests
+    from yahoo_fake import to_requests_response
 
-    _, status, content, full_url = answer
-    response = requests.Response()
-    response.status_code = status
-    response._content = content
-    response.encoding = "utf-8"
-    response.headers["Content-Type"] = "application/json;charset=utf-8"
-    response.url = full_url
-    return response
+    return to_requests_response(session, _ask(method, url, params), requests.exceptions.ReadTimeout)
 
 
 def install_client() -> None:
-    """Route yfinance's requests in this process to the FakeServer named in the environment.
+    """Route every HTTP request of this process to the FakeServer named in the environment.
 
-    When yfinance is not imported yet, the patch waits for its import (`_PatchOnImport`) rather than importing
-    it: a process that never fetches (run-local's parent when workers fetch) must not pay yfinance's and
-    pandas' import, which the real `stockstream` would not either.
+    Patched where the HTTP libraries are, not in yfinance: curl_cffi and requests are imported here, but
+    yfinance (and pandas) are not, so a process that never fetches (run-local's parent when workers fetch)
+    pays for neither, as the real `stockstream` would not.
     """
-    if "yfinance.data" in sys.modules:
-        _patch(sys.modules["yfinance.data"])
-    else:
-        sys.meta_path.insert(0, _PatchOnImport("yfinance.data", _patch))
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import requests
+    from curl_cffi.requests import Session as CurlSession
 
+    from yahoo_fake import only_yahoo
 
-def _patch(module) -> None:
-    module.YfData.get = client_get
-
-
-class _PatchOnImport:
-    """A meta path finder that lets the usual finders find `name`, then runs `patch` on the module once loaded."""
-
-    def __init__(self, name: str, patch):
-        self.name = name
-        self.patch = patch
-
-    def find_spec(self, name, path=None, target=None):
-        if name != self.name:
-            return None
-        import importlib.util
-
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        load = spec.loader.exec_module
-
-        def exec_module(module):
-            load(module)
-            self.patch(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
+    CurlSession._request_once = only_yahoo(client_request_once, CurlSession.__dict__["_request_once"])
+    requests.Session.request = only_yahoo(client_request, requests.Session.__dict__["request"])

@@ -116,3 +116,14 @@ NoWait = Annotated[
     bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
 ]
 Start = Annotated[Optional[str], typer.Option("--start", help="First trading day, YYYY-MM-DD.", show_default=False)]
+AllowPlainRequests = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--allow-plain-requests",
+        help=_setting_help(
+            "allow_plain_requests",
+            "Fetch even when yfinance runs on plain requests instead of curl_cffi (Yahoo rate-limits that).",
+        ),
+        show_default=False,
+    ),
+]

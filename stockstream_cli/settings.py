@@ -36,6 +36,7 @@ class Settings:
     profile: str | None = None
     region: str | None = None
     poll_interval: float = 5.0  # seconds between checks of a remote execution (rerun-failed --remote); env only
+    allow_plain_requests: bool = False  # fetch even when yfinance is on plain requests, not curl_cffi
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **typed: Any) -> "Settings":
@@ -106,6 +107,8 @@ def _at_least(value: float, floor: float, option: str) -> None:
 
 def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
     kind = str(field.type)
+    if kind.startswith("bool"):
+        return _boolean(raw, source)
     try:
         if kind.startswith("int"):
             return int(raw)
@@ -114,3 +117,14 @@ def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
     except (TypeError, ValueError):
         raise InputError(f"{source} must be a number, got {raw!r}") from None
     return str(raw)
+
+
+def _boolean(raw: Any, source: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise InputError(f"{source} must be true or false (1/0, yes/no), got {raw!r}")

@@ -124,9 +124,9 @@ def install_fake_yahoo_from_environment():
 
 
 def _crash_on(fake, code: str) -> None:
-    handle = fake.handle
+    serve = fake.serve
 
-    def crashing(url, params=None, timeout=30):
+    def crashing(method, url, params=None, **kwargs):
         if f"/{code}.AX" in url:
             import gc
 
@@ -135,9 +135,9 @@ def _crash_on(fake, code: str) -> None:
             for relay in (obj for obj in gc.get_objects() if isinstance(obj, workers._RelayObserver)):
                 relay._events._wlock.acquire()
             os._exit(9)
-        return handle(url, params, timeout)
+        return serve(method, url, params, **kwargs)
 
-    fake.handle = crashing
+    fake.serve = crashing
 
 
 def main(argv: list[str]) -> None:

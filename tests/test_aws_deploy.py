@@ -274,7 +274,7 @@ def test_the_dockerfile_installs_the_locked_dependencies_then_the_project_on_the
                           "&& pip install --no-cache-dir --no-deps . ")
     assert "COPY lambda_src/asx_symbol_updater.py lambda_src/stock_data_fetcher.py ${LAMBDA_TASK_ROOT}/" in instructions
     files = image_module.context_files(find_sources())
-    for copied in ("pyproject.toml", "README.md", "stockstream_cli/cli.py", "stockstream_cli/fetch.py",
+    for copied in ("pyproject.toml", "README.md", "stockstream_cli/cli.py", "stockstream_cli/fetch/batch.py",
                    "lambda_src/stock_data_fetcher.py", "infra/asl.json", "infra/requirements.lock.txt", "Dockerfile"):
         assert copied in files
 

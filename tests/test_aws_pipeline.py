@@ -147,10 +147,7 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
     assert "runs/2026-11-25/batch-1.json" not in keys and "raw-data/2026-11-25-batch-2.parquet" in keys
 
     # Yahoo is healthy again: rerun on the deployed pipeline exactly what failed
-    import yfinance.data
-    from yahoo_fake import FakeYahoo
-
-    monkeypatch.setattr(yfinance.data.YfData, "get", FakeYahoo().as_method())
+    yahoo.clear_faults()
     before = len(pipeline["lambdas"].invocations)
     run = rerun_remote(DAY, poll_interval=POLL, sleep=poll_pause)
     assert run["execution_status"] == "SUCCEEDED" and run["execution_arn"].split(":")[-1].startswith("rerun-2026-11-25-")
@@ -200,10 +197,7 @@ def test_the_remote_commands_as_a_user_types_them(pipeline, monkeypatch):
     human = run_stockstream("status", "--remote")
     assert "daily-for-the-cli" in human.stdout and "SUCCEEDED" in human.stdout
 
-    import yfinance.data
-    from yahoo_fake import FakeYahoo
-
-    monkeypatch.setattr(yfinance.data.YfData, "get", FakeYahoo().as_method())
+    pipeline["yahoo"].clear_faults()  # Yahoo is healthy again
     rerun = run_stockstream("rerun-failed", "--remote", "--date", "2026-11-25", "--json",
                             env={"STOCKSTREAM_POLL_INTERVAL": str(POLL)})
     assert rerun.returncode == 0, rerun.stderr

@@ -159,7 +159,8 @@ def test_failures_are_recorded_and_only_the_retryable_ones_are_fetched_again(sto
     assert document["metadata"]["failure_reasons"] == {"BUSY": "rate_limited", "GONE": "not_found"}
     assert document["metadata"]["symbols_fetched"] == 1
     assert exit_code_for(manifest.outcome(document)) == 3
-    assert fake_yahoo.chart_requests("BUSY") == 4 and fake_yahoo.chart_requests("GONE") == 1
+    # at the transport each refused or not-found attempt is the request and yfinance's resend of it
+    assert fake_yahoo.chart_requests("BUSY") == 8 and fake_yahoo.chart_requests("GONE") == 2
 
     rerun = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
     assert rerun["symbols"] == ["BUSY"]  # GONE failed for good, OKAY is done
@@ -174,9 +175,12 @@ def test_paced_and_retried_like_any_fetch(store, fake_yahoo):
                       sleep=waits.append)
     pacing = [w for w in waits if w > 1.5]
     backoff = [w for w in waits if w <= 1.0]
-    assert len(pacing) == 3  # before BBB, its retry and CCC: at least --delay between requests
+    # at least --delay between any two HTTP requests: after AAA's cookie, its crumb and chart; BBB's chart,
+    # yfinance's new crumb and resend (both 500), BBB's retry; CCC's chart
+    assert len(pacing) == 7
     assert len(backoff) == 1 and 0.5 <= backoff[0] <= 1.0  # the first retry waits retry_wait/2..retry_wait
-    assert fake_yahoo.chart_requests("BBB") == 2
+    assert fake_yahoo.chart_requests("BBB") == 3
+    assert fake_yahoo.by_kind() == {"cookie": 1, "crumb": 2, "chart": 5}
 
 
 def test_a_wider_range_than_recorded_is_fetched_again(store, fake_yahoo):

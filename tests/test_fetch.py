@@ -14,6 +14,7 @@ from stockstream_cli import layout, schema
 from stockstream_cli.errors import BatchFailed, CorruptFileError, InputError, StoreError
 from stockstream_cli.fetch.batch import fetch_batch, lookback_window
 from stockstream_cli.fetch.pacing import FixedDelayPacer, backoff_wait
+from stockstream_cli.sources.http import RequestCounts
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
 from yahoo_fake import generated_bar
@@ -89,8 +90,8 @@ def test_dividend_null_bar_and_invalid_bar_are_stored_cleaned_and_counted(fake_y
     bhp = rows.filter(pl.col("symbol") == "BHP")
     friday_close = generated_bar("BHP.AX", dt.date(2025, 4, 4))["close"]
     assert bhp.get_column("close").to_list() == [generated_bar("BHP.AX", d)["close"] for d in WINDOW_DAYS]
-    assert bhp.get_column("adjusted_close").to_list() == [round(friday_close * (1 - 0.8 / friday_close), 6),
-                                                        *bhp.get_column("close").to_list()[1:]]
+    assert bhp.get_column("adjusted_close").to_list() == pytest.approx(  # the fake sends adjclose unrounded
+        [friday_close * (1 - 0.8 / friday_close), *bhp.get_column("close").to_list()[1:]], rel=1e-12)
     assert bhp.get_column("adjusted_close")[0] != bhp.get_column("close")[0]
     assert rows.filter(pl.col("symbol") == "CBA").get_column("date").to_list() == [WINDOW_DAYS[0], WINDOW_DAYS[2]]
     assert rows.filter(pl.col("symbol") == "NAB").get_column("date").to_list() == WINDOW_DAYS[1:]
@@ -112,29 +113,30 @@ def test_a_symbol_whose_bars_all_break_the_rules_is_invalid_data_and_all_null_is
 
 
 @pytest.mark.parametrize(
-    ("fault", "times", "reason", "requests"),
-    [
-        ("not_found", None, "not_found", 1),  # final: no retry
-        ("empty", None, "no_data", 1),
-        ("malformed", None, "error", 4),  # retries + 1
-        ("timeout", None, "timeout", 4),
-        ("rate_limited", None, "rate_limited", 4),
-        ("rate_limited", 2, None, 3),  # 429 twice, then fetched
-        ("timeout", 1, None, 2),
+    ("fault", "times", "reason", "attempts", "chart"),
+    [  # chart: requests at the transport; a status >= 400 is resent once by yfinance (other cookie strategy)
+        ("not_found", None, "not_found", 1, 2),  # final: no retry (404, then yfinance's resend: 404)
+        ("empty", None, "no_data", 1, 1),
+        ("malformed", None, "error", 4, 4),  # retries + 1; a 200 is never resent
+        ("timeout", None, "timeout", 4, 4),  # a timeout is raised, not resent (yfinance's retries are off)
+        ("rate_limited", None, "rate_limited", 4, 8),
+        ("rate_limited", 2, None, 3, 5),  # refused on two fetches (2 requests each), then fetched
+        ("timeout", 1, None, 2, 2),
     ],
 )
-def test_failures_are_classified_and_retried_only_when_retryable(fake_yahoo, store, settings, fault, times, reason, requests):
+def test_failures_are_classified_and_retried_only_when_retryable(fake_yahoo, store, settings, fault, times, reason,
+                                                                 attempts, chart):
     fake_yahoo.fault("XYZ", fault, times=times)
     seen = []
     document = fetch_batch(store, DAY, 0, settings, symbols=["XYZ", "BHP"], on_symbol=lambda s, r: seen.append((s, r)))
     assert seen == [("BHP", None), ("XYZ", reason)]
-    assert fake_yahoo.chart_requests("XYZ") == requests
+    assert fake_yahoo.chart_requests("XYZ") == chart
     assert fake_yahoo.tz_probes() == 0
     meta = document["metadata"]
     assert meta["failure_reasons"] == ({"XYZ": reason} if reason else {})
     assert meta["symbols_failed"] == (["XYZ"] if reason else [])
     assert meta["symbols_fetched"] == (1 if reason else 2)
-    assert meta["requests"] == requests + 1
+    assert meta["requests"] == attempts + 1  # the manifest counts fetch attempts (yfinance calls)
     symbols = set(stored_rows(store).get_column("symbol"))
     assert symbols == ({"BHP"} if reason else {"BHP", "XYZ"})
 
@@ -142,7 +144,7 @@ def test_failures_are_classified_and_retried_only_when_retryable(fake_yahoo, sto
 def test_retries_setting_bounds_the_attempts(fake_yahoo, store):
     fake_yahoo.fault("XYZ", "rate_limited")
     fetch_batch(store, DAY, 0, Settings.resolve(retries=0), symbols=["XYZ", "BHP"])
-    assert fake_yahoo.chart_requests("XYZ") == 1
+    assert fake_yahoo.chart_requests("XYZ") == 2  # one attempt: the request and yfinance's resend
 
 
 def test_backoff_doubles_with_jitter_through_the_injected_sleep(fake_yahoo, store):
@@ -172,7 +174,9 @@ def test_the_fixed_delay_separates_the_requests_of_a_worker(fake_yahoo, store):
 
     pacer = FixedDelayPacer(2.0, sleep=sleep, clock=lambda: clock[0])
     fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0), symbols=["BHP", "CBA", "NAB"], pacer=pacer)
-    assert slept == [2.0, 2.0]  # none before the first request
+    # none before the first request; then one delay before each HTTP request: BHP's crumb and chart (its
+    # cookie went first), CBA's chart, NAB's chart
+    assert slept == [2.0] * 4
 
 
 class CountingPacer:
@@ -185,15 +189,30 @@ class CountingPacer:
     def on_success(self):
         self.calls.append("success")
 
-    def on_rate_limited(self):
-        self.calls.append("429")
+    def on_rate_limited(self, retry_after=None):
+        self.calls.append("429" if retry_after is None else f"429 retry after {retry_after:g}")
 
 
 def test_the_pacer_hears_of_every_request_and_every_429(fake_yahoo, store, settings):
     fake_yahoo.fault("XYZ", "rate_limited", times=1)
     pacer = CountingPacer()
     fetch_batch(store, DAY, 0, settings, symbols=["BHP", "XYZ"], pacer=pacer)
-    assert pacer.calls == ["wait", "success", "wait", "429", "wait", "success"]
+    ok, refused = ["wait", "success"], ["wait", "429"]
+    assert pacer.calls == [*ok, *ok, *ok,  # BHP: cookie, crumb, chart
+                           *refused, *ok, *refused,  # XYZ: chart 429, a new crumb (other strategy), resend 429
+                           *ok]  # XYZ's retry
+    assert fake_yahoo.by_kind() == {"cookie": 1, "crumb": 2, "chart": 4}
+
+
+def test_a_retry_after_from_yahoo_reaches_the_pacer(fake_yahoo, store, settings):
+    pacer = CountingPacer()
+    fake_yahoo.storm(3600, retry_after=30)
+    counts = RequestCounts()
+    with pytest.raises(BatchFailed):  # the one symbol refused: nothing to write
+        fetch_batch(store, DAY, 0, Settings.resolve(retries=0, retry_wait=0), symbols=["XYZ"], pacer=pacer,
+                    requests=counts)
+    assert set(pacer.calls) == {"wait", "429 retry after 30"}  # every answer of the storm, cookie included
+    assert counts.rate_limited == counts.total == fake_yahoo.refused()
 
 
 def test_a_cold_cache_batch_of_100_symbols_costs_100_chart_requests(fake_yahoo, store, settings):
@@ -201,7 +220,10 @@ def test_a_cold_cache_batch_of_100_symbols_costs_100_chart_requests(fake_yahoo, 
     write_symbols(store, DAY, codes)
     document = fetch_batch(store, DAY, 0, settings)
     assert document["metadata"]["symbols_fetched"] == 100
-    assert fake_yahoo.count(kind=None) == fake_yahoo.chart_requests() == 100
+    counted = RequestCounts()
+    document = fetch_batch(store, DAY, 0, settings, requests=counted)  # again: the process's cookie and crumb hold
+    assert fake_yahoo.by_kind() == {"cookie": 1, "crumb": 1, "chart": 200}  # at the transport, both batches
+    assert counted.snapshot() == {"cookie": 0, "crumb": 0, "consent": 0, "chart": 100, "other": 0}
     assert fake_yahoo.tz_probes() == 0
     assert stored_rows(store).height == 300
 

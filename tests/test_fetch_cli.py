@@ -59,7 +59,7 @@ def test_exit_1_when_the_whole_batch_failed_and_nothing_is_written(fake_yahoo, d
     result = invoke("--date", DAY, "--batch-number", "0", "--store", data.uri, "--retries", "1")
     assert result.exit_code == 1
     assert "no symbol has data and every failure is retryable (2 rate_limited)" in result.stderr
-    assert fake_yahoo.chart_requests() == 4
+    assert fake_yahoo.chart_requests() == 8  # 2 symbols x 2 attempts x (request + yfinance's resend)
     assert files(data) == ["symbols/2025-04-08-symbols.csv"]
 
 
@@ -117,3 +117,20 @@ def test_help_names_every_option():
     for option in ("--date", "--batch-number", "--symbols", "--delay", "--retries", "--retry-wait", "--lookback-days",
                    "--store", "--profile", "--region", "--json"):
         assert option in result.output
+
+
+def test_yfinance_on_plain_requests_is_refused_with_exit_2_unless_allowed(fake_yahoo, data, monkeypatch):
+    from yfinance import _http
+
+    monkeypatch.setattr(_http, "HAS_CURL_CFFI", False)
+    refused = invoke("--date", DAY, "--batch-number", "0", "--store", data.uri)
+    assert refused.exit_code == 2
+    assert "not using curl_cffi" in refused.stderr and "--allow-plain-requests" in refused.stderr
+    assert fake_yahoo.count(kind=None) == 0 and files(data) == ["symbols/2025-04-08-symbols.csv"]
+    allowed = invoke("--date", DAY, "--batch-number", "0", "--store", data.uri, "--allow-plain-requests")
+    assert allowed.exit_code == 0, allowed.output
+    monkeypatch.setenv("STOCKSTREAM_ALLOW_PLAIN_REQUESTS", "yes")
+    assert invoke("--date", DAY, "--batch-number", "1", "--store", data.uri).exit_code == 0
+    monkeypatch.setenv("STOCKSTREAM_ALLOW_PLAIN_REQUESTS", "perhaps")
+    bad = invoke("--date", DAY, "--batch-number", "1", "--store", data.uri)
+    assert bad.exit_code == 2 and "STOCKSTREAM_ALLOW_PLAIN_REQUESTS must be true or false" in bad.stderr

@@ -91,6 +91,19 @@ def test_fetcher_raises_when_the_batch_failed(lambda_env, fake_yahoo, capsys):
     assert not (lambda_env / "raw-data").exists()
 
 
+def test_fetcher_raises_an_error_the_state_machine_reports_when_yfinance_is_on_plain_requests(lambda_env, fake_yahoo,
+                                                                                              monkeypatch):
+    from yfinance import _http
+
+    monkeypatch.setattr(_http, "HAS_CURL_CFFI", False)
+    with pytest.raises(InputError, match="not using curl_cffi"):
+        load_handler("stock_data_fetcher.handler")({"symbols": ["AAA"], "batchNumber": 0, "date": DAY}, None)
+    assert fake_yahoo.count(kind=None) == 0 and not (lambda_env / "raw-data").exists()
+    monkeypatch.setenv("STOCKSTREAM_ALLOW_PLAIN_REQUESTS", "1")
+    result = load_handler("stock_data_fetcher.handler")({"symbols": ["AAA"], "batchNumber": 0, "date": DAY}, None)
+    assert result["metadata"]["symbols_fetched"] == 1
+
+
 @pytest.mark.parametrize("event", [{"batchNumber": 0}, {"date": DAY}, {"date": DAY, "batchNumber": "x"},
                                    {"date": "25/11/2026", "batchNumber": 0}, {"date": DAY, "batchNumber": 0, "symbols": ["bhp"]}])
 def test_fetcher_refuses_a_malformed_event(lambda_env, event):

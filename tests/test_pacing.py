@@ -9,7 +9,8 @@ import pytest
 
 from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.fetch.pacing import DECREASE, MARGIN, MIN_RATE, FixedDelayPacer, Paced, RateBudget, pacer_for
+from stockstream_cli.fetch.pacing import (DECREASE, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, FixedDelayPacer, Paced,
+                                          RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
 
 
@@ -244,8 +245,9 @@ def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, 
                                  symbols=["AAA", "BBB", "CCC", "DDD"], pacer=pacer, sleep=fake.sleep,
                                  rng=lambda: 0.0)
     assert document["metadata"]["symbols_failed"] == [] and document["metadata"]["requests"] == 5
-    assert fake_yahoo.chart_requests("CCC") == 2
-    assert pacer.budget.decreases == 1 and pacer.budget.cap < 10.0
+    assert fake_yahoo.chart_requests("CCC") == 3  # refused, yfinance's resend refused, then the retry
+    # two decreases: the 429 and yfinance's resend, sent at the lowered cap and refused again (a new signal)
+    assert pacer.budget.decreases == 2 and pacer.budget.cap < 10.0
     assert 0.5 in fake.slept  # the symbol's own backoff: retry_wait/2 with rng 0
 
 
@@ -284,3 +286,140 @@ def test_near_the_rate_of_the_last_429_the_increase_is_gentler():
         bucket.acquire()
         bucket.on_success()
     assert bucket.cap - cap == pytest.approx(0.5, abs=0.05)  # two seconds at a quarter of 1 req/s per second
+
+
+# ---------------------------------------------------------------------------------------------- storms and recovery
+
+from stockstream_cli.fetch.pacing import RECOVERY_BOUND  # noqa: E402 (the README's pacing section states it)
+
+
+def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = None, storm=(60.0, 660.0),
+                     latency: float = 0.2, until: float = 900.0) -> tuple[dict[int, list[float]], RateBudget]:
+    """`workers` workers on one budget, as a discrete-event simulation on a clock this test controls: each
+    sends a request (after its --delay and the budget's slot), Yahoo answers after `latency`, with a 429
+    during the storm. Returns each worker's send times. The budget's per-thread bookkeeping is given one
+    record per simulated worker (each would be a thread)."""
+    import types
+
+    fake = FakeTime()
+    bucket = RateBudget(rate, clock=fake.clock, sleep=fake.sleep)
+    states = [types.SimpleNamespace() for _ in range(workers)]
+    ready = [0.0] * workers  # when each worker may send next (its delay after its last send)
+    sent: dict[int, list[float]] = {w: [] for w in range(workers)}
+    while min(ready) < until:
+        worker = min(range(workers), key=lambda w: ready[w])
+        fake.now = max(fake.now, ready[worker])
+        bucket._worker = states[worker]
+        send_at = fake.now + bucket.reserve()
+        sent[worker].append(send_at)
+        fake.now = send_at + latency
+        if storm[0] <= send_at < storm[1]:
+            bucket.on_rate_limited()
+        else:
+            bucket.on_success()
+        ready[worker] = max(send_at + delay, fake.now)
+    return sent, bucket
+
+
+def back_to_pace_after(sent: dict[int, list[float]], storm_end: float, delay: float) -> float:
+    """Seconds after the storm's end from which every worker sends every `delay` seconds again."""
+    latest = storm_end
+    for times in sent.values():
+        for before, after in zip(times, times[1:]):
+            if before >= storm_end and after - before > delay * (1 + 1e-6):
+                latest = max(latest, after)
+    return latest - storm_end
+
+
+@pytest.mark.parametrize("workers", [1, 10])
+@pytest.mark.parametrize("rate", [None, 5.0])
+def test_after_a_ten_minute_storm_the_workers_are_back_to_their_pace_within_the_bound(workers, rate):
+    sent, bucket = simulate_workers(workers, rate=rate)
+    assert bucket.decreases > 10 and bucket.lowest_cap == MIN_RATE  # the storm pushed the cap to the floor
+    # once the cap is at the floor (within the storm's first minute), one request per 10 s for all workers
+    late = sum(120.0 <= t < 660.0 for times in sent.values() for t in times)
+    assert late <= 540 * MIN_RATE + 1
+    assert sum(60.0 <= t < 120.0 for times in sent.values() for t in times) <= 20 + workers
+    pace = max(2.0, workers * (1 + MARGIN) / rate) if rate else 2.0  # --rate 5 holds 10 workers back
+    assert back_to_pace_after(sent, 660.0, pace) <= RECOVERY_BOUND
+    assert back_to_pace_after(sent, 0.0, pace) > 600  # (the storm did slow them down)
+
+
+def test_one_worker_recovers_from_a_single_429_and_a_short_burst():
+    """The case that never recovered: below ~1.6 requests/s the wait plus the request outlast a second."""
+    for storm in ((100.0, 100.5), (100.0, 220.0)):
+        sent, bucket = simulate_workers(1, storm=storm, until=600.0)
+        assert bucket.decreases >= 1
+        assert back_to_pace_after(sent, storm[1], 2.0) <= RECOVERY_BOUND
+        gaps = [b - a for a, b in zip(sent[0], sent[0][1:]) if a > storm[1] + RECOVERY_BOUND]
+        assert gaps and max(gaps) == pytest.approx(2.0) and min(gaps) >= 2.0 - 1e-9
+
+
+def test_adaptive_recovery_never_jumps_past_the_rate_yahoo_answered():
+    """An answer at the floor (one every 10 s) may double the cap, but not carry it past 90% of the highest
+    rate that drew a 429; above that it creeps up at a quarter of the step."""
+    bucket, fake = budget(None)
+    for k in range(40):  # 2 answers per second
+        fake.now = k * 0.5
+        bucket.acquire()
+        bucket.on_success()
+    bucket.on_rate_limited()
+    for _ in range(50):  # a storm: refused every time
+        bucket.acquire()
+        fake.advance(0.1)
+        bucket.on_rate_limited()
+    assert bucket.cap == MIN_RATE
+    caps = []
+    for _ in range(20):
+        fake.advance(bucket.reserve())
+        bucket.on_success()
+        caps.append(bucket.cap)
+    peak, step = bucket._peak, bucket._step
+    assert peak >= 2.0 and step == pytest.approx(INCREASE_FRACTION * peak)  # sized on the rate before the storm
+    assert caps[:3] == pytest.approx([0.2, 0.4, 0.8])  # doubling while far below
+    near = [k for k, cap in enumerate(caps) if cap >= NEAR * peak - 1e-9]
+    assert near and caps[near[0]] == pytest.approx(NEAR * peak)  # stopped at 90%, not carried past it
+    for before, after in zip(caps[near[0]:], caps[near[0] + 1:]):
+        assert after - before == pytest.approx(step / 4 / before)  # then a quarter of the step per second
+
+
+def test_a_retry_after_holds_every_worker_of_the_budget_until_then():
+    bucket, fake = budget(None)
+    for _ in range(20):
+        bucket.acquire()
+        fake.advance(0.1)
+        bucket.on_success()
+    bucket.on_rate_limited(retry_after=30.0)
+    assert bucket.blocked_until == pytest.approx(fake.now + 30.0)
+    other = threading.Thread(target=lambda: waits.append(bucket.reserve()))
+    waits: list[float] = []
+    other.start()
+    other.join()
+    assert waits[0] >= 30.0 - 1e-9  # another worker waits too
+    assert bucket.reserve() >= 30.0
+    quiet, _ = budget(None, backoff=False)  # --retry-wait 0: no wait at all, the contract's promise
+    quiet.on_rate_limited(retry_after=30.0)
+    assert quiet.reserve() == 0.0
+
+
+@pytest.mark.parametrize("retry_after", [7, "date"])
+def test_yahoos_retry_after_is_honoured_through_the_session(tmp_path, retry_after):
+    """Through yfinance and the session: a storm answering Retry-After (seconds, or an HTTP date) holds the
+    next request until then."""
+    from stockstream_cli.fetch import batch as fetch
+    from stockstream_cli.store import LocalStore
+    from yahoo_fake import FakeYahoo
+
+    time_ = FakeTime()
+    fake = FakeYahoo(clock=time_.clock, sleep=time_.sleep, as_of="2026-01-09T17:00")
+    settings = Settings.resolve(environ={}, delay=0, retry_wait=1.0, retries=3, cache_dir=str(tmp_path / "cache"))
+    pacer = pacer_for(settings, sleep=time_.sleep, clock=time_.clock)
+    with fake.installed():
+        fake.storm(7.0, retry_after=retry_after)
+        document = fetch.fetch_batch(LocalStore(tmp_path / "store"), dt.date(2026, 1, 9), 0, settings,
+                                     symbols=["AAA", "BBB"], pacer=pacer, sleep=time_.sleep)
+    assert document["metadata"]["symbols_fetched"] == 2
+    first, *rest = fake.requests
+    assert first.status == 429 and first.at == 0.0
+    assert rest[0].at >= 7.0  # nothing sent until the Retry-After
+    assert all(r.status != 429 for r in rest)

@@ -67,7 +67,7 @@ def test_run_local_with_faults_summary_files_and_exit_code(tmp_path, asx_list, f
         "session": "2026-08-21", "complete": False, "missing": 5, "suspicious": 0, "expected_rows": 300, "present_rows": 295}
     assert f"{sorted(faults)[0]} 2026-08-21" in run["quality"]["alert"]
     assert f"stockstream: data incomplete: {run['quality']['alert']}" in result.stderr
-    assert fake_yahoo.chart_requests(codes[299]) == 3
+    assert fake_yahoo.chart_requests(codes[299]) == 5  # refused twice (request + yfinance's resend), then fetched
 
     names = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
     assert names == sorted(
@@ -109,7 +109,8 @@ def test_every_batch_failing_exits_1_and_records_the_batches(tmp_path, fake_yaho
     assert summary["symbols_failed"] == codes
     run = json.loads((tmp_path / "data/runs/2026-08-21/run.json").read_text())
     assert set(run["batch_errors"]) == {"0", "1"} and "every failure is retryable" in run["batch_errors"]["0"]
-    assert fake_yahoo.chart_requests() == 20 * 3  # each batch tried three times, one request per symbol
+    # each batch tried three times; each symbol's one attempt is a refused request and yfinance's resend
+    assert fake_yahoo.chart_requests() == 20 * 3 * 2
     assert not (tmp_path / "data/raw-data").exists()
 
 

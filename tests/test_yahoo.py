@@ -50,8 +50,9 @@ def test_recorded_bhp_response_parses_to_its_exact_values_with_the_dividend_adju
 def test_the_chart_request_asks_for_the_sydney_days_with_events(prepared):
     fake = prepared("BHP")
     yahoo.fetch("BHP", APRIL_2, APRIL_8)
-    (request,) = fake.requests
-    assert request.ticker == "BHP.AX"
+    assert [r.kind for r in fake.requests] == ["cookie", "crumb", "chart"]  # a cold process: cookie and crumb first
+    request = fake.requests[-1]
+    assert request.ticker == "BHP.AX" and request.params["crumb"] == "fakeCrumb1"
     # midnight Sydney (AEDT) of the first day, midnight Sydney (AEST) after the last day: the DST change is inside
     assert request.params["period1"] == int(dt.datetime(2025, 4, 1, 13, tzinfo=dt.timezone.utc).timestamp())
     assert request.params["period2"] == int(dt.datetime(2025, 4, 8, 14, tzinfo=dt.timezone.utc).timestamp())
@@ -79,17 +80,19 @@ def test_float32_like_prices_are_stored_exactly_as_sent(prepared):
 
 
 @pytest.mark.parametrize(
-    ("fault", "reason"),
-    [("not_found", "not_found"), ("empty", "no_data"), ("malformed", "error"), ("timeout", "timeout"),
-     ("rate_limited", "rate_limited"), ("server_error", "error")],
+    ("fault", "reason", "chart"),
+    [("not_found", "not_found", 2), ("empty", "no_data", 1), ("malformed", "error", 1), ("timeout", "timeout", 1),
+     ("rate_limited", "rate_limited", 2), ("server_error", "error", 2)],
 )
-def test_each_fault_is_classified_after_one_request(prepared, fault, reason):
+def test_each_fault_is_classified_after_one_fetch(prepared, fault, reason, chart):
+    """One fetch: a status >= 400 is resent once by yfinance with its other cookie strategy (and a new crumb)."""
     fake = prepared("XYZ").fault("XYZ", fault)
     outcome = yahoo.fetch("XYZ", APRIL_2, APRIL_8)
     assert isinstance(outcome, yahoo.Failure)
     assert outcome.reason == reason
     assert outcome.retryable == (reason in {"rate_limited", "timeout", "error"})
-    assert fake.count("XYZ", kind=None) == 1
+    assert fake.count("XYZ", kind=None) == chart
+    assert fake.by_kind() == {"cookie": 1, "crumb": chart, "chart": chart}
 
 
 def test_a_delisted_answer_with_status_200_is_still_not_found(prepared):
@@ -174,41 +177,36 @@ def test_generated_bars_are_deterministic_plausible_and_adjusted_before_a_divide
     for o, h, low, c, v in zip(quote["open"], quote["high"], quote["low"], quote["close"], quote["volume"]):
         assert 0 < low <= min(o, c) <= max(o, c) <= h and v >= 0
     factor = 1 - 2.0 / quote["close"][2]  # the close before the ex-date (Friday 4 April)
-    assert adjclose[:3] == [round(c * factor, 6) for c in quote["close"][:3]]
+    assert adjclose[:3] == pytest.approx([c * factor for c in quote["close"][:3]], rel=1e-12)
     assert adjclose[3:] == quote["close"][3:]
     assert generated_bar("CBA.AX", APRIL_8)["close"] == quote["close"][-1]
+
+
+def _chart(fake, params):
+    return fake.serve("GET", "https://query2.finance.yahoo.com/v8/finance/chart/BHP.AX", params, client=1)
 
 
 def test_server_side_rate_limit_and_latency_use_the_injected_clock_and_sleep():
     now = [100.0]
     slept = []
     fake = FakeYahoo(rate_limit=2, latency=0.25, clock=lambda: now[0], sleep=slept.append)
-    outcomes = []
-    for _ in range(3):
-        try:
-            fake.handle("https://query2.finance.yahoo.com/v8/finance/chart/BHP.AX", {"period1": 0, "period2": 1})
-            outcomes.append("ok")
-        except Exception as exc:  # noqa: BLE001
-            outcomes.append(type(exc).__name__)
+    statuses = [_chart(fake, {"period1": 0, "period2": 1}).status for _ in range(3)]
     now[0] += 1.0
-    fake.handle("https://query2.finance.yahoo.com/v8/finance/chart/BHP.AX", {"period1": 0, "period2": 1})
-    assert outcomes == ["ok", "ok", "YFRateLimitError"]
+    statuses.append(_chart(fake, {"period1": 0, "period2": 1}).status)
+    assert statuses == [200, 200, 429, 200]
     assert slept == [0.25] * 4
-    assert fake.count("BHP") == 4
+    assert fake.count("BHP") == 4 and fake.refused() == 1
 
 
-def test_faults_for_n_requests_then_normal_and_counts_by_kind():
+def test_faults_for_n_fetches_a_resend_shares_the_fate_of_its_request():
     fake = FakeYahoo().fault("BHP", "rate_limited", times=2)
-    url = "https://query2.finance.yahoo.com/v8/finance/chart/BHP.AX"
-    results = []
-    for _ in range(3):
-        try:
-            results.append(fake.handle(url, {"period1": bar_timestamp(APRIL_2) - 3600, "period2": bar_timestamp(APRIL_2) + 3600}).status_code)
-        except Exception as exc:  # noqa: BLE001
-            results.append(type(exc).__name__)
-    fake.handle(url, {"range": "1d", "interval": "1d"})
-    assert results == ["YFRateLimitError", "YFRateLimitError", 200]
-    assert (fake.chart_requests("BHP"), fake.tz_probes("BHP"), fake.per_ticker(None)) == (3, 1, {"BHP.AX": 4})
+    window = {"period1": bar_timestamp(APRIL_2) - 3600, "period2": bar_timestamp(APRIL_2) + 3600}
+    statuses = [_chart(fake, window).status for _ in range(5)]
+    assert statuses == [429, 429, 429, 429, 200]  # two fetches: each request and its resend refused
+    _chart(fake, {"range": "1d", "interval": "1d"})
+    assert (fake.chart_requests("BHP"), fake.tz_probes("BHP"), fake.per_ticker(None)) == (5, 1, {"BHP.AX": 6})
+    single = FakeYahoo().fault("BHP", "rate_limited", requests=1)
+    assert [_chart(single, window).status for _ in range(2)] == [429, 200]
 
 
 def test_configure_adds_its_warning_filter_once(monkeypatch, tmp_path):

@@ -32,6 +32,7 @@ def fetch_batch(
     retries: options.Retries = None,
     retry_wait: options.RetryWait = None,
     lookback_days: options.LookbackDays = None,
+    allow_plain_requests: options.AllowPlainRequests = None,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,
@@ -55,7 +56,7 @@ def fetch_batch(
     day = parse_date(date)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
-                                store=store, profile=profile, region=region)
+                                allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)
     target = settings.open_store()
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
 

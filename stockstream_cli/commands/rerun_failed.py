@@ -9,6 +9,7 @@ import typer
 from ..outcome import Outcome
 from ..reasons import ALL, LASTING
 from ..options import (
+    AllowPlainRequests,
     Concurrency,
     Date,
     Delay,
@@ -46,6 +47,7 @@ def rerun_failed(
     retries: Retries = None,
     retry_wait: RetryWait = None,
     lookback_days: LookbackDays = None,
+    allow_plain_requests: AllowPlainRequests = None,
     store: Store = None,
     profile: Profile = None,
     region: Region = None,
@@ -79,6 +81,7 @@ def rerun_failed(
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
         retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+        allow_plain_requests=allow_plain_requests,
     )
     with run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer, interruptible(day):
         run = run_rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)

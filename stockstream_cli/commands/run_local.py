@@ -6,6 +6,7 @@ import typer
 
 from ..outcome import Outcome
 from ..options import (
+    AllowPlainRequests,
     BatchSize,
     Concurrency,
     Date,
@@ -39,6 +40,7 @@ def run_local(
     retries: Retries = None,
     retry_wait: RetryWait = None,
     lookback_days: LookbackDays = None,
+    allow_plain_requests: AllowPlainRequests = None,
     source_url: SourceUrl = None,
     from_file: FromFile = None,
     force: Force = False,
@@ -62,6 +64,7 @@ def run_local(
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
         processes=processes, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
+        allow_plain_requests=allow_plain_requests,
         source_url=source_url,
     )
     source = local.asx_source(from_file=from_file, force=force)

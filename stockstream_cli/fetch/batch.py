@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .pacing import Pacer
+    from ..sources.http import RequestCounts
 
 OnSymbol = Callable[[str, "str | None"], None]
 Fetcher = Callable[[str, dt.date, dt.date, float], "yahoo.FetchOutcome"]
@@ -87,14 +88,16 @@ def fetch_batch(
     sleep: Callable[[float], None] | None = None,
     fetcher: Fetcher | None = None,
     rng: Callable[[], float] = random.random,
+    requests: "RequestCounts | None" = None,
 ) -> dict:
     """Fetch, clean and store batch `batch_number` of `day`; return its manifest (the contract's JSON).
 
     symbols: fetch these (a rerun, or the state machine's item) instead of the batch read from the store.
     pacer: shared pacing (default: the fixed --delay of this worker). on_symbol(symbol, reason or None):
     called after each symbol. sleep, fetcher, rng: the edges, swappable in tests (fetcher defaults to
-    yahoo.fetch).
+    yahoo.fetch). requests: a sources.http.RequestCounts that gets every HTTP request the batch sends, by kind.
     """
+    from ..sources import http
     from . import pacing
 
     started = time.monotonic()
@@ -103,15 +106,17 @@ def fetch_batch(
     sleep = sleep or time.sleep
     pacer = pacer or pacing.pacer_from_settings(settings, sleep=sleep)
     if fetcher is None:
-        yahoo.prepare(codes, settings.cache_dir)
+        yahoo.prepare(codes, settings.cache_dir, allow_plain_requests=settings.allow_plain_requests)
         fetcher = yahoo.fetch
 
     results = []
-    for code in codes:
-        result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher, rng=rng)
-        results.append(result)
-        if on_symbol is not None:
-            on_symbol(code, result.failure)
+    with http.paced(None, requests):
+        for code in codes:
+            result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
+                                  fetcher=fetcher, rng=rng)
+            results.append(result)
+            if on_symbol is not None:
+                on_symbol(code, result.failure)
 
     data_key = layout.batch_data_key(day, batch_number)
     manifest_key = layout.batch_manifest_key(day, batch_number)
@@ -142,18 +147,30 @@ def fetch_symbol(
     fetcher: Fetcher,
     rng: Callable[[], float] = random.random,
 ) -> SymbolResult:
-    """One symbol: up to settings.retries + 1 requests, then clean rows or a classified failure."""
-    from .pacing import backoff_wait
+    """One symbol: up to settings.retries + 1 attempts, then clean rows or a classified failure.
 
+    A fetcher that sends its requests through sources.http's session (`paced_per_request`, as yahoo.fetch)
+    is paced there, each HTTP request (cookie, crumb, resend) taking a slot and reporting its answer; any
+    other fetcher (a test's) is paced here, one slot per attempt.
+    """
+    from .pacing import backoff_wait
+    from ..sources import http
+
+    per_request = getattr(fetcher, "paced_per_request", False)
     attempts = 0
     while True:
-        pacer.wait()
+        if not per_request:
+            pacer.wait()
         attempts += 1
-        outcome = fetcher(code, first, last, settings.timeout)
+        with http.paced(pacer if per_request else None):
+            outcome = fetcher(code, first, last, settings.timeout)
         if not isinstance(outcome, yahoo.Failure):
-            pacer.on_success()
+            if not per_request:
+                pacer.on_success()
             return _cleaned(code, outcome, first, last, batch_number, attempts)
-        if outcome.reason == RATE_LIMITED:
+        if per_request:
+            pass  # the session told the pacer of every answer
+        elif outcome.reason == RATE_LIMITED:
             pacer.on_rate_limited()
         elif outcome.reason != TIMEOUT:
             pacer.on_success()  # answered, without a 429

@@ -1,21 +1,28 @@
 """How fast requests go to Yahoo: the per-worker `--delay`, the shared `--rate` budget, and retry backoff.
 
-fetch.py calls `pacer.wait()` before every request (retries included), then `on_success()` or
-`on_rate_limited()` with what came back. Two limits apply, both optional:
+Every HTTP request yfinance sends (cookie, crumb, consent, chart, resend) goes through sources/http.py's
+session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_limited(retry_after)` after it
+(fetch.py binds the pacer to the fetching thread). Two limits apply, both optional:
 
 - `FixedDelayPacer` is the `--delay` of one worker: at least `delay` seconds between the starts of its
-  consecutive requests (each thread keeps its own last start).
+  consecutive requests (each thread keeps its own last start, taken when the request really goes).
 - `RateBudget` is a token bucket every worker of a run draws from (one per run: a run-local run, whose
   worker processes reach it through workers.RemoteBudget; a fetch-batch; one Lambda invocation), with AIMD
   backoff:
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
-  before that drop are ignored: they report the old rate); each answered request while the cap is what
-  holds the workers back raises it additively, by `INCREASE_FRACTION` of that rate per second (a quarter
-  of that above `NEAR` x that rate), never above R. The rate-limited symbol itself is retried by fetch.py
-  after its backoff. `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0`
-  remove every wait).
+  before that drop are ignored: they report the old rate); each answer to a request the cap held back
+  (however long it waited: one worker at 2 s recovers too) raises it additively, by `INCREASE_FRACTION`
+  per second of the highest rate that drew a 429, at most doubling it per answer and never carrying it past
+  `NEAR` x that rate in one step; above that a quarter as fast; never above R. A `Retry-After` holds every
+  slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff. `--retry-wait 0`
+  turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
+
+Recovery is bounded: after a storm (cap at MIN_RATE) the workers are back at their own pace within
+RECOVERY_BOUND seconds of its end with the defaults (delay 2 s, retry wait 2 s, 3 retries): the next slot
+at the floor (1/MIN_RATE = 10 s), the doublings (10 + 5 + 2.5 + ... s, overlapping it), at most 9 s to NEAR of
+the pace and 5 s for the rest; tests/test_pacing.py checks it for one worker and ten.
 
 `Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
 `sleep` and the time through an injectable `clock`, and a wait of 0 never calls sleep, so tests never sleep.
@@ -41,6 +48,7 @@ MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is
 WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
 MARGIN = 0.02  # slots 2% wider than 1/cap: jitter between a slot and the request's arrival at Yahoo (thread
 # wake-ups, the network) must not put more than cap requests into any one second there
+RECOVERY_BOUND = 45.0  # seconds after a storm's end until the workers are back at their pace (see above)
 SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
 
 
@@ -52,8 +60,8 @@ class Pacer(Protocol):
     def on_success(self) -> None:
         """The last request was answered (whatever the symbol's outcome), without a 429."""
 
-    def on_rate_limited(self) -> None:
-        """The last request was refused with a 429."""
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        """The last request was refused with a 429 (`retry_after`: the seconds Yahoo asked to wait, if any)."""
 
 
 class FixedDelayPacer:
@@ -79,10 +87,14 @@ class FixedDelayPacer:
                 self._sleep(remaining)
         self._worker.last_start = self._clock()
 
+    def started(self) -> None:
+        """This worker's request goes now (later than `wait` returned: another limit held it)."""
+        self._worker.last_start = self._clock()
+
     def on_success(self) -> None:
         pass
 
-    def on_rate_limited(self) -> None:
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
         pass
 
 
@@ -109,14 +121,15 @@ class RateBudget:
         self._next_slot = -math.inf
         self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._answered: collections.deque[float] = collections.deque(maxlen=4096)
-        self._held_back_at = -math.inf
+        self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
         self._step = 0.0
-        self._peak = math.inf  # the rate Yahoo answered when it last said 429
+        self._peak = 0.0  # the highest rate Yahoo had been answering when it said 429 (this run)
         self.requests = 0
         self.rate_limited = 0
         self.decreases = 0
         self.lowest_cap = self._cap
+        self.blocked_until = -math.inf  # the end of the last Retry-After, on `clock`
 
     @property
     def cap(self) -> float:
@@ -138,44 +151,63 @@ class RateBudget:
         """
         with self._lock:
             now = self._clock()
-            slot = now
+            slot = max(now, self._blocked_until)
+            held_back = False
             if self._cap != math.inf:
-                slot = max(now, self._next_slot)
+                held_back = self._next_slot > slot
+                slot = max(slot, self._next_slot)
                 self._next_slot = slot + (1.0 + MARGIN) / self._cap
-                if slot > now:
-                    self._held_back_at = now
             self._sent.append(slot)
             self.requests += 1
         self._worker.slot = slot
+        self._worker.held_back = held_back
         return max(slot - now, 0.0)
 
     def on_success(self) -> None:
-        """Additive increase, only while the cap is what holds the workers back (else there is no evidence)."""
+        """Additive increase, only for an answer to a request the cap held back (else there is no evidence
+        that the cap is what limits the workers: they are slower on their own).
+
+        Whether the request waited is remembered per thread from its `reserve`, however long ago that was:
+        a single worker whose wait plus request take longer than a second recovers too.
+        """
         with self._lock:
             now = self._clock()
             self._answered.append(now)
-            if not self.backoff or self._cap >= self.ceiling or now - self._held_back_at > WINDOW:
+            if not self.backoff or self._cap >= self.ceiling or not getattr(self._worker, "held_back", False):
                 return
-            # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
-            step = self._step if self._cap < NEAR * self._peak else self._step / 4
-            self._cap = min(self.ceiling, self._cap + step / self._cap)
+            # an answer at cap c stands for 1/c seconds of the additive increase; at most a doubling, so a cap
+            # at the floor after a storm climbs back in a few answers, not in one jump past what was tolerated
+            near = NEAR * self._peak
+            if self._cap < near:
+                self._cap = min(self._cap + min(self._step / self._cap, self._cap), near, self.ceiling)
+            else:  # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
+                self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
-    def on_rate_limited(self) -> None:
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
         """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
 
         A 429 to a request sent before the last decrease is ignored: it reports the old rate, and the
-        cap already reacted to it (at most one decrease per round of requests in flight).
+        cap already reacted to it (at most one decrease per round of requests in flight). `retry_after`
+        (Yahoo's Retry-After, in seconds) holds every slot of the budget until then, whichever request
+        it answers.
         """
         with self._lock:
             self.rate_limited += 1
-            sent_at = getattr(self._worker, "slot", math.inf)
-            if not self.backoff or sent_at <= self._last_decrease:
+            if not self.backoff:
                 return
             now = self._clock()
+            if retry_after is not None and retry_after > 0:
+                self._blocked_until = max(self._blocked_until, now + retry_after)
+                self.blocked_until = self._blocked_until
+            sent_at = getattr(self._worker, "slot", math.inf)
+            if sent_at <= self._last_decrease:
+                return
             tolerated = self._answered_rate(now)
             self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
-            self._step = max(MIN_RATE, INCREASE_FRACTION * tolerated)
-            self._peak = tolerated
+            # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
+            # it tolerates, so the increase stays sized on the highest rate that drew a 429
+            self._peak = max(self._peak, tolerated)
+            self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
             self._next_slot = max(self._next_slot, now)
             self._last_decrease = now
             self.decreases += 1
@@ -213,13 +245,14 @@ class Paced:
 
     def wait(self) -> None:
         self.delay.wait()
-        self.budget.acquire()
+        if self.budget.acquire() > 0:
+            self.delay.started()  # the delay runs from when the request goes, after the budget's wait
 
     def on_success(self) -> None:
         self.budget.on_success()
 
-    def on_rate_limited(self) -> None:
-        self.budget.on_rate_limited()
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        self.budget.on_rate_limited(retry_after)
 
 
 def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic, budget=None) -> Paced:

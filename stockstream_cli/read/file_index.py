@@ -245,7 +245,7 @@ def _drop_unlisted(entries: dict[str, list], versions: Mapping[str, str]) -> boo
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write through a temporary file renamed over the index; a folder that cannot be written is no error."""
-    from .store import write_atomically
+    from ..store import write_atomically
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

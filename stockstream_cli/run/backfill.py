@@ -163,7 +163,7 @@ def backfill(
     sleep = sleep or time.sleep
     pacer = pacer or pacing.pacer_for(settings, sleep=sleep)
     if fetcher is None and work.todo:
-        yahoo.prepare(work.todo, settings.cache_dir)
+        yahoo.prepare(work.todo, settings.cache_dir, allow_plain_requests=settings.allow_plain_requests)
         fetcher = yahoo.fetch
 
     observer.started(len(work.todo))

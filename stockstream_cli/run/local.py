@@ -54,6 +54,9 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     Raises SourceError/StoreError when the symbols step fails after its retries (exit 1), InputError for
     bad input (exit 2), Interrupted on Ctrl-C (exit 130; finished batches are kept).
     """
+    from ..sources import http
+
+    http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
     observer = observer or Observer()
     control = Control(stop or threading.Event(), sleep)
     started = time.monotonic()

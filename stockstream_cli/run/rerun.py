@@ -28,6 +28,9 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     retryable reason (`include_all`: any reason) are fetched and merged into their batch. When there is
     nothing to fetch and run.json already says what the store holds, no file is written.
     """
+    from ..sources import http
+
+    http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
     observer = observer or Observer()
     control = Control(stop or threading.Event(), sleep)
     started = time.monotonic()

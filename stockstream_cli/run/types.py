@@ -106,8 +106,8 @@ class StoppablePacer:
     def on_success(self) -> None:
         self._inner.on_success()
 
-    def on_rate_limited(self) -> None:
-        self._inner.on_rate_limited()
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        self._inner.on_rate_limited(retry_after)
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)

@@ -145,8 +145,8 @@ class BudgetService:
                     connection.send(self.budget.reserve())
                 elif message == ANSWERED:
                     self.budget.on_success()
-                elif message == RATE_LIMITED:
-                    self.budget.on_rate_limited()
+                elif isinstance(message, tuple) and message[0] == RATE_LIMITED:
+                    self.budget.on_rate_limited(message[1])  # (RATE_LIMITED, Retry-After seconds or None)
 
 
 def _wake(address: str) -> None:
@@ -191,8 +191,8 @@ class RemoteBudget:
     def on_success(self) -> None:
         self._connection().send(ANSWERED)
 
-    def on_rate_limited(self) -> None:
-        self._connection().send(RATE_LIMITED)
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        self._connection().send((RATE_LIMITED, retry_after))
 
 
 # ---------------------------------------------------------------------------------------------- the parent

@@ -9,7 +9,11 @@ one of the contract's reasons. yfinance is used the way the pipeline needs it:
 - exceptions on (`yf.config.debug.hide_exceptions = False`), so a failure is an exception we can classify
   instead of a log line and an empty frame; yfinance's own network retries off (ours are in fetch.py);
 - the chart request goes around yfinance's in-process response cache (`cache_get`), which would otherwise
-  replay a failed answer to our retries, and its HTTP status is kept to tell a 404 from a 5xx.
+  replay a failed answer to our retries, and its HTTP status is kept to tell a 404 from a 5xx;
+- every HTTP request yfinance makes (cookie, crumb, consent, chart, resend) goes through stockstream's own
+  session (sources/http.py): paced by the pacer fetch.py binds, counted by kind; one session per process,
+  so the cookie and crumb are fetched once per process. A crumb Yahoo answered with "Too Many Requests" is
+  dropped after the call, so the next call asks for a new one instead of sending it on.
 """
 
 from __future__ import annotations
@@ -61,8 +65,14 @@ def default_cache_dir() -> str:
     return os.path.join(stockstream_cache_dir(), "yfinance")
 
 
-def prepare(codes: Iterable[str], cache_dir: str | None = None) -> None:
-    """Configure yfinance once per process (and per cache folder) and seed the timezone of every symbol."""
+def prepare(codes: Iterable[str], cache_dir: str | None = None, *, allow_plain_requests: bool = False) -> None:
+    """Configure yfinance once per process (and per cache folder) and seed the timezone of every symbol.
+
+    Raises InputError when yfinance is not on curl_cffi, unless `allow_plain_requests`.
+    """
+    from . import http
+
+    http.require_impersonation(allow_plain_requests)
     configure(cache_dir)
     seed_timezones(codes)
 
@@ -130,7 +140,9 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
     """
     import yfinance as yf
 
-    ticker = yf.Ticker(yahoo_ticker(symbol))
+    from . import http
+
+    ticker = yf.Ticker(yahoo_ticker(symbol), session=http.session())
     recorder = _route_through_recorder(ticker)
     try:
         frame = ticker.history(
@@ -144,12 +156,31 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
         )
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
         return classify_exception(exc, recorder.last_status if recorder else None)
+    finally:
+        _drop_poisoned_crumb()
     status = recorder.last_status if recorder else None
     if status is not None and status >= 400:
         return classify_status(status, "HTTP status with a parsable body")
     if frame is None or frame.empty:
         return Failure(NO_DATA, "no bars in the window")
     return to_polars(frame)
+
+
+fetch.paced_per_request = True  # fetch.py: the session paces each HTTP request, not fetch_symbol each call
+
+
+def _drop_poisoned_crumb() -> None:
+    """yfinance keeps a crumb whose body was "Too Many Requests" and sends it with every later request."""
+    from yfinance.data import YfData
+
+    from .http import POISONED_CRUMB
+
+    data = YfData._instances.get(YfData) if hasattr(YfData, "_instances") else None
+    crumb = getattr(data, "_crumb", None)
+    if isinstance(crumb, str) and POISONED_CRUMB in crumb:
+        with data._cookie_lock:
+            if data._crumb == crumb:
+                data._crumb = None
 
 
 def to_polars(frame) -> "pl.DataFrame":
