@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -91,6 +91,8 @@ def register(app: typer.Typer) -> None:
         json_output: Json = False,
         remote: RemoteFlag = False,
         no_wait: NoWaitFlag = False,
+        stage: Annotated[Optional[str], typer.Option("--stage", help="With --remote: the deployed stage to rerun on.",
+                                                     show_default=False)] = None,
     ) -> None:
         """Fetch again exactly what failed on a day, from what the store records, and merge it in.
 
@@ -111,7 +113,8 @@ def register(app: typer.Typer) -> None:
             if not remote:
                 raise InputError("--no-wait goes with --remote: stockstream rerun-failed --remote --no-wait --date D")
             return rerun_failed_remote(date=date, store=store, profile=profile, region=region,
-                                       include_all=include_all, wait=not no_wait, json_output=json_output)
+                                       include_all=include_all, wait=not no_wait, json_output=json_output,
+                                       stage=stage)
         from .. import pipeline
 
         day, settings, data_store = _prepare(
