@@ -199,7 +199,9 @@ class S3Store:
     @property
     def client(self):
         if self._client is None:
-            self._client = self.session.client("s3")
+            from .aws.session import expect_bucket_owner
+
+            self._client = expect_bucket_owner(self.session.client("s3"))  # STOCKSTREAM_BUCKET_OWNER, if set
         return self._client
 
     def _key(self, key: str) -> str:

@@ -13,8 +13,8 @@ LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
 }
+THROTTLED = ["Lambda.TooManyRequestsException"]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_fetch_task_retries_lambda_service_errors_and_task_failures(asl):
     task_failed = by_errors[frozenset({"States.TaskFailed"})]
     assert (task_failed["MaxAttempts"], task_failed["IntervalSeconds"]) == (2, 30)
     # the service errors come first: the first matching retrier wins
-    assert set(task["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert task["Retry"][0]["ErrorEquals"] == THROTTLED and set(task["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
 
 
 def test_a_failed_batch_is_recorded_and_the_map_goes_on(asl):
@@ -142,7 +142,7 @@ def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     }
     assert set(check["ResultSelector"]) == {"session.$", "complete.$", "missing.$", "suspicious.$", "alert.$"}
     assert check["ResultPath"] == "$.quality"  # date and batchResults stay in the output (status --remote reads them)
-    assert set(check["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert check["Retry"][0]["ErrorEquals"] == THROTTLED and set(check["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
     assert check["Next"] == "IsDataComplete"
 
 
@@ -196,3 +196,22 @@ def test_every_service_integration_is_in_the_targets_partition(asl, partition):
 
 def test_the_maps_concurrency_is_the_one_deploy_reserves(asl):
     assert asl["States"]["SplitIntoBatches"]["MaxConcurrency"] == res.MAP_MAX_CONCURRENCY
+
+
+def _retry_window(retrier: dict) -> float:
+    """The longest a retrier keeps trying: the sum of its waits, each capped by MaxDelaySeconds."""
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, cap) for i in range(retrier["MaxAttempts"]))
+
+
+@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",)])
+def test_a_throttled_invocation_rides_out_a_burst(asl, path):
+    """Lambda throttles when the account's concurrency is used up (another stack, a rerun): waits of 5 s
+    doubling to a 2-minute cap, jittered so the Map's items do not come back at once, span over 4 minutes."""
+    state = asl["States"][path[0]]
+    if len(path) == 2:
+        state = state["ItemProcessor"]["States"][path[1]]
+    [throttle] = [r for r in state["Retry"] if r["ErrorEquals"] == THROTTLED]
+    assert state["Retry"][0] is throttle  # before the generic retriers, so it wins
+    assert throttle["JitterStrategy"] == "FULL" and throttle["MaxDelaySeconds"] == 120
+    assert _retry_window(throttle) == 5 + 10 + 20 + 40 + 80 + 120 >= 240

@@ -121,6 +121,7 @@ class Prepared:
     target: res.Target
     remote: RemoteState
     image_files: dict[str, bytes] | None  # the build context, when deploy builds the image
+    profile: str | None = None
 
 
 def prepare(options: DeployOptions, *, session=None, need_image: bool = True) -> Prepared:
@@ -146,7 +147,7 @@ def prepare(options: DeployOptions, *, session=None, need_image: bool = True) ->
         image_uri=image_uri, arch=arch, schedule=options.schedule, alert_email=options.alert_email,
         log_retention_days=options.log_retention_days, tracing=options.tracing, env=options.env_pairs,
     )
-    return Prepared(session, target, RemoteState(session), files)
+    return Prepared(session, target, RemoteState(session), files, options.profile)
 
 
 def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep: Callable[[float], None] = time.sleep,
@@ -183,8 +184,7 @@ def _measured_profile(prepared: Prepared, plan: Plan):
     if any(s.resource == "s3 bucket" and s.action == "create" for s in plan.steps):
         return None
     try:
-        return measured_profile(open_store(plan.target.store_uri, profile=getattr(prepared.session, "profile_name", None),
-                                           region=plan.target.region))
+        return measured_profile(open_store(plan.target.store_uri, profile=prepared.profile, region=plan.target.region))
     except (StockstreamError, ValueError, KeyError):
         return None
 

@@ -13,6 +13,7 @@ import json
 import urllib.parse
 from typing import Any
 
+from ..errors import AwsError
 from . import resources as res
 from .plan import BuildImage, Call, Step, Wait, step, var
 from .remote_state import RemoteState
@@ -65,7 +66,7 @@ def plan_deploy(target: res.Target, remote: RemoteState, *, build_image: bool) -
         steps += _plan_repository(target, _actual_repository(remote, target))
     bucket = _actual_bucket(remote, target)
     steps += _plan_bucket(target, bucket)
-    target = dataclasses.replace(target, kms_key_arn=res.bucket_kms_key(bucket and bucket["encryption"]))
+    target = dataclasses.replace(target, kms_key_arn=_bucket_key_arn(remote, bucket))
     topic_steps, topic_arn = _plan_topic(target, _actual_topic(remote, target))
     steps += topic_steps
     steps += _plan_log_groups(target, _actual_log_groups(remote, target))
@@ -145,8 +146,14 @@ def _plan_repository(target: res.Target, actual: dict | None) -> list[Step]:
 
 def _actual_bucket(remote: RemoteState, target: res.Target) -> dict | None:
     bucket, owner = target.bucket, {"ExpectedBucketOwner": target.account}
-    if remote.read("s3", "head_bucket", missing=("404", "NoSuchBucket", "NotFound"), Bucket=bucket, **owner) is None:
-        return None
+    try:
+        if remote.read("s3", "head_bucket", missing=("404", "NoSuchBucket", "NotFound"), Bucket=bucket, **owner) is None:
+            return None
+    except AwsError as exc:
+        if getattr(exc, "code", "") in {"403", "AccessDenied", "Forbidden"}:
+            raise AwsError(f"bucket {bucket} exists but is not this account's ({target.account}): S3 names are "
+                           "global, so someone else has it; choose another --bucket") from None
+        raise
     block = remote.read("s3", "get_public_access_block", missing=("NoSuchPublicAccessBlockConfiguration",), Bucket=bucket, **owner)
     encryption = remote.read("s3", "get_bucket_encryption", missing=("ServerSideEncryptionConfigurationNotFoundError",),
                              Bucket=bucket, **owner)
@@ -156,6 +163,15 @@ def _actual_bucket(remote: RemoteState, target: res.Target) -> dict | None:
             "encryption": encryption and encryption["ServerSideEncryptionConfiguration"],
             "policy": json.loads(policy["Policy"]) if policy else None,
             "tags": _pairs((tags or {}).get("TagSet"))}
+
+
+def _bucket_key_arn(remote: RemoteState, bucket: dict | None) -> str | None:
+    """The ARN of the bucket's customer-managed KMS key (the bucket may name it by id or alias)."""
+    key = res.bucket_kms_key(bucket and bucket["encryption"])
+    if key is None or key.startswith("arn:") and ":key/" in key:
+        return key
+    found = remote.read("kms", "describe_key", missing=("NotFoundException",), KeyId=key)
+    return found["KeyMetadata"]["Arn"] if found else key
 
 
 def _bucket_policy(target: res.Target, existing: dict | None) -> dict:

@@ -22,7 +22,9 @@ def error_code(exc: Exception) -> str:
 
 def aws_error(exc: Exception, what: str) -> AwsError:
     message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
-    return AwsError(f"{what}: {error_code(exc) or type(exc).__name__}: {message}")
+    error = AwsError(f"{what}: {error_code(exc) or type(exc).__name__}: {message}")
+    error.code = error_code(exc)  # type: ignore[attr-defined]
+    return error
 
 
 class RemoteState:
