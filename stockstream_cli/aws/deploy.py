@@ -155,7 +155,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
            engine_finder: Callable[[], str | None] = find_engine) -> dict[str, Any]:
     """Plan, and unless dry_run execute; returns the deploy document (--json)."""
     from .executor import Executor
-    from .image import image_builder
+    from .image import build_command, image_builder
 
     prepared = prepare(options, session=session)
     plan = plan_deploy(prepared.target, prepared.remote, build_image=prepared.image_files is not None)
@@ -165,6 +165,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
             engine = engine_finder()
             if engine is None:
                 raise InputError(NO_IMAGE_HELP)
+            build_command(engine, plan.target.image_uri, plan.target.arch, ".")  # can it build this? before any change
             builder = image_builder(engine, prepared.image_files)
         Executor(prepared.session, sleep=sleep, waiter_delay=waiter_delay, build_image=builder).execute(plan.steps, on_step)
     document = deploy_document(prepared, plan, dry_run=dry_run)
