@@ -360,3 +360,42 @@ def test_the_cost_uses_the_run_the_bucket_records(moto_endpoint):
     assert dry["cost"]["profile"]["batches"] == 3
     assert executions_per_month("cron(0 20 ? * MON-FRI *)") == round(30.4 * 5 / 7, 1)
     assert executions_per_month("rate(12 hours)") == 60.8
+
+
+# ---------------------------------------------------------------- 12. logs
+
+
+def test_logs_prints_the_functions_events_moto_holds(moto_endpoint):
+    from stockstream_cli.aws.remote import parse_since, read_logs
+
+    _deploy()
+    logs = _client("logs")
+    now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    for group, message, ago in (("/aws/lambda/stock-data-fetcher", '{"level":"INFO","message":"batch 0 fetched"}', 60_000),
+                                ("/aws/lambda/asx-symbol-updater", '{"level":"INFO","message":"1838 symbols"}', 120_000),
+                                ("/aws/lambda/stock-data-fetcher", "old line", 3 * 3600_000)):
+        logs.create_log_stream(logGroupName=group, logStreamName=f"s{ago}")
+        logs.put_log_events(logGroupName=group, logStreamName=f"s{ago}",
+                            logEvents=[{"timestamp": now - ago, "message": message}])
+    result = run_stockstream("logs", "--since", "1h")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split("  ", 2)[1:] for line in lines] == [
+        ["asx-symbol-updater", '{"level":"INFO","message":"1838 symbols"}'],
+        ["stock-data-fetcher", '{"level":"INFO","message":"batch 0 fetched"}']]
+    only = run_stockstream("logs", "--function", "fetcher", "--since", "4h", "--json")
+    assert [json.loads(line)["message"] for line in only.stdout.splitlines()] == ["old line", '{"level":"INFO","message":"batch 0 fetched"}']
+    assert run_stockstream("logs", "--function", "nope").returncode == 2
+    assert run_stockstream("logs", "--since", "yesterday").returncode == 2
+
+    # --follow: new events as they come, each once
+    seen, sleeps = [], []
+
+    def put_more(_seconds):
+        sleeps.append(_seconds)
+        logs.put_log_events(logGroupName="/aws/lambda/stock-data-fetcher", logStreamName="s60000",
+                            logEvents=[{"timestamp": now + len(sleeps), "message": f"new {len(sleeps)}"}])
+
+    count = read_logs(function="fetcher", since="5m", follow=True, on_event=seen.append, max_polls=3, sleep=put_more)
+    assert [e["message"] for e in seen] == ['{"level":"INFO","message":"batch 0 fetched"}', "new 1", "new 2"] and count == 3
+    assert parse_since("90s", dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)) == dt.datetime(2026, 11, 24, 23, 58, 30, tzinfo=dt.timezone.utc)
