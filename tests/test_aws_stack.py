@@ -196,8 +196,12 @@ def test_the_fetcher_reserves_the_maps_concurrency_when_the_quota_allows(moto_en
 
 
 def test_a_remote_rerun_refuses_while_the_days_execution_runs(moto_endpoint):
-    """moto leaves a started execution RUNNING (state machines are not executed here)."""
+    """With state machines not executed, moto leaves a started execution RUNNING."""
+    import requests
+
     from stockstream_cli.aws.remote import rerun_remote
+
+    requests.post(f"{moto_endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}}, timeout=10)
 
     document = _deploy()
     sfn = _client("stepfunctions")
