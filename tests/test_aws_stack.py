@@ -289,8 +289,11 @@ def test_log_groups_keep_what_you_choose_and_tracing_is_configurable(moto_endpoi
     assert machine["tracingConfiguration"] == {"enabled": True} and machine["loggingConfiguration"]["level"] == "ERROR"
     function = _client("lambda").get_function(FunctionName="stock-data-fetcher-traced")["Configuration"]
     assert function["TracingConfig"] == {"Mode": "Active"}
-    statements = _client("iam").get_role_policy(RoleName=f"stockstream-states-traced-{REGION}", PolicyName="stockstream")
-    assert "Tracing" in {s["Sid"] for s in statements["PolicyDocument"]["Statement"]}
+    for role in ("states", "lambda"):
+        statements = _client("iam").get_role_policy(RoleName=f"stockstream-{role}-traced-{REGION}", PolicyName="stockstream")
+        assert "Tracing" in {s["Sid"] for s in statements["PolicyDocument"]["Statement"]}
+    untraced = _client("iam").get_role_policy(RoleName=f"stockstream-lambda-{REGION}", PolicyName="stockstream")
+    assert "Tracing" not in {s["Sid"] for s in untraced["PolicyDocument"]["Statement"]}
     assert _deploy(stage="traced", tracing=True)["changes"] == []
     bad = run_stockstream("deploy", "--image-uri", IMAGE_URI, "--log-retention-days", "10")
     assert bad.returncode == 2 and "--log-retention-days 10" in bad.stderr

@@ -7,6 +7,7 @@ and only when this run created a role (real IAM takes seconds to show a new role
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -97,7 +98,7 @@ class Executor:
             except Exception as exc:
                 if error_code(exc) and error_code(exc) in call.absent_ok:
                     return
-                if not (call.role_propagation and self.created_roles and attempt < ROLE_PROPAGATION_TRIES - 1
+                if not (call.role_propagation and self._uses_a_new_role(params) and attempt < ROLE_PROPAGATION_TRIES - 1
                         and PROPAGATION_MESSAGES.search(str(exc))):
                     raise
                 self.sleep(wait)
@@ -106,6 +107,11 @@ class Executor:
             self.created_roles.add(params["RoleName"])
         if call.output:
             self.variables[call.output[0]] = _dig(response, call.output[1])
+
+    def _uses_a_new_role(self, params: dict) -> bool:
+        """Whether the call passes a role this run created (only such a role can still be propagating)."""
+        text = json.dumps(params, default=str)
+        return any(f":role/{name}\"" in text for name in self.created_roles)
 
     def _wait(self, wait: Wait) -> None:
         params = resolve(wait.params, self.variables)

@@ -303,6 +303,8 @@ def lambda_role_policy(target: Target) -> dict:
             "Resource": log_groups,
         },
     ]
+    if target.tracing:
+        statements.append(_tracing_statement())
     if target.kms_key_arn:
         statements.append({
             "Sid": "BucketKey",
@@ -335,14 +337,19 @@ def states_role_policy(target: Target) -> dict:
         },
     ]
     if target.tracing:
-        statements.append({
-            "Sid": "Tracing",
-            "Effect": "Allow",
-            "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-                       "xray:GetSamplingTargets"],
-            "Resource": "*",
-        })
+        statements.append(_tracing_statement())
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _tracing_statement() -> dict:
+    """X-Ray's actions take no resource."""
+    return {
+        "Sid": "Tracing",
+        "Effect": "Allow",
+        "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                   "xray:GetSamplingTargets"],
+        "Resource": "*",
+    }
 
 
 def schedule_role_policy(target: Target) -> dict:
