@@ -2,11 +2,11 @@
 
 Input: {} or {"date": "YYYY-MM-DD"} (default: today in Sydney). Output: the `symbols --json` document plus
 "date", which every batch item carries on: {"symbols": [...], "batchNumber": N, "date": "D"}.
-Raises when no list can be produced, so the state machine's Retry and Catch see it.
+Emits TotalSymbols (EMF). Raises when no list can be produced, so the state machine's Retry and Catch see it.
 """
 
 from stockstream_cli.sources.asx import update_symbols
-from stockstream_cli.run.lambda_runtime import event_date, lambda_settings, with_run_date
+from stockstream_cli.run.lambda_runtime import emit_metrics, event_date, lambda_settings, with_run_date
 from stockstream_cli.values import parse_date
 
 
@@ -15,4 +15,5 @@ def handler(event, context):
     day = parse_date(event_date(event), option="date")
     store = settings.open_store()
     document = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
+    emit_metrics({"TotalSymbols": document["metadata"]["total_symbols"]})  # the fetch-rate alarm's denominator
     return with_run_date(document, day.isoformat())

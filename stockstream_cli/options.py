@@ -112,6 +112,11 @@ Force = Annotated[
     typer.Option("--force", help="Accept an ASX list that shrank below 97% of the previous one (or below 1,500 symbols)."),
 ]
 Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
+Stage = Annotated[
+    Optional[str],
+    typer.Option("--stage", envvar="STOCKSTREAM_STAGE", help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
+                 "[default: none, the default names].", show_default=False),
+]
 NoWait = Annotated[
     bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")
 ]

@@ -218,9 +218,10 @@ class S3Store:
     @property
     def client(self):
         if self._client is None:
-            from .aws.session import client_config
+            from .aws.session import client_config, expect_bucket_owner
 
-            self._client = self.session.client("s3", config=client_config())
+            # STOCKSTREAM_BUCKET_OWNER, if set, goes on every call as ExpectedBucketOwner
+            self._client = expect_bucket_owner(self.session.client("s3", config=client_config()))
         return self._client
 
     def _key(self, key: str) -> str:

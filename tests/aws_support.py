@@ -136,3 +136,42 @@ def allow_plain_http_in_moto(bucket: str) -> None:
     import boto3
 
     boto3.client("s3", region_name=REGION).delete_bucket_policy(Bucket=bucket)
+
+
+class ExpectedBucketOwner:
+    """What S3 does with ExpectedBucketOwner, which moto ignores: a request naming an owner that is not the
+    bucket's account gets 403 AccessDenied. Every bucket request is recorded, with the owner it expected."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, URL, expected owner or None)
+
+    def install(self, monkeypatch) -> "ExpectedBucketOwner":
+        from moto.s3.exceptions import S3AccessDeniedError
+        from moto.s3.models import s3_backends
+        from moto.s3.responses import S3Response
+
+        recorder = self
+
+        def checked(original):
+            def respond(self, request, full_url):
+                expected = request.headers.get("x-amz-expected-bucket-owner")
+                recorder.requests.append((request.method, full_url, expected))
+                owner = s3_backends.bucket_accounts.get(self.bucket_name, (None, None))[1]
+                if expected and owner and expected != owner:
+                    raise S3AccessDeniedError()
+                return original(self, request, full_url)
+            return respond
+
+        monkeypatch.setattr(S3Response, "_bucket_response", checked(S3Response._bucket_response))
+        monkeypatch.setattr(S3Response, "_key_response", checked(S3Response._key_response))
+        return self
+
+    def without_owner(self) -> list[tuple[str, str]]:
+        """Requests that did not say whose the bucket must be, but CreateBucket (it cannot: it makes it yours)."""
+        import urllib.parse
+
+        def is_create(method: str, url: str) -> bool:
+            parsed = urllib.parse.urlparse(url)
+            return method == "PUT" and not parsed.query and parsed.path.strip("/").count("/") == 0
+
+        return [(method, url) for method, url, owner in self.requests if owner is None and not is_create(method, url)]

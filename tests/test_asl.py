@@ -13,8 +13,8 @@ LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
 }
+THROTTLED = ["Lambda.TooManyRequestsException"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_input_with_symbol_batches_skips_the_symbol_step(asl):
 
 def test_symbol_step_retries_then_notifies(asl):
     task = asl["States"]["UpdateASXSymbols"]
-    assert task["Type"] == "Task" and task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Type"] == "Task" and task["Resource"] == "arn:${Partition}:states:::lambda:invoke"
     assert task["Parameters"]["FunctionName"] == "${AsxSymbolUpdaterArn}"
     assert task["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 60, "MaxAttempts": 3, "BackoffRate": 2.0}]
     assert task["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
@@ -86,7 +86,7 @@ def test_fetch_task_retries_lambda_service_errors_and_task_failures(asl):
     task_failed = by_errors[frozenset({"States.TaskFailed"})]
     assert (task_failed["MaxAttempts"], task_failed["IntervalSeconds"]) == (2, 30)
     # the service errors come first: the first matching retrier wins
-    assert set(task["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert task["Retry"][0]["ErrorEquals"] == THROTTLED and set(task["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
 
 
 def test_a_failed_batch_is_recorded_and_the_map_goes_on(asl):
@@ -105,7 +105,7 @@ def test_rows_never_flow_between_states(asl):
 
 def test_failure_notifies_the_topic_then_fails(asl):
     notify = asl["States"]["NotifyFailure"]
-    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
     assert notify["Parameters"]["TopicArn"] == "${AlertTopicArn}"
     assert notify["Parameters"]["Subject"] == "Stock Stream Pipeline Failed"
     assert "$.error.Error" in notify["Parameters"]["Message.$"] and "$.error.Cause" in notify["Parameters"]["Message.$"]
@@ -130,7 +130,7 @@ def test_unknown_placeholder_is_refused():
 
 def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     check = asl["States"]["CheckDataQuality"]
-    assert check["Type"] == "Task" and check["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert check["Type"] == "Task" and check["Resource"] == "arn:${Partition}:states:::lambda:invoke"
     assert check["Parameters"]["FunctionName"] == "${StockDataFetcherArn}"  # an existing function: no new Lambda or IAM
     assert check["Parameters"]["Payload"] == {
         "action": "finalize",
@@ -142,7 +142,7 @@ def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     }
     assert set(check["ResultSelector"]) == {"session.$", "complete.$", "missing.$", "suspicious.$", "alert.$"}
     assert check["ResultPath"] == "$.quality"  # date and batchResults stay in the output (status --remote reads them)
-    assert set(check["Retry"][0]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert check["Retry"][0]["ErrorEquals"] == THROTTLED and set(check["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
     assert check["Next"] == "IsDataComplete"
 
 
@@ -153,7 +153,7 @@ def test_an_incomplete_day_notifies_the_topic_and_the_run_still_succeeds(asl):
     assert choice["Choices"] == [{"Variable": "$.quality.complete", "BooleanEquals": False, "Next": "NotifyDataIncomplete"}]
     assert states[choice["Default"]]["Type"] == "Succeed"
     notify = states["NotifyDataIncomplete"]
-    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish"
     assert notify["Parameters"] == {"TopicArn": "${AlertTopicArn}", "Subject": "Stock Stream Data Incomplete",
                                     "Message.$": "$.quality.alert"}
     assert notify["ResultPath"] is None and states[notify["Next"]]["Type"] == "Succeed"
@@ -164,7 +164,7 @@ def test_a_failure_of_the_quality_step_never_fails_the_run(asl):
     [catch] = states["CheckDataQuality"]["Catch"]
     assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] not in ("$", "$.quality")
     notify = states[catch["Next"]]
-    assert notify["Resource"] == "arn:aws:states:::sns:publish" and notify["Parameters"]["TopicArn"] == "${AlertTopicArn}"
+    assert notify["Resource"] == "arn:${Partition}:states:::sns:publish" and notify["Parameters"]["TopicArn"] == "${AlertTopicArn}"
     assert notify["Parameters"]["Subject"] == "Stock Stream Data Check Failed"
     assert states[notify["Next"]]["Type"] == "Succeed"
     for name in ("NotifyDataIncomplete", catch["Next"]):  # nor does an alert that cannot be sent
@@ -172,3 +172,46 @@ def test_a_failure_of_the_quality_step_never_fails_the_run(asl):
         assert notify_catch["ErrorEquals"] == ["States.ALL"] and states[notify_catch["Next"]]["Type"] == "Succeed"
     # every path after the aggregate ends in Succeed: only the symbol step can fail an execution
     assert [name for name, state in states.items() if state["Type"] == "Fail"] == ["PipelineFailed"]
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_every_service_integration_is_in_the_targets_partition(asl, partition):
+    """No `arn:aws:` is written into asl.json: the partition comes from the credentials (aws-cn, aws-us-gov)."""
+    assert '"arn:aws:' not in find_sources().asl_path.read_text()
+    target = res.Target(account="111122223333", region="cn-north-1", bucket="b", image_uri="x/y:z", partition=partition)
+    definition = res.state_machine_definition(find_sources().asl_path.read_text(), target)
+    resources = []
+
+    def collect(states):
+        for state in states.values():
+            if "Resource" in state:
+                resources.append(state["Resource"])
+            if "ItemProcessor" in state:
+                collect(state["ItemProcessor"]["States"])
+
+    collect(definition["States"])
+    assert len(resources) == 6 and all(r.startswith(f"arn:{partition}:states:::") for r in resources)
+    assert f"arn:{partition}:lambda:cn-north-1:111122223333:function:stock-data-fetcher" in json.dumps(definition)
+
+
+def test_the_maps_concurrency_is_the_one_deploy_reserves(asl):
+    assert asl["States"]["SplitIntoBatches"]["MaxConcurrency"] == res.MAP_MAX_CONCURRENCY
+
+
+def _retry_window(retrier: dict) -> float:
+    """The longest a retrier keeps trying: the sum of its waits, each capped by MaxDelaySeconds."""
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, cap) for i in range(retrier["MaxAttempts"]))
+
+
+@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",)])
+def test_a_throttled_invocation_rides_out_a_burst(asl, path):
+    """Lambda throttles when the account's concurrency is used up (another stack, a rerun): waits of 5 s
+    doubling to a 2-minute cap, jittered so the Map's items do not come back at once, span over 4 minutes."""
+    state = asl["States"][path[0]]
+    if len(path) == 2:
+        state = state["ItemProcessor"]["States"][path[1]]
+    [throttle] = [r for r in state["Retry"] if r["ErrorEquals"] == THROTTLED]
+    assert state["Retry"][0] is throttle  # before the generic retriers, so it wins
+    assert throttle["JitterStrategy"] == "FULL" and throttle["MaxDelaySeconds"] == 120
+    assert _retry_window(throttle) == 5 + 10 + 20 + 40 + 80 + 120 >= 240

@@ -3,6 +3,7 @@ run, the image, the IAM policies (their structure, and moto enforcing them), and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,6 +22,11 @@ from stockstream_cli.errors import InputError
 ACCOUNT = "123456789012"
 BUCKET = f"stockstream-data-{ACCOUNT}-{REGION}"
 TARGET = res.Target(account=ACCOUNT, region=REGION, bucket=BUCKET, image_uri=IMAGE_URI)
+NAMES = TARGET.names
+ROLES = {NAMES.lambda_role, NAMES.states_role, NAMES.schedule_role}
+ALARMS = {"stockstream-failed-executions", "stockstream-lambda-error-rate", "stockstream-fetcher-duration",
+          "stockstream-fetch-success-rate", "stockstream-no-execution"}
+FIRST_DEPLOY_STEPS = 18  # bucket, topic, 3 log groups, 3 roles, 2 functions, state machine, rule, 5 alarms, dashboard
 
 
 def _deploy_json(*args: str) -> dict:
@@ -59,8 +65,9 @@ def test_dry_run_on_an_empty_account_plans_everything_and_creates_nothing(moto_e
     assert ("create", "s3 bucket", BUCKET) in kinds
     assert ("create", "state machine", "stock-data-pipeline") in kinds
     assert {n for a, r, n in kinds if r == "lambda function"} == {"asx-symbol-updater", "stock-data-fetcher"}
-    assert {n for a, r, n in kinds if r == "iam role"} == {"stockstream-lambda", "stockstream-states", "stockstream-schedule"}
-    assert len([k for k in kinds if k[1] == "cloudwatch alarm"]) == 4
+    assert {n for a, r, n in kinds if r == "iam role"} == ROLES == {
+        "stockstream-lambda-ap-southeast-2", "stockstream-states-ap-southeast-2", "stockstream-schedule-ap-southeast-2"}
+    assert {n for a, r, n in kinds if r == "cloudwatch alarm"} == ALARMS
     assert _client("s3").list_buckets()["Buckets"] == []
     assert _client("lambda").list_functions()["Functions"] == []
     assert _client("stepfunctions").list_state_machines()["stateMachines"] == []
@@ -69,7 +76,7 @@ def test_dry_run_on_an_empty_account_plans_everything_and_creates_nothing(moto_e
 
 def test_deploy_builds_the_pipeline_and_a_second_deploy_changes_nothing(moto_endpoint):
     first = _deploy_json()
-    assert first["applied"] == len(first["changes"]) == 14 and first["mutating_calls"] > 14
+    assert first["applied"] == len(first["changes"]) == FIRST_DEPLOY_STEPS and first["mutating_calls"] > FIRST_DEPLOY_STEPS
     _check_bucket()
     _check_functions(IMAGE_URI)
     _check_state_machine_rule_topic_alarms()
@@ -83,7 +90,10 @@ def test_deploy_builds_the_pipeline_and_a_second_deploy_changes_nothing(moto_end
     assert len(_client("sns").list_topics()["Topics"]) == 1
     assert len(_client("lambda").list_functions()["Functions"]) == 2
     assert len(_client("events").list_targets_by_rule(Rule=res.SCHEDULE_RULE)["Targets"]) == 1
-    assert len(_client("cloudwatch").describe_alarms()["MetricAlarms"]) == 4
+    groups = {g["logGroupName"]: g["retentionInDays"] for g in _client("logs").describe_log_groups()["logGroups"]}
+    assert groups == {"/aws/lambda/asx-symbol-updater": 30, "/aws/lambda/stock-data-fetcher": 30,
+                      "/aws/vendedlogs/states/stock-data-pipeline": 30}
+    assert len(_client("cloudwatch").describe_alarms()["MetricAlarms"]) == 5
 
 
 def _check_bucket() -> None:
@@ -107,9 +117,10 @@ def _check_functions(image_uri: str) -> None:
         assert config["PackageType"] == "Image" and function["Code"]["ImageUri"] == image_uri
         assert config["ImageConfigResponse"]["ImageConfig"]["Command"] == [handler]
         assert config["Architectures"] == ["arm64"]
-        assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/stockstream-lambda"
+        assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/stockstream-lambda-{REGION}"
         assert config["Environment"]["Variables"] == {"STOCKSTREAM_STORE": f"s3://{BUCKET}",
-                                                      "STOCKSTREAM_CACHE_DIR": "/tmp/stockstream-cache"}
+                                                      "STOCKSTREAM_CACHE_DIR": "/tmp/stockstream-cache",
+                                                      "STOCKSTREAM_BUCKET_OWNER": ACCOUNT}
         assert function["Tags"] == {"app": "stockstream"}
 
 
@@ -118,14 +129,17 @@ def _check_state_machine_rule_topic_alarms() -> None:
     [machine] = sfn.list_state_machines()["stateMachines"]
     described = sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])
     assert json.loads(described["definition"]) == res.state_machine_definition(find_sources().asl_path.read_text(), TARGET)
-    assert described["roleArn"].endswith(":role/stockstream-states")
+    assert described["roleArn"].endswith(f":role/stockstream-states-{REGION}")
+    assert described["loggingConfiguration"]["level"] == "ERROR"
+    assert described["loggingConfiguration"]["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"] == (
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/states/stock-data-pipeline:*")
     assert _tags(sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"])["tags"], "key", "value") == res.APP_TAG
 
     events = _client("events")
     rule = events.describe_rule(Name=res.SCHEDULE_RULE)
     assert rule["ScheduleExpression"] == "cron(0 20 * * ? *)" and rule["State"] == "ENABLED"
     [target] = events.list_targets_by_rule(Rule=res.SCHEDULE_RULE)["Targets"]
-    assert target["Arn"] == machine["stateMachineArn"] and target["RoleArn"].endswith(":role/stockstream-schedule")
+    assert target["Arn"] == machine["stateMachineArn"] and target["RoleArn"].endswith(f":role/stockstream-schedule-{REGION}")
     assert _tags(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]) == res.APP_TAG
 
     sns = _client("sns")
@@ -135,8 +149,7 @@ def _check_state_machine_rule_topic_alarms() -> None:
 
     cloudwatch = _client("cloudwatch")
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
-    assert set(alarms) == {"stockstream-failed-executions", "stockstream-lambda-error-rate",
-                           "stockstream-fetcher-duration", "stockstream-fetch-success-rate"}
+    assert set(alarms) == ALARMS
     assert all(a["AlarmActions"] == [topic["TopicArn"]] for a in alarms.values())
     assert alarms["stockstream-fetcher-duration"]["Threshold"] == 14 * 60 * 1000
     error_rate = {m["Id"]: m for m in alarms["stockstream-lambda-error-rate"]["Metrics"]}
@@ -146,9 +159,8 @@ def _check_state_machine_rule_topic_alarms() -> None:
     assert (success["Threshold"], success["ComparisonOperator"]) == (90, "LessThanThreshold")
     for alarm in alarms.values():
         assert _tags(cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]) == res.APP_TAG
-    widgets = json.loads(cloudwatch.get_dashboard(DashboardName="stockstream")["DashboardBody"])["widgets"]
-    titles = {w["properties"]["title"] for w in widgets}
-    assert {"Pipeline executions", "Symbols fetched and failed", "Batches processed and failed"} <= titles
+    widgets = json.loads(cloudwatch.get_dashboard(DashboardName=NAMES.dashboard)["DashboardBody"])["widgets"]
+    assert len(widgets) == 6
 
 
 def _deploy_in_process(**options) -> dict:
@@ -201,7 +213,8 @@ def test_destroy_removes_everything_but_the_bucket_and_its_data(moto_endpoint):
     document = json.loads(result.stdout)
     removed = {(c["resource"], c["name"]) for c in document["removed"]}
     assert ("state machine", "stock-data-pipeline") in removed and ("sns topic", "stock-stream-alerts") in removed
-    assert len(removed) == 10 and document["kept"]["bucket"] == BUCKET
+    assert len(removed) == 13 and document["kept"]["bucket"] == BUCKET  # + 3 log groups
+    assert _client("logs").describe_log_groups()["logGroups"] == []
     assert _client("lambda").list_functions()["Functions"] == []
     assert _client("stepfunctions").list_state_machines()["stateMachines"] == []
     assert _client("sns").list_topics()["Topics"] == []
@@ -310,8 +323,8 @@ def test_built_images_are_pushed_once_and_an_unchanged_build_deploys_nothing(mot
         ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag)
         pushed.append((engine, image_uri, arch, sorted(files)))
 
-    monkeypatch.setattr("stockstream_cli.aws.deploy.build_and_push", fake_build_and_push)
-    options = DeployOptions()
+    monkeypatch.setattr("stockstream_cli.aws.image.build_and_push", fake_build_and_push)
+    options = DeployOptions(arch="arm64")
     first = deploy(options, sleep=lambda s: None, waiter_delay=1, engine_finder=lambda: "podman")
     resources = [(c["action"], c["resource"]) for c in first["changes"]]
     assert resources[:2] == [("create", "ecr repository"), ("create", "lambda image")]
@@ -344,7 +357,7 @@ def test_a_new_role_is_retried_while_it_propagates(moto_endpoint):
     session.events.register("before-call.lambda.CreateFunction", refuse_while_propagating)
     waits = []
     document = deploy(DeployOptions(image_uri=IMAGE_URI), session=session, sleep=waits.append, waiter_delay=1)
-    assert document["applied"] == 14 and refusals["left"] == 0
+    assert document["applied"] == FIRST_DEPLOY_STEPS and refusals["left"] == 0
     assert waits == [2.0, 3.0]
     assert len(_client("lambda").list_functions()["Functions"]) == 2
 
@@ -360,16 +373,23 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-@pytest.mark.parametrize("policy", [res.lambda_role_policy(TARGET), res.states_role_policy(TARGET),
+TRACED_KMS = dataclasses.replace(TARGET, tracing=True, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234")
+# Actions AWS does not let a resource scope (its own documented policies use "*" for them)
+UNSCOPABLE = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+              "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+              "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+              "xray:GetSamplingTargets"}
+
+
+@pytest.mark.parametrize("policy", [res.lambda_role_policy(TRACED_KMS), res.states_role_policy(TRACED_KMS),
                                     res.schedule_role_policy(TARGET), res.bucket_policy(TARGET)])
 def test_no_policy_allows_every_action_or_any_resource_it_could_scope(policy):
     for statement in _statements(policy):
         actions = _as_list(statement["Action"])
         assert "*" not in actions and not any(a.endswith(":*") for a in actions if statement["Effect"] == "Allow")
+        assert "cloudwatch:PutMetricData" not in actions  # metrics go out as EMF log lines
         if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"]):
-            # PutMetricData is the one action AWS does not let a resource scope: a namespace condition does
-            assert actions == ["cloudwatch:PutMetricData"]
-            assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "StockStream"}}
+            assert set(actions) <= UNSCOPABLE, statement["Sid"]
 
 
 def test_lambda_role_reads_and_writes_only_the_data_keys():
@@ -411,9 +431,9 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
         iam = boto3.client("iam", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket=BUCKET, Key="private/secret.txt", Body=b"secret")
-        role = iam.create_role(RoleName=res.LAMBDA_ROLE,
+        role = iam.create_role(RoleName=NAMES.lambda_role,
                                AssumeRolePolicyDocument=json.dumps(res.trust_policy("lambda.amazonaws.com")))["Role"]
-        iam.put_role_policy(RoleName=res.LAMBDA_ROLE, PolicyName=res.ROLE_POLICY,
+        iam.put_role_policy(RoleName=NAMES.lambda_role, PolicyName=res.ROLE_POLICY,
                             PolicyDocument=json.dumps(res.lambda_role_policy(TARGET)))
         credentials = boto3.client("sts", region_name=REGION).assume_role(
             RoleArn=role["Arn"], RoleSessionName="fetcher")["Credentials"]

@@ -214,3 +214,36 @@ def test_the_remote_commands_as_a_user_types_them(pipeline, monkeypatch):
     local_store = run_stockstream("rerun-failed", "--remote", "--date", "2026-11-25", "--store", "./data")
     assert local_store.returncode == 2 and "--store" in local_store.stderr
     assert run_stockstream("status", "--remote").returncode == 0  # the latest execution (the rerun) is clean
+
+
+def test_run_remote_starts_the_pipeline_now_and_waits_for_its_outcome(pipeline, monkeypatch):
+    from aws_support import ExpectedBucketOwner
+
+    owner = ExpectedBucketOwner().install(monkeypatch)
+    result = run_stockstream("run-remote", "--date", "2026-11-25", "--wait", "--json",
+                             env={"STOCKSTREAM_POLL_INTERVAL": str(POLL)})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["date"], summary["kind"], summary["batches"], summary["symbols_fetched"]) == (
+        "SUCCEEDED", "2026-11-25", "daily", 3, 8)
+    assert summary["name"].startswith("manual-2026-11-25-")
+    updater = [e for name, e in pipeline["lambdas"].invocations if name == "asx-symbol-updater"]
+    assert updater == [{"date": "2026-11-25"}]  # the schedule's input, with the date asked for
+    # every S3 call the handlers made through boto3 named the bucket's owner (deploy sets
+    # STOCKSTREAM_BUCKET_OWNER on them); polars' own reader (object_store) has no way to send it, so the quality
+    # step's Parquet scans go without, after boto3 reads of the same bucket would have been refused
+    assert len([r for r in owner.requests if r[2] == "123456789012"]) > 20
+    unnamed = owner.without_owner()
+    assert unnamed and all(method == "GET" and "/raw-data/2026-11-25-batch-" in url and url.endswith(".parquet")
+                           for method, url in unnamed), unnamed
+
+    pipeline["yahoo"].fault("GGG", "rate_limited").fault("HHH", "rate_limited")
+    partial = run_stockstream("run-remote", "--date", "2026-11-25", "--wait",
+                              env={"STOCKSTREAM_POLL_INTERVAL": str(POLL)})
+    assert partial.returncode == 3, partial.stderr
+    assert partial.stdout.startswith("SUCCEEDED: arn:aws:states:") and "failed: [2]" in partial.stdout
+
+    started = run_stockstream("run-remote", "--json")  # no --wait: it returns at once, the execution running
+    assert started.returncode == 0 and json.loads(started.stdout)["status"] in {"RUNNING", "SUCCEEDED"}
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    wait_for(sfn, json.loads(started.stdout)["execution_arn"])

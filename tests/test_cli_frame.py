@@ -19,6 +19,8 @@ CONTRACT_COMMANDS = [
     "status",
     "deploy",
     "destroy",
+    "run-remote",
+    "logs",
     "check",
     "backfill",
     "chart",

@@ -28,7 +28,7 @@ Runner = Callable[..., subprocess.CompletedProcess]
 
 def check_arch(arch: str) -> str:
     if arch not in ARCHITECTURES:
-        raise InputError(f"--arch {arch!r}: use arm64 (cheaper, the default) or x86_64")
+        raise InputError(f"--arch {arch!r}: use arm64 (cheaper) or x86_64")
     return arch
 
 
@@ -127,26 +127,121 @@ def find_engine(run: Runner = subprocess.run, which: Callable[[str], str | None]
     return None
 
 
+def host_arch(machine: str | None = None) -> str:
+    """The Lambda architecture this machine builds natively (no QEMU needed)."""
+    import platform
+
+    machine = (machine or platform.machine()).lower()
+    return "arm64" if machine in {"arm64", "aarch64", "armv8l"} else "x86_64"
+
+
+def _output(run: Runner, command: list[str]) -> subprocess.CompletedProcess | None:
+    try:
+        return run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def build_command(engine: str, image_uri: str, arch: str, folder: str, run: Runner = subprocess.run) -> list[str]:
+    """The build command for this engine and builder, or a clear error when it cannot build `arch` here.
+
+    buildx: checked to list the platform, and told --provenance=false --sbom=false (attestations make an OCI
+    index, which Lambda refuses). The legacy builder makes no attestations but cannot build another platform."""
+    platform = ARCHITECTURES[arch]
+    native = host_arch() == arch
+    if engine == "podman":
+        return [engine, "build", "--platform", platform, "-t", image_uri, folder]
+    buildx = _output(run, [engine, "buildx", "version"])
+    if buildx is None or buildx.returncode != 0:
+        if not native:
+            raise InputError(f"--arch {arch}: this {host_arch()} machine has Docker's legacy builder, which cannot "
+                             f"build {platform}; install buildx and QEMU (docker run --privileged --rm "
+                             f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}) or pass --arch {host_arch()}")
+        return [engine, "build", "--platform", platform, "-t", image_uri, folder]
+    inspect = _output(run, [engine, "buildx", "inspect", "--bootstrap"])
+    platforms = ""
+    for line in (inspect.stdout if inspect and inspect.returncode == 0 else "").splitlines():
+        if line.strip().lower().startswith("platforms:"):
+            platforms = line.split(":", 1)[1]
+    if platform not in {p.strip().rstrip("*") for p in platforms.split(",")}:
+        raise InputError(f"--arch {arch}: docker buildx here cannot build {platform} (it lists: "
+                         f"{platforms.strip() or 'nothing'}); install QEMU with `docker run --privileged --rm "
+                         f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}`, or pass --arch {host_arch()}")
+    help_text = _output(run, [engine, "buildx", "build", "--help"])
+    flags = help_text.stdout if help_text and help_text.returncode == 0 else ""
+    missing = [flag for flag in ("--provenance", "--sbom") if flag not in flags]
+    if missing:
+        raise InputError(f"docker buildx here has no {' or '.join(missing)} option: update Docker (buildx 0.10 or "
+                         "later), since without them the image is an OCI index Lambda refuses")
+    return [engine, "buildx", "build", "--platform", platform, "--provenance=false", "--sbom=false", "--load",
+            "-t", image_uri, folder]
+
+
+LAMBDA_MEDIA_TYPES = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
+
+
+def check_pushed_manifest(ecr_client, image_uri: str) -> None:
+    """Lambda runs only a single-platform image manifest: say so now rather than in CreateFunction's error."""
+    repository, tag = image_uri.rsplit("/", 1)[1].split(":", 1)
+    found = ecr_client.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}],
+                                       acceptedMediaTypes=[*LAMBDA_MEDIA_TYPES,
+                                                           "application/vnd.docker.distribution.manifest.list.v2+json",
+                                                           "application/vnd.oci.image.index.v1+json"])
+    images = found.get("images") or []
+    if not images:
+        raise AwsError(f"the pushed image {image_uri} is not in ECR")
+    media_type = images[0].get("imageManifestMediaType")
+    if media_type is None:
+        import json
+
+        media_type = json.loads(images[0]["imageManifest"]).get("mediaType")
+    if media_type not in LAMBDA_MEDIA_TYPES:
+        raise AwsError(f"the pushed image {image_uri} is a {media_type}, which Lambda does not run: build one "
+                       "platform without attestations (docker buildx build --provenance=false --sbom=false)")
+
+
 def build_and_push(engine: str, files: dict[str, bytes], image_uri: str, arch: str, ecr_client,
-                   run: Runner = subprocess.run) -> None:
+                   run: Runner = subprocess.run, stream=None) -> None:
+    """Log in, build, push, and check what was pushed; the engine's output goes straight to the terminal (stderr)."""
     import base64
+    import sys
     import tempfile
 
+    stream = stream or sys.stderr
     token = ecr_client.get_authorization_token()["authorizationData"][0]
     user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
     registry = image_uri.split("/", 1)[0]
-    build = [engine, "build", "--platform", ARCHITECTURES[arch], "-t", image_uri]
-    if engine == "docker":
-        build.append("--provenance=false")  # Lambda refuses the manifest lists buildx makes for attestations
     with tempfile.TemporaryDirectory(prefix="stockstream-image-") as folder:
         write_context(files, Path(folder))
-        steps = [
-            ([engine, "login", "--username", user, "--password-stdin", registry], password),
-            (build + [folder], None),
-            ([engine, "push", image_uri], None),
-        ]
-        for command, stdin in steps:
-            result = run(command, input=stdin, capture_output=True, text=True)
+        login = run([engine, "login", "--username", user, "--password-stdin", registry], input=password,
+                    capture_output=True, text=True)
+        if login.returncode != 0:
+            tail = (login.stderr or login.stdout or "").strip().splitlines()[-1:] or ["no output"]
+            raise AwsError(f"`{engine} login` to {registry} failed: {tail[0]}")
+        for command in (build_command(engine, image_uri, arch, folder, run), [engine, "push", image_uri]):
+            stream.write(f"$ {' '.join(command)}\n")
+            stream.flush()
+            result = _streamed(run, command, stream)
             if result.returncode != 0:
-                tail = (result.stderr or result.stdout or "").strip().splitlines()[-1:] or ["no output"]
-                raise AwsError(f"`{' '.join(command[:2])}` failed for the Lambda image: {tail[0]}")
+                raise AwsError(f"`{' '.join(command[:3])}` failed for the Lambda image (exit {result.returncode}; "
+                               "its output is above)")
+    check_pushed_manifest(ecr_client, image_uri)
+
+
+def _streamed(run: Runner, command: list[str], stream) -> subprocess.CompletedProcess:
+    """Run with the output going to `stream` as it comes (through a pipe when it is not a real file)."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        result = run(command, capture_output=True, text=True)
+        stream.write((result.stdout or "") + (result.stderr or ""))
+        return result
+    return run(command, stdout=stream, stderr=stream)
+
+
+def image_builder(engine: str, files: dict[str, bytes] | None):
+    """What the executor calls for a BuildImage instruction."""
+    def build(instruction, ecr_client) -> None:
+        build_and_push(engine, files or {}, instruction.image_uri, instruction.arch, ecr_client)
+
+    return build

@@ -1,6 +1,6 @@
-"""The deployed pipeline seen from the command line: `rerun-failed --remote` and `status --remote`.
+"""The deployed pipeline seen from the command line: `run-remote`, `rerun-failed --remote`, `status --remote`.
 
-A remote rerun works out what failed from the store alone, exactly as the local one does (pipeline.plan_rerun:
+`run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (pipeline.plan_rerun:
 batches without a result, symbols recorded as failed with a retryable reason), and starts an execution whose
 input already carries those batches as `symbolBatches`, so the state machine skips the symbol step. The
 fetcher merges a batch's refetched symbols into its stored files (fetch.fetch_batch), so nothing is lost.
@@ -29,27 +29,70 @@ def _session(session, profile: str | None, region: str | None):
     return aws_session(profile, region)
 
 
-def state_machine_arn(session) -> str:
-    from .deploy import find_state_machine
+def _names(session, stage: str | None) -> res.Names:
+    return res.Names(res.check_stage(stage), session.region_name)
 
-    arn = find_state_machine(session.client("stepfunctions"), res.STATE_MACHINE)
+
+def state_machine_arn(session, stage: str | None = None) -> str:
+    from .remote_state import RemoteState
+
+    names = _names(session, stage)
+    arn = RemoteState(session).state_machine_arn(names.state_machine)
     if arn is None:
-        raise AwsError(f"no state machine {res.STATE_MACHINE} in {session.region_name}: run `stockstream deploy` first "
-                       "(or pass the --region it was deployed to)")
+        stage_flag = f" --stage {stage}" if stage else ""
+        raise AwsError(f"no state machine {names.state_machine} in {session.region_name}: run `stockstream deploy{stage_flag}` "
+                       "first (or pass the --region and --stage it was deployed with)")
     return arn
 
 
-def deployed_store(session) -> str:
+def deployed_store(session, stage: str | None = None) -> str:
     """The store the deployed fetcher writes to: its STOCKSTREAM_STORE."""
+    fetcher = _names(session, stage).fetcher_function
     try:
-        config = session.client("lambda").get_function_configuration(FunctionName=res.FETCHER_FUNCTION)
+        config = session.client("lambda").get_function_configuration(FunctionName=fetcher)
     except Exception as exc:
-        raise AwsError(f"cannot read the deployed {res.FETCHER_FUNCTION} function ({exc}): run `stockstream deploy`, "
+        raise AwsError(f"cannot read the deployed {fetcher} function ({exc}): run `stockstream deploy`, "
                        "or pass --store s3://bucket") from None
     store = config.get("Environment", {}).get("Variables", {}).get("STOCKSTREAM_STORE")
     if not store:
-        raise AwsError(f"{res.FETCHER_FUNCTION} has no STOCKSTREAM_STORE: run `stockstream deploy` again")
+        raise AwsError(f"{fetcher} has no STOCKSTREAM_STORE: run `stockstream deploy` again")
     return store
+
+
+def running_executions(sfn, machine: str, day: dt.date) -> list[str]:
+    """The names of the executions of `day` (or undated daily ones started today) still running."""
+    running = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine, statusFilter="RUNNING"):
+        for entry in page.get("executions", []):
+            document = _json(sfn.describe_execution(executionArn=entry["executionArn"]).get("input")) or {}
+            started = entry["startDate"]
+            undated_today = not document.get("date") and _sydney_date(started) == day
+            if document.get("date") == day.isoformat() or undated_today:
+                running.append(entry["name"])
+    return running
+
+
+def _sydney_date(moment: dt.datetime) -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo("Australia/Sydney")).date()
+
+
+def start_remote(day: dt.date | None, *, stage: str | None = None, wait: bool = False, profile: str | None = None,
+                 region: str | None = None, session=None, poll_interval: float = 5.0, timeout: float = 6 * 3600,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """`run-remote`: start the deployed pipeline now with the schedule's input (plus the date, if given);
+    with `wait`, until it ends. Returns the execution's summary (execution_summary)."""
+    session = _session(session, profile, region)
+    machine = state_machine_arn(session, stage)
+    sfn = session.client("stepfunctions")
+    label = day.isoformat() if day else dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    payload = {"date": day.isoformat()} if day else json.loads(res.SCHEDULE_INPUT)
+    name = f"manual-{label}-{uuid.uuid4().hex[:8]}"
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))["executionArn"]
+    if not wait:
+        return execution_summary(sfn.describe_execution(executionArn=execution))
+    return execution_summary(wait_for_execution(sfn, execution, poll_interval=poll_interval, timeout=timeout, sleep=sleep))
 
 
 def rerun_items(store, day: dt.date, *, include_all: bool = False) -> tuple[dict, dict, list[dict]]:
@@ -62,7 +105,7 @@ def rerun_items(store, day: dt.date, *, include_all: bool = False) -> tuple[dict
 
 
 def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = True, include_all: bool = False,
-                 profile: str | None = None, region: str | None = None, session=None,
+                 stage: str | None = None, profile: str | None = None, region: str | None = None, session=None,
                  poll_interval: float = 5.0, timeout: float = 6 * 3600,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
@@ -75,15 +118,19 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     session = _session(session, profile, region)
     if store_uri is not None and not store_uri.startswith("s3://"):
         raise InputError(f"--remote reruns on the deployed bucket: give --store s3://bucket or leave it out, not {store_uri!r}")
-    machine = state_machine_arn(session)
-    store = open_store(store_uri or deployed_store(session), profile=profile, region=session.region_name)
+    machine = state_machine_arn(session, stage)
+    sfn = session.client("stepfunctions")
+    running = running_executions(sfn, machine, day)
+    if running:  # two runs of a day at once would double the fetchers asking Yahoo, and race on the files
+        raise InputError(f"the pipeline is still running {day.isoformat()} ({', '.join(running)}): wait for it to end "
+                         "(stockstream status --remote), then rerun what failed")
+    store = open_store(store_uri or deployed_store(session, stage), profile=profile, region=session.region_name)
     started = time.monotonic()
     batches, manifests, items = rerun_items(store, day, include_all=include_all)
     if not items:
         run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
         return {**run, "execution_arn": None, "execution_status": "NOT_STARTED"}
 
-    sfn = session.client("stepfunctions")
     name = f"rerun-{day.isoformat()}-{uuid.uuid4().hex[:12]}"
     execution = sfn.start_execution(stateMachineArn=machine, name=name,
                                     input=json.dumps({"date": day.isoformat(), "symbolBatches": items}))["executionArn"]
@@ -117,11 +164,11 @@ def wait_for_execution(sfn, execution_arn: str, *, poll_interval: float, timeout
         sleep(poll_interval)
 
 
-def remote_status(*, limit: int = 10, day: dt.date | None = None, profile: str | None = None,
-                  region: str | None = None, session=None) -> dict:
+def remote_status(*, limit: int = 10, day: dt.date | None = None, stage: str | None = None,
+                  profile: str | None = None, region: str | None = None, session=None) -> dict:
     """The deployed state machine's latest executions (of `day`, if given), newest first, with their outcome."""
     session = _session(session, profile, region)
-    machine = state_machine_arn(session)
+    machine = state_machine_arn(session, stage)
     sfn = session.client("stepfunctions")
     listed = []
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
@@ -136,7 +183,7 @@ def remote_status(*, limit: int = 10, day: dt.date | None = None, profile: str |
             executions.append(summary)
         if len(executions) >= limit:
             break
-    return {"state_machine_arn": machine, "region": session.region_name, "executions": executions}
+    return {"state_machine_arn": machine, "region": session.region_name, "stage": stage, "executions": executions}
 
 
 def execution_summary(described: dict) -> dict[str, Any]:
@@ -177,3 +224,65 @@ def _json(text: str | None) -> Any:
         return None
 
 
+
+
+# ---------------------------------------------------------------- `stockstream logs`
+
+_SINCE_RE = __import__("re").compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """`1h`, `30m`, `2d` ago, or an ISO date or time (UTC unless it says otherwise)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    match = _SINCE_RE.match(text.strip().lower())
+    if match:
+        return now - dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--since {text!r}: use a duration (90s, 30m, 1h, 2d) or an ISO time (2026-11-25T20:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def log_groups(stage: str | None, region: str, function: str | None) -> list[str]:
+    names = res.Names(res.check_stage(stage), region)
+    chosen = {"updater": [names.symbol_function], "fetcher": [names.fetcher_function], None: list(names.functions)}
+    if function not in chosen:
+        raise InputError(f"--function {function!r}: use updater or fetcher")
+    return [names.function_log_group(name) for name in chosen[function]]
+
+
+def read_logs(*, function: str | None = None, since: str = "1h", follow: bool = False, stage: str | None = None,
+              profile: str | None = None, region: str | None = None, session=None,
+              on_event: Callable[[dict], None], poll_interval: float = 2.0, max_polls: int | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> int:
+    """Every event of the functions' log groups since `since`, oldest first, to `on_event` ({"group", "timestamp",
+    "message"}); with `follow`, keeps polling for new ones (until interrupted, or `max_polls`). Returns the count."""
+    session = _session(session, profile, region)
+    groups = log_groups(stage, session.region_name, function)
+    logs = session.client("logs")
+    start = int(parse_since(since).timestamp() * 1000)
+    seen: set[str] = set()
+    count, polls = 0, 0
+    while True:
+        events = []
+        for group in groups:
+            try:
+                for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=start):
+                    events.extend({"group": group, **e} for e in page.get("events", []))
+            except Exception as exc:
+                if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+        for event in sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", ""))):
+            key = event.get("eventId") or f"{event['group']}:{event['timestamp']}:{event['message']}"
+            if key in seen:
+                continue
+            seen.add(key)
+            start = max(start, event["timestamp"])
+            on_event({"group": event["group"], "timestamp": event["timestamp"], "message": event["message"].rstrip("\n")})
+            count += 1
+        polls += 1
+        if not follow or (max_polls is not None and polls >= max_polls):
+            return count
+        sleep(poll_interval)

@@ -1,7 +1,12 @@
 """The desired state of a deployment, as plain data: names, ARNs, IAM policies, function settings, alarms.
 
-Pure functions of a `Target` (account, region, bucket, image, options): nothing here calls AWS, so the
+Pure functions of a `Target` (account, region, stage, bucket, image, options): nothing here calls AWS, so the
 plan can be shown before anything is touched and the policies can be checked in tests.
+
+Stages exist so that two stacks (prod and test, or one per region) share an account without touching each
+other: every name below comes from `Names`, which adds the stage to every name, and the region to the names
+AWS scopes account-wide (IAM roles, dashboards), so `destroy --stage test` in one region can only ever see
+its own resources.
 """
 
 from __future__ import annotations
@@ -16,25 +21,119 @@ from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 
 APP_TAG = {"app": "stockstream"}
+STAGE_TAG = "stage"
 
+# The default names (no --stage). The contract names the first four.
 SYMBOL_FUNCTION = "asx-symbol-updater"
 FETCHER_FUNCTION = "stock-data-fetcher"
 STATE_MACHINE = "stock-data-pipeline"
 TOPIC = "stock-stream-alerts"
-LAMBDA_ROLE = "stockstream-lambda"
-STATES_ROLE = "stockstream-states"
-SCHEDULE_ROLE = "stockstream-schedule"
 ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
-DASHBOARD = "stockstream"
 ECR_REPOSITORY = "stockstream-lambda"
-DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
 ALARM_PREFIX = "stockstream-"
+DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
+DEFAULT_LOG_RETENTION_DAYS = 30
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)  # what CloudWatch Logs accepts
+KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to
+MAP_MAX_CONCURRENCY = 10  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
+STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+# Environment variables deploy sets on the functions; any other a user added (console, CLI) is kept.
+OWNED_ENV = ("STOCKSTREAM_STORE", "STOCKSTREAM_CACHE_DIR", "STOCKSTREAM_BUCKET_OWNER", "STOCKSTREAM_STAGE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """Every name a stack uses, from its stage and region."""
+
+    stage: str | None
+    region: str
+
+    def _regional(self, base: str) -> str:
+        return f"{base}-{self.stage}" if self.stage else base
+
+    def _global(self, base: str) -> str:
+        return f"{self._regional(base)}-{self.region}"
+
+    @property
+    def symbol_function(self) -> str:
+        return self._regional(SYMBOL_FUNCTION)
+
+    @property
+    def fetcher_function(self) -> str:
+        return self._regional(FETCHER_FUNCTION)
+
+    @property
+    def functions(self) -> tuple[str, str]:
+        return self.symbol_function, self.fetcher_function
+
+    @property
+    def state_machine(self) -> str:
+        return self._regional(STATE_MACHINE)
+
+    @property
+    def topic(self) -> str:
+        return self._regional(TOPIC)
+
+    @property
+    def schedule_rule(self) -> str:
+        return self._regional(SCHEDULE_RULE)
+
+    @property
+    def ecr_repository(self) -> str:
+        return self._regional(ECR_REPOSITORY)
+
+    @property
+    def alarm_prefix(self) -> str:
+        return f"{ALARM_PREFIX}{self.stage}-" if self.stage else ALARM_PREFIX
+
+    # IAM role names and dashboard names are account-wide: the region goes in too.
+    @property
+    def lambda_role(self) -> str:
+        return self._global("stockstream-lambda")
+
+    @property
+    def states_role(self) -> str:
+        return self._global("stockstream-states")
+
+    @property
+    def schedule_role(self) -> str:
+        return self._global("stockstream-schedule")
+
+    @property
+    def dashboard(self) -> str:
+        return self._global("stockstream")
+
+    def function_log_group(self, function: str) -> str:
+        return f"/aws/lambda/{function}"
+
+    @property
+    def state_machine_log_group(self) -> str:
+        return f"/aws/vendedlogs/states/{self.state_machine}"
+
+    @property
+    def log_groups(self) -> list[str]:
+        return [self.function_log_group(f) for f in self.functions] + [self.state_machine_log_group]
+
+
+# Names before stages: account-wide names without the region. destroy (no --stage) removes them when they
+# belong to its region, so an upgrade leaves nothing behind.
+LEGACY_ROLES = ("stockstream-lambda", "stockstream-states", "stockstream-schedule")
+LEGACY_DASHBOARD = "stockstream"
+
+
+def check_stage(stage: str | None) -> str | None:
+    from ..errors import InputError
+
+    if stage is not None and not STAGE_RE.match(stage):
+        raise InputError(f"--stage {stage!r}: use 1-12 lower-case letters and digits, starting with a letter (e.g. prod, test2)")
+    return stage
 
 
 @dataclasses.dataclass(frozen=True)
 class FunctionSpec:
-    name: str
+    key: str  # "updater" or "fetcher": what `logs --function` and the code call it
     handler: str
     memory_mb: int
     timeout_s: int
@@ -42,10 +141,10 @@ class FunctionSpec:
 
 
 FUNCTIONS = (
-    FunctionSpec(SYMBOL_FUNCTION, "asx_symbol_updater.handler", 256, 300, "stockstream: the day's ASX list and its batches"),
+    FunctionSpec("updater", "asx_symbol_updater.handler", 256, 300, "stockstream: the day's ASX list and its batches"),
     # The fetcher also runs the run's data-quality step (finalize), which peaks at ~240 MB RSS on a full ASX
     # day (benchmarks/quality_step.py): too close to the symbol updater's 256 MB.
-    FunctionSpec(FETCHER_FUNCTION, "stock_data_fetcher.handler", 512, 900, "stockstream: one batch of daily bars from Yahoo, and the run's data-quality step"),
+    FunctionSpec("fetcher", "stock_data_fetcher.handler", 512, 900, "stockstream: one batch of daily bars from Yahoo, and the run's data-quality step"),
 )
 
 
@@ -61,9 +160,22 @@ class Target:
     arch: str = "arm64"
     schedule: str = DEFAULT_SCHEDULE
     alert_email: str | None = None
+    stage: str | None = None
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    tracing: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE, in order
+    kms_key_arn: str | None = None  # the bucket's customer-managed key, found by the plan
+    reserved_concurrency: int | None = None  # the fetcher's, when the account's quota leaves room
+
+    @property
+    def names(self) -> Names:
+        return Names(self.stage, self.region)
 
     def arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> str:
         return f"arn:{self.partition}:{service}:{self.region if regional else ''}:{self.account if account else ''}:{resource}"
+
+    def function_name(self, spec: FunctionSpec) -> str:
+        return self.names.symbol_function if spec.key == "updater" else self.names.fetcher_function
 
     def function_arn(self, name: str) -> str:
         return self.arn("lambda", f"function:{name}")
@@ -71,30 +183,50 @@ class Target:
     def role_arn(self, name: str) -> str:
         return self.arn("iam", f"role/{name}", regional=False)
 
+    def log_group_arn(self, name: str) -> str:
+        return self.arn("logs", f"log-group:{name}")
+
     @property
     def bucket_arn(self) -> str:
         return self.arn("s3", self.bucket, regional=False, account=False)
 
     @property
     def topic_arn(self) -> str:
-        return self.arn("sns", TOPIC)
+        return self.arn("sns", self.names.topic)
 
     @property
     def state_machine_arn(self) -> str:
-        return self.arn("states", f"stateMachine:{STATE_MACHINE}")
+        return self.arn("states", f"stateMachine:{self.names.state_machine}")
 
     @property
     def rule_arn(self) -> str:
-        return self.arn("events", f"rule/{SCHEDULE_RULE}")
+        return self.arn("events", f"rule/{self.names.schedule_rule}")
+
+    @property
+    def repository_arn(self) -> str:
+        return self.arn("ecr", f"repository/{self.names.ecr_repository}")
 
     @property
     def store_uri(self) -> str:
         return f"s3://{self.bucket}"
 
+    @property
+    def tags(self) -> dict[str, str]:
+        return {**APP_TAG, STAGE_TAG: self.stage} if self.stage else dict(APP_TAG)
 
-def default_bucket(account: str, region: str) -> str:
-    """Bucket names are global: the account and region make the default one this account's own."""
-    return f"stockstream-data-{account}-{region}"
+    def tag_list(self, key_name: str = "Key", value_name: str = "Value") -> list[dict[str, str]]:
+        return [{key_name: key, value_name: value} for key, value in self.tags.items()]
+
+    @property
+    def metric_dimensions(self) -> dict[str, str]:
+        """The functions' EMF metrics carry the stage, so two stacks' alarms never add up each other's."""
+        return {"Stage": self.stage} if self.stage else {}
+
+
+def default_bucket(account: str, region: str, stage: str | None = None) -> str:
+    """Bucket names are global: the account and region make the default one this account's own (and
+    ExpectedBucketOwner on every call refuses one someone else created under that name)."""
+    return f"stockstream-data-{stage + '-' if stage else ''}{account}-{region}"
 
 
 def tag_list(key_name: str = "Key", value_name: str = "Value") -> list[dict[str, str]]:
@@ -131,6 +263,16 @@ PUBLIC_ACCESS_BLOCK = {
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]}
 
 
+def bucket_kms_key(encryption: dict | None) -> str | None:
+    """The customer-managed KMS key a bucket's default encryption names, if any (aws/s3's own key needs no grant)."""
+    for rule in (encryption or {}).get("Rules", []):
+        default = rule.get("ApplyServerSideEncryptionByDefault", {})
+        key = default.get("KMSMasterKeyID")
+        if default.get("SSEAlgorithm", "").startswith("aws:kms") and key and not key.endswith("alias/aws/s3"):
+            return key
+    return None
+
+
 # ---------------------------------------------------------------- IAM
 
 
@@ -142,49 +284,71 @@ def trust_policy(service: str) -> dict:
 
 
 def lambda_role_policy(target: Target) -> dict:
-    """The functions may read and write only the data keys, list the bucket, log, and put StockStream metrics."""
-    log_groups = [target.arn("logs", f"log-group:/aws/lambda/{spec.name}:*") for spec in FUNCTIONS]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadWriteDataKeys",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": [f"{target.bucket_arn}/{prefix}*" for prefix in DATA_PREFIXES],
-            },
-            {"Sid": "ListDataBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": target.bucket_arn},
-            {
-                "Sid": "OwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": log_groups,
-            },
-            {
-                # PutMetricData cannot be scoped by resource; the namespace condition is AWS's way to scope it.
-                "Sid": "OwnMetrics",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-            },
-        ],
-    }
+    """The functions may read and write only the data keys, list the bucket, write their own logs (and use the
+    bucket's KMS key when it has one). Metrics go out as EMF log lines, so no PutMetricData."""
+    names = target.names
+    log_groups = [target.log_group_arn(names.function_log_group(f)) + ":*" for f in names.functions]
+    statements = [
+        {
+            "Sid": "ReadWriteDataKeys",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"{target.bucket_arn}/{prefix}*" for prefix in DATA_PREFIXES],
+        },
+        {"Sid": "ListDataBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": target.bucket_arn},
+        {
+            "Sid": "OwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": log_groups,
+        },
+    ]
+    if target.tracing:
+        statements.append(_tracing_statement())
+    if target.kms_key_arn:
+        statements.append({
+            "Sid": "BucketKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": target.kms_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{target.region}.amazonaws.com"}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def states_role_policy(target: Target) -> dict:
-    functions = [target.function_arn(spec.name) for spec in FUNCTIONS]
+    functions = [target.function_arn(name) for name in target.names.functions]
+    statements = [
+        {
+            "Sid": "InvokePipelineFunctions",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": functions + [f"{arn}:*" for arn in functions],
+        },
+        {"Sid": "PublishAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": target.topic_arn},
+        {
+            # Step Functions' log delivery: these actions take no resource (AWS's documented policy for it)
+            "Sid": "DeliverLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                       "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                       "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"],
+            "Resource": "*",
+        },
+    ]
+    if target.tracing:
+        statements.append(_tracing_statement())
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _tracing_statement() -> dict:
+    """X-Ray's actions take no resource."""
     return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "InvokePipelineFunctions",
-                "Effect": "Allow",
-                "Action": "lambda:InvokeFunction",
-                "Resource": functions + [f"{arn}:*" for arn in functions],
-            },
-            {"Sid": "PublishAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": target.topic_arn},
-        ],
+        "Sid": "Tracing",
+        "Effect": "Allow",
+        "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                   "xray:GetSamplingTargets"],
+        "Resource": "*",
     }
 
 
@@ -199,6 +363,7 @@ def schedule_role_policy(target: Target) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class RoleSpec:
+    key: str  # lambda | states | schedule
     name: str
     service: str
     policy: dict
@@ -206,41 +371,87 @@ class RoleSpec:
 
 
 def roles(target: Target) -> list[RoleSpec]:
+    names = target.names
     return [
-        RoleSpec(LAMBDA_ROLE, "lambda.amazonaws.com", lambda_role_policy(target), "stockstream Lambda functions"),
-        RoleSpec(STATES_ROLE, "states.amazonaws.com", states_role_policy(target), "stockstream state machine"),
-        RoleSpec(SCHEDULE_ROLE, "events.amazonaws.com", schedule_role_policy(target), "stockstream daily schedule"),
+        RoleSpec("lambda", names.lambda_role, "lambda.amazonaws.com", lambda_role_policy(target), "stockstream Lambda functions"),
+        RoleSpec("states", names.states_role, "states.amazonaws.com", states_role_policy(target), "stockstream state machine"),
+        RoleSpec("schedule", names.schedule_role, "events.amazonaws.com", schedule_role_policy(target), "stockstream daily schedule"),
     ]
+
+
+# ---------------------------------------------------------------- ECR
+
+
+def repository_policy(target: Target) -> dict:
+    """Lambda may pull the image, for this account's functions only (what a scoped deployer needs)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "LambdaPull",
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Condition": {"StringLike": {"aws:sourceArn": target.arn("lambda", "function:*")}},
+        }],
+    }
+
+
+def lifecycle_policy(keep: int = KEEP_IMAGES) -> dict:
+    return {"rules": [{
+        "rulePriority": 1,
+        "description": f"keep the last {keep} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+        "action": {"type": "expire"},
+    }]}
 
 
 # ---------------------------------------------------------------- Lambda
 
 
 def function_environment(target: Target) -> dict[str, str]:
-    return {"STOCKSTREAM_STORE": target.store_uri, "STOCKSTREAM_CACHE_DIR": LAMBDA_CACHE_DIR}
+    """The variables deploy owns, then the user's --env ones."""
+    owned = {"STOCKSTREAM_STORE": target.store_uri, "STOCKSTREAM_CACHE_DIR": LAMBDA_CACHE_DIR,
+             "STOCKSTREAM_BUCKET_OWNER": target.account}
+    if target.stage:
+        owned["STOCKSTREAM_STAGE"] = target.stage
+    return {**owned, **dict(target.env)}
 
 
-def function_configuration(target: Target, spec: FunctionSpec) -> dict[str, Any]:
+def merged_environment(target: Target, actual: dict[str, str] | None) -> dict[str, str]:
+    """What the functions should have: variables a user added (not deploy's, not --env) kept as they are."""
+    desired = function_environment(target)
+    kept = {k: v for k, v in (actual or {}).items() if k not in OWNED_ENV and k not in desired}
+    return {**kept, **desired}
+
+
+def function_configuration(target: Target, spec: FunctionSpec, role_arn: str,
+                           actual_env: dict[str, str] | None = None) -> dict[str, Any]:
     """What update_function_configuration sets (and get_function_configuration reads back)."""
     return {
-        "Role": target.role_arn(LAMBDA_ROLE),
+        "Role": role_arn,
         "MemorySize": spec.memory_mb,
         "Timeout": spec.timeout_s,
         "Description": spec.description,
-        "Environment": {"Variables": function_environment(target)},
+        "Environment": {"Variables": merged_environment(target, actual_env)},
         "ImageConfig": {"Command": [spec.handler]},
+        "LoggingConfig": {"LogFormat": "JSON", "LogGroup": target.names.function_log_group(target.function_name(spec))},
+        "TracingConfig": {"Mode": "Active" if target.tracing else "PassThrough"},
     }
 
 
 # ---------------------------------------------------------------- Step Functions and the schedule
 
 
-def state_machine_definition(asl_text: str, target: Target) -> dict:
-    """infra/asl.json with its ARN placeholders filled in."""
+def state_machine_definition(asl_text: str, target: Target, *, topic_arn: str | None = None,
+                             function_arns: dict[str, str] | None = None) -> dict:
+    """infra/asl.json with its placeholders filled in (ARNs given override the computed ones)."""
+    arns = function_arns or {}
+    names = target.names
     placeholders = {
-        "${AsxSymbolUpdaterArn}": target.function_arn(SYMBOL_FUNCTION),
-        "${StockDataFetcherArn}": target.function_arn(FETCHER_FUNCTION),
-        "${AlertTopicArn}": target.topic_arn,
+        "${AsxSymbolUpdaterArn}": arns.get("updater") or target.function_arn(names.symbol_function),
+        "${StockDataFetcherArn}": arns.get("fetcher") or target.function_arn(names.fetcher_function),
+        "${AlertTopicArn}": topic_arn or target.topic_arn,
+        "${Partition}": target.partition,
     }
     for placeholder, value in placeholders.items():
         asl_text = asl_text.replace(placeholder, value)
@@ -248,6 +459,15 @@ def state_machine_definition(asl_text: str, target: Target) -> dict:
     if left:
         raise ValueError(f"infra/asl.json has placeholders deploy does not know: {sorted(set(left))}")
     return json.loads(asl_text)
+
+
+def state_machine_logging(target: Target, log_group_arn: str | None = None) -> dict:
+    return {
+        "level": "ERROR",
+        "includeExecutionData": False,
+        "destinations": [{"cloudWatchLogsLogGroup": {
+            "logGroupArn": log_group_arn or target.log_group_arn(target.names.state_machine_log_group) + ":*"}}],
+    }
 
 
 SCHEDULE_INPUT = "{}"  # no date: the symbol updater uses today's Sydney date
@@ -268,19 +488,25 @@ def _metric(namespace: str, name: str, stat: str, period: int, dimensions: dict[
     }
 
 
-def alarms(target: Target) -> list[dict[str, Any]]:
-    """The four alarms of the design, as put_metric_alarm arguments, each wired to the alert topic."""
-    common = {"AlarmActions": [target.topic_arn], "ActionsEnabled": True, "TreatMissingData": "notBreaching"}
-    hour = 3600
-    fetcher = {"FunctionName": FETCHER_FUNCTION}
-    updater = {"FunctionName": SYMBOL_FUNCTION}
+def alarms(target: Target, topic_arn: str | None = None) -> list[dict[str, Any]]:
+    """The design's four alarms, and a fifth for a pipeline that stopped running, as put_metric_alarm
+    arguments, each wired to the alert topic."""
+    names = target.names
+    topic = topic_arn or target.topic_arn
+    common = {"AlarmActions": [topic], "ActionsEnabled": True, "TreatMissingData": "notBreaching"}
+    hour, day = 3600, 86400
+    fetcher = {"FunctionName": names.fetcher_function}
+    updater = {"FunctionName": names.symbol_function}
+    machine = [{"Name": "StateMachineArn", "Value": target.state_machine_arn}]
+    ours = target.metric_dimensions
+    prefix = names.alarm_prefix
     return [
         {
-            "AlarmName": f"{ALARM_PREFIX}failed-executions",
+            "AlarmName": f"{prefix}failed-executions",
             "AlarmDescription": "A stockstream pipeline execution failed.",
             "Namespace": "AWS/States",
             "MetricName": "ExecutionsFailed",
-            "Dimensions": [{"Name": "StateMachineArn", "Value": target.state_machine_arn}],
+            "Dimensions": machine,
             "Statistic": "Sum",
             "Period": 300,
             "EvaluationPeriods": 1,
@@ -289,7 +515,7 @@ def alarms(target: Target) -> list[dict[str, Any]]:
             **common,
         },
         {
-            "AlarmName": f"{ALARM_PREFIX}lambda-error-rate",
+            "AlarmName": f"{prefix}lambda-error-rate",
             "AlarmDescription": "More than 10% of stockstream Lambda invocations failed in an hour.",
             "Metrics": [
                 {"Id": "errors1", "MetricStat": _metric("AWS/Lambda", "Errors", "Sum", hour, fetcher), "ReturnData": False},
@@ -309,11 +535,11 @@ def alarms(target: Target) -> list[dict[str, Any]]:
             **common,
         },
         {
-            "AlarmName": f"{ALARM_PREFIX}fetcher-duration",
+            "AlarmName": f"{prefix}fetcher-duration",
             "AlarmDescription": "A batch took over 14 minutes: close to the fetcher's 15-minute timeout.",
             "Namespace": "AWS/Lambda",
             "MetricName": "Duration",
-            "Dimensions": [{"Name": "FunctionName", "Value": FETCHER_FUNCTION}],
+            "Dimensions": [{"Name": "FunctionName", "Value": names.fetcher_function}],
             "Statistic": "Maximum",
             "Period": 300,
             "EvaluationPeriods": 1,
@@ -322,14 +548,16 @@ def alarms(target: Target) -> list[dict[str, Any]]:
             **common,
         },
         {
-            "AlarmName": f"{ALARM_PREFIX}fetch-success-rate",
-            "AlarmDescription": "Fewer than 90% of the symbols asked for were fetched in an hour.",
+            # the design's rate: symbols fetched over the day's total (from the symbol updater), so a batch
+            # that fails whole (no SymbolsFetched at all) lowers it too
+            "AlarmName": f"{prefix}fetch-success-rate",
+            "AlarmDescription": "Fewer than 90% of the day's symbols were fetched.",
             "Metrics": [
-                {"Id": "fetched", "MetricStat": _metric(METRICS_NAMESPACE, "SymbolsFetched", "Sum", hour), "ReturnData": False},
-                {"Id": "failed", "MetricStat": _metric(METRICS_NAMESPACE, "SymbolsFailed", "Sum", hour), "ReturnData": False},
+                {"Id": "fetched", "MetricStat": _metric(METRICS_NAMESPACE, "SymbolsFetched", "Sum", day, ours), "ReturnData": False},
+                {"Id": "total", "MetricStat": _metric(METRICS_NAMESPACE, "TotalSymbols", "Sum", day, ours), "ReturnData": False},
                 {
                     "Id": "successrate",
-                    "Expression": "100 * fetched / (fetched + failed)",
+                    "Expression": "100 * fetched / total",
                     "Label": "Symbols fetched (%)",
                     "ReturnData": True,
                 },
@@ -339,13 +567,38 @@ def alarms(target: Target) -> list[dict[str, Any]]:
             "ComparisonOperator": "LessThanThreshold",
             **common,
         },
+        {
+            "AlarmName": f"{prefix}no-execution",
+            "AlarmDescription": "No stockstream pipeline execution started in a day: the schedule or the pipeline stopped.",
+            "Namespace": "AWS/States",
+            "MetricName": "ExecutionsStarted",
+            "Dimensions": machine,
+            "Statistic": "Sum",
+            "Period": day,
+            "EvaluationPeriods": 1,
+            "Threshold": 1.0,
+            "ComparisonOperator": "LessThanThreshold",
+            **common,
+            "TreatMissingData": "breaching",  # no data is exactly what a stopped pipeline looks like
+        },
     ]
 
 
-def dashboard_body(target: Target) -> dict:
-    """Executions, the symbols fetched and failed, the batches, and the functions' duration and errors."""
+# Prices (USD, us-east-1 / ap-southeast-2 list prices, 2026) the cost-per-execution figure uses.
+PRICE_LAMBDA_ARM_GB_S = 0.0000133334
+PRICE_LAMBDA_X86_GB_S = 0.0000166667
+PRICE_LAMBDA_REQUEST = 0.0000002
+PRICE_STATE_TRANSITION = 0.000025
 
-    def widget(x: int, y: int, title: str, metrics: list, stat: str = "Sum", period: int = 3600) -> dict:
+
+def dashboard_body(target: Target) -> dict:
+    """The design's six widgets: executions, symbols fetched vs failed (a pie), batches, the fetcher's
+    duration and errors, the bucket's storage, and an estimated cost per execution."""
+    names = target.names
+    ours = [item for pair in target.metric_dimensions.items() for item in pair]
+
+    def widget(x: int, y: int, title: str, metrics: list, stat: str = "Sum", period: int = 3600,
+               view: str = "timeSeries", region: str | None = None) -> dict:
         return {
             "type": "metric",
             "x": x,
@@ -354,15 +607,19 @@ def dashboard_body(target: Target) -> dict:
             "height": 6,
             "properties": {
                 "title": title,
-                "region": target.region,
+                "region": region or target.region,
                 "metrics": metrics,
                 "stat": stat,
                 "period": period,
-                "view": "timeSeries",
+                "view": view,
             },
         }
 
     machine = ["StateMachineArn", target.state_machine_arn]
+    gb = {spec.key: spec.memory_mb / 1024 for spec in FUNCTIONS}
+    gb_s = PRICE_LAMBDA_ARM_GB_S if target.arch == "arm64" else PRICE_LAMBDA_X86_GB_S
+    cost = (f"(d1 * {gb['updater'] * gb_s / 1000:.12f} + d2 * {gb['fetcher'] * gb_s / 1000:.12f}"
+            f" + (i1 + i2) * {PRICE_LAMBDA_REQUEST} + (i1 + i2) * 6 * {PRICE_STATE_TRANSITION}) / IF(e, e, 1)")
     return {
         "widgets": [
             widget(0, 0, "Pipeline executions", [
@@ -370,23 +627,117 @@ def dashboard_body(target: Target) -> dict:
                 ["AWS/States", "ExecutionsFailed", *machine],
                 ["AWS/States", "ExecutionsTimedOut", *machine],
             ], period=86400),
-            widget(12, 0, "Symbols fetched and failed", [
-                [METRICS_NAMESPACE, "SymbolsFetched"],
-                [METRICS_NAMESPACE, "SymbolsFailed"],
-            ]),
+            widget(12, 0, "Symbols fetched vs failed", [
+                [METRICS_NAMESPACE, "SymbolsFetched", *ours],
+                [METRICS_NAMESPACE, "SymbolsFailed", *ours],
+            ], period=86400, view="pie"),
             widget(0, 6, "Batches processed and failed", [
-                [METRICS_NAMESPACE, "BatchesProcessed"],
-                [METRICS_NAMESPACE, "BatchesFailed"],
+                [METRICS_NAMESPACE, "BatchesProcessed", *ours],
+                [METRICS_NAMESPACE, "BatchesFailed", *ours],
             ]),
-            widget(12, 6, "Fetcher duration (ms)", [
-                ["AWS/Lambda", "Duration", "FunctionName", FETCHER_FUNCTION, {"stat": "Maximum"}],
-                ["AWS/Lambda", "Duration", "FunctionName", FETCHER_FUNCTION, {"stat": "Average"}],
+            widget(12, 6, "Fetcher duration (ms) and Lambda errors", [
+                ["AWS/Lambda", "Duration", "FunctionName", names.fetcher_function, {"stat": "Maximum"}],
+                ["AWS/Lambda", "Duration", "FunctionName", names.fetcher_function, {"stat": "Average"}],
+                ["AWS/Lambda", "Errors", "FunctionName", names.fetcher_function, {"yAxis": "right"}],
+                ["AWS/Lambda", "Errors", "FunctionName", names.symbol_function, {"yAxis": "right"}],
+                ["AWS/Lambda", "Throttles", "FunctionName", names.fetcher_function, {"yAxis": "right"}],
             ], stat="Maximum", period=300),
-            widget(0, 12, "Lambda errors and invocations", [
-                ["AWS/Lambda", "Errors", "FunctionName", FETCHER_FUNCTION],
-                ["AWS/Lambda", "Errors", "FunctionName", SYMBOL_FUNCTION],
-                ["AWS/Lambda", "Invocations", "FunctionName", FETCHER_FUNCTION],
-                ["AWS/Lambda", "Throttles", "FunctionName", FETCHER_FUNCTION],
-            ]),
+            widget(0, 12, "S3 storage (bytes, objects)", [
+                ["AWS/S3", "BucketSizeBytes", "BucketName", target.bucket, "StorageType", "StandardStorage"],
+                ["AWS/S3", "NumberOfObjects", "BucketName", target.bucket, "StorageType", "AllStorageTypes",
+                 {"yAxis": "right"}],
+            ], stat="Average", period=86400),
+            widget(12, 12, "Estimated cost per execution (USD, Lambda + Step Functions)", [
+                ["AWS/Lambda", "Duration", "FunctionName", names.symbol_function, {"id": "d1", "stat": "Sum", "visible": False}],
+                ["AWS/Lambda", "Duration", "FunctionName", names.fetcher_function, {"id": "d2", "stat": "Sum", "visible": False}],
+                ["AWS/Lambda", "Invocations", "FunctionName", names.symbol_function, {"id": "i1", "visible": False}],
+                ["AWS/Lambda", "Invocations", "FunctionName", names.fetcher_function, {"id": "i2", "visible": False}],
+                ["AWS/States", "ExecutionsStarted", *machine, {"id": "e", "visible": False}],
+                [{"expression": cost, "label": "USD per execution", "id": "cost"}],
+            ], period=86400, view="singleValue"),
         ]
+    }
+
+
+# ---------------------------------------------------------------- the deployer's own permissions
+
+
+def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*", stage: str | None = None) -> dict:
+    """What `stockstream deploy` and `destroy` need, scoped to stockstream's names (printed by --print-policy)."""
+    arn = lambda service, resource, regional=True: (  # noqa: E731
+        f"arn:{partition}:{service}:{region if regional else ''}:{account}:{resource}")
+    names = Names(stage, region) if region != "*" else None
+    sfx = f"-{stage}" if stage else ""
+    role_pattern = f"stockstream-*{sfx}-{region}" if region != "*" else "stockstream-*"
+    roles = [arn("iam", f"role/{role_pattern}", regional=False)]
+    functions = [arn("lambda", f"function:{n}") for n in (names.functions if names else ("asx-symbol-updater*", "stock-data-fetcher*"))]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Identity", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+            {"Sid": "Bucket", "Effect": "Allow",
+             "Action": ["s3:CreateBucket", "s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketPolicy",
+                        "s3:PutBucketPolicy", "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+                        "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging",
+                        "s3:PutBucketTagging", "s3:GetObject"],
+             "Resource": [f"arn:{partition}:s3:::stockstream-data-*", f"arn:{partition}:s3:::stockstream-data-*/runs/*"]},
+            {"Sid": "Roles", "Effect": "Allow",
+             "Action": ["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                        "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
+                        "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:ListRoleTags"],
+             "Resource": roles},
+            {"Sid": "PassRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": roles,
+             "Condition": {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "states.amazonaws.com",
+                                                                   "events.amazonaws.com"]}}},
+            {"Sid": "Functions", "Effect": "Allow",
+             "Action": ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:CreateFunction",
+                        "lambda:UpdateFunctionConfiguration", "lambda:UpdateFunctionCode", "lambda:DeleteFunction",
+                        "lambda:TagResource", "lambda:ListTags", "lambda:GetFunctionConcurrency",
+                        "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"],
+             "Resource": functions},
+            {"Sid": "AccountQuota", "Effect": "Allow", "Action": ["lambda:GetAccountSettings"], "Resource": "*"},
+            {"Sid": "StateMachine", "Effect": "Allow",
+             "Action": ["states:CreateStateMachine", "states:UpdateStateMachine", "states:DeleteStateMachine",
+                        "states:DescribeStateMachine", "states:TagResource", "states:ListTagsForResource",
+                        "states:StartExecution", "states:ListExecutions", "states:DescribeExecution"],
+             "Resource": [arn("states", "stateMachine:stock-data-pipeline*"), arn("states", "execution:stock-data-pipeline*:*")]},
+            {"Sid": "ListStateMachines", "Effect": "Allow", "Action": ["states:ListStateMachines"], "Resource": "*"},
+            {"Sid": "Schedule", "Effect": "Allow",
+             "Action": ["events:DescribeRule", "events:PutRule", "events:DeleteRule", "events:PutTargets",
+                        "events:RemoveTargets", "events:ListTargetsByRule", "events:TagResource",
+                        "events:ListTagsForResource"],
+             "Resource": arn("events", "rule/stockstream-daily*")},
+            {"Sid": "Topic", "Effect": "Allow",
+             "Action": ["sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:Subscribe",
+                        "sns:ListSubscriptionsByTopic", "sns:TagResource", "sns:ListTagsForResource"],
+             "Resource": arn("sns", "stock-stream-alerts*")},
+            {"Sid": "Alarms", "Effect": "Allow",
+             "Action": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource",
+                        "cloudwatch:ListTagsForResource"],
+             "Resource": arn("cloudwatch", "alarm:stockstream-*")},
+            {"Sid": "Dashboards", "Effect": "Allow",
+             "Action": ["cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards"],
+             "Resource": arn("cloudwatch", "dashboard/stockstream*", regional=False)},
+            {"Sid": "DescribeAlarms", "Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"], "Resource": "*"},
+            {"Sid": "LogGroups", "Effect": "Allow",
+             "Action": ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:TagResource",
+                        "logs:ListTagsForResource", "logs:FilterLogEvents"],
+             "Resource": [arn("logs", "log-group:/aws/lambda/asx-symbol-updater*"),
+                          arn("logs", "log-group:/aws/lambda/stock-data-fetcher*"),
+                          arn("logs", "log-group:/aws/vendedlogs/states/stock-data-pipeline*")]},
+            {"Sid": "DescribeLogGroups", "Effect": "Allow",
+             "Action": ["logs:DescribeLogGroups", "logs:CreateLogDelivery", "logs:GetLogDelivery",
+                        "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy", "logs:DescribeResourcePolicies"], "Resource": "*"},
+            {"Sid": "ImageRepository", "Effect": "Allow",
+             "Action": ["ecr:CreateRepository", "ecr:DeleteRepository", "ecr:DescribeRepositories", "ecr:DescribeImages",
+                        "ecr:BatchGetImage", "ecr:GetRepositoryPolicy", "ecr:SetRepositoryPolicy",
+                        "ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy", "ecr:TagResource",
+                        "ecr:ListTagsForResource", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                        "ecr:CompleteLayerUpload", "ecr:BatchCheckLayerAvailability", "ecr:PutImage",
+                        "ecr:GetDownloadUrlForLayer"],
+             "Resource": arn("ecr", "repository/stockstream-lambda*")},
+            {"Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {"Sid": "BucketKey", "Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": "*"},
+        ],
     }

@@ -27,3 +27,24 @@ def client_config():
     from botocore.config import Config
 
     return Config(retries={"mode": "standard"})
+
+
+BUCKET_OWNER_ENV = "STOCKSTREAM_BUCKET_OWNER"
+
+
+def expect_bucket_owner(client, owner: str | None = None):
+    """Every call of this S3 client that can carry ExpectedBucketOwner carries it: S3 then refuses a bucket
+    another account owns (403) instead of reading or writing someone else's data. The owner: `owner`, or
+    STOCKSTREAM_BUCKET_OWNER (deploy sets it on the functions to the deploying account); neither: unchanged."""
+    import os
+
+    owner = owner or os.environ.get(BUCKET_OWNER_ENV)
+    if not owner:
+        return client
+
+    def add_owner(params, model, **_):
+        if "ExpectedBucketOwner" in model.input_shape.members and "ExpectedBucketOwner" not in params:
+            params["ExpectedBucketOwner"] = owner
+
+    client.meta.events.register("before-parameter-build.s3", add_owner)
+    return client

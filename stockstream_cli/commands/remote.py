@@ -14,7 +14,7 @@ FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 
 
 def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | None, region: str | None,
-                        include_all: bool, wait: bool, json_output: bool) -> Outcome:
+                        include_all: bool, wait: bool, json_output: bool, stage: str | None = None) -> Outcome:
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
     from ..run import summary as pipeline
     from ..aws.remote import rerun_remote
@@ -26,7 +26,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
     settings = Settings.resolve(profile=profile, region=region)
     if not json_output:
         say(f"rerun-failed --remote {day.isoformat()}: working out what failed ...")
-    run = rerun_remote(day, store_uri=store, wait=wait, include_all=include_all,
+    run = rerun_remote(day, store_uri=store, wait=wait, include_all=include_all, stage=stage,
                        profile=settings.profile, region=settings.region, poll_interval=settings.poll_interval)
     execution = {"execution_arn": run["execution_arn"], "execution_status": run["execution_status"]}
     if json_output:
@@ -47,7 +47,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
 
 
 def status_remote(*, date: str | None, profile: str | None, region: str | None, json_output: bool,
-                  limit: int = 10) -> Outcome:
+                  limit: int = 10, stage: str | None = None) -> Outcome:
     """`status --remote`: the deployed state machine's latest executions and their outcome.
 
     FAILED when the latest failed, PARTIAL when it finished with failed batches or symbols."""
@@ -57,7 +57,7 @@ def status_remote(*, date: str | None, profile: str | None, region: str | None, 
     from ..values import parse_date
 
     settings = Settings.resolve(profile=profile, region=region)
-    report = remote_status(limit=limit, day=parse_date(date) if date else None,
+    report = remote_status(limit=limit, day=parse_date(date) if date else None, stage=stage,
                            profile=settings.profile, region=settings.region)
     if json_output:
         emit_json(report)
@@ -76,7 +76,8 @@ def _print_executions(report: dict) -> None:
     if not report["executions"]:
         typer.echo(f"no executions of {report['state_machine_arn']} yet")
         return
-    typer.echo(f"latest executions of stock-data-pipeline in {report['region']}, newest first:")
+    machine = report["state_machine_arn"].rsplit(":", 1)[-1]
+    typer.echo(f"latest executions of {machine} in {report['region']}, newest first:")
     for e in report["executions"]:
         started = (e["started"] or "")[:19].replace("T", " ")
         outcome = e["status"] if not e["error"] else f"{e['status']} ({e['error']})"

@@ -24,6 +24,7 @@ from ..options import (
     Store,
 )
 from ..options import NoWait as NoWaitFlag
+from ..options import Stage
 from ..options import Remote as RemoteFlag
 
 AllReasons = Annotated[
@@ -54,6 +55,7 @@ def rerun_failed(
     json_output: Json = False,
     remote: RemoteFlag = False,
     no_wait: NoWaitFlag = False,
+    stage: Stage = None,
 ) -> Outcome:
     """Fetch again exactly what failed on a day, from what the store records, and merge it in.
 
@@ -74,7 +76,8 @@ def rerun_failed(
         if not remote:
             raise InputError("--no-wait goes with --remote: stockstream rerun-failed --remote --no-wait --date D")
         return rerun_failed_remote(date=date, store=store, profile=profile, region=region,
-                                   include_all=include_all, wait=not no_wait, json_output=json_output)
+                                   include_all=include_all, wait=not no_wait, json_output=json_output,
+                                   stage=stage)
     from ..run.rerun import rerun_failed as run_rerun_failed
     from .running import finish, interruptible, prepare, run_observer
 

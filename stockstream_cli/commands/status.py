@@ -28,6 +28,7 @@ def status(
     profile: options.Profile = None,
     region: options.Region = None,
     remote: RemoteFlag = False,
+    stage: options.Stage = None,
 ) -> Outcome:
     """What the store holds for a day (default: the latest): symbols, batches done and missing, symbols failed
     by reason, the run's duration. --remote: the deployed state machine's latest executions and their outcome.
@@ -44,7 +45,7 @@ def status(
     if remote:
         from .remote import status_remote
 
-        return status_remote(date=date, profile=profile, region=region, json_output=json)
+        return status_remote(date=date, profile=profile, region=region, json_output=json, stage=stage)
     report = _local_status(settings, date)
     if json:
         from .output import emit_json

@@ -49,21 +49,23 @@ def with_run_date(symbols_document: dict, day: str) -> dict:
     return document
 
 
-def emf_line(metrics: dict[str, float], *, function_name: str | None = None, timestamp_ms: int | None = None) -> str:
-    """One embedded-metric-format log line for the StockStream namespace (no dimensions, so alarms and the
-    dashboard can sum them across both functions)."""
+def emf_line(metrics: dict[str, float], *, function_name: str | None = None, timestamp_ms: int | None = None,
+             stage: str | None = None) -> str:
+    """One embedded-metric-format log line for the StockStream namespace (no dimension but the deployment's
+    stage, if it has one, so alarms and the dashboard sum them across both functions of one stack)."""
     record: dict[str, Any] = {
         "_aws": {
             "Timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [[]],
+                    "Dimensions": [["Stage"]] if stage else [[]],
                     "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
                 }
             ],
         },
         **{name: value for name, value in metrics.items()},
+        **({"Stage": stage} if stage else {}),
     }
     if function_name:
         record["function"] = function_name  # a property, searchable in Logs Insights, not a dimension
@@ -72,7 +74,8 @@ def emf_line(metrics: dict[str, float], *, function_name: str | None = None, tim
 
 def emit_metrics(metrics: dict[str, float], stream=None) -> None:
     stream = stream or sys.stdout
-    stream.write(emf_line(metrics, function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) + "\n")
+    stream.write(emf_line(metrics, function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+                          stage=os.environ.get("STOCKSTREAM_STAGE") or None) + "\n")
     stream.flush()
 
 

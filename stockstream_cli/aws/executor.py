@@ -1,0 +1,122 @@
+"""The one place a plan's calls are made: in order, output variables filled in, waiters run.
+
+A call marked `role_propagation` is retried only while AWS refuses it with IAM's "not yet usable" messages
+and only when this run created a role (real IAM takes seconds to show a new role everywhere); anything else
+(an image Lambda does not support, a bad parameter) fails at once with AWS's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import AwsError
+from .plan import BuildImage, Call, Step, Wait
+from .remote_state import aws_error, error_code
+
+ROLE_PROPAGATION_TRIES = 12
+# What Lambda, Step Functions and EventBridge say while a new role has not reached them yet.
+PROPAGATION_MESSAGES = re.compile(
+    r"role defined for the function cannot be assumed|cannot be assumed by Lambda|"
+    r"is not authorized to assume the provided role|not authorized to perform: sts:AssumeRole|"
+    r"Neither the global service principal|The execution role you provide must allow", re.IGNORECASE)
+_VAR = re.compile(r"\$\{var:([A-Za-z0-9_.\-]+)\}")
+
+
+def resolve(value: Any, variables: dict[str, str]) -> Any:
+    """`value` with every ${var:NAME} replaced by what an earlier call returned."""
+    if isinstance(value, str):
+        def lookup(match: re.Match) -> str:
+            if match.group(1) not in variables:
+                raise AwsError(f"plan error: {match.group(0)} is used before any call set it")
+            return variables[match.group(1)]
+        return _VAR.sub(lookup, value)
+    if isinstance(value, dict):
+        return {k: resolve(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, variables) for v in value]
+    return value
+
+
+def _dig(response: dict, path: str) -> str:
+    for part in path.split("."):
+        response = response[part]
+    return response
+
+
+class Executor:
+    def __init__(self, session, *, sleep: Callable[[float], None] = time.sleep, waiter_delay: int = 5,
+                 build_image: Callable[[BuildImage, Any], None] | None = None):
+        self.session = session
+        self.sleep = sleep
+        self.waiter_delay = waiter_delay
+        self.build_image = build_image
+        self.variables: dict[str, str] = {}
+        self.created_roles: set[str] = set()
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service)
+        return self._clients[service]
+
+    def execute(self, steps: list[Step], on_step: Callable[[Step], None] | None = None) -> None:
+        for s in steps:
+            if on_step:
+                on_step(s)
+            for instruction in s.instructions:
+                try:
+                    self._run(instruction)
+                except AwsError:
+                    raise
+                except Exception as exc:
+                    if not hasattr(exc, "response"):
+                        raise
+                    raise aws_error(exc, f"{s.action} {s.resource} {s.name}") from None
+
+    def _run(self, instruction) -> None:
+        if isinstance(instruction, BuildImage):
+            if self.build_image is None:
+                raise AwsError("the plan builds an image but no container engine was given")
+            self.build_image(instruction, self.client("ecr"))
+        elif isinstance(instruction, Wait):
+            self._wait(instruction)
+        else:
+            self._call(instruction)
+
+    def _call(self, call: Call) -> None:
+        params = resolve(call.params, self.variables)
+        method = getattr(self.client(call.service), call.operation)
+        wait = 2.0
+        for attempt in range(ROLE_PROPAGATION_TRIES):
+            try:
+                response = method(**params)
+                break
+            except Exception as exc:
+                if error_code(exc) and error_code(exc) in call.absent_ok:
+                    return
+                if not (call.role_propagation and self._uses_a_new_role(params) and attempt < ROLE_PROPAGATION_TRIES - 1
+                        and PROPAGATION_MESSAGES.search(str(exc))):
+                    raise
+                self.sleep(wait)
+                wait = min(wait * 1.5, 10.0)
+        if call.service == "iam" and call.operation == "create_role":
+            self.created_roles.add(params["RoleName"])
+        if call.output:
+            self.variables[call.output[0]] = _dig(response, call.output[1])
+
+    def _uses_a_new_role(self, params: dict) -> bool:
+        """Whether the call passes a role this run created (only such a role can still be propagating)."""
+        text = json.dumps(params, default=str)
+        return any(f":role/{name}\"" in text for name in self.created_roles)
+
+    def _wait(self, wait: Wait) -> None:
+        params = resolve(wait.params, self.variables)
+        try:
+            self.client(wait.service).get_waiter(wait.waiter).wait(
+                **params, WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": 120})
+        except Exception as exc:
+            raise AwsError(f"{wait.service} {params} did not become ready: {exc}") from None
