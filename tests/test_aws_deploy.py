@@ -272,7 +272,7 @@ def test_the_dockerfile_installs_the_project_with_pip_on_the_lambda_python_312_i
     assert any(re.match(r"RUN pip install --no-cache-dir \. ", line) for line in instructions)
     assert "COPY lambda_src/asx_symbol_updater.py lambda_src/stock_data_fetcher.py ${LAMBDA_TASK_ROOT}/" in instructions
     files = image_module.context_files(find_sources())
-    for copied in ("pyproject.toml", "README.md", "stockstream_cli/cli.py", "stockstream_cli/fetch.py",
+    for copied in ("pyproject.toml", "README.md", "stockstream_cli/cli.py", "stockstream_cli/fetch/batch.py",
                    "lambda_src/stock_data_fetcher.py", "infra/asl.json", "Dockerfile"):
         assert copied in files
 
@@ -282,7 +282,7 @@ def test_image_tag_follows_the_content_and_the_architecture():
     tag = image_module.content_tag(files, "arm64")
     assert tag == image_module.content_tag(dict(files), "arm64") and tag.startswith("arm64-")
     assert image_module.content_tag(files, "x86_64") != tag
-    assert image_module.content_tag({**files, "stockstream_cli/fetch.py": b"changed"}, "arm64") != tag
+    assert image_module.content_tag({**files, "stockstream_cli/fetch/batch.py": b"changed"}, "arm64") != tag
 
 
 def test_installed_package_gets_a_pyproject_with_the_same_dependencies():
