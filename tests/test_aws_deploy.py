@@ -297,7 +297,7 @@ def test_image_tag_follows_the_content_and_the_architecture():
     tag = image_module.content_tag(files, "arm64")
     assert tag == image_module.content_tag(dict(files), "arm64") and tag.startswith("arm64-")
     assert image_module.content_tag(files, "x86_64") != tag
-    assert image_module.content_tag({**files, "stockstream_cli/fetch.py": b"changed"}, "arm64") != tag
+    assert image_module.content_tag({**files, "stockstream_cli/fetch/batch.py": b"changed"}, "arm64") != tag
     assert image_module.content_tag({**files, "infra/requirements.lock.txt": b"pandas==3.0.0"}, "arm64") != tag
 
 

@@ -124,7 +124,7 @@ def fetch_batch(
     previous = manifest.read(store, manifest_key)
     rows = merge_rows(previous_rows, [r.rows for r in results if r.rows is not None])
     document = build_manifest(day, batch_number, results, rows, previous, previous_rows, first, last,
-                              execution_time=time.monotonic() - started)
+                              execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp())
     if _whole_batch_failed(document):
         raise BatchFailed(
             f"batch {batch_number} of {day.isoformat()} failed: no symbol has data and every failure is retryable "
@@ -217,8 +217,10 @@ def build_manifest(
     last: dt.date,
     *,
     execution_time: float,
+    fetched_at: str,
 ) -> dict:
-    """The contract's document for the whole batch, merged with the stored one when there is one."""
+    """The contract's document for the whole batch, merged with the stored one when there is one. Pure: the
+    clock's reading comes in as `fetched_at`."""
     before = (previous or {}).get("metadata", {})
     now = {r.symbol for r in results}
     before_reasons = manifest.failure_reasons(previous) if previous else {}
@@ -258,7 +260,7 @@ def build_manifest(
         "symbols": members,
         "symbols_this_run": sorted(now),
         "requests": sum(r.attempts for r in results),
-        "fetched_at": schema.utc_timestamp(),
+        "fetched_at": fetched_at,
     }
     body = (f"batch {batch_number} of {day.isoformat()}: {fetched} of {len(members)} symbols fetched, "
             f"{len(failed)} failed; {rows.height} rows in {metadata['s3_key']}")

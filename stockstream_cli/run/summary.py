@@ -31,8 +31,11 @@ SUMMARY_KEYS = (
 
 def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
                  execution_time: float, *, command: str, started_at: str = "",
-                 batch_errors: Mapping[int, str] | None = None, interrupted: bool = False) -> dict:
+                 batch_errors: Mapping[int, str] | None = None, interrupted: bool = False,
+                 finished_at: str | None = None) -> dict:
     """runs/D/run.json: the contract's summary first, then the failure reasons and batch errors.
+
+    `finished_at` is the clock's reading (ISO UTC); None reads it now.
 
     A batch without a manifest failed as a whole: its symbols count as failed (total = fetched + failed).
     """
@@ -66,7 +69,7 @@ def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: 
         "batch_errors": errors,
         "command": command,
         "started_at": started_at,
-        "finished_at": utc_now(),
+        "finished_at": finished_at or utc_now(),
         "interrupted": interrupted,
     }
 
