@@ -35,8 +35,16 @@ def after_close(day: dt.date) -> dt.datetime:
 
 
 def program(fake) -> None:
+    """The play's actions; from a split's ex-date on, the raw bars trade in the new units, as a market does."""
     for code, day, numerator, denominator in SPLITS:
         fake.split(code, day, numerator, denominator)
+        ratio = numerator / denominator
+        for offset in range(0, 40):
+            session = day + dt.timedelta(days=offset)
+            bar = fake.bar(code, session)
+            if session.weekday() < 5 and bar is not None:
+                fake.set_bar(code, session, **{f: bar[f] / ratio for f in ("open", "high", "low", "close")},
+                             volume=int(bar["volume"] * ratio))
     for code, day, amount in DIVIDENDS:
         fake.dividend(code, day, amount)
 

@@ -1,0 +1,185 @@
+"""Issue 12: a history that stays right through splits and dividends (fetch/restate.py, read/actions.py).
+
+The ten-session play (tests/actions_support.py): run-local once per session after its close, the fake Yahoo
+answering as of that day, with a 2-for-1 split, a 1-for-10 consolidation and dividends between. `load` must
+then equal what Yahoo reports as of the last day for every stored (symbol, date), locally and on S3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import actions_support as play
+from stockstream_cli.fetch import batch
+from stockstream_cli.quality.check import check
+from stockstream_cli.read.aggregate import DataAggregator
+from stockstream_cli.run import rerun
+from stockstream_cli.settings import Settings
+from stockstream_cli.sources import yahoo
+from stockstream_cli.store import LocalStore, open_store
+from yahoo_fake import SYDNEY
+
+LAST = play.SESSIONS[-1]
+SUPPORT = Path(__file__).resolve().parent / "actions_support.py"
+
+
+def stored_actions(store) -> list[tuple]:
+    frame = DataAggregator(store).load_actions()
+    return [(s, d, k, v) for s, d, k, v in frame.select("symbol", "date", "kind", "value").iter_rows()]
+
+
+def assert_restated(store, fake) -> pl.DataFrame:
+    frame = DataAggregator(store).load()
+    assert set(frame["symbol"]) == set(play.CODES)
+    assert frame["date"].min() < play.SESSIONS[0] and frame["date"].max() == LAST  # the first window reached back
+    expected = play.reported(fake, frame, play.after_close(LAST))
+    assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
+    found, wanted = stored_actions(store), play.expected_actions(fake, play.after_close(LAST))
+    assert [a[:3] for a in found] == [a[:3] for a in wanted] and len(found) == play.ACTIONS
+    assert all(abs(a[3] - b[3]) <= 1e-9 * abs(b[3]) for a, b in zip(found, wanted))
+    return frame
+
+
+@pytest.fixture
+def asx_list(tmp_path):
+    return play.write_list(tmp_path / "asx.csv")
+
+
+def test_ten_sessions_through_a_split_a_consolidation_and_dividends_load_as_yahoo_reports_the_last_day(
+        tmp_path, fake_yahoo, asx_list):
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    runs = play.play_local(store, fake_yahoo, asx_list)
+    assert [r["symbols_fetched"] for r in runs] == [len(play.CODES)] * len(play.SESSIONS)
+    frame = assert_restated(store, fake_yahoo)
+    # the split halved every earlier AAA price, the consolidation multiplied EEE's by ten: in the store too
+    aaa = frame.filter(pl.col("symbol") == "AAA")
+    before = aaa.filter(pl.col("date") < dt.date(2026, 11, 13))["close"].to_list()
+    raw = [fake_yahoo.bar("AAA", d)["close"] for d in aaa.filter(pl.col("date") < dt.date(2026, 11, 13))["date"]]
+    assert before == pytest.approx([c / 2 for c in raw], rel=1e-9)
+    # one extra chart request per action: the refetch of the symbol's stored range, nothing else
+    assert play.refetches(fake_yahoo) == play.ACTIONS
+    assert fake_yahoo.chart_requests() == len(play.CODES) * len(play.SESSIONS) + play.ACTIONS
+    # check: the restated rows apart from revisions, the actions of the range listed, nothing flagged
+    document = check(store, play.SESSIONS[0], LAST)
+    assert document["revisions_count"] == 0 and document["restated_count"] > 0
+    assert document["complete"] is True, document["suspicious"]
+    assert sorted((a["symbol"], a["date"], a["kind"]) for a in document["actions"]) == [
+        (s, d.isoformat(), k) for s, d, k, _ in play.expected_actions(fake_yahoo, play.after_close(LAST))]
+
+
+def test_the_same_play_on_s3(s3_bucket, fake_yahoo, asx_list):
+    play.program(fake_yahoo)
+    store = open_store(f"s3://{s3_bucket}/prefix")
+    play.play_local(store, fake_yahoo, asx_list)
+    assert_restated(store, fake_yahoo)
+    assert "prefix/actions/AAA.parquet" in {o["Key"] for o in __import__("boto3").client(
+        "s3", region_name="ap-southeast-2").list_objects_v2(Bucket=s3_bucket)["Contents"]}
+
+
+def test_actions_command_lists_the_events_like_load(tmp_path, fake_yahoo, asx_list):
+    from helpers import run_stockstream
+
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    play.play_local(store, fake_yahoo, asx_list)
+    result = run_stockstream("actions", "--symbols", "AAA", "EEE", "--format", "json", "--store", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["symbol"], r["date"], r["kind"], r["value"]) for r in rows] == [
+        ("AAA", "2026-11-11", "dividend", pytest.approx(0.25)), ("AAA", "2026-11-13", "split", 2.0),
+        ("AAA", "2026-11-18", "dividend", pytest.approx(0.40)), ("EEE", "2026-11-12", "dividend", pytest.approx(0.30)),
+        ("EEE", "2026-11-17", "split", 0.1), ("EEE", "2026-11-19", "dividend", pytest.approx(0.25))]
+    ranged = run_stockstream("actions", "--start", "2026-11-19", "--format", "csv", "--store", str(tmp_path / "data"))
+    assert ranged.stdout.splitlines()[0] == "symbol,date,kind,value,fetch_timestamp"
+    assert [line.split(",")[:3] for line in ranged.stdout.splitlines()[1:]] == [
+        ["EEE", "2026-11-19", "dividend"], ["JJJ", "2026-11-20", "dividend"]]
+    bad = run_stockstream("actions", "--format", "parquet", "--store", str(tmp_path / "data"))
+    assert bad.returncode == 2 and "--output" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_failed_refetch_stores_nothing_of_the_symbol_and_rerun_failed_completes_it(tmp_path, fake_yahoo, asx_list):
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    split_day = dt.date(2026, 11, 13)
+    play.play_local(store, fake_yahoo, asx_list, days=play.SESSIONS[:4])
+    before = DataAggregator(store).load(["AAA"])
+    fake_yahoo.set_as_of(play.after_close(split_day))
+
+    def refetch_fails(code, start, end, timeout):
+        if (end - start).days >= 5:  # longer than the lookback window: the refetch
+            return yahoo.Failure("rate_limited", "HTTP 429 (injected)")
+        return yahoo.fetch(code, start, end, timeout)
+
+    refetch_fails.paced_per_request = True
+    settings = Settings.resolve(delay=0, retry_wait=0, retries=1, batch_size=play.BATCH_SIZE)
+    from stockstream_cli.sources import asx
+
+    asx.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
+    document = batch.fetch_batch(store, split_day, 0, settings, fetcher=refetch_fails)
+    assert document["metadata"]["failure_reasons"] == {"AAA": "restate_failed"}
+    assert "refetch" in document["metadata"]["failure_details"]["AAA"]
+    assert DataAggregator(store).load(["AAA"]).equals(before)  # not the window's rows either: no mixed units
+    assert [a[:3] for a in stored_actions(store) if a[0] == "AAA"] == [("AAA", dt.date(2026, 11, 11), "dividend")]
+
+    healed = rerun.rerun_failed(store, split_day, settings)
+    assert healed["symbols_failed"] == []
+    assert ("AAA", split_day, "split", 2.0) in stored_actions(store)
+    frame = DataAggregator(store).load(["AAA"])
+    expected = play.reported(fake_yahoo, frame, play.after_close(split_day))
+    assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
+
+
+def test_a_refetch_killed_by_sigkill_then_rerun_failed_gives_the_clean_store(tmp_path, fake_yahoo, asx_list):
+    settings = Settings.resolve(batch_size=play.BATCH_SIZE, delay=0, retry_wait=0, processes=1)
+    play.program(fake_yahoo)
+    clean, killed = LocalStore(tmp_path / "clean"), LocalStore(tmp_path / "killed")
+    days, split_day = play.SESSIONS[:5], play.SESSIONS[4]
+    play.play_local(clean, fake_yahoo, asx_list, days=days, settings=settings)
+    play.play_local(killed, fake_yahoo, asx_list, days=days[:-1], settings=settings)
+
+    env = dict(os.environ, STOCKSTREAM_FAKE_AS_OF=play.after_close(split_day).isoformat(),
+               STOCKSTREAM_FAKE_KILL_AT_REFETCH="1", PYTHONUNBUFFERED="1")
+    process = subprocess.run(
+        [sys.executable, str(SUPPORT), "run-local", "--date", split_day.isoformat(), "--from-file", str(asx_list),
+         "--store", str(tmp_path / "killed"), "--batch-size", str(play.BATCH_SIZE), "--concurrency", "1",
+         "--delay", "0", "--retry-wait", "0"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert ("AAA", split_day, "split", 2.0) not in stored_actions(killed)  # killed mid-refetch: nothing of it
+
+    fake_yahoo.set_as_of(play.after_close(split_day))
+    healed = rerun.rerun_failed(killed, split_day, settings)
+    assert healed["symbols_fetched"] == len(play.CODES) and healed["batches_failed"] == []
+    ignore = ["fetch_timestamp"]
+    assert DataAggregator(killed).load().drop(ignore).equals(DataAggregator(clean).load().drop(ignore))
+    assert stored_actions(killed) == stored_actions(clean)
+
+
+def test_a_run_during_the_session_stores_no_bar_for_that_day_the_run_after_the_close_does(tmp_path, fake_yahoo):
+    day = dt.date(2026, 11, 24)  # a Tuesday session
+    store = LocalStore(tmp_path / "data")
+    settings = Settings.resolve(delay=0, retry_wait=0)
+    at_two = dt.datetime.combine(day, dt.time(14, 0), tzinfo=SYDNEY)
+    fake_yahoo.set_as_of(at_two)
+    live = batch.fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=at_two)
+    rows = DataAggregator(store).load()
+    assert live["metadata"]["symbols_failed"] == [] and rows["date"].max() == day - dt.timedelta(days=1)
+    assert live["metadata"]["rows_dropped"]["outside_window"] == 2  # the live bar of each symbol
+    assert fake_yahoo.reported("AAA", day, day).height == 1  # Yahoo did serve it, moving
+
+    after = dt.datetime.combine(day, dt.time(16, 20), tzinfo=SYDNEY)
+    fake_yahoo.set_as_of(after)
+    batch.fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=after)
+    final = DataAggregator(store).load_date(day)
+    assert final["symbol"].to_list() == ["AAA", "BBB"]
+    assert final["close"].to_list() == [fake_yahoo.bar(code, day)["close"] for code in ("AAA", "BBB")]
