@@ -82,6 +82,29 @@ def expected_actions(fake, as_of):
     return sorted(rows)
 
 
+def stored_actions(store) -> list[tuple]:
+    frame = _aggregator(store).load_actions()
+    return [(s, d, k, v) for s, d, k, v in frame.select("symbol", "date", "kind", "value").iter_rows()]
+
+
+def assert_restated(store, fake) :
+    frame = _aggregator(store).load()
+    assert set(frame["symbol"]) == set(CODES)
+    assert frame["date"].min() < SESSIONS[0] and frame["date"].max() == SESSIONS[-1]  # the first window reached back
+    expected = reported(fake, frame, after_close(SESSIONS[-1]))
+    assert mismatches(frame.select("symbol", "date", *VALUES), expected) == []
+    found, wanted = stored_actions(store), expected_actions(fake, after_close(SESSIONS[-1]))
+    assert [a[:3] for a in found] == [a[:3] for a in wanted] and len(found) == ACTIONS
+    assert all(abs(a[3] - b[3]) <= 1e-9 * abs(b[3]) for a, b in zip(found, wanted))
+    return frame
+
+
+def _aggregator(store):
+    from stockstream_cli.read.aggregate import DataAggregator
+
+    return DataAggregator(store)
+
+
 def write_list(path: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from pipeline_support import write_markit_csv

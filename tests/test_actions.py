@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 import actions_support as play
+from actions_support import assert_restated, stored_actions
 from stockstream_cli.fetch import batch
 from stockstream_cli.quality.check import check
 from stockstream_cli.read.aggregate import DataAggregator
@@ -30,23 +31,6 @@ from yahoo_fake import SYDNEY
 
 LAST = play.SESSIONS[-1]
 SUPPORT = Path(__file__).resolve().parent / "actions_support.py"
-
-
-def stored_actions(store) -> list[tuple]:
-    frame = DataAggregator(store).load_actions()
-    return [(s, d, k, v) for s, d, k, v in frame.select("symbol", "date", "kind", "value").iter_rows()]
-
-
-def assert_restated(store, fake) -> pl.DataFrame:
-    frame = DataAggregator(store).load()
-    assert set(frame["symbol"]) == set(play.CODES)
-    assert frame["date"].min() < play.SESSIONS[0] and frame["date"].max() == LAST  # the first window reached back
-    expected = play.reported(fake, frame, play.after_close(LAST))
-    assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
-    found, wanted = stored_actions(store), play.expected_actions(fake, play.after_close(LAST))
-    assert [a[:3] for a in found] == [a[:3] for a in wanted] and len(found) == play.ACTIONS
-    assert all(abs(a[3] - b[3]) <= 1e-9 * abs(b[3]) for a, b in zip(found, wanted))
-    return frame
 
 
 @pytest.fixture
