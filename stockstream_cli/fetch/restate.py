@@ -24,26 +24,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..reasons import RESTATE_FAILED
 
-if TYPE_CHECKING:
-    from .batch import SymbolResult
+SymbolResult = Any  # fetch.batch.SymbolResult (which imports this module: not imported back)
 
-Refetch = Callable[[str, dt.date, dt.date], "SymbolResult"]
+Refetch = Callable[[str, dt.date, dt.date], SymbolResult]
 FirstDates = Callable[[list[str]], dict[str, dt.date]]
 
 
 @dataclasses.dataclass
 class Restatement:
-    results: list["SymbolResult"]  # the batch's results, refetched symbols replaced
+    results: list[SymbolResult]  # the batch's results, refetched symbols replaced
     refetched: list[str]  # symbols fetched again over their stored range
     failed: list[str]  # symbols whose refetch failed (recorded as RESTATE_FAILED)
     requests: int  # requests the refetches sent
 
 
-def restate(store, results: list["SymbolResult"], window_first: dt.date, day: dt.date, *, refetch: Refetch,
+def restate(store, results: list[SymbolResult], window_first: dt.date, day: dt.date, *, refetch: Refetch,
             first_dates: FirstDates | None = None) -> Restatement:
     """Refetch every symbol of `results` whose window shows an action the store does not know, over its
     stored range (first stored date .. `day`), when that range reaches before the window."""
@@ -75,14 +74,14 @@ def restate(store, results: list["SymbolResult"], window_first: dt.date, day: dt
     return Restatement(out, refetched, failed, requests)
 
 
-def write_actions(store, results: list["SymbolResult"]) -> list[str]:
+def write_actions(store, results: list[SymbolResult]) -> list[str]:
     """Store the actions of every symbol fetched (merged, only where something is new); the symbols written."""
     from ..read.actions import store_actions
 
     return [r.symbol for r in results if _has_actions(r) and store_actions(store, r.symbol, r.actions)]
 
 
-def _has_actions(result: "SymbolResult") -> bool:
+def _has_actions(result: SymbolResult) -> bool:
     return result.failure is None and result.actions is not None and not result.actions.is_empty()
 
 

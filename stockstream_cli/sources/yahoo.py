@@ -201,25 +201,16 @@ def to_polars(frame) -> "pl.DataFrame":
         values = frame[list(sources.values())].to_numpy(dtype="float64", na_value=float("nan"))
         positions = dict(zip(sources.values(), range(len(sources))))
     else:
-        positions = {name: frame.columns.get_loc(name) for name in set(sources.values())
-                     | {source for source in ACTION_COLUMNS.values() if source in frame.columns}}
+        positions = {name: frame.columns.get_loc(name) for name in set(sources.values())}
     days = index.tz_localize(None).to_numpy().astype("datetime64[D]")
     actions = {name: source for name, source in ACTION_COLUMNS.items() if source in frame.columns}
-    for name, source in actions.items():
-        if source not in positions:  # the fallback conversion above took only the bar's columns
-            positions[source] = len(sources) + list(actions).index(name)
-            values = _with_column(values, frame[source])
     return pl.DataFrame([
         pl.Series("date", days, dtype=pl.Date),
         *(pl.Series(name, values[:, positions[source]], dtype=pl.Float64, nan_to_null=True)
-          for name, source in (*sources.items(), *actions.items())),
+          for name, source in sources.items()),
+        *(pl.Series(name, frame[source].to_numpy(dtype="float64", na_value=float("nan")), dtype=pl.Float64,
+                    nan_to_null=True) for name, source in actions.items()),
     ])
-
-
-def _with_column(values, column):
-    import numpy as np
-
-    return np.column_stack([values, column.to_numpy(dtype="float64", na_value=float("nan"))])
 
 
 def classify_exception(exc: BaseException, status: int | None = None) -> Failure:
