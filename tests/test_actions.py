@@ -167,3 +167,19 @@ def test_a_run_during_the_session_stores_no_bar_for_that_day_the_run_after_the_c
     final = DataAggregator(store).load_date(day)
     assert final["symbol"].to_list() == ["AAA", "BBB"]
     assert final["close"].to_list() == [fake_yahoo.bar(code, day)["close"] for code in ("AAA", "BBB")]
+
+
+def test_backfill_stores_the_actions_it_sees_and_its_history_loads_restated(tmp_path, fake_yahoo):
+    from stockstream_cli.run.backfill import backfill
+
+    play.program(fake_yahoo)
+    fake_yahoo.set_as_of(play.after_close(LAST))
+    store = LocalStore(tmp_path / "data")
+    document = backfill(store, dt.date(2026, 11, 2), LAST, Settings.resolve(delay=0, retry_wait=0),
+                        symbols=["AAA", "EEE"])
+    assert document is not None
+    assert [a[:3] for a in stored_actions(store)] == [a[:3] for a in play.expected_actions(fake_yahoo, None)
+                                                      if a[0] in ("AAA", "EEE")]
+    frame = DataAggregator(store).load()
+    expected = play.reported(fake_yahoo, frame, play.after_close(LAST))
+    assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
