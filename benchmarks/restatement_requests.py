@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 DIVIDENDS_PER_YEAR = 1_500  # ASX ex-dividend events a year (issue 12's figure)
 SPLITS_PER_YEAR = 100  # splits and consolidations a year (the lead's figure)
-SESSIONS_PER_YEAR = 253  # XASX sessions in 2026 (exchange_calendars)
+SESSIONS_PER_YEAR = 254  # XASX sessions in 2026 (exchange_calendars: calendar.sessions over the year)
 SYMBOLS = 1_840
 DELAY = 2.0  # the default --delay between one worker's requests
 WORKERS = 10  # the default --concurrency / the Map's

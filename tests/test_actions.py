@@ -183,3 +183,41 @@ def test_backfill_stores_the_actions_it_sees_and_its_history_loads_restated(tmp_
     frame = DataAggregator(store).load()
     expected = play.reported(fake_yahoo, frame, play.after_close(LAST))
     assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
+
+
+def test_chart_marks_the_split_and_the_ex_dividend_dates(tmp_path, fake_yahoo, asx_list):
+    pytest.importorskip("matplotlib")
+    from stockstream_cli.quality.chart import build_figure, chart_data
+
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    play.play_local(store, fake_yahoo, asx_list)
+    data = chart_data(store, "AAA", play.SESSIONS[0], LAST)
+    assert data.splits == [(dt.date(2026, 11, 13), 2.0)]
+    assert [d for d, _ in data.dividends] == [dt.date(2026, 11, 11), dt.date(2026, 11, 18)]
+    figure = build_figure(data)
+    prices = figure.axes[0]
+    gids = {line.get_gid() for line in prices.get_lines()}
+    assert {"split-2026-11-13", "dividends"} <= gids
+    assert "2-for-1" in {text.get_text() for text in prices.texts}
+    dividends = next(line for line in prices.get_lines() if line.get_gid() == "dividends")
+    assert len(dividends.get_xdata()) == 2
+
+
+def test_a_change_an_action_does_not_explain_stays_a_revision():
+    from stockstream_cli.quality.check import split_restatements
+    from stockstream_cli.read.actions import action_schema
+
+    actions = pl.DataFrame([("AAA", dt.date(2026, 11, 13), "split", 2.0, "t"), ("BBB", dt.date(2026, 11, 13), "dividend", 0.1, "t")],
+                           schema=action_schema(), orient="row")
+    halved = {"symbol": "AAA", "date": "2026-11-12", "fields": ["open", "high", "low", "close", "adjusted_close", "volume"],
+              "oldest": {"open": 4.0, "high": 4.4, "low": 3.8, "close": 4.2, "adjusted_close": 4.1, "volume": 100},
+              "newest": {"open": 2.0, "high": 2.2, "low": 1.9, "close": 2.1, "adjusted_close": 2.0, "volume": 200}}
+    dividend = {"symbol": "BBB", "date": "2026-11-12", "fields": ["adjusted_close"],
+                "oldest": {"adjusted_close": 5.0}, "newest": {"adjusted_close": 4.9}}
+    volume_fix = {"symbol": "BBB", "date": "2026-11-12", "fields": ["volume"], "oldest": {"volume": 1}, "newest": {"volume": 2}}
+    after_the_split = {**halved, "date": "2026-11-13"}  # the split goes ex that day: it does not restate it
+    one_price = {**halved, "fields": ["close"], "oldest": {"close": 4.2}, "newest": {"close": 2.1}}
+    revisions, restated = split_restatements([halved, dividend, volume_fix, after_the_split, one_price], actions)
+    assert restated == [halved, dividend]
+    assert revisions == [volume_fix, after_the_split, one_price]
