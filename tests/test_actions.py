@@ -221,3 +221,30 @@ def test_a_change_an_action_does_not_explain_stays_a_revision():
     revisions, restated = split_restatements([halved, dividend, volume_fix, after_the_split, one_price], actions)
     assert restated == [halved, dividend]
     assert revisions == [volume_fix, after_the_split, one_price]
+
+
+def test_actions_that_cannot_be_written_fail_the_batch_and_its_retry_restates_again(tmp_path, fake_yahoo, asx_list):
+    from pipeline_support import FailingPutStore
+    from stockstream_cli.errors import BatchFailed
+    from stockstream_cli.sources import asx
+
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    split_day = dt.date(2026, 11, 13)
+    play.play_local(store, fake_yahoo, asx_list, days=play.SESSIONS[:4])
+    fake_yahoo.set_as_of(play.after_close(split_day))
+    settings = Settings.resolve(delay=0, retry_wait=0, batch_size=play.BATCH_SIZE)
+    asx.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
+    failing = FailingPutStore(store, "actions/AAA.parquet")
+    with pytest.raises(BatchFailed, match="actions could not be written"):
+        batch.fetch_batch(failing, split_day, 0, settings)
+    assert not store.exists(f"runs/{split_day}/batch-0.json")  # not done: the Map (or rerun-failed) runs it again
+    assert ("AAA", split_day, "split", 2.0) not in stored_actions(store)
+
+    fake_yahoo.reset_counts()
+    batch.fetch_batch(store, split_day, 0, settings)
+    assert play.refetches(fake_yahoo) == 1  # the action still looked new: fetched again, now recorded
+    assert ("AAA", split_day, "split", 2.0) in stored_actions(store)
+    frame = DataAggregator(store).load(["AAA"])
+    expected = play.reported(fake_yahoo, frame, play.after_close(split_day))
+    assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
