@@ -248,3 +248,18 @@ def test_actions_that_cannot_be_written_fail_the_batch_and_its_retry_restates_ag
     frame = DataAggregator(store).load(["AAA"])
     expected = play.reported(fake_yahoo, frame, play.after_close(split_day))
     assert play.mismatches(frame.select("symbol", "date", *play.VALUES), expected) == []
+
+
+def test_without_the_refetch_the_same_play_leaves_the_rows_older_than_the_window_wrong(tmp_path, fake_yahoo, asx_list,
+                                                                                      monkeypatch):
+    """The play's comparison can fail: with restatement off, exactly the rows older than the window differ."""
+    from stockstream_cli.fetch import restate
+
+    monkeypatch.setattr(restate, "restate", lambda store, results, *a, **k: restate.Restatement(results, [], [], 0))
+    play.program(fake_yahoo)
+    store = LocalStore(tmp_path / "data")
+    play.play_local(store, fake_yahoo, asx_list)
+    frame = DataAggregator(store).load()
+    wrong = play.mismatches(frame.select("symbol", "date", *play.VALUES), play.reported(fake_yahoo, frame, play.after_close(LAST)))
+    assert {symbol for symbol, *_ in wrong} == {"AAA", "CCC", "EEE", "FFF", "JJJ"}  # every symbol with an action
+    assert all(day < LAST - dt.timedelta(days=4) for _, day, *_ in wrong)  # older than the last window
