@@ -85,6 +85,30 @@ def closed_at(session: dt.date) -> dt.datetime:
     return close.to_pydatetime().astimezone(dt.timezone.utc) + CLOSE_SETTLE
 
 
+AUCTION_MARGIN = dt.timedelta(minutes=15)  # the closing auction: a session's bar moves until its close plus this
+
+
+def bar_final_at(session: dt.date) -> dt.datetime:
+    """When `session`'s daily bar stops moving: its XASX close (early closes included) plus AUCTION_MARGIN, UTC."""
+    close = _calendar_covering(session, session).session_close(session.isoformat())
+    return close.to_pydatetime().astimezone(dt.timezone.utc) + AUCTION_MARGIN
+
+
+def last_final_day(last: dt.date, now: dt.datetime) -> dt.date:
+    """The last day through which a fetch at `now` (aware) can store bars, for a window ending at `last`: the
+    day before `last` when `last` is today's session in Sydney and it is not final yet, else `last`."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    from zoneinfo import ZoneInfo
+
+    from .values import SYDNEY
+
+    today = now.astimezone(ZoneInfo(SYDNEY)).date()
+    if last >= today and is_session(today) and now < bar_final_at(today):
+        return today - dt.timedelta(days=1)
+    return last
+
+
 def session_to_check(day: dt.date, run_started: dt.datetime, lookback_days: int) -> dt.date | None:
     """The session a run for `day` that started at `run_started` can be expected to have complete.
 

@@ -7,6 +7,7 @@
     raw-data/YYYY-MM-DD-backfill-N.parquet one file per chunk of a backfill (same schema as a batch file)
     runs/YYYY-MM-DD/backfill-N.json        that chunk's result: what a rerun of the backfill skips
     raw-data/compacted-YYYY-MM.parquet     `stockstream compact`: a month's batch files in one sorted file
+    actions/SYMBOL.parquet                 a symbol's corporate actions (dividends, splits), its whole history
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import re
 SYMBOLS_PREFIX = "symbols/"
 RAW_DATA_PREFIX = "raw-data/"
 RUNS_PREFIX = "runs/"
-DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX)  # every key lives under one (the IAM policy grants these)
+ACTIONS_PREFIX = "actions/"
+DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, ACTIONS_PREFIX)  # every key lives under one (the IAM policy grants these)
 
 _SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
 _BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")
@@ -101,3 +103,17 @@ def parse_compacted_data_key(key: str) -> str | None:
     match = _COMPACTED_DATA_RE.match(key)
     return f"{match.group(1)}-{match.group(2)}" if match and 1 <= int(match.group(2)) <= 12 else None
 
+
+
+# corporate actions: one file per symbol (read/actions.py)
+_ACTIONS_RE = re.compile(r"^actions/([A-Z0-9]{3,6})\.parquet$")
+
+
+def actions_key(symbol: str) -> str:
+    return f"{ACTIONS_PREFIX}{symbol}.parquet"
+
+
+def parse_actions_key(key: str) -> str | None:
+    """The symbol of an actions file's key; None for any other key."""
+    match = _ACTIONS_RE.match(key)
+    return match.group(1) if match else None

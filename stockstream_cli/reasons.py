@@ -14,13 +14,16 @@ NO_DATA = "no_data"  # the symbol exists but has no traded bar in the window
 INVALID_DATA = "invalid_data"  # bars came back, none of them valid (Yahoo corrects bad bars later)
 TIMEOUT = "timeout"  # no answer in time
 ERROR = "error"  # anything else (a network error, an unexpected answer)
-ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR)
+# the window showed a new dividend or split and the refetch of the symbol's stored range failed: nothing of
+# the symbol was stored (fetch/restate.py), so the next fetch sees the action as new again
+RESTATE_FAILED = "restate_failed"
+ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR, RESTATE_FAILED)
 
 UNRECORDED = ERROR  # the reason of a failed symbol whose record names none
 
 # Retried at once, inside the batch (with backoff); a batch whose every failure is one of these, with no
 # symbol fetched, failed as a whole (Yahoo refusing or unreachable) and is retried by the state machine.
-TRANSIENT = frozenset({RATE_LIMITED, TIMEOUT, ERROR})
+TRANSIENT = frozenset({RATE_LIMITED, TIMEOUT, ERROR, RESTATE_FAILED})
 # Fetched again by a plain `rerun-failed`: the transient ones, and invalid data (Yahoo corrects bad bars).
 RERUN = TRANSIENT | {INVALID_DATA}
 # Fetched again only by `rerun-failed --all`: they will most likely fail the same way.

@@ -16,6 +16,7 @@ CONTRACT_COMMANDS = [
     "run-local",
     "rerun-failed",
     "load",
+    "actions",
     "status",
     "deploy",
     "destroy",

@@ -23,7 +23,9 @@ def test_a_batch_written_to_s3_round_trips_through_polars(fake_yahoo, s3_bucket)
 
     key = "raw-data/2025-04-08-batch-3.parquet"
     assert document["metadata"]["s3_key"] == key
-    assert sorted(store.list()) == ["raw-data/2025-04-08-batch-3.parquet", "runs/2025-04-08/batch-3.json"]
+    # the fixture's dividend (issue 12): kept in the symbol's actions file
+    assert sorted(store.list()) == ["actions/BHP.parquet", "raw-data/2025-04-08-batch-3.parquet",
+                                    "runs/2025-04-08/batch-3.json"]
     assert json.loads(store.get("runs/2025-04-08/batch-3.json")) == document
 
     rows = pl.read_parquet(store.polars_path(key), storage_options=store.polars_storage_options())

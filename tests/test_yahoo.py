@@ -37,7 +37,9 @@ def prepared(fake_yahoo):
 def test_recorded_bhp_response_parses_to_its_exact_values_with_the_dividend_adjusted_close(prepared):
     fake = prepared("BHP").respond("BHP", fixture("synthetic_chart_BHP.AX_range5d_1d.json"))
     rows = yahoo.fetch("BHP", APRIL_2, APRIL_8)
-    assert rows.to_dicts() == [
+    # the response's events.dividends ride on the bar of their ex-date (issue 12): 0.80 going ex on 7 April
+    assert rows["dividend"].to_list() == [0.0, 0.0, 0.0, 0.8, 0.0] and rows["split"].to_list() == [0.0] * 5
+    assert rows.select(yahoo.RAW_COLUMNS).to_dicts() == [
         {"date": dt.date(2025, 4, 2), "open": 38.7, "high": 39.12, "low": 38.52, "close": 38.95, "adjusted_close": 38.08732, "volume": 7843211.0},
         {"date": dt.date(2025, 4, 3), "open": 38.4, "high": 38.55, "low": 37.61, "close": 37.8, "adjusted_close": 36.962791, "volume": 9920381.0},
         {"date": dt.date(2025, 4, 4), "open": 37.1, "high": 37.25, "low": 35.95, "close": 36.12, "adjusted_close": 35.32, "volume": 14028812.0},

@@ -69,7 +69,7 @@ def load(
     from ..settings import Settings
     from ..values import parse_date, parse_symbols
 
-    chosen = _choose_format(format, output)
+    chosen = choose_format(format, output)
     codes = parse_symbols(symbols)
     first, last = _date_range(date, start, end, parse_date)
     settings = Settings.resolve(store=store, profile=profile, region=region)
@@ -77,6 +77,11 @@ def load(
     frame = aggregator.load(codes, start=first, end=last)
     if frame.is_empty():
         _note_empty(aggregator, codes, first, last)
+    show(frame, chosen, output)
+
+
+def show(frame, chosen: "Format", output: Path | None) -> None:
+    """A result frame to --output (atomically) or stdout in the chosen format (load's and actions' rendering)."""
     if output is not None:
         _write_file(frame, chosen, output)
         typer.echo(f"wrote {frame.height:,} rows to {output}", err=True)
@@ -87,7 +92,7 @@ def load(
         sys.stdout.flush()
 
 
-def _choose_format(format: Format | None, output: Path | None) -> Format:
+def choose_format(format: Format | None, output: Path | None) -> Format:
     from ..errors import InputError
 
     if output is not None:
@@ -178,7 +183,7 @@ def _print_table(frame) -> None:
     shown = _columns_that_fit(list(frame.columns), widths, console.width)
     table = Table(box=box.SIMPLE_HEAD, caption=_caption(frame.height, hidden, frame.columns, shown), caption_justify="left")
     for name in shown:
-        numeric = name not in {"symbol", "date", "fetch_timestamp"}
+        numeric = name not in {"symbol", "date", "fetch_timestamp", "kind"}
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     keep = [frame.columns.index(name) for name in shown]
     for row in head:
@@ -196,7 +201,7 @@ DROP_ORDER = ("batch_number", "fetch_timestamp", "adjusted_close", "volume", "op
 
 def _columns_that_fit(columns: list[str], widths: dict[str, int], width: int) -> list[str]:
     shown = list(columns)
-    for name in DROP_ORDER:
+    for name in (name for name in DROP_ORDER if name in shown):
         if sum(widths[column] + 3 for column in shown) + 1 <= width:
             break
         shown.remove(name)

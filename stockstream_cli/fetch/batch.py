@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
-from . import manifest
+from . import manifest, restate
+from ..calendar import last_final_day
+from ..read.actions import actions_from_raw
 from ..sources import yahoo
 from ..errors import BatchFailed, InputError, StoreError
 from ..datafile import read_batch_rows, to_parquet_bytes
@@ -54,6 +56,8 @@ class SymbolResult:
     detail: str
     attempts: int  # requests sent for it
     dropped: dict[str, int]
+    actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (read/actions.py's columns)
+    restated_from: dt.date | None = None  # set when its stored range was fetched again (fetch/restate.py)
 
 
 def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]:
@@ -89,6 +93,7 @@ def fetch_batch(
     fetcher: Fetcher | None = None,
     rng: Callable[[], float] = random.random,
     requests: "RequestCounts | None" = None,
+    now: dt.datetime | None = None,
 ) -> dict:
     """Fetch, clean and store batch `batch_number` of `day`; return its manifest (the contract's JSON).
 
@@ -96,6 +101,7 @@ def fetch_batch(
     pacer: shared pacing (default: the fixed --delay of this worker). on_symbol(symbol, reason or None):
     called after each symbol. sleep, fetcher, rng: the edges, swappable in tests (fetcher defaults to
     yahoo.fetch). requests: a sources.http.RequestCounts that gets every HTTP request the batch sends, by kind.
+    now: the moment of the fetch (default: this machine's clock), for the live-bar rule (calendar.last_final_day).
     """
     from ..sources import http
     from . import pacing
@@ -103,6 +109,7 @@ def fetch_batch(
     started = time.monotonic()
     codes = batch_codes(store, day, batch_number, symbols)
     first, last = lookback_window(day, settings.lookback_days)
+    final_through = last_final_day(last, now or dt.datetime.now(dt.timezone.utc))
     sleep = sleep or time.sleep
     pacer = pacer or pacing.pacer_from_settings(settings, sleep=sleep)
     if fetcher is None:
@@ -113,10 +120,16 @@ def fetch_batch(
     with http.paced(None, requests):
         for code in codes:
             result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
-                                  fetcher=fetcher, rng=rng)
+                                  fetcher=fetcher, rng=rng, final_through=final_through)
             results.append(result)
             if on_symbol is not None:
                 on_symbol(code, result.failure)
+        restated = restate.restate(
+            store, results, first, day,
+            refetch=lambda code, start, end: fetch_symbol(code, start, end, batch_number, settings, pacer=pacer,
+                                                          sleep=sleep, fetcher=fetcher, rng=rng,
+                                                          final_through=final_through))
+        results = restated.results
 
     data_key = layout.batch_data_key(day, batch_number)
     manifest_key = layout.batch_manifest_key(day, batch_number)
@@ -130,7 +143,12 @@ def fetch_batch(
             f"batch {batch_number} of {day.isoformat()} failed: no symbol has data and every failure is retryable "
             f"({_reason_counts(document['metadata']['failure_reasons'])}); nothing was written"
         )
+    # data before actions before the manifest: see fetch/restate.py (never an action over unrestated rows)
     _write(store, data_key, to_parquet_bytes(rows), batch_number, day)
+    try:
+        document["metadata"]["actions_written"] = restate.write_actions(store, results)
+    except StoreError as exc:
+        raise BatchFailed(f"batch {batch_number} of {day.isoformat()}: actions could not be written: {exc}") from exc
     _write(store, manifest_key, manifest.encode(document), batch_number, day)
     return document
 
@@ -146,8 +164,12 @@ def fetch_symbol(
     sleep: Callable[[float], None],
     fetcher: Fetcher,
     rng: Callable[[], float] = random.random,
+    final_through: dt.date | None = None,
 ) -> SymbolResult:
     """One symbol: up to settings.retries + 1 attempts, then clean rows or a classified failure.
+
+    final_through: the last session whose bar is final (calendar.last_final_day); a later bar (today's, during
+    the session) is dropped as outside the window. Default: `last`.
 
     A fetcher that sends its requests through sources.http's session (`paced_per_request`, as yahoo.fetch)
     is paced there, each HTTP request (cookie, crumb, resend) taking a slot and reporting its answer; any
@@ -167,7 +189,7 @@ def fetch_symbol(
         if not isinstance(outcome, yahoo.Failure):
             if not per_request:
                 pacer.on_success()
-            return _cleaned(code, outcome, first, last, batch_number, attempts)
+            return _cleaned(code, outcome, first, min(last, final_through or last), batch_number, attempts)
         if per_request:
             pass  # the session told the pacer of every answer
         elif outcome.reason == RATE_LIMITED:
@@ -183,11 +205,13 @@ def fetch_symbol(
 
 def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batch_number: int,
              attempts: int) -> SymbolResult:
+    fetched_at = schema.utc_timestamp()
     rows, dropped = schema.clean_bars(raw, symbol=code, batch_number=batch_number,
-                                      fetch_timestamp=schema.utc_timestamp(), first_day=first, last_day=last)
+                                      fetch_timestamp=fetched_at, first_day=first, last_day=last)
     dropped = {reason: count for reason, count in dropped.items() if count}
     if rows.height:
-        return SymbolResult(code, rows, None, "", attempts, dropped)
+        actions = actions_from_raw(raw, symbol=code, fetch_timestamp=fetched_at, first_day=first, last_day=last)
+        return SymbolResult(code, rows, None, "", attempts, dropped, actions)
     if dropped.get("invalid"):
         return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
     return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
@@ -259,6 +283,7 @@ def build_manifest(
         "failure_details": dict(sorted(details.items())),
         "symbols": members,
         "symbols_this_run": sorted(now),
+        "restated": {r.symbol: r.restated_from.isoformat() for r in results if r.restated_from is not None},
         "requests": sum(r.attempts for r in results),
         "fetched_at": fetched_at,
     }

@@ -36,6 +36,8 @@ class ChartData:
     adjusted_close: list[float | None]
     volume: list[int | None]
     missing_sessions: list[dt.date]
+    splits: list[tuple[dt.date, float]] = dataclasses.field(default_factory=list)  # (ex-date, ratio) in range
+    dividends: list[tuple[dt.date, float]] = dataclasses.field(default_factory=list)  # (ex-date, per share)
     figure: Any = None
 
     @property
@@ -79,6 +81,9 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
     rows = {row["date"]: row for row in frame.iter_rows(named=True)}
     sessions = calendar.sessions(start, end)
     dates = sorted(set(sessions) | set(rows))
+    actions = reader.load_actions([symbol], start=start, end=end)
+    events = {kind: [(d, v) for d, k, v in zip(actions["date"], actions["kind"], actions["value"]) if k == kind]
+              for kind in ("split", "dividend")}
     return ChartData(
         symbol=symbol,
         start=start,
@@ -88,6 +93,8 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
         adjusted_close=[rows[d]["adjusted_close"] if d in rows else None for d in dates],
         volume=[rows[d]["volume"] if d in rows else None for d in dates],
         missing_sessions=[d for d in sessions if d not in rows],
+        splits=events["split"],
+        dividends=events["dividend"],
     )
 
 
@@ -124,6 +131,7 @@ def build_figure(data: ChartData):
             noon_before = dt.datetime.combine(day, dt.time()) - dt.timedelta(hours=12)
             axis.axvspan(noon_before, noon_before + dt.timedelta(days=1), color="#e74c3c", alpha=0.18, linewidth=0)
         axis.grid(True, color="#dddddd", linewidth=0.6)
+    _mark_actions(prices, data)
     handles, labels = prices.get_legend_handles_labels()
     if data.missing_sessions:
         handles.append(Patch(color="#e74c3c", alpha=0.3))
@@ -139,6 +147,20 @@ def build_figure(data: ChartData):
     prices.set_title(f"{data.symbol}.AX  {data.start} to {data.end}  ({data.rows} rows{gaps})", loc="left")
     data.figure = figure
     return figure
+
+
+def _mark_actions(prices, data: ChartData) -> None:
+    """A vertical line at each split's ex-date (labelled with its ratio) and a marker under each ex-dividend date."""
+    for index, (day, ratio) in enumerate(data.splits):
+        label = f"{ratio:g}-for-1" if ratio >= 1 else f"1-for-{1 / ratio:g}"
+        prices.axvline(day, color="#8e44ad", linewidth=1.2, linestyle=":", gid=f"split-{day.isoformat()}",
+                       label="split / consolidation" if index == 0 else None)
+        prices.annotate(label, (day, 1.0), xycoords=("data", "axes fraction"), fontsize=8, color="#8e44ad",
+                        ha="left", va="top", rotation=90)
+    if data.dividends:
+        prices.plot([d for d, _ in data.dividends], [0.02] * len(data.dividends), linestyle="none", marker="^",
+                    color="#27ae60", markersize=7, transform=prices.get_xaxis_transform(), gid="dividends",
+                    label=f"ex-dividend ({len(data.dividends)})")
 
 
 def _volume_formatter():

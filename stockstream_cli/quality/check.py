@@ -76,8 +76,12 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     fetches = FetchRecord(store, start, end, lookback_days)
     classified = classify_missing(missing, lists, fetches, lambda names: _earliest_rows(store, names))
     suspicious = find_suspicious(newest, start, end)
-    revisions = find_revisions(raw, start, end)
-    return _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions, symbols, lists)
+    actions = _actions_in(store, universe, context_start, end)
+    revisions, restated = split_restatements(find_revisions(raw, start, end), actions)
+    document = _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
+                         symbols, lists)
+    return {**document, "restated_count": len(restated), "restated": restated,
+            "actions": _action_list(actions, start, end)}
 
 
 def _expected(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str] | None) -> set[tuple[str, dt.date]]:
@@ -407,6 +411,54 @@ def find_revisions(raw: "pl.DataFrame", start: dt.date, end: dt.date) -> list[di
             "oldest": {f: oldest[f] for f in changed}, "newest": {f: newest[f] for f in changed},
         })
     return revisions
+
+
+# ---------------------------------------------------------------------------------------------- restatements
+# A restatement is not a revision: Yahoo restating history through a split or dividend (what
+# fetch/restate.py stores on purpose) changes earlier rows in a known way, so it is counted apart.
+
+RESTATEMENT_TOLERANCE = 1e-6  # relative: prices moved by one factor, within this
+
+
+def _actions_in(store, symbols: list[str], start: dt.date, end: dt.date) -> "pl.DataFrame":
+    from ..read.actions import load_actions
+
+    return load_actions(store, symbols or None, start, None)  # actions after `end` restate rows of the range too
+
+
+def split_restatements(revisions: list[dict], actions: "pl.DataFrame") -> tuple[list[dict], list[dict]]:
+    """(revisions, restatements): a revised row is a restatement when the symbol has an action going ex after
+    the row's date and the change is what such an action does: only adjusted_close changed (a dividend, or
+    any action), or open/high/low/close all moved by one factor and a split goes ex after the row."""
+    after: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)
+    for symbol, day, kind in zip(actions["symbol"].to_list(), actions["date"].to_list(), actions["kind"].to_list()):
+        after[symbol].append((day, kind))
+    kept, restated = [], []
+    for revision in revisions:
+        day = dt.date.fromisoformat(revision["date"])
+        kinds = {kind for ex_date, kind in after.get(revision["symbol"], []) if ex_date > day}
+        (restated if kinds and _explained(revision, kinds) else kept).append(revision)
+    return kept, restated
+
+
+def _explained(revision: dict, kinds: set[str]) -> bool:
+    changed = set(revision["fields"])
+    if changed <= {"adjusted_close"}:
+        return True
+    prices = {"open", "high", "low", "close"}
+    if "split" not in kinds or not changed & prices:
+        return False
+    factors = [revision["newest"][f] / revision["oldest"][f] for f in changed & prices
+               if revision["oldest"].get(f) and revision["newest"].get(f) is not None]
+    unchanged_prices = prices - changed
+    return (bool(factors) and not unchanged_prices
+            and max(factors) - min(factors) <= RESTATEMENT_TOLERANCE * max(abs(f) for f in factors))
+
+
+def _action_list(actions: "pl.DataFrame", start: dt.date, end: dt.date) -> list[dict]:
+    return [{"symbol": s, "date": d.isoformat(), "kind": k, "value": v}
+            for s, d, k, v in zip(actions["symbol"].to_list(), actions["date"].to_list(), actions["kind"].to_list(),
+                                  actions["value"].to_list()) if start <= d <= end]
 
 
 # ---------------------------------------------------------------------------------------------- the report

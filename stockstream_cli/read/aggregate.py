@@ -144,6 +144,20 @@ class DataAggregator:
         """The general query behind the three methods above: every filter optional."""
         return self._query(symbols, start, end, newest=True)
 
+    def load_actions(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> "pl.DataFrame":
+        """The corporate actions the store knows: one row per (symbol, ex-date, kind), sorted by symbol then date,
+        columns symbol, date (the ex-date), kind (`dividend` or `split`), value (the dividend per share in today's
+        units; a split's ratio, 2.0 for 2-for-1, 0.1 for 1-for-10), fetch_timestamp. Filters as in `load`."""
+        from .actions import load_actions
+
+        codes, start, end = _filters(symbols, start, end)
+        return load_actions(self.store, codes, start, end)
+
     def load_fetches(
         self,
         symbols: Iterable[str] | None = None,
@@ -155,14 +169,7 @@ class DataAggregator:
         return self._query(symbols, start, end, newest=False)
 
     def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
-        start = None if start is None else _required_date(start, "start")
-        end = None if end is None else _required_date(end, "end")
-        check_range(start, end, names=("start", "end"))
-        codes = None
-        if symbols is not None:
-            codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
-            if codes is None:
-                raise InputError("no symbols given: name at least one, e.g. ['BHP', 'CBA'], or pass None for all")
+        codes, start, end = _filters(symbols, start, end)
         if codes is None and start is None and end is None:
             keys = self.data_files()
         else:
@@ -267,6 +274,19 @@ def schema_difference(found: "pl.Schema") -> str | None:
         if name in found and found[name] != kind:
             problems.append(f"{name} is {found[name]}, expected {kind}")
     return "not the stockstream schema: " + "; ".join(problems) if problems else None
+
+
+def _filters(symbols, start, end) -> tuple[list[str] | None, dt.date | None, dt.date | None]:
+    """The query filters checked: symbols (None: all), start and end dates (None: unbounded)."""
+    start = None if start is None else _required_date(start, "start")
+    end = None if end is None else _required_date(end, "end")
+    check_range(start, end, names=("start", "end"))
+    codes = None
+    if symbols is not None:
+        codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
+        if codes is None:
+            raise InputError("no symbols given: name at least one, e.g. ['BHP', 'CBA'], or pass None for all")
+    return codes, start, end
 
 
 def _predicate(symbols: list[str] | None, start: dt.date | None, end: dt.date | None) -> "pl.Expr | None":

@@ -14,7 +14,9 @@ record runs/D/backfill-N.json (what `check` reads, and what makes the backfill r
   without its record is overwritten, never duplicated.
 
 `load` reads backfill files like batch files; where a backfill row and a daily row share (symbol, date),
-the newest fetch wins. No typer or rich here.
+the newest fetch wins. The dividends and splits a chunk's answers carry are stored in actions/ (after its
+data file), and a new one restates the symbol's stored rows before `start` the way the daily fetch does
+(fetch/restate.py). No typer or rich here.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
     from ..datafile import to_parquet_bytes
+    from ..fetch import restate
     from ..fetch.batch import fetch_symbol
     from ..read.newest import merge_rows
 
@@ -198,10 +201,15 @@ def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep,
         result = fetch_symbol(code, work.start, work.end, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)
         results.append(result)
         observer.symbol_done(code, result.failure)
+    # an action the store did not know, with rows stored before the backfill's range: those are fetched
+    # again too, as the daily fetch does (fetch/restate.py); the actions seen are stored after the rows
+    results = restate.restate(store, results, work.start, work.end, refetch=lambda code, first, last: fetch_symbol(
+        code, first, last, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)).results
     rows = merge_rows(None, [r.rows for r in results if r.rows is not None])
     data_key = layout.backfill_data_key(work.end, number)
     if rows.height:
         store.put(data_key, to_parquet_bytes(rows))
+    restate.write_actions(store, results)
     record = _record(work, number, chunk, results, rows, data_key if rows.height else None,
                      time.monotonic() - started)
     store.put(layout.backfill_manifest_key(work.end, number), manifest.encode(record))

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 RAW_COLUMNS = ("date", "open", "high", "low", "close", "adjusted_close", "volume")
+# the chart response's events, kept on the bars of their ex-dates (0: none): the dividend per share, and the
+# split's ratio numerator/denominator (yfinance's "Dividends" and "Stock Splits")
+ACTION_COLUMNS = {"dividend": "Dividends", "split": "Stock Splits"}
 _NOT_FOUND_WORDS = ("delisted", "not found", "no data found")
 
 _setup_lock = threading.Lock()
@@ -135,7 +138,7 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
     """Daily bars of ASX `symbol` for the Sydney trading days start..end (both included), or a Failure.
 
     The frame has RAW_COLUMNS: `date` (the Sydney trading date), prices as float64 with nulls where Yahoo
-    sent null, `volume` float64 (null-able). Nothing is dropped here: cleaning is schema.clean_bars's job.
+    sent null, `volume` float64 (null-able); and the ACTION_COLUMNS Yahoo sent (float64, 0 for none). Nothing is dropped here: cleaning is schema.clean_bars's job.
     One call sends one chart request (after `prepare`); it never retries.
     """
     import yfinance as yf
@@ -150,7 +153,7 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
             end=end + dt.timedelta(days=1),
             interval="1d",
             auto_adjust=False,
-            actions=False,
+            actions=True,  # events.dividends and events.splits of the same chart response: no extra request
             keepna=True,
             timeout=timeout,
         )
@@ -200,10 +203,13 @@ def to_polars(frame) -> "pl.DataFrame":
     else:
         positions = {name: frame.columns.get_loc(name) for name in set(sources.values())}
     days = index.tz_localize(None).to_numpy().astype("datetime64[D]")
+    actions = {name: source for name, source in ACTION_COLUMNS.items() if source in frame.columns}
     return pl.DataFrame([
         pl.Series("date", days, dtype=pl.Date),
         *(pl.Series(name, values[:, positions[source]], dtype=pl.Float64, nan_to_null=True)
           for name, source in sources.items()),
+        *(pl.Series(name, frame[source].to_numpy(dtype="float64", na_value=float("nan")), dtype=pl.Float64,
+                    nan_to_null=True) for name, source in actions.items()),
     ])
 
 

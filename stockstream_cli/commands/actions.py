@@ -1,0 +1,64 @@
+"""`stockstream actions`: the corporate actions the store knows (dividends, splits), rendered as `load` renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import options
+from .load import Format, choose_format, show
+
+
+def register(app: typer.Typer) -> None:
+    app.command("actions")(actions)
+
+
+def actions(
+    symbols: options.Symbols = None,
+    start: Annotated[
+        Optional[str], typer.Option("--start", help="First ex-date, YYYY-MM-DD.", show_default=False)
+    ] = None,
+    end: Annotated[
+        Optional[str], typer.Option("--end", help="Last ex-date, YYYY-MM-DD, included.", show_default=False)
+    ] = None,
+    format: Annotated[
+        Optional[Format],
+        typer.Option(
+            "--format",
+            help="table, csv, json (an array of row objects) or parquet (needs --output). "
+            "[default: table; with --output, from its suffix]",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
+    ] = None,
+    store: options.Store = None,
+    profile: options.Profile = None,
+    region: options.Region = None,
+) -> None:
+    """The dividends and splits the store knows: one row per (symbol, ex-date, kind), sorted by symbol then date.
+
+    Columns: symbol, date (the ex-date), kind (dividend or split), value (the dividend per share in today's
+    units; for a split its ratio: 2.0 for 2-for-1, 0.1 for a 1-for-10 consolidation), fetch_timestamp.
+
+    Examples: `stockstream actions --symbols BHP`; `stockstream actions --start 2026-01-01 --format csv`.
+    """
+    from ..read.aggregate import DataAggregator
+    from ..settings import Settings
+    from ..values import check_range, parse_date, parse_symbols
+
+    chosen = choose_format(format, output)
+    codes = parse_symbols(symbols)
+    first = None if start is None else parse_date(start, option="--start")
+    last = None if end is None else parse_date(end, option="--end")
+    check_range(first, last)
+    settings = Settings.resolve(store=store, profile=profile, region=region)
+    aggregator = DataAggregator(settings.store, profile=settings.profile, region=settings.region)
+    frame = aggregator.load_actions(codes, start=first, end=last)
+    if frame.is_empty():
+        typer.echo(f"no actions{' of ' + ' '.join(codes) if codes else ''} in {aggregator.store.uri}", err=True)
+    show(frame, chosen, output)
