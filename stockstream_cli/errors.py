@@ -41,6 +41,24 @@ class BatchFailed(StockstreamError):
     """A whole batch failed (as opposed to some of its symbols): the orchestrator may retry it."""
 
 
+class BatchCutShort(BatchFailed):
+    """A batch stopped before its end, after writing what it fetched (`document`, its stored manifest)."""
+
+    def __init__(self, message: str, document: dict | None = None):
+        super().__init__(message)
+        self.document = document
+
+
+class BatchBlocked(BatchCutShort):
+    """Most of a batch answered "not found": Yahoo is blocking the client (fetch/block.py). Retried later;
+    the state machine sees this name (States.TaskFailed retries it)."""
+
+
+class BatchInterrupted(BatchCutShort):
+    """The fetcher's deadline came (Lambda's remaining time): the rest is recorded as interrupted and the
+    state machine's Retry continues from there."""
+
+
 class Interrupted(StockstreamError):
     """The user stopped a run (Ctrl-C): what finished is kept, and the message says how to finish the rest."""
 

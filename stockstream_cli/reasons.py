@@ -14,16 +14,23 @@ NO_DATA = "no_data"  # the symbol exists but has no traded bar in the window
 INVALID_DATA = "invalid_data"  # bars came back, none of them valid (Yahoo corrects bad bars later)
 TIMEOUT = "timeout"  # no answer in time
 ERROR = "error"  # anything else (a network error, an unexpected answer)
-ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR)
+# Most of a batch answered "not found"/"no data" at once: Yahoo blocking the client, not delisting
+# (fetch/block.py decides); retried later, never taken for a delisting.
+BLOCKED = "blocked"
+# Not fetched because the fetcher's deadline came (Lambda's timeout, Ctrl-C): fetched by the next try.
+INTERRUPTED = "interrupted"
+ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR, BLOCKED, INTERRUPTED)
 
 UNRECORDED = ERROR  # the reason of a failed symbol whose record names none
 
 # Retried at once, inside the batch (with backoff); a batch whose every failure is one of these, with no
 # symbol fetched, failed as a whole (Yahoo refusing or unreachable) and is retried by the state machine.
 TRANSIENT = frozenset({RATE_LIMITED, TIMEOUT, ERROR})
+# Retried by a later attempt of the batch (the state machine's Retry, run-local's batch retry), not inside it.
+LATER = frozenset({BLOCKED, INTERRUPTED})
 # Fetched again by a plain `rerun-failed`: the transient ones, and invalid data (Yahoo corrects bad bars).
-RERUN = TRANSIENT | {INVALID_DATA}
+RERUN = TRANSIENT | LATER | {INVALID_DATA}
 # Fetched again only by `rerun-failed --all`: they will most likely fail the same way.
 LASTING = frozenset(ALL) - RERUN
 # A backfill that recorded one of these for a symbol is done with it: only transient failures are retried.
-FINAL = frozenset(ALL) - TRANSIENT
+FINAL = frozenset(ALL) - TRANSIENT - LATER

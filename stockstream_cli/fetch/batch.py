@@ -30,15 +30,16 @@ from typing import TYPE_CHECKING, Any
 from .. import layout, schema
 from . import manifest
 from ..sources import yahoo
-from ..errors import BatchFailed, InputError, StoreError
+from ..errors import BatchBlocked, BatchFailed, BatchInterrupted, InputError, StoreError
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
-from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
+from ..reasons import BLOCKED, INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
 from ..values import check_batch_number, check_symbol
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from .deadline import Deadline
     from .pacing import Pacer
     from ..sources.http import RequestCounts
 
@@ -89,6 +90,7 @@ def fetch_batch(
     fetcher: Fetcher | None = None,
     rng: Callable[[], float] = random.random,
     requests: "RequestCounts | None" = None,
+    deadline: "Deadline | None" = None,
 ) -> dict:
     """Fetch, clean and store batch `batch_number` of `day`; return its manifest (the contract's JSON).
 
@@ -96,6 +98,9 @@ def fetch_batch(
     pacer: shared pacing (default: the fixed --delay of this worker). on_symbol(symbol, reason or None):
     called after each symbol. sleep, fetcher, rng: the edges, swappable in tests (fetcher defaults to
     yahoo.fetch). requests: a sources.http.RequestCounts that gets every HTTP request the batch sends, by kind.
+    deadline: a fetch.deadline.Deadline; once due, no new symbol is taken, what was fetched is written and the
+    rest recorded as `interrupted` (then the stop's exception is raised again, or BatchInterrupted).
+    A suspected block (fetch/block.py) is written likewise, then raises BatchBlocked.
     """
     from ..sources import http
     from . import pacing
@@ -109,14 +114,23 @@ def fetch_batch(
         yahoo.prepare(codes, settings.cache_dir, allow_plain_requests=settings.allow_plain_requests)
         fetcher = yahoo.fetch
 
-    results = []
+    run = _BatchRun(deadline)
     with http.paced(None, requests):
-        for code in codes:
-            result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
-                                  fetcher=fetcher, rng=rng)
-            results.append(result)
+        for index, code in enumerate(codes):
+            if run.stopped_before(codes[index:]):
+                break
+            try:
+                result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
+                                      fetcher=fetcher, rng=rng)
+            except BaseException as exc:
+                if not run.stopped_by(exc, codes[index:]):
+                    raise
+                break
             if on_symbol is not None:
                 on_symbol(code, result.failure)
+            if run.add(result, codes[index + 1:]):
+                break
+    results = run.finish(pacer, settings)
 
     data_key = layout.batch_data_key(day, batch_number)
     manifest_key = layout.batch_manifest_key(day, batch_number)
@@ -132,6 +146,7 @@ def fetch_batch(
         )
     _write(store, data_key, to_parquet_bytes(rows), batch_number, day)
     _write(store, manifest_key, manifest.encode(document), batch_number, day)
+    run.raise_if_cut_short(document, batch_number, day)
     return document
 
 
@@ -191,6 +206,71 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
     if dropped.get("invalid"):
         return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
     return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
+
+
+class _BatchRun:
+    """The symbols' results as they come, and whether the batch was cut short: by its deadline (the rest
+    `interrupted`) or by a suspected block (fetch/block.py: the missing answers and the rest `blocked`)."""
+
+    def __init__(self, deadline: "Deadline | None"):
+        from .block import BlockDetector
+
+        self.deadline = deadline
+        self.detector = BlockDetector()
+        self.results: list[SymbolResult] = []
+        self.stop_error: BaseException | None = None
+        self.interrupted = False
+        self.blocked = False
+
+    def stopped_before(self, rest: list[str]) -> bool:
+        if self.deadline is None or not self.deadline.due():
+            return False
+        self._record(rest, INTERRUPTED, "not fetched: the fetcher's deadline came first")
+        self.interrupted = True
+        return True
+
+    def stopped_by(self, error: BaseException, rest: list[str]) -> bool:
+        """A stop (Ctrl-C's RunCancelled) raised while fetching a symbol: keep what was fetched."""
+        if isinstance(error, Exception) or not self.stopped_before(rest):
+            return False
+        self.stop_error = error
+        return True
+
+    def add(self, result: SymbolResult, rest: list[str]) -> bool:
+        """Take one symbol's result; True when the batch must stop here (a run of missing answers)."""
+        self.results.append(result)
+        self.detector.observe(result.failure)
+        if self.detector.run_reached and rest:
+            self._record(rest, BLOCKED, "not fetched: " + self.detector.describe())
+            return True
+        return False
+
+    def finish(self, pacer, settings) -> list[SymbolResult]:
+        from . import block
+
+        if self.detector.suspected:
+            self.blocked = True
+            detail = self.detector.describe()
+            for result in self.results:
+                if result.failure in block.MISSING:
+                    result.failure, result.detail = BLOCKED, f"{detail}; Yahoo said: {result.detail}"
+            block.back_off(pacer, settings)
+        return self.results
+
+    def raise_if_cut_short(self, document: dict, batch_number: int, day: dt.date) -> None:
+        if self.stop_error is not None:
+            raise self.stop_error
+        what = f"batch {batch_number} of {day.isoformat()}"
+        kept = f"{document['metadata']['symbols_fetched']} symbols fetched are stored"
+        if self.blocked:
+            raise BatchBlocked(f"{what}: {self.detector.describe()}; {kept}, the rest recorded as blocked "
+                               f"and retried later", document)
+        if self.interrupted:
+            raise BatchInterrupted(f"{what} stopped at its deadline; {kept}, the rest recorded as interrupted",
+                                   document)
+
+    def _record(self, codes: list[str], reason: str, detail: str) -> None:
+        self.results.extend(SymbolResult(code, None, reason, detail, 0, {}) for code in codes)
 
 
 # ---------------------------------------------------------------------------------------------- the files
