@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .. import layout, schema
 from . import manifest
 from ..sources import yahoo
-from ..errors import BatchBlocked, BatchFailed, BatchInterrupted, InputError, StoreError
+from ..errors import BatchBlocked, BatchFailed, BatchInterrupted, InputError, StoreError, Unhealable
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
 from ..reasons import BLOCKED, INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
@@ -280,6 +280,8 @@ def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> Non
     try:
         store.put(key, data)
     except StoreError as exc:
+        if isinstance(exc, Unhealable):
+            raise  # no retry heals it (errors.Unhealable): said once, as it is
         raise BatchFailed(f"batch {batch_number} of {day.isoformat()} could not be written: {exc}") from exc
 
 

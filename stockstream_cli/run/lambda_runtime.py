@@ -107,8 +107,12 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = settings.open_store()
-    symbols = resumed_symbols(store, day, batch_number, symbols)
-    return fetch_batch(store, day, batch_number, settings, symbols=symbols, deadline=Deadline.of_lambda(context))
+    from ..locks import batch_lock
+
+    with batch_lock(store, day, batch_number, "stock-data-fetcher"):  # refused while a day's writer runs
+        symbols = resumed_symbols(store, day, batch_number, symbols)
+        return fetch_batch(store, day, batch_number, settings, symbols=symbols,
+                           deadline=Deadline.of_lambda(context))
 
 
 def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) -> list[str] | None:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import InputError, Interrupted, StockstreamError
+from ..errors import InputError, Interrupted, StockstreamError, Unhealable
 from .summary import run_document, utc_now, write_run
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource,
@@ -114,8 +114,8 @@ def _symbols_step(store, day, settings, source: SymbolSource, observer: Observer
         control.check()
         try:
             return source(store, day, settings, note=observer.note)
-        except InputError:
-            raise
+        except (InputError, Unhealable):
+            raise  # retrying cannot help: one line, now
         except StockstreamError as error:
             if attempt > SYMBOLS_STEP_RETRIES:
                 raise type(error)(
@@ -165,6 +165,7 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     try:
         for future in _as_completed(futures):
             if future.exception() is not None:
+                control.stop.set()  # an error no retry heals (task.py lets it through): stop the others too
                 raise future.exception()
             outcome = future.result()
             outcomes[outcome.batch_number] = outcome

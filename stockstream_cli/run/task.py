@@ -31,6 +31,8 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
                                          pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
                                          sleep=control.wait, deadline=Deadline(stop=control.stop))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
+            if _unhealable(exc):
+                raise  # a full disk or a store that is a file: every batch would fail the same way, stop
             error = _describe(exc)
             subset = resume_subset(exc, subset)
             if attempt > BATCH_RETRIES:
@@ -60,6 +62,12 @@ def run_pacer(settings, control: Control) -> StoppablePacer:
     from ..fetch import pacing
 
     return StoppablePacer(pacing.pacer_for(settings, sleep=control.wait), control)
+
+
+def _unhealable(exc: BaseException) -> bool:
+    from ..errors import Unhealable
+
+    return isinstance(exc, Unhealable) or isinstance(exc.__cause__, Unhealable)
 
 
 def _describe(exc: BaseException) -> str:
