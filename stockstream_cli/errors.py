@@ -121,7 +121,9 @@ def is_dns_failure(exc: BaseException) -> bool:
                                             "nodename nor servname", "Temporary failure in name resolution",
                                             "getaddrinfo failed", "No address associated with hostname")):
             return True
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        wrapped = (getattr(exc, "kwargs", None) or {}).get("error")  # botocore's EndpointConnectionError
+        exc = exc.__cause__ or exc.__context__ or (wrapped if isinstance(wrapped, BaseException) else None) or (
+            exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
     return False
 
 

@@ -250,7 +250,9 @@ class _S3Locks:
 
 
 def _s3_error(exc: Exception, key: str) -> StoreError:
-    return StoreError(f"cannot take the lock {key}: {exc}")
+    from .store import _store_error
+
+    return _store_error(exc, f"cannot take the lock {key}")
 
 
 def _parse(data: bytes) -> dict:

@@ -175,6 +175,10 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
         observer.stopping()
         pool.shutdown(wait=False, cancel_futures=True)
         _wait_for_workers(futures)
+        unhealable = [f.exception() for f in futures if f.done() and not f.cancelled()
+                      and isinstance(f.exception(), Unhealable)]
+        if unhealable:  # a batch stopped the run (task.py): its error is what the user is told
+            raise unhealable[0]
         for future in futures:
             if future.done() and not future.cancelled() and future.exception() is None:
                 outcome = future.result()

@@ -32,7 +32,8 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
                                          sleep=control.wait, deadline=Deadline(stop=control.stop))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
             if _unhealable(exc):
-                raise  # a full disk or a store that is a file: every batch would fail the same way, stop
+                control.stop.set()  # a full disk, a store that is a file: every batch would fail the same way
+                raise
             error = _describe(exc)
             subset = resume_subset(exc, subset)
             if attempt > BATCH_RETRIES:
