@@ -178,3 +178,23 @@ def test_a_deadline_from_a_clock():
     assert not deadline.due()
     now[0] = 41.0
     assert deadline.due()
+
+
+def test_run_local_retries_a_blocked_batch_and_records_no_delisting(tmp_path, fake_yahoo, store):
+    codes = asx_codes(20)
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+    fake_yahoo.block(start=-1)
+    retried = []
+
+    class Unblock(Observer):
+        def batch_retrying(self, batch_number, attempt, error):
+            retried.append(error)
+            fake_yahoo._blocks.clear()  # Yahoo lets the client back in by the batch's retry
+
+    run = local.run_local(store, DAY, Settings.resolve(batch_size=20),
+                          source=local.asx_source(from_file=str(list_path)), observer=Unblock())
+    assert len(retried) == 1 and "blocking this client" in retried[0]
+    assert run["batches_failed"] == [] and run["symbols_fetched"] == 20 and run["symbols_failed"] == []
+    assert manifest(store)["failure_reasons"] == {}
+    # the blocked attempt stopped after BLOCK_RUN symbols (2 chart requests each), the retry asked for all 20
+    assert fake_yahoo.chart_requests() == 2 * block.BLOCK_RUN + 20
