@@ -298,13 +298,20 @@ class Lock:
 
     def _beat(self, every: float) -> None:
         while not self._stop.wait(every):
-            with self._lock, contextlib.suppress(StoreError):
-                holder = {**self.held.holder, "heartbeat": utc_now()}
-                body = _encode(holder)
-                if self._backend.replace(self.held.key, body, self.held.version):
-                    current = self._backend.read(self.held.key)
-                    if current is not None and current[0].get("token") == holder["token"]:
-                        self.held = Held(self.held.key, holder, current[1])
+            with contextlib.suppress(StoreError):
+                self.renew()
+
+    def renew(self) -> bool:
+        """Write a fresh heartbeat, if the lock is still ours (a conditional replace); True when written."""
+        with self._lock:
+            holder = {**self.held.holder, "heartbeat": utc_now()}
+            if not self._backend.replace(self.held.key, _encode(holder), self.held.version):
+                return False
+            current = self._backend.read(self.held.key)
+            if current is None or current[0].get("token") != holder["token"]:
+                return False
+            self.held = Held(self.held.key, holder, current[1])
+            return True
 
     def release(self) -> None:
         self._stop.set()

@@ -206,3 +206,23 @@ def test_s3_locks_are_conditional_puts(s3_bucket):
     s3.put_object(Bucket=s3_bucket, Key=key, Body=json.dumps(stale).encode())
     with locks.day_lock(store, DAY, "rerun-failed") as held:
         assert json.loads(s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read())["token"] == held[0].held.holder["token"]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_the_heartbeat_is_renewed_only_while_the_lock_is_ours(tmp_path, kind, request):
+    if kind == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        store = open_store(f"s3://{bucket}")
+    else:
+        store = LocalStore(tmp_path / "data")
+    with locks.day_lock(store, DAY, "run-local") as [lock]:
+        backend = locks._backend(store)
+        lock.held.holder["heartbeat"] = "2026-08-21T00:00:00Z"  # renew writes now's, whatever was there
+        assert lock.renew()
+        holder, version = backend.read(locks.day_key(DAY))
+        assert holder["heartbeat"] > "2026-08-21T00:00:00Z" and version == lock.held.version
+        # someone took it over (it looked stale to them): our renewal and our release leave theirs alone
+        theirs = {**holder, "token": "theirs"}
+        assert backend.replace(locks.day_key(DAY), json.dumps(theirs).encode(), version)
+        assert not lock.renew()
+    assert backend.read(locks.day_key(DAY))[0]["token"] == "theirs"
