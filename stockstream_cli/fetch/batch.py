@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
 from . import manifest
+from .cut_short import BatchProgress
 from ..sources import yahoo
-from ..errors import BatchBlocked, BatchFailed, BatchInterrupted, InputError, StoreError, Unhealable
+from ..errors import BatchFailed, InputError, StoreError, Unhealable
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
-from ..reasons import BLOCKED, INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
+from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
 from ..values import check_batch_number, check_symbol
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def fetch_batch(
         yahoo.prepare(codes, settings.cache_dir, allow_plain_requests=settings.allow_plain_requests)
         fetcher = yahoo.fetch
 
-    run = _BatchRun(deadline)
+    run = BatchProgress(deadline, lambda code, reason, detail: SymbolResult(code, None, reason, detail, 0, {}))
     with http.paced(None, requests):
         for index, code in enumerate(codes):
             if run.stopped_before(codes[index:]):
@@ -206,71 +207,6 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
     if dropped.get("invalid"):
         return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
     return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
-
-
-class _BatchRun:
-    """The symbols' results as they come, and whether the batch was cut short: by its deadline (the rest
-    `interrupted`) or by a suspected block (fetch/block.py: the missing answers and the rest `blocked`)."""
-
-    def __init__(self, deadline: "Deadline | None"):
-        from .block import BlockDetector
-
-        self.deadline = deadline
-        self.detector = BlockDetector()
-        self.results: list[SymbolResult] = []
-        self.stop_error: BaseException | None = None
-        self.interrupted = False
-        self.blocked = False
-
-    def stopped_before(self, rest: list[str]) -> bool:
-        if self.deadline is None or not self.deadline.due():
-            return False
-        self._record(rest, INTERRUPTED, "not fetched: the fetcher's deadline came first")
-        self.interrupted = True
-        return True
-
-    def stopped_by(self, error: BaseException, rest: list[str]) -> bool:
-        """A stop (Ctrl-C's RunCancelled) raised while fetching a symbol: keep what was fetched."""
-        if isinstance(error, Exception) or not self.stopped_before(rest):
-            return False
-        self.stop_error = error
-        return True
-
-    def add(self, result: SymbolResult, rest: list[str]) -> bool:
-        """Take one symbol's result; True when the batch must stop here (a run of missing answers)."""
-        self.results.append(result)
-        self.detector.observe(result.failure)
-        if self.detector.run_reached and rest:
-            self._record(rest, BLOCKED, "not fetched: " + self.detector.describe())
-            return True
-        return False
-
-    def finish(self, pacer, settings) -> list[SymbolResult]:
-        from . import block
-
-        if self.detector.suspected:
-            self.blocked = True
-            detail = self.detector.describe()
-            for result in self.results:
-                if result.failure in block.MISSING:
-                    result.failure, result.detail = BLOCKED, f"{detail}; Yahoo said: {result.detail}"
-            block.back_off(pacer, settings)
-        return self.results
-
-    def raise_if_cut_short(self, document: dict, batch_number: int, day: dt.date) -> None:
-        if self.stop_error is not None:
-            raise self.stop_error
-        what = f"batch {batch_number} of {day.isoformat()}"
-        kept = f"{document['metadata']['symbols_fetched']} symbols fetched are stored"
-        if self.blocked:
-            raise BatchBlocked(f"{what}: {self.detector.describe()}; {kept}, the rest recorded as blocked "
-                               f"and retried later", document)
-        if self.interrupted:
-            raise BatchInterrupted(f"{what} stopped at its deadline; {kept}, the rest recorded as interrupted",
-                                   document)
-
-    def _record(self, codes: list[str], reason: str, detail: str) -> None:
-        self.results.extend(SymbolResult(code, None, reason, detail, 0, {}) for code in codes)
 
 
 # ---------------------------------------------------------------------------------------------- the files
