@@ -160,7 +160,7 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
     pacer = run_pacer(settings, control)  # one budget for every worker of the run
-    futures = [pool.submit(run_batch, store, day, settings, job, observer, control, pacer) for job in jobs]
+    futures = [pool.submit(_run_or_stop, store, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
@@ -186,6 +186,15 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     finally:
         pool.shutdown(wait=True)
     return outcomes, interrupted
+
+
+def _run_or_stop(store, day, settings, job: BatchJob, observer: Observer, control: Control, pacer) -> BatchOutcome:
+    """run_batch, stopping the run at once on an error no retry heals (every batch would fail the same way)."""
+    try:
+        return run_batch(store, day, settings, job, observer, control, pacer)
+    except Unhealable:
+        control.stop.set()
+        raise
 
 
 def _as_completed(futures):

@@ -6,7 +6,7 @@ so a batch is retried and recorded the same way whichever runs it. No typer or r
 
 from __future__ import annotations
 
-from ..errors import BatchCutShort, StockstreamError
+from ..errors import BatchCutShort, StockstreamError, Unhealable
 from ..fetch.deadline import Deadline
 from ..reasons import LATER
 from .types import BATCH_RETRIES, BatchJob, BatchOutcome, Control, Observer, StoppablePacer, backoff_waits
@@ -31,9 +31,8 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
                                          pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
                                          sleep=control.wait, deadline=Deadline(stop=control.stop))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
-            if _unhealable(exc):
-                control.stop.set()  # a full disk, a store that is a file: every batch would fail the same way
-                raise
+            if isinstance(exc, Unhealable):
+                raise  # a full disk, a store that is a file: no retry heals it (the runner stops the run)
             error = _describe(exc)
             subset = resume_subset(exc, subset)
             if attempt > BATCH_RETRIES:
@@ -63,12 +62,6 @@ def run_pacer(settings, control: Control) -> StoppablePacer:
     from ..fetch import pacing
 
     return StoppablePacer(pacing.pacer_for(settings, sleep=control.wait), control)
-
-
-def _unhealable(exc: BaseException) -> bool:
-    from ..errors import Unhealable
-
-    return isinstance(exc, Unhealable) or isinstance(exc.__cause__, Unhealable)
 
 
 def _describe(exc: BaseException) -> str:
