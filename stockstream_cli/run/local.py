@@ -160,25 +160,25 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
     pacer = run_pacer(settings, control)  # one budget for every worker of the run
-    futures = [pool.submit(_run_or_stop, store, day, settings, job, observer, control, pacer) for job in jobs]
+    fatal: list[Unhealable] = []  # an error no retry heals, seen by a batch: it stops the run (_run_or_stop)
+    futures = [pool.submit(_run_or_stop, fatal, store, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
             if future.exception() is not None:
-                control.stop.set()  # an error no retry heals (task.py lets it through): stop the others too
+                control.stop.set()
                 raise future.exception()
             outcome = future.result()
             outcomes[outcome.batch_number] = outcome
     except (KeyboardInterrupt, RunCancelled):
         interrupted = True
         control.stop.set()
-        observer.stopping()
+        if not fatal:
+            observer.stopping()
         pool.shutdown(wait=False, cancel_futures=True)
         _wait_for_workers(futures)
-        unhealable = [f.exception() for f in futures if f.done() and not f.cancelled()
-                      and isinstance(f.exception(), Unhealable)]
-        if unhealable:  # a batch stopped the run (task.py): its error is what the user is told
-            raise unhealable[0]
+        if fatal:  # the other batches stopped because of it: its one line is what the user is told
+            raise fatal[0] from None
         for future in futures:
             if future.done() and not future.cancelled() and future.exception() is None:
                 outcome = future.result()
@@ -188,11 +188,13 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     return outcomes, interrupted
 
 
-def _run_or_stop(store, day, settings, job: BatchJob, observer: Observer, control: Control, pacer) -> BatchOutcome:
+def _run_or_stop(fatal: list, store, day, settings, job: BatchJob, observer: Observer, control: Control,
+                 pacer) -> BatchOutcome:
     """run_batch, stopping the run at once on an error no retry heals (every batch would fail the same way)."""
     try:
         return run_batch(store, day, settings, job, observer, control, pacer)
-    except Unhealable:
+    except Unhealable as error:
+        fatal.append(error)  # before the stop, so whoever sees the stop sees why
         control.stop.set()
         raise
 
