@@ -20,14 +20,14 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Figure
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "STORM")  # STORM: B1's storm scenario (benchmarks/storm_bench.py)
 PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "moto", "typer", "curl_cffi")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 (B2 comes with B1; alone, it runs by itself)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 and STORM (B1's storm scenario; B2 comes with B1; alone, it runs by itself)")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
                         "--quick: a temporary file]")
     sizes = parser.add_argument_group("sizes")
@@ -46,12 +46,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--no-s3", action="store_true", help="B4: skip the S3 (moto server) figures")
     sizes.add_argument("--startup-runs", type=int, help="B5: processes timed [9]")
     sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
+    sizes.add_argument("--storm-symbols", type=int, help="STORM: symbols in the list [300]")
+    sizes.add_argument("--storm-seconds", type=float, help="STORM: how long the simulated Yahoo answers 429 [120]")
+    sizes.add_argument("--storm-start", type=float, help="STORM: seconds after the run starts [20]")
     args = parser.parse_args(argv)
     full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
                 reachable_symbols=920, cpu_symbols=100, cpu_rounds=9, days=250,
-                batches=19, repeats=3, startup_runs=9, fetch_symbols=100)
+                batches=19, repeats=3, startup_runs=9, fetch_symbols=100, storm_symbols=300, storm_seconds=120.0,
+                storm_start=20.0)
     quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
-                 cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10)
+                 cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
+                 storm_symbols=20, storm_seconds=3.0, storm_start=2.0)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -102,6 +107,12 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
         from benchmarks import memory_bench
 
         figures += memory_bench.measure(symbols=args.fetch_symbols, work=work)
+    if "STORM" in args.only:
+        from benchmarks import storm_bench
+
+        figures += storm_bench.measure(symbols=args.storm_symbols, workers=args.workers, latency=args.latency,
+                                       storm_seconds=args.storm_seconds, storm_start=args.storm_start,
+                                       delay=0.2 if args.quick else None, work=work)
     order = {name: i for i, name in enumerate(ALL)}
     return sorted(figures, key=lambda f: order[f.bench])  # stable: each benchmark's rows keep their order
 

@@ -21,7 +21,7 @@ def handler(event, context):
     if event_action(event) == FINALIZE_ACTION:
         return finalize_event(event, settings)
     try:
-        result = fetch_event_batch(event, settings)
+        result = fetch_event_batch(event, settings, context)
     except StockstreamError:
         emit_metrics({"BatchesFailed": 1})
         raise

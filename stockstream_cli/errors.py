@@ -37,8 +37,44 @@ class KeyNotFound(StoreError):
         self.key = key
 
 
+class Unhealable(StockstreamError):
+    """Retrying cannot help (a full disk, permission denied, a store path that is a file, a host name that
+    does not resolve): the run stops at once with this one line, no retry loop, nothing more fetched."""
+
+
+class StoreUnusable(StoreError, Unhealable):
+    """The store cannot be written at all: permission denied, disk full, read-only, no such bucket, no
+    such host (exit 1)."""
+
+
+class StoreNotAFolder(InputError, Unhealable):
+    """A local store path that is a file, or under one: bad input (exit 2)."""
+
+
+class SourceUnreachable(SourceError, Unhealable):
+    """The ASX source's host name does not resolve (DNS): retrying in seconds will not change it."""
+
+
 class BatchFailed(StockstreamError):
     """A whole batch failed (as opposed to some of its symbols): the orchestrator may retry it."""
+
+
+class BatchCutShort(BatchFailed):
+    """A batch stopped before its end, after writing what it fetched (`document`, its stored manifest)."""
+
+    def __init__(self, message: str, document: dict | None = None):
+        super().__init__(message)
+        self.document = document
+
+
+class BatchBlocked(BatchCutShort):
+    """Most of a batch answered "not found": Yahoo is blocking the client (fetch/block.py). Retried later;
+    the state machine sees this name (States.TaskFailed retries it)."""
+
+
+class BatchInterrupted(BatchCutShort):
+    """The fetcher's deadline came (Lambda's remaining time): the rest is recorded as interrupted and the
+    state machine's Retry continues from there."""
 
 
 class Interrupted(StockstreamError):
@@ -54,6 +90,41 @@ def first_line(error: BaseException) -> str:
     its class name when it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+UNHEALABLE_ERRNOS = {"ENOSPC": "the disk is full", "EDQUOT": "the disk quota is exceeded",
+                     "EACCES": "permission denied", "EPERM": "permission denied", "EROFS": "read-only file system"}
+NOT_A_FOLDER_ERRNOS = {"ENOTDIR", "EEXIST"}
+
+
+def os_error_kind(exc: OSError) -> str | None:
+    """"not_a_folder", "unusable" or None (may heal) for an OSError of a store write."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    if name == "ENOTDIR" or (name == "EEXIST" and isinstance(exc, FileExistsError)):
+        return "not_a_folder"
+    return "unusable" if name in UNHEALABLE_ERRNOS else None
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """A host name that does not resolve, anywhere in the exception's chain (requests, urllib3, botocore)."""
+    import socket
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, socket.gaierror):
+            return True
+        text = str(exc)
+        if any(marker in text for marker in ("Name or service not known", "Failed to resolve",
+                                            "nodename nor servname", "Temporary failure in name resolution",
+                                            "getaddrinfo failed", "No address associated with hostname")):
+            return True
+        wrapped = (getattr(exc, "kwargs", None) or {}).get("error")  # botocore's EndpointConnectionError
+        exc = exc.__cause__ or exc.__context__ or (wrapped if isinstance(wrapped, BaseException) else None) or (
+            exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    return False
 
 
 def aws_error_code(exc: BaseException) -> str:

@@ -132,3 +132,9 @@ AllowPlainRequests = Annotated[
         show_default=False,
     ),
 ]
+
+Wait = Annotated[
+    bool,
+    typer.Option("--wait", help="When another process is writing the same day (or batch), wait for it to finish "
+                                "instead of exiting 2 (see README, \"One writer per day\")."),
+]

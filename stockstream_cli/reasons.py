@@ -17,16 +17,23 @@ ERROR = "error"  # anything else (a network error, an unexpected answer)
 # the window showed a new dividend or split and the refetch of the symbol's stored range failed: nothing of
 # the symbol was stored (fetch/restate.py), so the next fetch sees the action as new again
 RESTATE_FAILED = "restate_failed"
-ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR, RESTATE_FAILED)
+# Most of a batch answered "not found"/"no data" at once: Yahoo blocking the client, not delisting
+# (fetch/block.py decides); retried later, never taken for a delisting.
+BLOCKED = "blocked"
+# Not fetched because the fetcher's deadline came (Lambda's timeout, Ctrl-C): fetched by the next try.
+INTERRUPTED = "interrupted"
+ALL = (RATE_LIMITED, NOT_FOUND, NO_DATA, INVALID_DATA, TIMEOUT, ERROR, RESTATE_FAILED, BLOCKED, INTERRUPTED)
 
 UNRECORDED = ERROR  # the reason of a failed symbol whose record names none
 
 # Retried at once, inside the batch (with backoff); a batch whose every failure is one of these, with no
 # symbol fetched, failed as a whole (Yahoo refusing or unreachable) and is retried by the state machine.
 TRANSIENT = frozenset({RATE_LIMITED, TIMEOUT, ERROR, RESTATE_FAILED})
+# Retried by a later attempt of the batch (the state machine's Retry, run-local's batch retry), not inside it.
+LATER = frozenset({BLOCKED, INTERRUPTED})
 # Fetched again by a plain `rerun-failed`: the transient ones, and invalid data (Yahoo corrects bad bars).
-RERUN = TRANSIENT | {INVALID_DATA}
+RERUN = TRANSIENT | LATER | {INVALID_DATA}
 # Fetched again only by `rerun-failed --all`: they will most likely fail the same way.
 LASTING = frozenset(ALL) - RERUN
 # A backfill that recorded one of these for a symbol is done with it: only transient failures are retried.
-FINAL = frozenset(ALL) - TRANSIENT
+FINAL = frozenset(ALL) - TRANSIENT - LATER

@@ -6,6 +6,7 @@ locally a temporary file in the same folder renamed over the target, on S3 a sin
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from .errors import InputError, KeyNotFound, StoreError, aws_error_code
+from .errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable,
+                     aws_error_code, first_line, is_dns_failure, os_error_kind)
 
 
 def _process_umask() -> int:
@@ -116,7 +118,7 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, data)
         except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+            raise local_write_error(exc, self.root, path) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -314,12 +316,34 @@ class S3Store:
                                         region_name=self.session.region_name or self.client.meta.region_name)
 
 
+def local_write_error(exc: OSError, root: Path, path: Path) -> StoreError:
+    """A local write's OSError, classified: a store path that is (under) a file is bad input; permission
+    denied, a full disk, a read-only file system cannot heal; anything else may (StoreError)."""
+    kind = os_error_kind(exc)
+    if kind == "not_a_folder":
+        return StoreNotAFolder(f"--store {root}: {_file_in_the_way(root)} is a file, not a folder; "
+                               f"give a folder (it is created when missing)")
+    if kind == "unusable":
+        return StoreUnusable(f"cannot write {path}: {UNHEALABLE_ERRNOS[errno.errorcode[exc.errno]]} "
+                             f"({exc.strerror})")
+    return StoreError(f"cannot write {path}: {exc.strerror}")
+
+
+def _file_in_the_way(root: Path) -> Path:
+    for candidate in [root, *root.parents]:
+        if candidate.is_file():
+            return candidate
+    return root
+
+
 def _store_error(exc: Exception, what: str) -> StoreError:
     code = aws_error_code(exc)
     if code == "NoSuchBucket":
-        return StoreError(f"{what}: the bucket does not exist (create it, or run `stockstream deploy`)")
+        return StoreUnusable(f"{what}: the bucket does not exist (create it, or run `stockstream deploy`)")
     if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
-        return StoreError(f"{what}: access denied ({code}); check your AWS credentials and the bucket policy")
+        return StoreUnusable(f"{what}: access denied ({code}); check your AWS credentials and the bucket policy")
+    if is_dns_failure(exc):
+        return StoreUnusable(f"{what}: no such host ({first_line(exc)}); check the endpoint and the network")
     if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
         return StoreError(f"{what}: no AWS credentials found; set a profile (--profile) or AWS_* variables")
     return StoreError(f"{what}: {exc}")

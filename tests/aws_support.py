@@ -38,9 +38,10 @@ def load_handler(command: str):
 class InProcessLambdas:
     """A replacement for moto's LambdaFunction._invoke_lambda that runs the project's handlers here."""
 
-    def __init__(self) -> None:
+    def __init__(self, context_for=None) -> None:
         self.invocations: list[tuple[str, dict]] = []
         self.errors: list[str] = []
+        self.context_for = context_for  # (function name, event) -> the Lambda context, or None for the plain one
 
     def install(self, monkeypatch) -> "InProcessLambdas":
         from moto.awslambda.models import LambdaFunction
@@ -60,7 +61,8 @@ class InProcessLambdas:
             os.environ.update({k: str(v) for k, v in function.environment_vars.items()})
         handler = load_handler(function.image_config.cmd[0])
         try:
-            result = handler(event, types.SimpleNamespace(function_name=function.function_name))
+            context = self.context_for(function.function_name, event) if self.context_for else None
+            result = handler(event, context or types.SimpleNamespace(function_name=function.function_name))
             return json.dumps(result), False, ""
         except Exception as exc:  # what the Lambda runtime returns for an unhandled error
             self.errors.append(f"{function.function_name}: {type(exc).__name__}: {exc}")

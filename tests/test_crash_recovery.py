@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
+from stockstream_cli import locks
 from stockstream_cli.run import rerun, summary as run_summary
 from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore
@@ -124,8 +125,13 @@ def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_l
     assert 3 <= done_when_killed < BATCHES
     assert not (data / "runs" / DAY.isoformat() / "run.json").exists()
 
+    left = json.loads((data / locks.day_key(DAY)).read_text())  # the killed run's day lock, never released
+    assert left["pid"] == process.pid and locks.is_stale(left)
+
     fake_yahoo.reset_counts()
-    healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    with locks.day_lock(LocalStore(data), DAY, "rerun-failed"):  # as the command does: the stale lock taken over
+        healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    assert not (data / "locks").exists()
     assert exit_code_for(run_summary.outcome(healed)) == 0
     assert (healed["symbols_fetched"], healed["num_batches"], healed["batches_failed"]) == (SYMBOLS, BATCHES, [])
     assert fake_yahoo.chart_requests() == SYMBOLS - BATCH_SIZE * done_when_killed  # only batches with no result
@@ -163,11 +169,16 @@ def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp
 
     manifests = sorted((data / "runs" / DAY.isoformat()).glob("batch-*.json"))
     assert 2 <= len(manifests) < BATCHES
-    for manifest in manifests:
+    complete = 0
+    for manifest in manifests:  # a batch in flight keeps what it fetched, the rest recorded as interrupted
         number = manifest.stem.split("-")[1]
-        assert pl.read_parquet(data / "raw-data" / f"2026-08-21-batch-{number}.parquet").height == BATCH_SIZE * 5
+        metadata = json.loads(manifest.read_text())["metadata"]
+        assert set(metadata["failure_reasons"].values()) <= {"interrupted"}
+        complete += not metadata["failure_reasons"]
+        assert pl.read_parquet(data / "raw-data" / f"2026-08-21-batch-{number}.parquet").height == \
+            metadata["symbols_fetched"] * 5
     run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
-    assert run["interrupted"] is True and run["batches_succeeded"] == len(manifests)
+    assert run["interrupted"] is True and run["batches_succeeded"] == complete >= 2
 
     healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
     assert exit_code_for(run_summary.outcome(healed)) == 0 and healed["symbols_fetched"] == SYMBOLS

@@ -231,5 +231,8 @@ def test_a_stop_part_way_keeps_finished_batches_and_leaves_nothing_half_written(
     assert 2 <= len(manifests) <= 3 and len(parquets) == len(manifests)  # at most the other batch in flight
     assert not [p for p in data.rglob("*") if p.name.startswith(".")]
     run = json.loads((data / "runs/2026-08-21/run.json").read_text())
-    assert run["interrupted"] and run["batches_succeeded"] == len(manifests) and run["num_batches"] == 12
+    # a batch in flight keeps what it fetched (fetch/deadline.py): its manifest records the rest as interrupted
+    cut_short = [m for m in manifests if "interrupted" in json.loads(m.read_text())["metadata"]["failure_reasons"].values()]
+    assert len(cut_short) <= 1
+    assert run["interrupted"] and run["batches_succeeded"] == len(manifests) - len(cut_short) and run["num_batches"] == 12
     assert fake_yahoo.chart_requests() < 60

@@ -34,6 +34,7 @@ def backfill(
     profile: options.Profile = None,
     region: options.Region = None,
     json_output: options.Json = False,
+    wait: options.Wait = False,
 ) -> Outcome:
     """Fetch the history of symbols that lack it into raw-data/D-backfill-N.parquet.
 
@@ -59,7 +60,10 @@ def backfill(
     settings = Settings.resolve(store=store, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = settings.open_store()
-    with _backfill_progress(json_output) as observer:
+    from .running import day_locked
+
+    locked_day = last or backfill_module.default_end(data_store)  # runs/D/backfill-N.json, D = --end
+    with day_locked(data_store, locked_day, "backfill", wait), _backfill_progress(json_output) as observer:
         document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, observer=observer)
     if json_output:
         emit_json(document)

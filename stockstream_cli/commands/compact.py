@@ -27,6 +27,7 @@ def compact(
     profile: options.Profile = None,
     region: options.Region = None,
     json: options.Json = False,
+    wait: options.Wait = False,
 ) -> None:
     """Merge each month's batch files into one sorted file, raw-data/compacted-YYYY-MM.parquet.
 
@@ -43,7 +44,11 @@ def compact(
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
     target = settings.open_store()
-    result = run_compact(target, months=month, dry_run=dry_run)
+    if dry_run:
+        result = run_compact(target, months=month, dry_run=True)
+    else:
+        with _folded_days_locked(target, month, wait):
+            result = run_compact(target, months=month)
     if json:
         emit_json(result)
         return
@@ -55,3 +60,16 @@ def compact(
     for item in result["months"]:
         rows = "" if item["rows"] is None else f", {item['rows']} rows, {item['bytes'] / 1e6:.1f} MB"
         typer.echo(f"{item['month']}: {verb} {item['files']} batch files into {item['key']}{rows}")
+
+
+def _folded_days_locked(target, months, wait: bool):
+    """compact holds the day lock of every day whose batch files it folds (the plan's, before it starts)."""
+    from .. import layout
+    from ..read.compact import plan
+    from ..values import today_sydney
+    from .running import day_locked
+
+    plans = plan(target.list(layout.RAW_DATA_PREFIX), months=months, today=today_sydney())
+    days = {parsed[0] for month_plan in plans for key in month_plan.batch_keys
+            if (parsed := layout.parse_batch_data_key(key))}
+    return day_locked(target, days, "compact", wait)

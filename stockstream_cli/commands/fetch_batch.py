@@ -37,6 +37,7 @@ def fetch_batch(
     profile: options.Profile = None,
     region: options.Region = None,
     json: options.Json = False,
+    wait: options.Wait = False,
 ) -> Outcome:
     """Fetch daily OHLCV of one batch from Yahoo, clean it, write raw-data/D-batch-N.parquet and runs/D/batch-N.json.
 
@@ -48,8 +49,7 @@ def fetch_batch(
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
     from ..fetch import manifest
-    from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
-    from .output import emit_json
+    from ..fetch.batch import batch_codes
     from ..settings import Settings
     from ..values import parse_date, parse_symbols
 
@@ -60,6 +60,17 @@ def fetch_batch(
     target = settings.open_store()
     codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
 
+    from ..locks import batch_lock
+
+    with batch_lock(target, day, batch_number, "fetch-batch", wait=wait):  # also the store's write probe
+        document = _fetch(target, day, batch_number, settings, codes, json)
+    return manifest.outcome(document)
+
+
+def _fetch(target, day, batch_number: int, settings, codes: list[str], json: bool) -> dict:
+    from ..fetch.batch import fetch_batch as run_fetch_batch
+    from .output import emit_json
+
     if json:
         document = run_fetch_batch(target, day, batch_number, settings, symbols=codes)
         emit_json(document)
@@ -67,7 +78,7 @@ def fetch_batch(
         document = _with_progress(lambda on_symbol: run_fetch_batch(
             target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
         _print_summary(document, target.uri)
-    return manifest.outcome(document)
+    return document
 
 
 def _with_progress(run, total: int, batch_number: int) -> dict:

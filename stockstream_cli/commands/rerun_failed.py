@@ -22,6 +22,7 @@ from ..options import (
     Retries,
     RetryWait,
     Store,
+    Wait,
 )
 from ..options import NoWait as NoWaitFlag
 from ..options import Stage
@@ -56,6 +57,7 @@ def rerun_failed(
     remote: RemoteFlag = False,
     no_wait: NoWaitFlag = False,
     stage: Stage = None,
+    wait: Wait = False,
 ) -> Outcome:
     """Fetch again exactly what failed on a day, from what the store records, and merge it in.
 
@@ -79,13 +81,14 @@ def rerun_failed(
                                    include_all=include_all, wait=not no_wait, json_output=json_output,
                                    stage=stage)
     from ..run.rerun import rerun_failed as run_rerun_failed
-    from .running import finish, interruptible, prepare, run_observer
+    from .running import day_locked, finish, interruptible, prepare, run_observer
 
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
         retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
         allow_plain_requests=allow_plain_requests,
     )
-    with run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer, interruptible(day):
+    with interruptible(day), day_locked(data_store, day, "rerun-failed", wait), \
+            run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer:
         run = run_rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)
     return finish(run, json_output)

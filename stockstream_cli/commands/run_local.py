@@ -23,6 +23,7 @@ from ..options import (
     RetryWait,
     SourceUrl,
     Store,
+    Wait,
 )
 
 
@@ -48,6 +49,7 @@ def run_local(
     profile: Profile = None,
     region: Region = None,
     json_output: Json = False,
+    wait: Wait = False,
 ) -> Outcome:
     """Run the whole pipeline on this machine: the ASX list, every batch, then the run's summary.
 
@@ -59,7 +61,8 @@ def run_local(
     Example: stockstream run-local --concurrency 10 --store ./stockstream-data
     """
     from ..run import local
-    from .running import finish, interruptible, prepare, run_observer
+    from ..sources import http
+    from .running import day_locked, finish, interruptible, prepare, run_observer
 
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
@@ -68,6 +71,8 @@ def run_local(
         source_url=source_url,
     )
     source = local.asx_source(from_file=from_file, force=force)
-    with run_observer(json_output, f"run-local {day.isoformat()}") as observer, interruptible(day):
+    http.require_impersonation(settings.allow_plain_requests)  # bad configuration: exit 2 before the lock
+    with interruptible(day), day_locked(data_store, day, "run-local", wait), \
+            run_observer(json_output, f"run-local {day.isoformat()}") as observer:
         run = local.run_local(data_store, day, settings, source=source, observer=observer)
     return finish(run, json_output)

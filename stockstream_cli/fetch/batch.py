@@ -29,18 +29,20 @@ from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
 from . import manifest, restate
+from .cut_short import BatchProgress
 from ..calendar import last_final_day
 from ..read.actions import actions_from_raw
 from ..sources import yahoo
-from ..errors import BatchFailed, InputError, StoreError
+from ..errors import BatchFailed, InputError, StoreError, Unhealable
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
-from ..reasons import INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
+from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
 from ..values import check_batch_number, check_symbol
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from .deadline import Deadline
     from .pacing import Pacer
     from ..sources.http import RequestCounts
 
@@ -94,6 +96,7 @@ def fetch_batch(
     rng: Callable[[], float] = random.random,
     requests: "RequestCounts | None" = None,
     now: dt.datetime | None = None,
+    deadline: "Deadline | None" = None,
 ) -> dict:
     """Fetch, clean and store batch `batch_number` of `day`; return its manifest (the contract's JSON).
 
@@ -102,6 +105,9 @@ def fetch_batch(
     called after each symbol. sleep, fetcher, rng: the edges, swappable in tests (fetcher defaults to
     yahoo.fetch). requests: a sources.http.RequestCounts that gets every HTTP request the batch sends, by kind.
     now: the moment of the fetch (default: this machine's clock), for the live-bar rule (calendar.last_final_day).
+    deadline: a fetch.deadline.Deadline; once due, no new symbol is taken, what was fetched is written and the
+    rest recorded as `interrupted` (then the stop's exception is raised again, or BatchInterrupted).
+    A suspected block (fetch/block.py) is written likewise, then raises BatchBlocked.
     """
     from ..sources import http
     from . import pacing
@@ -116,20 +122,37 @@ def fetch_batch(
         yahoo.prepare(codes, settings.cache_dir, allow_plain_requests=settings.allow_plain_requests)
         fetcher = yahoo.fetch
 
-    results = []
+    run = BatchProgress(deadline, lambda code, reason, detail: SymbolResult(code, None, reason, detail, 0, {}))
     with http.paced(None, requests):
-        for code in codes:
-            result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
-                                  fetcher=fetcher, rng=rng, final_through=final_through)
-            results.append(result)
+        for index, code in enumerate(codes):
+            if run.stopped_before(codes[index:]):
+                break
+            try:
+                result = fetch_symbol(code, first, last, batch_number, settings, pacer=pacer, sleep=sleep,
+                                      fetcher=fetcher, rng=rng, final_through=final_through)
+            except BaseException as exc:
+                if not run.stopped_by(exc, codes[index:]):
+                    raise
+                break
             if on_symbol is not None:
                 on_symbol(code, result.failure)
-        restated = restate.restate(
-            store, results, first, day,
-            refetch=lambda code, start, end: fetch_symbol(code, start, end, batch_number, settings, pacer=pacer,
-                                                          sleep=sleep, fetcher=fetcher, rng=rng,
-                                                          final_through=final_through))
-        results = restated.results
+            if run.add(result, codes[index + 1:]):
+                break
+        results = run.finish(pacer, settings)
+
+        def refetch(code: str, start: dt.date, end: dt.date) -> SymbolResult:
+            # a batch cut short sends nothing more: the symbol is then restate_failed, stored nowhere, retried
+            if run.interrupted or run.blocked or run.stop_error is not None:
+                return SymbolResult(code, None, INTERRUPTED, "not refetched: the batch was cut short", 0, {})
+            try:
+                return fetch_symbol(code, start, end, batch_number, settings, pacer=pacer, sleep=sleep,
+                                    fetcher=fetcher, rng=rng, final_through=final_through)
+            except BaseException as exc:
+                if not run.stopped_by(exc, []):
+                    raise
+                return SymbolResult(code, None, INTERRUPTED, "not refetched: the fetcher's deadline came", 0, {})
+
+        results = restate.restate(store, results, first, day, refetch=refetch).results
 
     data_key = layout.batch_data_key(day, batch_number)
     manifest_key = layout.batch_manifest_key(day, batch_number)
@@ -148,8 +171,11 @@ def fetch_batch(
     try:
         document["metadata"]["actions_written"] = restate.write_actions(store, results)
     except StoreError as exc:
+        if isinstance(exc, Unhealable):
+            raise
         raise BatchFailed(f"batch {batch_number} of {day.isoformat()}: actions could not be written: {exc}") from exc
     _write(store, manifest_key, manifest.encode(document), batch_number, day)
+    run.raise_if_cut_short(document, batch_number, day)
     return document
 
 
@@ -224,6 +250,8 @@ def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> Non
     try:
         store.put(key, data)
     except StoreError as exc:
+        if isinstance(exc, Unhealable):
+            raise  # no retry heals it (errors.Unhealable): said once, as it is
         raise BatchFailed(f"batch {batch_number} of {day.isoformat()} could not be written: {exc}") from exc
 
 

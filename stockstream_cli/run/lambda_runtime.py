@@ -89,9 +89,15 @@ def batch_metrics(result: dict) -> dict[str, float]:
     }
 
 
-def fetch_event_batch(event: dict, settings: Settings) -> dict:
-    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library."""
+def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
+    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library.
+
+    context: the Lambda context; its remaining time is the batch's deadline (fetch/deadline.py): the batch
+    stops in time, writes what it fetched and raises BatchInterrupted, which the Map's Retry (States.TaskFailed)
+    sends again; that attempt fetches only what the stored manifest records as interrupted or blocked.
+    """
     from ..fetch.batch import fetch_batch
+    from ..fetch.deadline import Deadline
     from ..values import parse_date, parse_symbols
 
     event = event or {}
@@ -104,7 +110,29 @@ def fetch_event_batch(event: dict, settings: Settings) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = settings.open_store()
-    return fetch_batch(store, day, batch_number, settings, symbols=symbols)
+    # No batch lock here yet: the functions' IAM policy (aws/resources.py) grants the data prefixes only, not
+    # locks/ (Put and Delete); with that grant, wrap these two lines in locks.batch_lock(..., "stock-data-fetcher").
+    symbols = resumed_symbols(store, day, batch_number, symbols)
+    return fetch_batch(store, day, batch_number, settings, symbols=symbols, deadline=Deadline.of_lambda(context))
+
+
+def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) -> list[str] | None:
+    """The Map's retry of a batch an earlier attempt cut short (the day's manifest records some of its
+    symbols as interrupted or blocked): only those, and any of the item's symbols the manifest never saw."""
+    from .. import layout
+    from ..fetch import manifest
+    from ..reasons import LATER
+
+    stored = manifest.read(store, layout.batch_manifest_key(day, batch_number))
+    if not stored:
+        return symbols
+    reasons = manifest.failure_reasons(stored)
+    later = {s for s, r in reasons.items() if r in LATER}
+    if not later:
+        return symbols
+    seen = set(stored["metadata"].get("symbols") or [])
+    unseen = {s for s in (symbols or []) if s not in seen}
+    return sorted(later | unseen)
 
 
 # ---------------------------------------------------------------- the data-quality step (CheckDataQuality)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import InputError, Interrupted, StockstreamError
+from ..errors import InputError, Interrupted, StockstreamError, Unhealable
 from .summary import run_document, utc_now, write_run
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource,
@@ -114,8 +114,8 @@ def _symbols_step(store, day, settings, source: SymbolSource, observer: Observer
         control.check()
         try:
             return source(store, day, settings, note=observer.note)
-        except InputError:
-            raise
+        except (InputError, Unhealable):
+            raise  # retrying cannot help: one line, now
         except StockstreamError as error:
             if attempt > SYMBOLS_STEP_RETRIES:
                 raise type(error)(
@@ -160,20 +160,25 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs)),
                                                  thread_name_prefix="stockstream-batch")
     pacer = run_pacer(settings, control)  # one budget for every worker of the run
-    futures = [pool.submit(run_batch, store, day, settings, job, observer, control, pacer) for job in jobs]
+    fatal: list[Unhealable] = []  # an error no retry heals, seen by a batch: it stops the run (_run_or_stop)
+    futures = [pool.submit(_run_or_stop, fatal, store, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
             if future.exception() is not None:
+                control.stop.set()
                 raise future.exception()
             outcome = future.result()
             outcomes[outcome.batch_number] = outcome
     except (KeyboardInterrupt, RunCancelled):
         interrupted = True
         control.stop.set()
-        observer.stopping()
+        if not fatal:
+            observer.stopping()
         pool.shutdown(wait=False, cancel_futures=True)
         _wait_for_workers(futures)
+        if fatal:  # the other batches stopped because of it: its one line is what the user is told
+            raise fatal[0] from None
         for future in futures:
             if future.done() and not future.cancelled() and future.exception() is None:
                 outcome = future.result()
@@ -181,6 +186,17 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     finally:
         pool.shutdown(wait=True)
     return outcomes, interrupted
+
+
+def _run_or_stop(fatal: list, store, day, settings, job: BatchJob, observer: Observer, control: Control,
+                 pacer) -> BatchOutcome:
+    """run_batch, stopping the run at once on an error no retry heals (every batch would fail the same way)."""
+    try:
+        return run_batch(store, day, settings, job, observer, control, pacer)
+    except Unhealable as error:
+        fatal.append(error)  # before the stop, so whoever sees the stop sees why
+        control.stop.set()
+        raise
 
 
 def _as_completed(futures):

@@ -6,7 +6,9 @@ so a batch is retried and recorded the same way whichever runs it. No typer or r
 
 from __future__ import annotations
 
-from ..errors import StockstreamError
+from ..errors import BatchCutShort, StockstreamError, Unhealable
+from ..fetch.deadline import Deadline
+from ..reasons import LATER
 from .types import BATCH_RETRIES, BatchJob, BatchOutcome, Control, Observer, StoppablePacer, backoff_waits
 
 
@@ -20,15 +22,19 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
     def on_symbol(symbol: str, reason: str | None) -> None:
         observer.symbol_done(job.batch_number, symbol, reason)
 
+    subset = job.subset
     for attempt in range(1, BATCH_RETRIES + 2):
         control.check()
         try:
             document = fetch.fetch_batch(store, day, job.batch_number, settings,
-                                         symbols=list(job.subset) if job.subset is not None else None,
+                                         symbols=list(subset) if subset is not None else None,
                                          pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
-                                         sleep=control.wait)
+                                         sleep=control.wait, deadline=Deadline(stop=control.stop))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
+            if isinstance(exc, Unhealable):
+                raise  # a full disk, a store that is a file: no retry heals it (the runner stops the run)
             error = _describe(exc)
+            subset = resume_subset(exc, subset)
             if attempt > BATCH_RETRIES:
                 observer.batch_done(job.batch_number, None, error)
                 return BatchOutcome(job.batch_number, None, error, attempt)
@@ -38,6 +44,16 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
         observer.batch_done(job.batch_number, document, None)
         return BatchOutcome(job.batch_number, document, None, attempt)
     raise AssertionError("unreachable")
+
+
+def resume_subset(error: BaseException, subset):
+    """What the next attempt fetches: after a batch cut short (blocked, a deadline), only the symbols it
+    recorded as blocked or interrupted (what it fetched is stored); else the same as this attempt."""
+    document = getattr(error, "document", None) if isinstance(error, BatchCutShort) else None
+    if not document:
+        return subset
+    later = sorted(s for s, r in document["metadata"]["failure_reasons"].items() if r in LATER)
+    return tuple(later) or subset
 
 
 def run_pacer(settings, control: Control) -> StoppablePacer:

@@ -422,8 +422,9 @@ def _preload() -> None:
 
 
 def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
+    from ..errors import Unhealable
     from .task import run_batch
-    from .types import RunCancelled
+    from .types import BatchOutcome, RunCancelled
 
     while not control.stop.is_set() and os.getppid() == parent_pid:  # else stopped, or the parent was killed
         try:
@@ -438,6 +439,8 @@ def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, par
         except RunCancelled:
             events.put((CANCELLED, job.batch_number))
             return
+        except Unhealable as error:  # a full disk: the batch failed, said in one line (not retried: task.py)
+            outcome = BatchOutcome(job.batch_number, None, str(error), 1)
         events.put((OUTCOME, outcome))
 
 

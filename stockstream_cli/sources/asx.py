@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout
-from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError
+from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError, SourceUnreachable, is_dns_failure
 from ..settings import MARKIT_URL, Settings
 from ..values import SYMBOL_RE
 
@@ -340,6 +340,9 @@ def download_list(url: str, settings: Settings, *, http_get: HttpGet | None = No
             continue
         except requests.ConnectionError as exc:
             problem = f"cannot connect to the ASX source {url}: {_root_cause(exc)}"
+            if is_dns_failure(exc):  # a name that does not resolve will not in the seconds of a retry
+                raise SourceUnreachable(f"the ASX source's host does not resolve (no such host): {url}; "
+                                        f"check the URL (--source-url) and the network") from None
             continue
         except requests.RequestException as exc:
             raise SourceError(f"cannot download the ASX list from {url}: {exc}") from None

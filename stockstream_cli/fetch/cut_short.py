@@ -1,0 +1,87 @@
+"""A batch cut short: by its deadline (fetch/deadline.py) or by a suspected block (fetch/block.py).
+
+`BatchProgress` follows one batch's symbols as fetch/batch.py fetches them: it says when to stop taking
+symbols, records the ones not fetched (`interrupted` after the deadline, `blocked` after a run of missing
+answers), relabels a suspected block's not_found/no_data answers as `blocked`, and, once what was fetched is
+written, raises what the orchestrator retries (BatchBlocked, BatchInterrupted) or the stop's own exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BatchBlocked, BatchInterrupted
+from ..reasons import BLOCKED, INTERRUPTED
+
+if TYPE_CHECKING:
+    from .deadline import Deadline
+
+FailedResult = Callable[[str, str, str], Any]  # (symbol, reason, detail) -> a batch.SymbolResult not fetched
+
+
+class BatchProgress:
+    def __init__(self, deadline: "Deadline | None", failed_result: FailedResult):
+        from .block import BlockDetector
+
+        self.deadline = deadline
+        self.failed_result = failed_result
+        self.detector = BlockDetector()
+        self.results: list = []
+        self.stop_error: BaseException | None = None
+        self.interrupted = False
+        self.blocked = False
+
+    def stopped_before(self, rest: list[str]) -> bool:
+        """Asked before each symbol: True (the rest recorded as interrupted) once the deadline is due."""
+        if self.deadline is None or not self.deadline.due():
+            return False
+        self._record(rest, INTERRUPTED, "not fetched: the fetcher's deadline came first")
+        self.interrupted = True
+        return True
+
+    def stopped_by(self, error: BaseException, rest: list[str]) -> bool:
+        """A stop (Ctrl-C's RunCancelled) raised while fetching a symbol: keep what was fetched."""
+        if isinstance(error, Exception) or not self.stopped_before(rest):
+            return False
+        self.stop_error = error
+        return True
+
+    def add(self, result, rest: list[str]) -> bool:
+        """Take one symbol's result; True when the batch must stop here (a run of missing answers)."""
+        self.results.append(result)
+        self.detector.observe(result.failure)
+        if self.detector.run_reached and rest:
+            self._record(rest, BLOCKED, "not fetched: " + self.detector.describe())
+            return True
+        return False
+
+    def finish(self, pacer, settings) -> list:
+        """Every symbol's result; a suspected block relabelled and the shared budget paused."""
+        from . import block
+
+        if self.detector.suspected:
+            self.blocked = True
+            detail = self.detector.describe()
+            for result in self.results:
+                if result.failure in block.MISSING:
+                    result.failure, result.detail = BLOCKED, f"{detail}; Yahoo said: {result.detail}"
+            block.back_off(pacer, settings)
+        return self.results
+
+    def raise_if_cut_short(self, document: dict, batch_number: int, day: dt.date) -> None:
+        """After the batch's files are written: the stop's exception, BatchBlocked or BatchInterrupted."""
+        if self.stop_error is not None:
+            raise self.stop_error
+        what = f"batch {batch_number} of {day.isoformat()}"
+        kept = f"{document['metadata']['symbols_fetched']} symbols fetched are stored"
+        if self.blocked:
+            raise BatchBlocked(f"{what}: {self.detector.describe()}; {kept}, the rest recorded as blocked "
+                               f"and retried later", document)
+        if self.interrupted:
+            raise BatchInterrupted(f"{what} stopped at its deadline; {kept}, the rest recorded as interrupted",
+                                   document)
+
+    def _record(self, codes: list[str], reason: str, detail: str) -> None:
+        self.results.extend(self.failed_result(code, reason, detail) for code in codes)
