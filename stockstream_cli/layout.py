@@ -19,7 +19,8 @@ SYMBOLS_PREFIX = "symbols/"
 RAW_DATA_PREFIX = "raw-data/"
 RUNS_PREFIX = "runs/"
 ACTIONS_PREFIX = "actions/"
-DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, ACTIONS_PREFIX)  # every key lives under one (the IAM policy grants these)
+LOCKS_PREFIX = "locks/"  # a writer's lock (locks.py): exists only while it writes
+DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, ACTIONS_PREFIX, LOCKS_PREFIX)  # every key lives under one (the IAM policy grants these)
 
 _SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
 _BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")

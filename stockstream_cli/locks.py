@@ -33,9 +33,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from . import layout
 from .errors import InputError, StoreError, aws_error_code
 
-LOCK_PREFIX = "locks/"
+LOCK_PREFIX = layout.LOCKS_PREFIX
 STALE_AFTER_SECONDS = 120.0
 HEARTBEAT_SECONDS = 30.0
 WAIT_POLL_SECONDS = 5.0

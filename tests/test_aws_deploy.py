@@ -397,7 +397,8 @@ def test_lambda_role_reads_and_writes_only_the_data_keys():
     data = statements["ReadWriteDataKeys"]
     assert sorted(data["Action"]) == ["s3:GetObject", "s3:PutObject"]
     assert data["Resource"] == [f"arn:aws:s3:::{BUCKET}/symbols/*", f"arn:aws:s3:::{BUCKET}/raw-data/*",
-                                f"arn:aws:s3:::{BUCKET}/runs/*", f"arn:aws:s3:::{BUCKET}/actions/*"]
+                                f"arn:aws:s3:::{BUCKET}/runs/*", f"arn:aws:s3:::{BUCKET}/actions/*",
+                                f"arn:aws:s3:::{BUCKET}/locks/*"]
     assert statements["ListDataBucket"]["Resource"] == f"arn:aws:s3:::{BUCKET}"
     assert statements["OwnLogs"]["Resource"] == [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/asx-symbol-updater:*",

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from ..layout import DATA_PREFIXES
+from ..layout import DATA_PREFIXES, LOCKS_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 
@@ -294,6 +294,12 @@ def lambda_role_policy(target: Target) -> dict:
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": [f"{target.bucket_arn}/{prefix}*" for prefix in DATA_PREFIXES],
+        },
+        {   # a fetcher releases its batch lock (locks.py); nothing else of the store is ever deleted by it
+            "Sid": "ReleaseLocks",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": f"{target.bucket_arn}/{LOCKS_PREFIX}*",
         },
         {"Sid": "ListDataBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": target.bucket_arn},
         {

@@ -110,10 +110,11 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = settings.open_store()
-    # No batch lock here yet: the functions' IAM policy (aws/resources.py) grants the data prefixes only, not
-    # locks/ (Put and Delete); with that grant, wrap these two lines in locks.batch_lock(..., "stock-data-fetcher").
-    symbols = resumed_symbols(store, day, batch_number, symbols)
-    return fetch_batch(store, day, batch_number, settings, symbols=symbols, deadline=Deadline.of_lambda(context))
+    from ..locks import batch_lock
+
+    with batch_lock(store, day, batch_number, "stock-data-fetcher"):  # a remote rerun and the Map never overlap
+        symbols = resumed_symbols(store, day, batch_number, symbols)
+        return fetch_batch(store, day, batch_number, settings, symbols=symbols, deadline=Deadline.of_lambda(context))
 
 
 def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) -> list[str] | None:
