@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
+from . import __version__, hints
 from .commands import COMMAND_MODULES
 from .errors import InputError, Interrupted, StockstreamError
 from .outcome import Outcome
@@ -71,6 +71,8 @@ class StockstreamGroup(TyperGroup):
         return super().parse_args(ctx, spread_multi_values(list(args)))
 
     def invoke(self, ctx: typer.Context):
+        hints.forget()
+        hints.set_accepted_options(lambda name: _long_options(self, ctx, name))
         try:
             result = super().invoke(ctx)
         except StockstreamError as error:
@@ -79,6 +81,14 @@ class StockstreamGroup(TyperGroup):
         if exit_code_for(result) != ExitCode.OK:
             raise typer.Exit(exit_code_for(result))
         return result
+
+
+def _long_options(group: TyperGroup, ctx: typer.Context, name: str) -> set[str] | None:
+    """The long options (without dashes) command `name` takes; None when there is no such command."""
+    command = group.get_command(ctx, name)
+    if command is None:
+        return None
+    return {flag[2:] for param in command.params for flag in getattr(param, "opts", ()) if flag.startswith("--")}
 
 
 app = typer.Typer(

@@ -93,7 +93,6 @@ def test_cli_writes_the_png_and_reports_the_gap(store, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["bhp"], "upper case"),
         (["BHP", "--output", "chart.jpg"], ".png"),
         (["BHP", "--output", "no/such/folder/x.png"], "does not exist"),
         (["BHP", "--start", "2026-11-20", "--end", "2026-11-02"], "after"),

@@ -53,7 +53,7 @@ def chart(
     chart_module.require_matplotlib()
     target = chart_module.output_path(output, code)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    data_store = settings.open_store()
+    data_store = settings.open_store(must_exist=True)
     result = chart_module.write_chart(data_store, code, target, start=first, end=last)
     if result.missing_sessions:
         say(f"{len(result.missing_sessions)} ASX session(s) without a row, shown as gaps: "

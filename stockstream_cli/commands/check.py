@@ -68,7 +68,7 @@ def check(
     first, last = _range(date, start, end)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
-    data_store = settings.open_store()
+    data_store = settings.open_store(must_exist=True)
     document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
     if json_output:
         emit_json(document)

@@ -42,7 +42,7 @@ def compact(
     from ..settings import Settings
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    target = settings.open_store()
+    target = settings.open_store(must_exist=True)
     result = run_compact(target, months=month, dry_run=dry_run)
     if json:
         emit_json(result)

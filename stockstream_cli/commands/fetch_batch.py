@@ -51,9 +51,10 @@ def fetch_batch(
     from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
     from .output import emit_json
     from ..settings import Settings
-    from ..values import parse_date, parse_symbols
+    from .output import pipeline_day
+    from ..values import parse_symbols
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)

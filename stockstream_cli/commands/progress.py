@@ -182,12 +182,12 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
 
 def rerun_hint(run: Mapping[str, Any]) -> str | None:
     """What to type next: plain rerun-failed for retryable failures, --all when only final ones are left."""
-    from .. import reasons
+    from .. import hints, reasons
 
     if not run["symbols_failed"]:
         return None
     failed = run.get("failure_reasons", {})
-    command = f"stockstream rerun-failed --date {run['date']}"
+    command = hints.command("rerun-failed", "--date", run["date"])
     if run["batches_failed"] or any(failed.get(s, reasons.UNRECORDED) in reasons.RERUN for s in run["symbols_failed"]):
         return f"To fetch the failed symbols again: {command}"
     return f"The failures left are final ({', '.join(r for r in reasons.ALL if r in reasons.LASTING)}); to try them anyway: {command} --all"

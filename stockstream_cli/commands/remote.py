@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from .. import hints
 from ..outcome import Outcome
 
 
@@ -20,9 +21,9 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
     from ..aws.remote import rerun_remote
     from ..settings import Settings
     from .output import emit_json, say, stdout_console
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     settings = Settings.resolve(profile=profile, region=region)
     if not json_output:
         say(f"rerun-failed --remote {day.isoformat()}: working out what failed ...")
@@ -35,7 +36,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
         typer.echo(f"nothing to rerun on {day.isoformat()}: every batch has a result and no symbol failed retryably")
     elif run["execution_status"] == "RUNNING":
         typer.echo(f"started {run['execution_arn']} for batches {run['batches_started']}; "
-                   "follow it with `stockstream status --remote`")
+                   f"follow it with `{hints.command('status', '--remote')}`")
     else:
         from .progress import render_run
 

@@ -10,9 +10,9 @@ from ..outcome import Outcome
 
 def prepare(date, store, profile, region, **typed):
     from ..settings import Settings
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     settings = Settings.resolve(store=store, profile=profile, region=region, **typed)
     return day, settings, settings.open_store()
 
@@ -26,13 +26,14 @@ def run_observer(json_output: bool, title: str):
 @contextlib.contextmanager
 def interruptible(day):
     """A Ctrl-C that lands outside the batches (a store write, the summary) still exits 130 with advice."""
+    from .. import hints
     from ..errors import Interrupted
 
     try:
         yield
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted; run `stockstream rerun-failed --date {day.isoformat()}` to finish the day"
+            f"interrupted; run `{hints.command('rerun-failed', '--date', day.isoformat())}` to finish the day"
         ) from None
 
 

@@ -61,7 +61,7 @@ def _local_status(settings, date: str | None):
     from ..values import parse_date
 
     day = None if date is None else parse_date(date)
-    return day_status(settings.open_store(), day)
+    return day_status(settings.open_store(must_exist=True), day)
 
 
 def _print_report(report) -> None:
@@ -133,6 +133,7 @@ def _run_line(report) -> str:
 def _verdict(report):
     from rich.text import Text
 
+    from .. import hints
     from ..reasons import LASTING
 
     if report.complete:
@@ -140,9 +141,10 @@ def _verdict(report):
     day = report.date.isoformat()
     lasting = set(report.failed_by_reason) <= LASTING
     if report.batches_missing or not lasting:
-        hint = f"run `stockstream rerun-failed --date {day}` to finish it"
+        hint = f"run `{hints.command('rerun-failed', '--date', day)}` to finish it"
     else:
-        hint = f"only {' and '.join(sorted(report.failed_by_reason))} failures: `stockstream rerun-failed --date {day} --all` tries them again"
+        hint = (f"only {' and '.join(sorted(report.failed_by_reason))} failures: "
+                f"`{hints.command('rerun-failed', '--date', day, '--all')}` tries them again")
     return Text(f"incomplete: {hint}", style="bold red")
 
 

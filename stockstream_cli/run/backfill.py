@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import calendar, layout, schema
+from .. import calendar, hints, layout, schema
 from ..fetch import manifest
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
@@ -83,7 +83,7 @@ def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
-        raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
+        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
     latest_key = layout.symbols_key(days[-1])
     latest = {item.symbol: item for item in from_csv(store.get(latest_key), latest_key)}
     previous_key = previous_list_key(store, days[-1])

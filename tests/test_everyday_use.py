@@ -1,0 +1,170 @@
+"""Issue 15, what a new user trips over: hints that work when pasted, dates that cannot be right, stores that
+do not exist, true facts in messages, case-insensitive symbols."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline_support import asx_codes, store_files, write_markit_csv
+from storefactory import bars, build_day, parquet_bytes
+from stockstream_cli import hints, layout
+from stockstream_cli.cli import app
+from stockstream_cli.store import LocalStore
+
+DAY = dt.date(2026, 8, 21)  # a Friday, an ASX session
+SATURDAY = dt.date(2026, 8, 22)
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def printed_hints(text: str) -> list[list[str]]:
+    """Every `stockstream ...` command a message shows in backticks or after 'again: ', as argv lists."""
+    found = re.findall(r"`(stockstream [^`]+)`", text) + re.findall(r"again: (stockstream [^\n]+)", text)
+    return [shlex.split(command)[1:] for command in found]
+
+
+# ------------------------------------------------------------------------------------------ 1. hints
+
+
+def test_statuss_hint_carries_the_store_and_works_when_pasted(tmp_path, fake_yahoo):
+    store = tmp_path / "storeA"
+    build_day(store, DAY, ["BHP", "CBA", "NAB"], failures={"NAB": "rate_limited"})
+    status = invoke("status", "--store", store, "--date", DAY.isoformat())
+    assert status.exit_code == 3
+    (hint,) = printed_hints(status.stdout)
+    assert hint == ["rerun-failed", "--date", DAY.isoformat(), "--store", str(store)]
+    pasted = invoke(*hint)
+    assert pasted.exit_code == 0, pasted.output
+    assert invoke("status", "--store", store, "--date", DAY.isoformat()).exit_code == 0
+
+
+def test_the_failure_tables_hint_carries_the_store_and_works_when_pasted(tmp_path, fake_yahoo):
+    codes = asx_codes(30)
+    listing = write_markit_csv(tmp_path / "asx.csv", codes)
+    store = tmp_path / "storeA"
+    fake_yahoo.fault(codes[3], "rate_limited")
+    run = invoke("run-local", "--date", DAY.isoformat(), "--from-file", listing, "--store", store, "--retries", "0")
+    assert run.exit_code == 3, run.output
+    (hint,) = printed_hints(run.stdout)
+    assert hint == ["rerun-failed", "--date", DAY.isoformat(), "--store", str(store)]
+    fake_yahoo._faults.clear()
+    pasted = invoke(*hint)
+    assert pasted.exit_code == 0, pasted.output
+    assert not (tmp_path / "stockstream-data").exists()
+
+
+def test_a_missing_list_hint_names_the_store_given(tmp_path):
+    store = tmp_path / "storeA"
+    store.mkdir()
+    result = invoke("fetch-batch", "--date", DAY.isoformat(), "--batch-number", "0", "--store", store)
+    assert result.exit_code == 2
+    (hint,) = printed_hints(result.stderr)
+    assert hint == ["symbols", "--date", DAY.isoformat(), "--store", str(store)]
+
+
+def test_hints_carry_only_options_the_hinted_command_takes(tmp_path):
+    store = tmp_path / "storeA"
+    build_day(store, DAY, ["BHP", "CBA"], missing_batches=[0])
+    result = invoke("status", "--store", store, "--date", DAY.isoformat(), "--profile", "work", "--region",
+                    "ap-southeast-2")
+    (hint,) = printed_hints(result.stdout)
+    assert hint[-6:] == ["--store", str(store), "--profile", "work", "--region", "ap-southeast-2"]
+    hints.forget()
+    hints.remember("stage", "prod")
+    hints.remember("store", "./s")
+    hints.set_accepted_options(lambda name: {"date", "store"} if name == "symbols" else None)
+    assert hints.command("symbols", "--date", "2026-11-25") == "stockstream symbols --date 2026-11-25 --store ./s"
+
+
+def test_the_interrupt_message_carries_the_store(tmp_path):
+    from stockstream_cli.commands.running import interruptible
+    from stockstream_cli.errors import Interrupted
+
+    hints.forget()
+    hints.set_accepted_options(lambda name: None)
+    hints.remember("store", str(tmp_path / "my store"))
+    with pytest.raises(Interrupted) as caught, interruptible(DAY):
+        raise KeyboardInterrupt
+    assert f"stockstream rerun-failed --date {DAY} --store '{tmp_path / 'my store'}'" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------ 2. dates
+
+
+@pytest.mark.parametrize("command", [["run-local"], ["fetch-batch", "--batch-number", "0", "--symbols", "BHP"],
+                                     ["rerun-failed"], ["symbols"]])
+def test_a_date_after_today_is_bad_input_before_any_request(tmp_path, fake_yahoo, command):
+    store = tmp_path / "data"
+    result = invoke(*command, "--date", "2099-03-01", "--store", store)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "after today" in result.stderr
+    assert not store.exists()
+    assert fake_yahoo.count(kind=None) == 0
+
+
+def test_a_day_that_is_no_session_warns_in_one_line_and_fetches_up_to_the_session_before(tmp_path, fake_yahoo):
+    store = tmp_path / "data"
+    result = invoke("fetch-batch", "--date", SATURDAY.isoformat(), "--batch-number", "0", "--symbols", "BHP",
+                    "--store", store)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [f"stockstream: warning: {SATURDAY} (Saturday) is not an ASX session: its window's latest "
+                        f"session is {DAY} (Friday)"]
+    rows = LocalStore(store)
+    import polars as pl
+
+    frame = pl.read_parquet(rows.get(layout.batch_data_key(SATURDAY, 0)))
+    assert frame["date"].max() == DAY
+
+
+# ------------------------------------------------------------------------------------------ 5. missing stores
+
+
+READERS = [["load"], ["status"], ["check", "--date", DAY.isoformat(), "--symbols", "BHP"], ["chart", "BHP"],
+           ["compact"]]
+
+
+@pytest.mark.parametrize("command", READERS, ids=lambda c: c[0])
+@pytest.mark.parametrize("kind", ["missing", "a-file", "s3-one-slash"])
+def test_reading_a_store_that_is_not_there_is_bad_input_naming_it(tmp_path, command, kind):
+    where = {"missing": str(tmp_path / "nope"), "a-file": str(tmp_path / "file"), "s3-one-slash": "s3:/nobucket"}[kind]
+    (tmp_path / "file").write_text("not a store")
+    result = invoke(*command, "--store", where)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and where in result.stderr
+    assert ("is not a folder" if kind == "a-file" else "does not exist") in result.stderr
+    if kind == "s3-one-slash":
+        assert "did you mean s3://nobucket" in result.stderr
+    assert not (tmp_path / "nope").exists() and not (tmp_path / "s3:").exists()
+
+
+# ------------------------------------------------------------------------------------------ 6. true facts
+
+
+def test_an_empty_load_counts_backfill_and_compacted_files(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    build_day(store, DAY, ["BHP"])
+    store.put(layout.backfill_data_key(DAY, 0), parquet_bytes(bars(["CBA"], [dt.date(2025, 3, 3)])))
+    store.put(layout.compacted_data_key("2026-07"), parquet_bytes(bars(["NAB"], [dt.date(2026, 7, 1)])))
+    result = invoke("load", "--symbols", "XYZ", "--store", tmp_path / "data")
+    assert result.exit_code == 0
+    assert (f"it holds daily files of 1 day ({DAY}), compacted files of 1 month (2026-07) and backfill files "
+            f"recorded on 1 day ({DAY})") in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ 11. symbols' case
+
+
+def test_symbols_are_case_insensitive_on_input(tmp_path):
+    build_day(tmp_path / "data", DAY, ["BHP", "CBA"])
+    lower = invoke("load", "--symbols", "bhp,Cba", "--store", tmp_path / "data", "--format", "csv")
+    upper = invoke("load", "--symbols", "BHP,CBA", "--store", tmp_path / "data", "--format", "csv")
+    assert lower.exit_code == 0 and lower.stdout == upper.stdout and "BHP" in lower.stdout and "CBA" in lower.stdout
