@@ -168,3 +168,25 @@ def test_symbols_are_case_insensitive_on_input(tmp_path):
     lower = invoke("load", "--symbols", "bhp,Cba", "--store", tmp_path / "data", "--format", "csv")
     upper = invoke("load", "--symbols", "BHP,CBA", "--store", tmp_path / "data", "--format", "csv")
     assert lower.exit_code == 0 and lower.stdout == upper.stdout and "BHP" in lower.stdout and "CBA" in lower.stdout
+
+
+# ------------------------------------------------------------------------------------------ 4. AWS unreachable
+
+
+@pytest.mark.parametrize("command", [["status", "--remote"], ["rerun-failed", "--remote", "--date", DAY.isoformat()]],
+                         ids=["status", "rerun-failed"])
+def test_remote_views_without_network_or_credentials_say_so_in_one_line(monkeypatch, command):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: connection refused
+    offline = invoke(*command)
+    assert offline.exit_code == 1, offline.output
+    (error,) = [line for line in offline.stderr.splitlines() if "error" in line]
+    assert error.startswith("stockstream: error: ") and "cannot reach AWS" in error
+    assert "Traceback" not in offline.output and offline.stderr.count("\n") <= 2  # the error and a progress note
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    anonymous = invoke(*command)
+    assert anonymous.exit_code == 2, anonymous.output
+    (error,) = [line for line in anonymous.stderr.splitlines() if "error" in line]
+    assert error.startswith("stockstream: error: no AWS credentials") and "Traceback" not in anonymous.output
