@@ -190,3 +190,46 @@ def test_remote_views_without_network_or_credentials_say_so_in_one_line(monkeypa
     assert anonymous.exit_code == 2, anonymous.output
     (error,) = [line for line in anonymous.stderr.splitlines() if "error" in line]
     assert error.startswith("stockstream: error: no AWS credentials") and "Traceback" not in anonymous.output
+
+
+# ------------------------------------------------------------------------------------------ 3. fetch-batch --symbols
+
+
+def _listed_day(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    build_day(store, DAY, ["AAA", "BHP", "CBA", "NAB", "ZIP"], batch_size=2)  # batches: 0 AAA BHP, 1 CBA NAB, 2 ZIP
+    return store
+
+
+def test_fetch_batch_refuses_symbols_of_another_batch_naming_it(tmp_path, fake_yahoo):
+    store = _listed_day(tmp_path)
+    before = store_files(tmp_path / "data")
+    result = invoke("fetch-batch", "--date", DAY, "--batch-number", "0", "--symbols", "BHP", "CBA", "--store", store.uri)
+    assert result.exit_code == 2
+    assert result.stderr == (f"stockstream: error: not in batch 0 of {DAY}: CBA is in batch 1; give that --batch-number, "
+                             "or leave --batch-number out to file each symbol under its own batch\n")
+    assert store_files(tmp_path / "data") == before and fake_yahoo.count(kind=None) == 0
+
+
+def test_fetch_batch_without_a_batch_number_files_each_symbol_under_its_own(tmp_path, fake_yahoo):
+    import json
+
+    import polars as pl
+
+    store = _listed_day(tmp_path)
+    result = invoke("fetch-batch", "--date", DAY, "--symbols", "zip,bhp", "--store", store.uri, "--json")
+    assert result.exit_code == 0, result.output
+    documents = json.loads(result.stdout)
+    assert [d["metadata"]["batch_number"] for d in documents] == [0, 2]
+    for number, symbol in ((0, "BHP"), (2, "ZIP")):
+        frame = pl.read_parquet(store.get(layout.batch_data_key(DAY, number)))
+        assert set(frame.filter(pl.col("symbol") == symbol)["batch_number"].to_list()) == {number}
+    status = invoke("status", "--store", store.uri, "--date", DAY, "--json")
+    assert json.loads(status.stdout)["symbols_fetched"] == 5
+
+
+def test_fetch_batch_with_its_own_batch_keeps_the_contracts_form(tmp_path, fake_yahoo):
+    store = _listed_day(tmp_path)
+    result = invoke("fetch-batch", "--date", DAY, "--batch-number", "1", "--symbols", "CBA", "--store", store.uri)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"batch 1 of {DAY}: 2 of 2 symbols fetched")  # the batch, CBA merged in

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,16 +15,17 @@ def register(app) -> None:
 
 
 BatchNumber = Annotated[
-    int,
-    typer.Option("--batch-number", help="The batch to fetch: batch N holds symbols [N*size, (N+1)*size) of the day's list.",
-                 show_default=False),
+    Optional[int],
+    typer.Option("--batch-number", help="The batch to fetch: batch N holds symbols [N*size, (N+1)*size) of the day's "
+                 "list. With --symbols it may be left out: each symbol goes to its own batch.", show_default=False,
+                 metavar="N"),
 ]
 
 SHOWN_FAILURES = 20
 
 
 def fetch_batch(
-    batch_number: BatchNumber,
+    batch_number: BatchNumber = None,
     date: options.Date = None,
     symbols: options.Symbols = None,
     delay: options.Delay = None,
@@ -42,13 +43,17 @@ def fetch_batch(
 
     Without --symbols the batch is read from symbols/D-symbols.csv (run `stockstream symbols` first). With
     --symbols those symbols are fetched and merged into the batch's files: rows of other symbols are kept,
-    and a refetched (symbol, date) replaces the stored one. Exit 0 when every symbol was fetched, 3 when
+    and a refetched (symbol, date) replaces the stored one. Symbols must be in batch N of the day's list
+    (exit 2 names their batch); without --batch-number each is filed under its own batch (with --json, one
+    document per batch in an array when there are several). Exit 0 when every symbol was fetched, 3 when
     some failed (they are listed in the manifest with their reason), 1 when the whole batch failed.
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
     from ..fetch import manifest
-    from ..fetch.batch import batch_codes, fetch_batch as run_fetch_batch
+    from ..errors import InputError
+    from ..fetch.batch import batch_codes, batches_of, fetch_batch as run_fetch_batch
+    from ..outcome import worst
     from .output import emit_json
     from ..settings import Settings
     from .output import pipeline_day
@@ -59,16 +64,25 @@ def fetch_batch(
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)
     target = settings.open_store()
-    codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
-
-    if json:
-        document = run_fetch_batch(target, day, batch_number, settings, symbols=codes)
-        emit_json(document)
+    # bad input fails here, before any request
+    if codes is None:
+        if batch_number is None:
+            raise InputError("--batch-number is needed without --symbols, e.g. --batch-number 0")
+        plan = {batch_number: batch_codes(target, day, batch_number)}
     else:
-        document = _with_progress(lambda on_symbol: run_fetch_batch(
-            target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
-        _print_summary(document, target.uri)
-    return manifest.outcome(document)
+        plan = batches_of(target, day, codes, batch_number)
+
+    documents = []
+    for number, members in plan.items():
+        if json:
+            documents.append(run_fetch_batch(target, day, number, settings, symbols=members))
+        else:
+            documents.append(_with_progress(lambda on_symbol: run_fetch_batch(
+                target, day, number, settings, symbols=members, on_symbol=on_symbol), len(members), number))
+            _print_summary(documents[-1], target.uri)
+    if json:
+        emit_json(documents[0] if len(documents) == 1 else documents)
+    return worst([manifest.outcome(document) for document in documents])
 
 
 def _with_progress(run, total: int, batch_number: int) -> dict:
