@@ -233,3 +233,27 @@ def test_fetch_batch_with_its_own_batch_keeps_the_contracts_form(tmp_path, fake_
     result = invoke("fetch-batch", "--date", DAY, "--batch-number", "1", "--symbols", "CBA", "--store", store.uri)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"batch 1 of {DAY}: 2 of 2 symbols fetched")  # the batch, CBA merged in
+
+
+# ------------------------------------------------------------------------------------------ 7. warnings
+
+
+def test_pandas_deprecation_warnings_from_yfinances_calls_never_leak_in_a_worker_process(tmp_path):
+    import subprocess
+    import sys
+
+    # a worker process as the pool starts it (spawn), then pandas called the way yfinance calls it
+    script = (
+        "import warnings\n"
+        "from stockstream_cli.run import workers\n"
+        "workers._preload()\n"
+        "import pandas as pd\n"
+        "frame = pd.DataFrame({'a': [1]})\n"
+        "frame.rename(columns={'a': 'b'}, inplace=True)\n"
+        "frame.set_index('b', inplace=True)\n"
+        "warnings.warn('ours still shows', UserWarning)\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Pandas4Warning" not in result.stderr and "inplace" not in result.stderr
+    assert "ours still shows" in result.stderr
