@@ -257,3 +257,65 @@ def test_pandas_deprecation_warnings_from_yfinances_calls_never_leak_in_a_worker
     assert result.returncode == 0, result.stderr
     assert "Pandas4Warning" not in result.stderr and "inplace" not in result.stderr
     assert "ours still shows" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ 10. one style
+
+
+def test_a_bad_value_is_one_line_in_the_programs_style_without_library_prefixes(tmp_path):
+    build_day(tmp_path / "data", DAY, ["BHP"])
+    bad_format = invoke("load", "--format", "xlsx", "--store", tmp_path / "data")
+    assert bad_format.exit_code == 2
+    assert bad_format.stderr == ("stockstream: error: --format 'xlsx' is not one of 'table', 'csv', 'json', 'parquet' "
+                                 "(see `stockstream load --help`)\n")
+    bad_number = invoke("fetch-batch", "--batch-number", "x")
+    assert bad_number.exit_code == 2
+    assert bad_number.stderr == "stockstream: error: --batch-number must be a whole number (see `stockstream fetch-batch --help`)\n"
+    malformed = invoke("status", "--bogus")
+    assert malformed.exit_code == 2 and "Usage: stockstream status" in malformed.stderr  # Typer's box, for syntax only
+
+
+def test_format_is_case_insensitive(tmp_path):
+    build_day(tmp_path / "data", DAY, ["BHP"])
+    upper = invoke("load", "--format", "CSV", "--store", tmp_path / "data")
+    assert upper.exit_code == 0 and upper.stdout.startswith("symbol,date,")
+
+
+def test_help_metavars_are_readable_and_the_top_level_help_cuts_no_description():
+    import typer
+
+    commands = list(typer.main.get_command(app).commands)
+    for command in commands:
+        text = invoke(command, "--help").output
+        assert not re.search(r"<[a-z][\w\[\], |]*>|\{[A-Za-z_]+\}", text), (command, text)
+    top = invoke("--help").output
+    lines = [line for line in top.splitlines() if re.match(r"  [a-z][a-z-]+  ", line)]
+    assert len(lines) == len(commands)
+    assert all(line.rstrip().endswith(".") and not line.rstrip().endswith("...") for line in lines), lines
+
+
+def test_counts_are_separated_and_their_nouns_agree():
+    from rich.console import Console
+
+    from stockstream_cli.commands.output import counted
+    from stockstream_cli.commands.progress import render_run
+
+    assert [counted(1, "symbol"), counted(1838, "symbol"), counted(1, "batch", "batches")] == \
+        ["1 symbol", "1,838 symbols", "1 batch"]
+    console = Console(record=True, width=200)
+    render_run({"date": "2026-11-25", "total_symbols": 1, "num_batches": 1, "batches_succeeded": 1, "batches_failed": [],
+                "symbols_fetched": 1, "symbols_failed": [], "execution_time": 1.0}, console)
+    assert console.export_text().startswith("2026-11-25: 1 of 1 symbol fetched, 0 failed; 1 of 1 batch succeeded")
+
+
+def test_a_rerun_with_nothing_to_do_says_so(tmp_path):
+    store = tmp_path / "data"
+    build_day(store, DAY, ["BHP", "CBA"], failures={"CBA": "not_found"})
+    before = store_files(store)
+    result = invoke("rerun-failed", "--date", DAY, "--store", store)
+    assert result.exit_code == 3
+    assert result.stdout.startswith(f"nothing to rerun on {DAY}: every batch has a result")
+    (hint,) = printed_hints(result.stdout.replace("anyway: ", "again: "))
+    assert hint == ["rerun-failed", "--date", DAY.isoformat(), "--store", str(store), "--all"]
+    assert {k: v for k, v in store_files(store).items() if "run.json" not in k} == \
+        {k: v for k, v in before.items() if "run.json" not in k}

@@ -104,13 +104,13 @@ def _backfill_progress(json_output: bool):
 
 
 def _render_backfill(document: dict) -> None:
-    from .output import stdout_console
+    from .output import counted, stdout_console
 
     console = stdout_console()
     meta = document["metadata"]
-    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {len(document['symbols'])} symbol(s) asked, "
-                  f"{len(meta['skipped_done'])} already done, {meta['symbols_fetched']} fetched "
-                  f"({meta['rows_written']:,} rows), {len(meta['symbols_failed'])} failed", soft_wrap=True)
+    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {counted(len(document['symbols']), 'symbol')} "
+                  f"asked, {len(meta['skipped_done']):,} already done, {meta['symbols_fetched']:,} fetched "
+                  f"({counted(meta['rows_written'], 'row')}), {len(meta['symbols_failed']):,} failed", soft_wrap=True)
     for symbol in meta["symbols_failed"]:
         console.print(f"  [red]{symbol}[/]: {meta['failure_reasons'][symbol]}")
     for key in meta["s3_keys"]:

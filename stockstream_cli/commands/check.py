@@ -95,12 +95,12 @@ def _range(date, start, end):
 def _render_check(document: dict) -> None:
     from rich.table import Table
 
-    from .output import stdout_console
+    from .output import counted, stdout_console
 
     console = stdout_console()
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
     console.print(
-        f"[bold]check {span}[/]: {document['sessions']} sessions x {document['symbols']:,} symbols, "
+        f"[bold]check {span}[/]: {counted(document['sessions'], 'session')} x {counted(document['symbols'], 'symbol')}, "
         f"{document['present_rows']:,}/{document['expected_rows']:,} rows present",
         soft_wrap=True,
     )
@@ -160,7 +160,7 @@ def _examples(items: list[dict], *, with_detail: bool) -> str:
             text += f" [dim]{entries[-1]['detail']}[/]"
         shown.append(text)
     if len(by_symbol) > EXAMPLES:
-        shown.append(f"+{len(by_symbol) - EXAMPLES} more symbols")
+        shown.append(f"+{len(by_symbol) - EXAMPLES} more symbol{'' if len(by_symbol) - EXAMPLES == 1 else 's'}")
     return "; ".join(shown)
 
 

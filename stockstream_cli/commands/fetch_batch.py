@@ -104,11 +104,14 @@ def _with_progress(run, total: int, batch_number: int) -> dict:
 
 
 def _print_summary(document: dict, store_uri: str) -> None:
+    from .output import counted
+
     meta = document["metadata"]
     lines = [
-        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']} of {meta['symbols_processed']} "
-        f"symbols fetched, {len(meta['symbols_failed'])} failed ({meta['execution_time']:.1f} s)",
-        f"{meta['rows']} rows for {meta['window']['start']}..{meta['window']['end']} "
+        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']:,} of "
+        f"{counted(meta['symbols_processed'], 'symbol')} fetched, {len(meta['symbols_failed']):,} failed "
+        f"({meta['execution_time']:.1f} s)",
+        f"{counted(meta['rows'], 'row')} for {meta['window']['start']}..{meta['window']['end']} "
         f"in {store_uri.rstrip('/')}/{meta['s3_key']}",
     ]
     dropped = {reason: count for reason, count in meta["rows_dropped"].items() if count}

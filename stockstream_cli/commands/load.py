@@ -47,6 +47,7 @@ def load(
             help="table, csv, json (an array of row objects) or parquet (needs --output). "
             "[default: table; with --output, from its suffix]",
             show_default=False,
+            case_sensitive=False,
         ),
     ] = None,
     output: Annotated[

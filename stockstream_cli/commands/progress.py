@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from ..run.types import Observer
+from .output import counted
 
 SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
 
@@ -100,7 +101,8 @@ class LiveProgress(LogObserver):
                 for task in (self._symbols, self._batch_task):
                     self._progress.update(task, visible=False)
                 return
-            self._progress.console.print(f"{self._title}: {total} symbols in {len(batches)} batches",
+            self._progress.console.print(f"{self._title}: {counted(total, 'symbol')} in "
+                                         f"{counted(len(batches), 'batch', 'batches')}",
                                          markup=False, highlight=False)
             self._progress.update(self._symbols, total=total)
             self._progress.update(self._batch_task, total=len(batches))
@@ -165,10 +167,12 @@ def observer_for(*, json_output: bool, title: str, console: Console | None = Non
 
 def render_run(run: Mapping[str, Any], console: Console) -> None:
     """The run's outcome for a person (stdout): the counts, then the failed symbols by reason."""
+    from .output import counted
+
     console.print(
-        f"{run['date']}: {run['symbols_fetched']} of {run['total_symbols']} symbols fetched, "
-        f"{len(run['symbols_failed'])} failed; {run['batches_succeeded']} of {run['num_batches']} batches "
-        f"succeeded in {run['execution_time']:.1f} s",
+        f"{run['date']}: {run['symbols_fetched']:,} of {counted(run['total_symbols'], 'symbol')} fetched, "
+        f"{len(run['symbols_failed']):,} failed; {run['batches_succeeded']:,} of "
+        f"{counted(run['num_batches'], 'batch', 'batches')} succeeded in {run['execution_time']:.1f} s",
         markup=False,
         soft_wrap=not console.is_terminal,
     )

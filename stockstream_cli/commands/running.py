@@ -37,13 +37,28 @@ def interruptible(day):
         ) from None
 
 
+def _say_nothing_to_do(run: dict) -> None:
+    import typer
+
+    from .output import counted
+    from .progress import rerun_hint
+
+    typer.echo(f"nothing to rerun on {run['date']}: every batch has a result and no symbol failed retryably")
+    if run["symbols_failed"]:
+        typer.echo(f"{counted(len(run['symbols_failed']), 'symbol')} failed for good. {rerun_hint(run)}")
+
+
 def finish(run: dict, json_output: bool) -> Outcome:
     from ..run import summary as pipeline
     from .output import emit_json, stdout_console
     from .progress import render_run
 
+    from ..run.rerun import NOTHING_TO_DO
+
     if json_output:
         emit_json(pipeline.summary(run))
+    elif run.get(NOTHING_TO_DO):
+        _say_nothing_to_do(run)
     else:
         render_run(run, stdout_console())
     return pipeline.outcome(run)

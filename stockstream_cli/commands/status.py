@@ -76,7 +76,9 @@ def _print_report(report) -> None:
     grid.add_row("Store", report.store)
     grid.add_row("Symbols", _symbols_line(report))
     grid.add_row("Batches", _batches_line(report))
-    grid.add_row("Fetched", f"{report.symbols_fetched:,} of {report.total_symbols:,} symbols")
+    from .output import counted
+
+    grid.add_row("Fetched", f"{report.symbols_fetched:,} of {counted(report.total_symbols, 'symbol')}")
     grid.add_row("Failed", _failed_text(report))
     grid.add_row("Run", _run_line(report))
     grid.add_row("Status", _verdict(report))
@@ -86,7 +88,9 @@ def _print_report(report) -> None:
 
 def _symbols_line(report) -> str:
     if report.has_symbols_list:
-        return f"{report.total_symbols:,} in {len(report.batches)} batches"
+        from .output import counted
+
+        return f"{report.total_symbols:,} in {counted(len(report.batches), 'batch', 'batches')}"
     return f"{report.total_symbols:,} (no symbols list for this day: counted from the run records)"
 
 
@@ -108,7 +112,9 @@ def _failed_text(report):
     reasons.add_column(style="yellow", no_wrap=True)
     reasons.add_column(justify="right")
     reasons.add_column()
-    reasons.add_row(f"{len(report.failure_reasons):,} symbols", "", "")
+    from .output import counted
+
+    reasons.add_row(counted(len(report.failure_reasons), "symbol"), "", "")
     for reason, symbols in report.failed_by_reason.items():
         shown = " ".join(symbols[:FAILED_SYMBOLS_SHOWN])
         if len(symbols) > FAILED_SYMBOLS_SHOWN:
