@@ -319,3 +319,29 @@ def test_a_rerun_with_nothing_to_do_says_so(tmp_path):
     assert hint == ["rerun-failed", "--date", DAY.isoformat(), "--store", str(store), "--all"]
     assert {k: v for k, v in store_files(store).items() if "run.json" not in k} == \
         {k: v for k, v in before.items() if "run.json" not in k}
+
+
+# ------------------------------------------------------------------------------------------ 8. check meets backfill
+
+
+def test_checks_repair_hint_backfills_exactly_what_it_found_never_fetched(tmp_path, fake_yahoo):
+    import json
+
+    store = tmp_path / "data"
+    build_day(store, DAY, ["BHP", "CBA"])
+    build_day(store, dt.date(2026, 8, 7), ["BHP", "CBA", "NAB"], write_run=False)
+    before = invoke("check", "--start", "2026-08-03", "--end", DAY, "--store", store, "--json")
+    never = json.loads(before.stdout)["missing"]["not_fetched"]
+    assert never and {item["symbol"] for item in never} == {"BHP", "CBA", "NAB"}
+    shown = invoke("check", "--start", "2026-08-03", "--end", DAY, "--store", store)
+    assert shown.exit_code == 3
+    (hint,) = [shlex.split(line.split(": ", 1)[1])[1:] for line in shown.stdout.splitlines()
+               if line.startswith("To repair it: ")]
+    assert hint == ["backfill", "--missing", "--start", "2026-08-03", "--end", DAY.isoformat(), "--store", str(store)]
+    fake_yahoo.requests.clear()
+    repaired = invoke(*hint, "--json")
+    assert repaired.exit_code == 0, repaired.output
+    assert json.loads(repaired.stdout)["symbols"] == ["BHP", "CBA", "NAB"]
+    assert sorted({r.ticker for r in fake_yahoo.requests if r.kind == "chart"}) == ["BHP.AX", "CBA.AX", "NAB.AX"]
+    after = invoke("check", "--start", "2026-08-03", "--end", DAY, "--store", store, "--json")
+    assert json.loads(after.stdout)["missing"]["not_fetched"] == []

@@ -25,6 +25,8 @@ def backfill(
                      show_default=False),
     ] = None,
     symbols: options.Symbols = None,
+    missing: Annotated[bool, typer.Option("--missing", help="Fetch exactly the symbols `check` reports as never "
+                                          "fetched (not_fetched) over --start..--end (with --symbols: among those).")] = False,
     delay: options.Delay = None,
     rate: options.Rate = None,
     retries: options.Retries = None,
@@ -60,7 +62,8 @@ def backfill(
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = settings.open_store()
     with _backfill_progress(json_output) as observer:
-        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, observer=observer)
+        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, missing=missing,
+                                            observer=observer)
     if json_output:
         emit_json(document)
     else:

@@ -136,6 +136,21 @@ def _render_check(document: dict) -> None:
     if document["unlisted_symbols"]:
         console.print(f"[yellow]not in any list in force, not checked:[/] {' '.join(document['unlisted_symbols'])}")
     console.print(_verdict(document), soft_wrap=True)
+    for hint in repair_hints(document):
+        console.print(f"To repair it: {hint}", markup=False, highlight=False, soft_wrap=True)
+
+
+def repair_hints(document: dict) -> list[str]:
+    """The commands that fetch what an incomplete check found missing: backfill --missing for what no run
+    covered, rerun-failed for each day whose fetch failed."""
+    from .. import hints
+
+    commands = []
+    if document["missing"]["not_fetched"]:
+        commands.append(hints.command("backfill", "--missing", "--start", document["start"], "--end", document["end"]))
+    for day in sorted({item["date"] for item in document["missing"]["fetch_failed"]}):
+        commands.append(hints.command("rerun-failed", "--date", day))
+    return commands
 
 
 def _verdict(document: dict) -> str:

@@ -65,15 +65,25 @@ def default_end(store) -> dt.date:
     return max(days) if days else today_sydney()
 
 
-def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> Plan:
+def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None, *, missing: bool = False) -> Plan:
     check_range(start, end)
-    if symbols:
+    if missing:
+        asked, chosen_by = never_fetched(store, start, end, symbols), "--missing (check's not_fetched)"
+    elif symbols:
         asked, chosen_by = sorted(set(symbols)), "--symbols"
     else:
         asked, chosen_by = added_without_history(store, start)
     done_already = done_symbols(store, start, end)
     return Plan(start, end, asked, [s for s in asked if s in done_already], [s for s in asked if s not in done_already],
                 chosen_by)
+
+
+def never_fetched(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> list[str]:
+    """The symbols `check` reports as not_fetched over [start, end] (no run or backfill covered the day)."""
+    from ..quality.check import check
+
+    document = check(store, start, end, symbols=symbols)
+    return sorted({item["symbol"] for item in document["missing"]["not_fetched"]})
 
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
@@ -143,6 +153,7 @@ def backfill(
     settings,
     *,
     symbols: list[str] | None = None,
+    missing: bool = False,
     observer: Observer | None = None,
     fetcher: Callable | None = None,
     sleep: Callable[[float], None] | None = None,
@@ -157,7 +168,7 @@ def backfill(
     started = time.monotonic()
     observer = observer or Observer()
     end = end or default_end(store)
-    work = plan(store, start, end, symbols)
+    work = plan(store, start, end, symbols, missing=missing)
     if work.done:
         observer.note(f"already backfilled over {start}..{end}, skipped: {' '.join(work.done)}")
     sleep = sleep or time.sleep
