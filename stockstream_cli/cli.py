@@ -158,6 +158,9 @@ class StockstreamGroup(TyperGroup):
             typer.echo(bad_value_line(error), err=True)
             raise typer.Exit(ExitCode.BAD_INPUT) from None
         except StockstreamError as error:
+            import logging
+
+            logging.getLogger("stockstream").error(str(error))
             typer.echo(f"stockstream: error: {error}", err=True)
             raise typer.Exit(exit_code_for(error)) from None
         if exit_code_for(result) != ExitCode.OK:
@@ -183,7 +186,7 @@ app = typer.Typer(
         "Every option of the pipeline can also be set as STOCKSTREAM_<OPTION>."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -202,8 +205,19 @@ def _root(
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr: no progress, notes or warnings.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More on stderr: -v what is done, -vv debugging detail.")] = 0,
+    log_file: Annotated[Optional[str], typer.Option("--log-file", metavar="PATH",
+                                                    help="Also write a detailed log (debug level) to this file.")] = None,
 ) -> None:
-    """The command group: only --version lives here."""
+    """The command group: --version and how much it tells (-q, -v, --log-file) live here; give them before the
+    command (`stockstream -q run-local`)."""
+    from .commands.output import set_verbosity
+
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other: give one")
+    set_verbosity(-1 if quiet else verbose, log_file)
 
 
 for _module in COMMAND_MODULES:

@@ -345,3 +345,37 @@ def test_checks_repair_hint_backfills_exactly_what_it_found_never_fetched(tmp_pa
     assert sorted({r.ticker for r in fake_yahoo.requests if r.kind == "chart"}) == ["BHP.AX", "CBA.AX", "NAB.AX"]
     after = invoke("check", "--start", "2026-08-03", "--end", DAY, "--store", store, "--json")
     assert json.loads(after.stdout)["missing"]["not_fetched"] == []
+
+
+# ------------------------------------------------------------------------------------------ 11. conveniences
+
+
+def test_quiet_leaves_only_errors_and_log_file_gets_the_detail(tmp_path):
+    store = tmp_path / "data"
+    store.mkdir()
+    log = tmp_path / "run.log"
+    args = ["fetch-batch", "--date", SATURDAY.isoformat(), "--batch-number", "0", "--store", str(store)]
+    loud = invoke(*args)
+    assert "warning" in loud.stderr and "error" in loud.stderr
+    quiet = invoke("-q", "--log-file", log, *args)
+    assert quiet.exit_code == 2
+    assert quiet.stderr.splitlines() == [line for line in loud.stderr.splitlines() if line.startswith("stockstream: error")]
+    logged = log.read_text()
+    assert "WARNING stockstream: 2026-08-22 (Saturday) is not an ASX session" in logged
+    assert "ERROR stockstream: no ASX list for 2026-08-22" in logged
+    assert invoke("-q", "-v", "status").exit_code == 2
+
+
+def test_shell_completion_works_without_click(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = "import sys; sys.modules['click'] = None; from stockstream_cli.cli import main; main()"
+    env = {**os.environ, "_STOCKSTREAM_COMPLETE": "complete_bash", "COMP_WORDS": "stockstream load --fo",
+           "COMP_CWORD": "2"}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.stdout.split() == ["--format"], completed.stderr
+    shown = subprocess.run([sys.executable, "-c", script, "--show-completion", "bash"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    assert shown.returncode == 0 and "complete -o default -F _stockstream_completion stockstream" in shown.stdout

@@ -32,7 +32,13 @@ class LogObserver(Observer):
         pass
 
     def note(self, message: str) -> None:
-        self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
+        import logging
+
+        from .output import quiet
+
+        logging.getLogger("stockstream").info(message)
+        if not quiet():
+            self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
 
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
         self.note(f"batch {batch_number} failed (attempt {attempt}), retrying: {error}")
@@ -156,8 +162,10 @@ class LiveProgress(LogObserver):
 
 def observer_for(*, json_output: bool, title: str, console: Console | None = None) -> LogObserver:
     """The live display when a person is watching stderr, else only log lines."""
+    from .output import quiet
+
     console = console or Console(stderr=True, highlight=False)
-    if json_output or not console.is_terminal:
+    if json_output or not console.is_terminal or quiet():
         return LogObserver(console)
     return LiveProgress(console, title)
 
