@@ -379,3 +379,33 @@ def test_shell_completion_works_without_click(tmp_path):
     shown = subprocess.run([sys.executable, "-c", script, "--show-completion", "bash"], capture_output=True, text=True,
                            timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
     assert shown.returncode == 0 and "complete -o default -F _stockstream_completion stockstream" in shown.stdout
+
+
+def test_backfill_progress_labels_its_times_and_counts_failures(monkeypatch):
+    from rich.console import Console
+
+    from stockstream_cli.commands import backfill as backfill_command
+    from stockstream_cli.commands import output
+
+    console = Console(record=True, force_terminal=True, width=140)
+    monkeypatch.setattr(output, "stderr_console", lambda: console)
+    with backfill_command._backfill_progress(False) as observer:
+        observer.started(3)
+        observer.symbol_done("AAA", "not_found")
+        observer.symbol_done("BHP", None)
+        observer._progress.refresh()
+    text = console.export_text()
+    assert "2/3" in text and "1 failed" in text and "elapsed" in text and "left" in text
+
+
+def test_a_resumed_backfill_does_not_name_every_skipped_symbol(tmp_path, fake_yahoo):
+    codes = asx_codes(12)
+    store = tmp_path / "data"
+    build_day(store, DAY, codes)
+    args = ["backfill", "--start", "2026-08-03", "--end", DAY.isoformat(), "--symbols", ",".join(codes),
+            "--store", store]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 0
+    assert f"12 symbols already backfilled over 2026-08-03..{DAY}, skipped: {' '.join(codes[:10])} and 2 more" \
+        in " ".join(again.stderr.split())

@@ -80,26 +80,30 @@ class _RichBackfillObserver:
         self._progress.console.print(message)
 
     def started(self, total: int) -> None:
-        self._task = self._progress.add_task("backfill", total=total)
+        self._task = self._progress.add_task("backfill", total=total, failed=0)
+        self._failed = 0
 
     def symbol_done(self, symbol: str, reason: str | None) -> None:
         if reason:
+            self._failed += 1
             self._progress.console.print(f"[yellow]{symbol}[/]: {reason}")
         if self._task is not None:
-            self._progress.advance(self._task)
+            self._progress.update(self._task, advance=1, failed=self._failed)
 
 
 def _backfill_progress(json_output: bool):
     import contextlib
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .output import stderr_console
 
     @contextlib.contextmanager
     def observed():
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=stderr_console(), transient=True)
+        # labelled: "backfill ━━━  120/200  3 failed  0:01:05 elapsed  0:00:43 left"
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("[red]{task.fields[failed]} failed[/]"), TimeElapsedColumn(), TextColumn("elapsed"),
+                            TimeRemainingColumn(), TextColumn("left"), console=stderr_console(), transient=True)
         with progress:
             yield _RichBackfillObserver(progress)
 

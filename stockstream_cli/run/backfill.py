@@ -146,6 +146,9 @@ def next_number(store, day: dt.date) -> int:
 # ---------------------------------------------------------------------------------------------- fetching
 
 
+SKIPPED_SHOWN = 10  # symbols a resumed backfill names as skipped before "and N more"
+
+
 def backfill(
     store,
     start: dt.date,
@@ -170,7 +173,10 @@ def backfill(
     end = end or default_end(store)
     work = plan(store, start, end, symbols, missing=missing)
     if work.done:
-        observer.note(f"already backfilled over {start}..{end}, skipped: {' '.join(work.done)}")
+        shown = " ".join(work.done[:SKIPPED_SHOWN])
+        more = f" and {len(work.done) - SKIPPED_SHOWN} more" if len(work.done) > SKIPPED_SHOWN else ""
+        observer.note(f"{len(work.done)} symbol{'' if len(work.done) == 1 else 's'} already backfilled over "
+                      f"{start}..{end}, skipped: {shown}{more}")
     sleep = sleep or time.sleep
     pacer = pacer or pacing.pacer_for(settings, sleep=sleep)
     if fetcher is None and work.todo:
