@@ -84,9 +84,14 @@ def silence_third_party_warnings() -> None:
     a warning raised by another thread's parse in between would slip through."""
     if _YFINANCE_WARNINGS in warnings.filters:
         return
-    import pandas.errors
+    import sys
 
-    warnings.filterwarnings("ignore", category=getattr(pandas.errors, "PandasChangeWarning", DeprecationWarning))
+    import yfinance  # noqa: F401  (imports pandas, yfinance's dependency, not ours: found, not imported, here)
+
+    pandas_errors = sys.modules.get("pandas.errors")
+    changes = getattr(pandas_errors, "PandasChangeWarning", None)
+    if changes is not None:
+        warnings.filterwarnings("ignore", category=changes)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(pandas|yfinance)(\.|$)")
     warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
 
