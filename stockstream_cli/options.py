@@ -10,7 +10,18 @@ from typing import Annotated, Optional
 
 import typer
 
+from . import hints
 from .settings import default_of, env_name
+
+
+def _remembered(option: str):
+    """An option callback that records the typed value, so printed hints carry it (hints.command)."""
+
+    def remember(value):
+        hints.remember(option, value)
+        return value
+
+    return remember
 
 
 def _setting_help(name: str, text: str) -> str:
@@ -21,7 +32,8 @@ def _setting_help(name: str, text: str) -> str:
 
 Store = Annotated[
     Optional[str],
-    typer.Option("--store", help=_setting_help("store", "Local folder or s3://bucket[/prefix]."), show_default=False),
+    typer.Option("--store", help=_setting_help("store", "Local folder or s3://bucket[/prefix]."), show_default=False,
+                 metavar="URI", callback=_remembered("store")),
 ]
 Date = Annotated[
     Optional[str],
@@ -97,10 +109,12 @@ SourceUrl = Annotated[
     typer.Option("--source-url", help=_setting_help("source_url", "Where the ASX list is downloaded from."), show_default=False),
 ]
 Profile = Annotated[
-    Optional[str], typer.Option("--profile", help=_setting_help("profile", "AWS profile."), show_default=False)
+    Optional[str], typer.Option("--profile", help=_setting_help("profile", "AWS profile."), show_default=False,
+                                 metavar="NAME", callback=_remembered("profile"))
 ]
 Region = Annotated[
-    Optional[str], typer.Option("--region", help=_setting_help("region", "AWS region."), show_default=False)
+    Optional[str], typer.Option("--region", help=_setting_help("region", "AWS region."), show_default=False,
+                                 metavar="REGION", callback=_remembered("region"))
 ]
 FromFile = Annotated[
     Optional[str],
@@ -115,7 +129,8 @@ Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipe
 Stage = Annotated[
     Optional[str],
     typer.Option("--stage", envvar="STOCKSTREAM_STAGE", help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
-                 "[default: none, the default names].", show_default=False),
+                 "[default: none, the default names].", show_default=False, metavar="NAME",
+                 callback=_remembered("stage")),
 ]
 NoWait = Annotated[
     bool, typer.Option("--no-wait", help="With --remote: start the execution and return at once, without waiting.")

@@ -14,3 +14,10 @@ class Outcome(enum.Enum):
     COMPLETE = "complete"  # everything asked for was done
     PARTIAL = "partial"  # some of it failed, and is recorded so rerun-failed (or the same command) can finish it
     FAILED = "failed"  # nothing useful was done
+
+
+def worst(outcomes: "list[Outcome]") -> Outcome:
+    """Several pieces of work as one: FAILED when all failed, PARTIAL when any fell short, else COMPLETE."""
+    if outcomes and all(outcome is Outcome.FAILED for outcome in outcomes):
+        return Outcome.FAILED
+    return Outcome.COMPLETE if all(outcome is Outcome.COMPLETE for outcome in outcomes) else Outcome.PARTIAL

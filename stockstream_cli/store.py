@@ -94,6 +94,20 @@ def open_store(uri: str, *, profile: str | None = None, region: str | None = Non
     return LocalStore(uri)
 
 
+def require_exists(store: "Store") -> "Store":
+    """The store, when there is one to read: InputError naming it when a local store is missing or not a
+    folder (a mistyped path reads as an empty store otherwise). S3 stores are checked by their first read."""
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        what = "is not a folder" if store.root.exists() else "does not exist"
+        from . import hints
+
+        hint = f"check the path; `{hints.command('run-local')}` creates it"
+        if store.uri.startswith("s3:") and not store.uri.startswith("s3://"):
+            hint = f"did you mean s3://{store.uri[3:].lstrip('/')} ?"
+        raise InputError(f"the store {store.uri} {what}: {hint}")
+    return store
+
+
 class LocalStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)

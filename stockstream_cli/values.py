@@ -24,6 +24,23 @@ def check_range(start: dt.date | None, end: dt.date | None, *, names: tuple[str,
         raise InputError(f"{names[0]} {start} is after {names[1]} {end}: give the earlier date first")
 
 
+def check_pipeline_day(day: dt.date, *, option: str = "--date", today: dt.date | None = None) -> str | None:
+    """The one check of a day a pipeline command fetches or writes: InputError when it is after today in
+    Sydney (nothing can be fetched for it); a one-line warning (returned, not raised) when it is not an ASX
+    session, whose fetch window then ends at the previous session; None for an ASX session."""
+    from . import calendar
+
+    today = today or today_sydney()
+    if day > today:
+        raise InputError(f"{option} {day.isoformat()} is after today ({today.isoformat()} in Sydney): "
+                         "there is no data for it yet")
+    if calendar.is_session(day):
+        return None
+    previous = calendar.previous_session(day)
+    return (f"{day.isoformat()} ({day:%A}) is not an ASX session: its window's latest session is "
+            f"{previous.isoformat()} ({previous:%A})")
+
+
 def check_batch_number(batch_number: int) -> None:
     if batch_number < 0:
         raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
@@ -46,13 +63,12 @@ def parse_date(text: str | dt.date | None, *, option: str = "--date") -> dt.date
 
 
 def check_symbol(code: str) -> str:
-    if SYMBOL_RE.match(code):
-        return code
-    hint = "ASX codes are 3-6 upper-case letters or digits, e.g. BHP, 14D, NWSLV"
+    """The ASX code `code` names, upper-cased (ASX codes are unambiguous in any case: `bhp` is BHP)."""
+    if SYMBOL_RE.match(code.upper()):
+        return code.upper()
+    hint = "ASX codes are 3-6 letters or digits, e.g. BHP, 14D, NWSLV"
     if code.upper().endswith(".AX"):
         hint = f"give the ASX code without the .AX suffix, e.g. {code[:-3].upper()}"
-    elif SYMBOL_RE.match(code.upper()):
-        hint = f"ASX codes are upper case: {code.upper()}"
     raise InputError(f"invalid symbol {code!r}: {hint}")
 
 

@@ -72,13 +72,26 @@ def test_the_plotted_data_matches_the_store_with_the_gap_as_a_gap(store, tmp_pat
     assert "1 missing session" in prices_axis.get_title(loc="left")
 
 
-def test_defaults_end_at_the_latest_stored_day(store):
+def test_defaults_end_at_the_latest_stored_day_and_start_at_the_first(store):
     data = chart.chart_data(store, "CBA")
     assert data.end == D(2026, 11, 20)
-    assert data.start == D(2026, 11, 20) - chart.DEFAULT_SPAN
-    assert data.missing_sessions[0] == D(2026, 8, 20)  # nothing stored that early: every such session a gap
-    assert D(2026, 10, 28) in data.missing_sessions and D(2026, 10, 29) not in data.missing_sessions  # first window: 29 Oct on
+    # three months before the end would be 20 Aug, long before the store held CBA: those are not "missing"
+    assert data.start == D(2026, 10, 29)  # the first run's window starts there
+    assert data.missing_sessions == []
     assert data.rows == len(calendar.sessions(D(2026, 10, 29), D(2026, 11, 20)))
+    assert chart.chart_data(store, "CBA", end=D(2026, 11, 6)).start == D(2026, 10, 29)
+
+
+def test_the_legend_sits_above_the_prices_never_over_the_line(store, tmp_path):
+    figure = chart.build_figure(chart.chart_data(store, "BHP"))
+    figure.canvas.draw()
+    prices = figure.axes[0]
+    legend = prices.get_legend().get_window_extent()
+    assert legend.y0 >= prices.get_window_extent().y1 - 1
+    title = prices.title if prices.get_title() else prices._left_title
+    assert not legend.overlaps(title.get_window_extent())
+    assert [text.get_text() for text in prices.get_legend().get_texts()] == ["close", "adjusted close",
+                                                                             "missing session (1)"]
 
 
 def test_cli_writes_the_png_and_reports_the_gap(store, tmp_path, monkeypatch):
@@ -86,14 +99,13 @@ def test_cli_writes_the_png_and_reports_the_gap(store, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["chart", "BHP", "--start", "2026-11-02", "--store", store.uri])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "BHP.png").is_file()
-    assert "wrote BHP.png" in result.stdout and "1 missing session(s)" in result.stdout
+    assert "wrote BHP.png" in result.stdout and "1 missing session)" in result.stdout
     assert "2026-11-11" in result.stderr
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["bhp"], "upper case"),
         (["BHP", "--output", "chart.jpg"], ".png"),
         (["BHP", "--output", "no/such/folder/x.png"], "does not exist"),
         (["BHP", "--start", "2026-11-20", "--end", "2026-11-02"], "after"),

@@ -261,7 +261,7 @@ def test_bad_input_exits_2_before_reading(tmp_path):
         assert result.exit_code == 2, (args, result.output)
     assert not store.exists()
     empty = CliRunner().invoke(app, ["check", "--store", str(store), "--date", "2026-11-12"])
-    assert empty.exit_code == 2 and "stockstream symbols" in empty.stderr
+    assert empty.exit_code == 2 and "does not exist" in empty.stderr and "stockstream run-local" in empty.stderr
 
 
 def test_check_day_and_its_alert_for_a_pipeline_step(complete_store):

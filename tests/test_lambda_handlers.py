@@ -105,7 +105,7 @@ def test_fetcher_raises_an_error_the_state_machine_reports_when_yfinance_is_on_p
 
 
 @pytest.mark.parametrize("event", [{"batchNumber": 0}, {"date": DAY}, {"date": DAY, "batchNumber": "x"},
-                                   {"date": "25/11/2026", "batchNumber": 0}, {"date": DAY, "batchNumber": 0, "symbols": ["bhp"]}])
+                                   {"date": "25/11/2026", "batchNumber": 0}, {"date": DAY, "batchNumber": 0, "symbols": ["BHP.AX"]}])
 def test_fetcher_refuses_a_malformed_event(lambda_env, event):
     with pytest.raises(InputError):
         load_handler("stock_data_fetcher.handler")(event, None)

@@ -89,7 +89,7 @@ def test_run_local_everything_fetched_prints_a_summary_and_exits_0(tmp_path, fak
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
     result = run_local_cli(list_path, tmp_path / "data")
     assert result.exit_code == 0, result.output
-    assert "2026-08-21: 40 of 40 symbols fetched, 0 failed; 1 of 1 batches succeeded" in result.stdout
+    assert "2026-08-21: 40 of 40 symbols fetched, 0 failed; 1 of 1 batch succeeded" in result.stdout
     assert "Failed symbols" not in result.stdout
     assert stored_rows(tmp_path / "data", DAY).height == 40 * 5
     run = json.loads((tmp_path / "data/runs/2026-08-21/run.json").read_text())

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .. import hints
 from ..errors import AwsError, InputError
 from . import resources as res
 
@@ -123,7 +124,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     running = running_executions(sfn, machine, day)
     if running:  # two runs of a day at once would double the fetchers asking Yahoo, and race on the files
         raise InputError(f"the pipeline is still running {day.isoformat()} ({', '.join(running)}): wait for it to end "
-                         "(stockstream status --remote), then rerun what failed")
+                         f"({hints.command('status', '--remote')}), then rerun what failed")
     store = open_store(store_uri or deployed_store(session, stage), profile=profile, region=session.region_name)
     started = time.monotonic()
     batches, manifests, items = rerun_items(store, day, include_all=include_all)
@@ -160,7 +161,7 @@ def wait_for_execution(sfn, execution_arn: str, *, poll_interval: float, timeout
             return described
         if time.monotonic() > deadline:
             raise AwsError(f"execution {execution_arn} still running after {timeout:.0f} s: "
-                           "follow it with `stockstream status --remote`")
+                           f"follow it with `{hints.command('status', '--remote')}`")
         sleep(poll_interval)
 
 

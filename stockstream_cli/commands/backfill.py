@@ -25,6 +25,8 @@ def backfill(
                      show_default=False),
     ] = None,
     symbols: options.Symbols = None,
+    missing: Annotated[bool, typer.Option("--missing", help="Fetch exactly the symbols `check` reports as never "
+                                          "fetched (not_fetched) over --start..--end (with --symbols: among those).")] = False,
     delay: options.Delay = None,
     rate: options.Rate = None,
     retries: options.Retries = None,
@@ -64,7 +66,8 @@ def backfill(
 
     locked_day = last or backfill_module.default_end(data_store)  # runs/D/backfill-N.json, D = --end
     with day_locked(data_store, locked_day, "backfill", wait), _backfill_progress(json_output) as observer:
-        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, observer=observer)
+        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, missing=missing,
+                                            observer=observer)
     if json_output:
         emit_json(document)
     else:
@@ -81,26 +84,30 @@ class _RichBackfillObserver:
         self._progress.console.print(message)
 
     def started(self, total: int) -> None:
-        self._task = self._progress.add_task("backfill", total=total)
+        self._task = self._progress.add_task("backfill", total=total, failed=0)
+        self._failed = 0
 
     def symbol_done(self, symbol: str, reason: str | None) -> None:
         if reason:
+            self._failed += 1
             self._progress.console.print(f"[yellow]{symbol}[/]: {reason}")
         if self._task is not None:
-            self._progress.advance(self._task)
+            self._progress.update(self._task, advance=1, failed=self._failed)
 
 
 def _backfill_progress(json_output: bool):
     import contextlib
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .output import stderr_console
 
     @contextlib.contextmanager
     def observed():
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=stderr_console(), transient=True)
+        # labelled: "backfill ━━━  120/200  3 failed  0:01:05 elapsed  0:00:43 left"
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("[red]{task.fields[failed]} failed[/]"), TimeElapsedColumn(), TextColumn("elapsed"),
+                            TimeRemainingColumn(), TextColumn("left"), console=stderr_console(), transient=True)
         with progress:
             yield _RichBackfillObserver(progress)
 
@@ -108,13 +115,13 @@ def _backfill_progress(json_output: bool):
 
 
 def _render_backfill(document: dict) -> None:
-    from .output import stdout_console
+    from .output import counted, stdout_console
 
     console = stdout_console()
     meta = document["metadata"]
-    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {len(document['symbols'])} symbol(s) asked, "
-                  f"{len(meta['skipped_done'])} already done, {meta['symbols_fetched']} fetched "
-                  f"({meta['rows_written']:,} rows), {len(meta['symbols_failed'])} failed", soft_wrap=True)
+    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {counted(len(document['symbols']), 'symbol')} "
+                  f"asked, {len(meta['skipped_done']):,} already done, {meta['symbols_fetched']:,} fetched "
+                  f"({counted(meta['rows_written'], 'row')}), {len(meta['symbols_failed']):,} failed", soft_wrap=True)
     for symbol in meta["symbols_failed"]:
         console.print(f"  [red]{symbol}[/]: {meta['failure_reasons'][symbol]}")
     for key in meta["s3_keys"]:

@@ -43,7 +43,7 @@ def chart(
     Example: stockstream chart BHP --start 2026-11-01 --output bhp.png
     """
     from ..quality import chart as chart_module
-    from .output import say, stdout_console
+    from .output import counted, say, stdout_console
     from ..settings import Settings
     from ..values import check_symbol, parse_date
 
@@ -53,11 +53,12 @@ def chart(
     chart_module.require_matplotlib()
     target = chart_module.output_path(output, code)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    data_store = settings.open_store()
+    data_store = settings.open_store(must_exist=True)
     result = chart_module.write_chart(data_store, code, target, start=first, end=last)
     if result.missing_sessions:
-        say(f"{len(result.missing_sessions)} ASX session(s) without a row, shown as gaps: "
+        say(f"{counted(len(result.missing_sessions), 'ASX session')} without a row, shown as gaps: "
             + ", ".join(d.isoformat() for d in result.missing_sessions[:10])
             + (" ..." if len(result.missing_sessions) > 10 else ""))
     stdout_console().print(f"wrote {target} ({code} {result.start} to {result.end}, "
-                           f"{result.rows} rows, {len(result.missing_sessions)} missing session(s))", soft_wrap=True)
+                           f"{counted(result.rows, 'row')}, {counted(len(result.missing_sessions), 'missing session')})",
+                           soft_wrap=True)

@@ -68,7 +68,7 @@ def check(
     first, last = _range(date, start, end)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
-    data_store = settings.open_store()
+    data_store = settings.open_store(must_exist=True)
     document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
     if json_output:
         emit_json(document)
@@ -95,12 +95,12 @@ def _range(date, start, end):
 def _render_check(document: dict) -> None:
     from rich.table import Table
 
-    from .output import stdout_console
+    from .output import counted, stdout_console
 
     console = stdout_console()
     span = document["start"] if document["start"] == document["end"] else f"{document['start']}..{document['end']}"
     console.print(
-        f"[bold]check {span}[/]: {document['sessions']} sessions x {document['symbols']:,} symbols, "
+        f"[bold]check {span}[/]: {counted(document['sessions'], 'session')} x {counted(document['symbols'], 'symbol')}, "
         f"{document['present_rows']:,}/{document['expected_rows']:,} rows present",
         soft_wrap=True,
     )
@@ -136,6 +136,21 @@ def _render_check(document: dict) -> None:
     if document["unlisted_symbols"]:
         console.print(f"[yellow]not in any list in force, not checked:[/] {' '.join(document['unlisted_symbols'])}")
     console.print(_verdict(document), soft_wrap=True)
+    for hint in repair_hints(document):
+        console.print(f"To repair it: {hint}", markup=False, highlight=False, soft_wrap=True)
+
+
+def repair_hints(document: dict) -> list[str]:
+    """The commands that fetch what an incomplete check found missing: backfill --missing for what no run
+    covered, rerun-failed for each day whose fetch failed."""
+    from .. import hints
+
+    commands = []
+    if document["missing"]["not_fetched"]:
+        commands.append(hints.command("backfill", "--missing", "--start", document["start"], "--end", document["end"]))
+    for day in sorted({item["date"] for item in document["missing"]["fetch_failed"]}):
+        commands.append(hints.command("rerun-failed", "--date", day))
+    return commands
 
 
 def _verdict(document: dict) -> str:
@@ -160,7 +175,7 @@ def _examples(items: list[dict], *, with_detail: bool) -> str:
             text += f" [dim]{entries[-1]['detail']}[/]"
         shown.append(text)
     if len(by_symbol) > EXAMPLES:
-        shown.append(f"+{len(by_symbol) - EXAMPLES} more symbols")
+        shown.append(f"+{len(by_symbol) - EXAMPLES} more symbol{'' if len(by_symbol) - EXAMPLES == 1 else 's'}")
     return "; ".join(shown)
 
 

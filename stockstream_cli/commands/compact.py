@@ -43,7 +43,7 @@ def compact(
     from ..settings import Settings
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    target = settings.open_store()
+    target = settings.open_store(must_exist=True)
     if dry_run:
         result = run_compact(target, months=month, dry_run=True)
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,16 +15,17 @@ def register(app) -> None:
 
 
 BatchNumber = Annotated[
-    int,
-    typer.Option("--batch-number", help="The batch to fetch: batch N holds symbols [N*size, (N+1)*size) of the day's list.",
-                 show_default=False),
+    Optional[int],
+    typer.Option("--batch-number", help="The batch to fetch: batch N holds symbols [N*size, (N+1)*size) of the day's "
+                 "list. With --symbols it may be left out: each symbol goes to its own batch.", show_default=False,
+                 metavar="N"),
 ]
 
 SHOWN_FAILURES = 20
 
 
 def fetch_batch(
-    batch_number: BatchNumber,
+    batch_number: BatchNumber = None,
     date: options.Date = None,
     symbols: options.Symbols = None,
     delay: options.Delay = None,
@@ -43,41 +44,54 @@ def fetch_batch(
 
     Without --symbols the batch is read from symbols/D-symbols.csv (run `stockstream symbols` first). With
     --symbols those symbols are fetched and merged into the batch's files: rows of other symbols are kept,
-    and a refetched (symbol, date) replaces the stored one. Exit 0 when every symbol was fetched, 3 when
+    and a refetched (symbol, date) replaces the stored one. Symbols must be in batch N of the day's list
+    (exit 2 names their batch); without --batch-number each is filed under its own batch (with --json, one
+    document per batch in an array when there are several). Exit 0 when every symbol was fetched, 3 when
     some failed (they are listed in the manifest with their reason), 1 when the whole batch failed.
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
     from ..fetch import manifest
-    from ..fetch.batch import batch_codes
+    from ..errors import InputError
+    from ..fetch.batch import batch_codes, batches_of
+    from ..outcome import worst
+    from .output import emit_json
     from ..settings import Settings
-    from ..values import parse_date, parse_symbols
+    from .output import pipeline_day
+    from ..values import parse_symbols
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)
     target = settings.open_store()
-    codes = batch_codes(target, day, batch_number, codes)  # bad input fails here, before any request
+    # bad input fails here, before any request
+    if codes is None:
+        if batch_number is None:
+            raise InputError("--batch-number is needed without --symbols, e.g. --batch-number 0")
+        plan = {batch_number: batch_codes(target, day, batch_number)}
+    else:
+        plan = batches_of(target, day, codes, batch_number)
 
     from ..locks import batch_lock
 
-    with batch_lock(target, day, batch_number, "fetch-batch", wait=wait):  # also the store's write probe
-        document = _fetch(target, day, batch_number, settings, codes, json)
-    return manifest.outcome(document)
+    documents = []
+    for number, members in plan.items():
+        with batch_lock(target, day, number, "fetch-batch", wait=wait):  # also the store's write probe
+            documents.append(_fetch(target, day, number, settings, members, json))
+    if json:
+        emit_json(documents[0] if len(documents) == 1 else documents)
+    return worst([manifest.outcome(document) for document in documents])
 
 
 def _fetch(target, day, batch_number: int, settings, codes: list[str], json: bool) -> dict:
     from ..fetch.batch import fetch_batch as run_fetch_batch
-    from .output import emit_json
 
     if json:
-        document = run_fetch_batch(target, day, batch_number, settings, symbols=codes)
-        emit_json(document)
-    else:
-        document = _with_progress(lambda on_symbol: run_fetch_batch(
-            target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
-        _print_summary(document, target.uri)
+        return run_fetch_batch(target, day, batch_number, settings, symbols=codes)
+    document = _with_progress(lambda on_symbol: run_fetch_batch(
+        target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
+    _print_summary(document, target.uri)
     return document
 
 
@@ -100,11 +114,14 @@ def _with_progress(run, total: int, batch_number: int) -> dict:
 
 
 def _print_summary(document: dict, store_uri: str) -> None:
+    from .output import counted
+
     meta = document["metadata"]
     lines = [
-        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']} of {meta['symbols_processed']} "
-        f"symbols fetched, {len(meta['symbols_failed'])} failed ({meta['execution_time']:.1f} s)",
-        f"{meta['rows']} rows for {meta['window']['start']}..{meta['window']['end']} "
+        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']:,} of "
+        f"{counted(meta['symbols_processed'], 'symbol')} fetched, {len(meta['symbols_failed']):,} failed "
+        f"({meta['execution_time']:.1f} s)",
+        f"{counted(meta['rows'], 'row')} for {meta['window']['start']}..{meta['window']['end']} "
         f"in {store_uri.rstrip('/')}/{meta['s3_key']}",
     ]
     dropped = {reason: count for reason, count in meta["rows_dropped"].items() if count}

@@ -47,6 +47,7 @@ def load(
             help="table, csv, json (an array of row objects) or parquet (needs --output). "
             "[default: table; with --output, from its suffix]",
             show_default=False,
+            case_sensitive=False,
         ),
     ] = None,
     output: Annotated[
@@ -73,7 +74,7 @@ def load(
     codes = parse_symbols(symbols)
     first, last = _date_range(date, start, end, parse_date)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    aggregator = DataAggregator(settings.store, profile=settings.profile, region=settings.region)
+    aggregator = DataAggregator(settings.open_store(must_exist=True))
     frame = aggregator.load(codes, start=first, end=last)
     if frame.is_empty():
         _note_empty(aggregator, codes, first, last)
@@ -135,10 +136,25 @@ def _note_empty(aggregator, codes, first, last) -> None:
         asked.append("symbols " + " ".join(codes))
     if first is not None or last is not None:
         asked.append(f"dates {first or '…'} to {last or '…'}" if first != last else f"date {first}")
-    days = aggregator.data_days()
-    held = f"it has data files for {len(days)} days, {days[0]} to {days[-1]}" if days else "it holds no data files yet"
+    held = _data_files_text(aggregator.data_file_kinds())
     what = f" for {', '.join(asked)}" if asked else ""
     typer.echo(f"no rows{what} in {aggregator.store.uri}; {held}", err=True)
+
+
+def _data_files_text(files: dict[str, list]) -> str:
+    """'it holds daily files of 2 days (2026-11-27 to 2026-11-28), 11 compacted months (...) and backfill ...'."""
+    from .output import counted
+
+    parts = []
+    for kind, noun, what in (("days", "day", "daily files of"), ("months", "month", "compacted files of"),
+                             ("backfill", "day", "backfill files recorded on")):
+        values = files[kind]
+        if values:
+            span = f" ({values[0]})" if len(values) == 1 else f" ({values[0]} to {values[-1]})"
+            parts.append(f"{what} {counted(len(values), noun)}{span}")
+    if not parts:
+        return "it holds no data files yet"
+    return "it holds " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
 
 
 def _render_text(frame, chosen: Format) -> str:

@@ -25,6 +25,83 @@ def stdout_console():
     return Console(highlight=False)
 
 
+QUIET = -1
+_verbosity = 0  # -1 quiet, 0 normal, 1 -v, 2 -vv
+
+
+def set_verbosity(level: int, log_file: str | None = None) -> None:
+    """How much goes to stderr (-q: only errors; -v/-vv: the library's and yfinance's log), and a --log-file
+    that gets everything at debug level."""
+    import logging
+
+    global _verbosity
+    _verbosity = level
+    loggers = [logging.getLogger(name) for name in ("stockstream", "stockstream_cli", "yfinance")]
+    handlers: list[logging.Handler] = []
+    if level > 0:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.INFO if level == 1 else logging.DEBUG)
+        console.setFormatter(logging.Formatter("stockstream: %(name)s: %(message)s"))
+        handlers.append(console)
+    if log_file:
+        from ..errors import InputError
+
+        try:
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"--log-file {log_file}: {error.strerror or error}") from None
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(file_handler)
+    for logger in loggers:
+        for handler in [h for h in logger.handlers if getattr(h, "_stockstream", False)]:
+            logger.removeHandler(handler)
+            handler.close()
+        for handler in handlers:
+            handler._stockstream = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if handlers else logging.NOTSET)
+    # what the CLI itself logs ("stockstream") is also printed its own way: never again by logging's last resort
+    ours = logging.getLogger("stockstream")
+    if not any(isinstance(h, logging.NullHandler) for h in ours.handlers):
+        ours.addHandler(logging.NullHandler())
+
+
+def quiet() -> bool:
+    return _verbosity == QUIET
+
+
 def say(message: str) -> None:
-    """A human line on stderr (progress, notes): never mixed into results."""
-    stderr_console().print(message)
+    """A human line on stderr (progress, notes): never mixed into results; logged; not with -q."""
+    import logging
+
+    logging.getLogger("stockstream").info(message)
+    if not quiet():
+        stderr_console().print(message)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 symbol', '1,838 symbols': thousands separated, the noun's number right."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr, in the program's one style."""
+    import logging
+
+    logging.getLogger("stockstream").warning(message)
+    if not quiet():
+        sys.stderr.write(f"stockstream: warning: {message}\n")
+        sys.stderr.flush()
+
+
+def pipeline_day(date: str | None):
+    """The --date of a pipeline command: parsed and checked (values.check_pipeline_day), a warning printed
+    when it is not an ASX session."""
+    from ..values import check_pipeline_day, parse_date
+
+    day = parse_date(date)
+    warning = check_pipeline_day(day)
+    if warning:
+        warn(warning)
+    return day

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from ..run.types import Observer
+from .output import counted
 
 SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
 
@@ -31,7 +32,13 @@ class LogObserver(Observer):
         pass
 
     def note(self, message: str) -> None:
-        self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
+        import logging
+
+        from .output import quiet
+
+        logging.getLogger("stockstream").info(message)
+        if not quiet():
+            self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
 
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
         self.note(f"batch {batch_number} failed (attempt {attempt}), retrying: {error}")
@@ -100,7 +107,8 @@ class LiveProgress(LogObserver):
                 for task in (self._symbols, self._batch_task):
                     self._progress.update(task, visible=False)
                 return
-            self._progress.console.print(f"{self._title}: {total} symbols in {len(batches)} batches",
+            self._progress.console.print(f"{self._title}: {counted(total, 'symbol')} in "
+                                         f"{counted(len(batches), 'batch', 'batches')}",
                                          markup=False, highlight=False)
             self._progress.update(self._symbols, total=total)
             self._progress.update(self._batch_task, total=len(batches))
@@ -154,8 +162,10 @@ class LiveProgress(LogObserver):
 
 def observer_for(*, json_output: bool, title: str, console: Console | None = None) -> LogObserver:
     """The live display when a person is watching stderr, else only log lines."""
+    from .output import quiet
+
     console = console or Console(stderr=True, highlight=False)
-    if json_output or not console.is_terminal:
+    if json_output or not console.is_terminal or quiet():
         return LogObserver(console)
     return LiveProgress(console, title)
 
@@ -165,10 +175,12 @@ def observer_for(*, json_output: bool, title: str, console: Console | None = Non
 
 def render_run(run: Mapping[str, Any], console: Console) -> None:
     """The run's outcome for a person (stdout): the counts, then the failed symbols by reason."""
+    from .output import counted
+
     console.print(
-        f"{run['date']}: {run['symbols_fetched']} of {run['total_symbols']} symbols fetched, "
-        f"{len(run['symbols_failed'])} failed; {run['batches_succeeded']} of {run['num_batches']} batches "
-        f"succeeded in {run['execution_time']:.1f} s",
+        f"{run['date']}: {run['symbols_fetched']:,} of {counted(run['total_symbols'], 'symbol')} fetched, "
+        f"{len(run['symbols_failed']):,} failed; {run['batches_succeeded']:,} of "
+        f"{counted(run['num_batches'], 'batch', 'batches')} succeeded in {run['execution_time']:.1f} s",
         markup=False,
         soft_wrap=not console.is_terminal,
     )
@@ -182,12 +194,12 @@ def render_run(run: Mapping[str, Any], console: Console) -> None:
 
 def rerun_hint(run: Mapping[str, Any]) -> str | None:
     """What to type next: plain rerun-failed for retryable failures, --all when only final ones are left."""
-    from .. import reasons
+    from .. import hints, reasons
 
     if not run["symbols_failed"]:
         return None
     failed = run.get("failure_reasons", {})
-    command = f"stockstream rerun-failed --date {run['date']}"
+    command = hints.command("rerun-failed", "--date", run["date"])
     if run["batches_failed"] or any(failed.get(s, reasons.UNRECORDED) in reasons.RERUN for s in run["symbols_failed"]):
         return f"To fetch the failed symbols again: {command}"
     return f"The failures left are final ({', '.join(r for r in reasons.ALL if r in reasons.LASTING)}); to try them anyway: {command} --all"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from .. import hints
 from ..outcome import Outcome
 
 
@@ -18,16 +19,18 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
     from ..run import summary as pipeline
     from ..aws.remote import rerun_remote
+    from ..aws.session import aws_errors
     from ..settings import Settings
     from .output import emit_json, say, stdout_console
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     settings = Settings.resolve(profile=profile, region=region)
     if not json_output:
         say(f"rerun-failed --remote {day.isoformat()}: working out what failed ...")
-    run = rerun_remote(day, store_uri=store, wait=wait, include_all=include_all, stage=stage,
-                       profile=settings.profile, region=settings.region, poll_interval=settings.poll_interval)
+    with aws_errors(f"rerun-failed --remote {day.isoformat()}"):
+        run = rerun_remote(day, store_uri=store, wait=wait, include_all=include_all, stage=stage,
+                           profile=settings.profile, region=settings.region, poll_interval=settings.poll_interval)
     execution = {"execution_arn": run["execution_arn"], "execution_status": run["execution_status"]}
     if json_output:
         emit_json({**pipeline.summary(run), **execution})
@@ -35,7 +38,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
         typer.echo(f"nothing to rerun on {day.isoformat()}: every batch has a result and no symbol failed retryably")
     elif run["execution_status"] == "RUNNING":
         typer.echo(f"started {run['execution_arn']} for batches {run['batches_started']}; "
-                   "follow it with `stockstream status --remote`")
+                   f"follow it with `{hints.command('status', '--remote')}`")
     else:
         from .progress import render_run
 
@@ -52,13 +55,15 @@ def status_remote(*, date: str | None, profile: str | None, region: str | None, 
 
     FAILED when the latest failed, PARTIAL when it finished with failed batches or symbols."""
     from ..aws.remote import remote_status
+    from ..aws.session import aws_errors
     from ..settings import Settings
     from .output import emit_json
     from ..values import parse_date
 
     settings = Settings.resolve(profile=profile, region=region)
-    report = remote_status(limit=limit, day=parse_date(date) if date else None, stage=stage,
-                           profile=settings.profile, region=settings.region)
+    with aws_errors("status --remote"):
+        report = remote_status(limit=limit, day=parse_date(date) if date else None, stage=stage,
+                               profile=settings.profile, region=settings.region)
     if json_output:
         emit_json(report)
     else:

@@ -35,9 +35,9 @@ def run_remote(
     from ..settings import Settings
     from ..aws.remote import start_remote
     from .output import emit_json, say
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date) if date else None
+    day = pipeline_day(date) if date else None
     settings = Settings.resolve(profile=profile, region=region)
     if wait and not json:
         say("started; waiting for the execution to end ...")

@@ -10,9 +10,9 @@ from ..outcome import Outcome
 
 def prepare(date, store, profile, region, **typed):
     from ..settings import Settings
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     settings = Settings.resolve(store=store, profile=profile, region=region, **typed)
     return day, settings, settings.open_store()
 
@@ -26,13 +26,14 @@ def run_observer(json_output: bool, title: str):
 @contextlib.contextmanager
 def interruptible(day):
     """A Ctrl-C that lands outside the batches (a store write, the summary) still exits 130 with advice."""
+    from .. import hints
     from ..errors import Interrupted
 
     try:
         yield
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted; run `stockstream rerun-failed --date {day.isoformat()}` to finish the day"
+            f"interrupted; run `{hints.command('rerun-failed', '--date', day.isoformat())}` to finish the day"
         ) from None
 
 
@@ -45,13 +46,28 @@ def day_locked(data_store, days, command: str, wait: bool):
     return day_lock(data_store, days, command, wait=wait)
 
 
+def _say_nothing_to_do(run: dict) -> None:
+    import typer
+
+    from .output import counted
+    from .progress import rerun_hint
+
+    typer.echo(f"nothing to rerun on {run['date']}: every batch has a result and no symbol failed retryably")
+    if run["symbols_failed"]:
+        typer.echo(f"{counted(len(run['symbols_failed']), 'symbol')} failed for good. {rerun_hint(run)}")
+
+
 def finish(run: dict, json_output: bool) -> Outcome:
     from ..run import summary as pipeline
     from .output import emit_json, stdout_console
     from .progress import render_run
 
+    from ..run.rerun import NOTHING_TO_DO
+
     if json_output:
         emit_json(pipeline.summary(run))
+    elif run.get(NOTHING_TO_DO):
+        _say_nothing_to_do(run)
     else:
         render_run(run, stdout_console())
     return pipeline.outcome(run)

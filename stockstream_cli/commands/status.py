@@ -61,7 +61,7 @@ def _local_status(settings, date: str | None):
     from ..values import parse_date
 
     day = None if date is None else parse_date(date)
-    return day_status(settings.open_store(), day)
+    return day_status(settings.open_store(must_exist=True), day)
 
 
 def _print_report(report) -> None:
@@ -76,7 +76,9 @@ def _print_report(report) -> None:
     grid.add_row("Store", report.store)
     grid.add_row("Symbols", _symbols_line(report))
     grid.add_row("Batches", _batches_line(report))
-    grid.add_row("Fetched", f"{report.symbols_fetched:,} of {report.total_symbols:,} symbols")
+    from .output import counted
+
+    grid.add_row("Fetched", f"{report.symbols_fetched:,} of {counted(report.total_symbols, 'symbol')}")
     grid.add_row("Failed", _failed_text(report))
     grid.add_row("Run", _run_line(report))
     grid.add_row("Status", _verdict(report))
@@ -86,7 +88,9 @@ def _print_report(report) -> None:
 
 def _symbols_line(report) -> str:
     if report.has_symbols_list:
-        return f"{report.total_symbols:,} in {len(report.batches)} batches"
+        from .output import counted
+
+        return f"{report.total_symbols:,} in {counted(len(report.batches), 'batch', 'batches')}"
     return f"{report.total_symbols:,} (no symbols list for this day: counted from the run records)"
 
 
@@ -108,7 +112,9 @@ def _failed_text(report):
     reasons.add_column(style="yellow", no_wrap=True)
     reasons.add_column(justify="right")
     reasons.add_column()
-    reasons.add_row(f"{len(report.failure_reasons):,} symbols", "", "")
+    from .output import counted
+
+    reasons.add_row(counted(len(report.failure_reasons), "symbol"), "", "")
     for reason, symbols in report.failed_by_reason.items():
         shown = " ".join(symbols[:FAILED_SYMBOLS_SHOWN])
         if len(symbols) > FAILED_SYMBOLS_SHOWN:
@@ -133,6 +139,7 @@ def _run_line(report) -> str:
 def _verdict(report):
     from rich.text import Text
 
+    from .. import hints
     from ..reasons import LASTING
 
     if report.complete:
@@ -140,9 +147,10 @@ def _verdict(report):
     day = report.date.isoformat()
     lasting = set(report.failed_by_reason) <= LASTING
     if report.batches_missing or not lasting:
-        hint = f"run `stockstream rerun-failed --date {day}` to finish it"
+        hint = f"run `{hints.command('rerun-failed', '--date', day)}` to finish it"
     else:
-        hint = f"only {' and '.join(sorted(report.failed_by_reason))} failures: `stockstream rerun-failed --date {day} --all` tries them again"
+        hint = (f"only {' and '.join(sorted(report.failed_by_reason))} failures: "
+                f"`{hints.command('rerun-failed', '--date', day, '--all')}` tries them again")
     return Text(f"incomplete: {hint}", style="bold red")
 
 

@@ -35,9 +35,9 @@ def symbols(
     from ..errors import InputError
     from .output import emit_json
     from ..settings import Settings
-    from ..values import parse_date
+    from .output import pipeline_day
 
-    day = parse_date(date)
+    day = pipeline_day(date)
     if source_url is not None and from_file is not None:
         raise InputError("--source-url and --from-file cannot be used together: choose one source")
     settings = Settings.resolve(store=store, batch_size=batch_size, source_url=source_url, profile=profile, region=region)

@@ -67,15 +67,16 @@ def output_path(output: str | None, symbol: str) -> Path:
 def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | None = None) -> ChartData:
     """The symbol's stored rows over [start, end] laid on the ASX sessions of that range.
 
-    `end` defaults to the symbol's latest stored day, `start` to three months before `end`.
+    `end` defaults to the symbol's latest stored day, `start` to three months before `end` but not before the
+    symbol's first stored day (sessions before the store held it are not "missing").
     """
     from ..read.aggregate import DataAggregator
 
     reader = DataAggregator(store)
-    if end is None:
-        end = _latest_day(reader, symbol, start)
-    if start is None:
-        start = end - DEFAULT_SPAN
+    if end is None or start is None:
+        first, latest = _stored_span(reader, symbol, start)
+        end = end or latest
+        start = start or max(end - DEFAULT_SPAN, first)
     check_range(start, end)
     frame = reader.load_symbols([symbol], start=start, end=end)
     rows = {row["date"]: row for row in frame.iter_rows(named=True)}
@@ -98,12 +99,13 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
     )
 
 
-def _latest_day(reader, symbol: str, start: dt.date | None) -> dt.date:
+def _stored_span(reader, symbol: str, start: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The symbol's first and latest stored day (from `start` on, when given)."""
     frame = reader.load_symbols([symbol], start=start)
     if frame.is_empty():
         since = f" since {start}" if start else ""
         raise StockstreamError(f"no rows for {symbol}{since} in {reader.store.uri}: fetch or backfill it first")
-    return frame["date"].max()
+    return frame["date"].min(), frame["date"].max()
 
 
 def build_figure(data: ChartData):
@@ -136,7 +138,9 @@ def build_figure(data: ChartData):
     if data.missing_sessions:
         handles.append(Patch(color="#e74c3c", alpha=0.3))
         labels.append(f"missing session ({len(data.missing_sessions)})")
-    prices.legend(handles, labels, loc="best", fontsize=9)
+    # above the plot on the right, never over the line nor the (left-aligned) title
+    prices.legend(handles, labels, loc="lower right", bbox_to_anchor=(1, 1.0), ncols=len(labels), fontsize=9,
+                  frameon=False, borderaxespad=0.2)
     prices.set_ylabel("price (AUD)")
     volume.set_ylabel("volume")
     volume.yaxis.set_major_formatter(_volume_formatter())

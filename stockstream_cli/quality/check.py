@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import calendar, layout
+from .. import calendar, hints, layout
 from ..fetch import manifest
 from ..errors import InputError, StockstreamError
 from ..values import check_range
@@ -63,7 +63,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     sessions = calendar.sessions(start, end)
     lists = ListsInForce(store, start, end)
     if not lists.dates and not symbols:
-        raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
+        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
     expected = _expected(sessions, lists, symbols)
     universe = sorted({symbol for symbol, _ in expected} | set(symbols or ()))
 
@@ -504,7 +504,7 @@ def alert_message(document: dict) -> str | None:
         lines.append(f"Missing: {', '.join(missing)} (e.g. {', '.join(examples)}).")
     if flagged:
         lines.append(f"Suspicious: {', '.join(flagged)}.")
-    lines.append(f"Details: stockstream check --start {document['start']} --end {document['end']}")
+    lines.append(f"Details: {hints.command('check', '--start', document['start'], '--end', document['end'])}")
     return " ".join(lines)
 
 

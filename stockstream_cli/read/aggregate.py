@@ -199,11 +199,19 @@ class DataAggregator:
         a filter then prunes them further by the footer index)."""
         return data_files(self.store.list(layout.RAW_DATA_PREFIX), start, end)
 
-    def data_days(self) -> list[dt.date]:
-        """The days whose data files the store holds, oldest first (from the keys alone)."""
-        days = {reach[1] for key in self.store.list(layout.RAW_DATA_PREFIX)
-                if (reach := _date_reach(key)) and reach[1] and layout.parse_compacted_data_key(key) is None}
-        return sorted(days)
+    def data_file_kinds(self) -> dict[str, list]:
+        """What the store's data files are, from their keys alone: {"days": the days of daily batch files,
+        "months": the compacted months, "backfill": the days backfill chunks were recorded under}, each
+        sorted and without duplicates."""
+        found: dict[str, set] = {"days": set(), "months": set(), "backfill": set()}
+        for key in self.store.list(layout.RAW_DATA_PREFIX):
+            if (batch := layout.parse_batch_data_key(key)) is not None:
+                found["days"].add(batch[0])
+            elif (month := layout.parse_compacted_data_key(key)) is not None:
+                found["months"].add(month)
+            elif (chunk := layout.parse_backfill_data_key(key)) is not None:
+                found["backfill"].add(chunk[0])
+        return {kind: sorted(values) for kind, values in found.items()}
 
     # ------------------------------------------------------------------------------------------ the scan
 

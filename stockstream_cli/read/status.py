@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from .. import layout
+from .. import hints, layout
 from ..fetch import manifest
 from ..outcome import Outcome
 from ..run.summary import read_run
@@ -124,7 +124,7 @@ def day_status(store, day: dt.date | None = None) -> DayStatus:
     if day is None:
         if not days:
             raise InputError(
-                f"the store {store.uri} holds no days yet: run `stockstream run-local` (or `stockstream symbols`) first"
+                f"the store {store.uri} holds no days yet: run `{hints.command('run-local')}` (or `{hints.command('symbols')}`) first"
             )
         day = days[-1]
     elif day not in days:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import calendar, layout, schema
+from .. import calendar, hints, layout, schema
 from ..fetch import manifest
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
@@ -67,15 +67,25 @@ def default_end(store) -> dt.date:
     return max(days) if days else today_sydney()
 
 
-def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> Plan:
+def plan(store, start: dt.date, end: dt.date, symbols: list[str] | None = None, *, missing: bool = False) -> Plan:
     check_range(start, end)
-    if symbols:
+    if missing:
+        asked, chosen_by = never_fetched(store, start, end, symbols), "--missing (check's not_fetched)"
+    elif symbols:
         asked, chosen_by = sorted(set(symbols)), "--symbols"
     else:
         asked, chosen_by = added_without_history(store, start)
     done_already = done_symbols(store, start, end)
     return Plan(start, end, asked, [s for s in asked if s in done_already], [s for s in asked if s not in done_already],
                 chosen_by)
+
+
+def never_fetched(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> list[str]:
+    """The symbols `check` reports as not_fetched over [start, end] (no run or backfill covered the day)."""
+    from ..quality.check import check
+
+    document = check(store, start, end, symbols=symbols)
+    return sorted({item["symbol"] for item in document["missing"]["not_fetched"]})
 
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
@@ -85,7 +95,7 @@ def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
-        raise InputError(f"no ASX list in {store.uri}: run `stockstream symbols` first, or name --symbols")
+        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
     latest_key = layout.symbols_key(days[-1])
     latest = {item.symbol: item for item in from_csv(store.get(latest_key), latest_key)}
     previous_key = previous_list_key(store, days[-1])
@@ -138,6 +148,9 @@ def next_number(store, day: dt.date) -> int:
 # ---------------------------------------------------------------------------------------------- fetching
 
 
+SKIPPED_SHOWN = 10  # symbols a resumed backfill names as skipped before "and N more"
+
+
 def backfill(
     store,
     start: dt.date,
@@ -145,6 +158,7 @@ def backfill(
     settings,
     *,
     symbols: list[str] | None = None,
+    missing: bool = False,
     observer: Observer | None = None,
     fetcher: Callable | None = None,
     sleep: Callable[[float], None] | None = None,
@@ -159,9 +173,12 @@ def backfill(
     started = time.monotonic()
     observer = observer or Observer()
     end = end or default_end(store)
-    work = plan(store, start, end, symbols)
+    work = plan(store, start, end, symbols, missing=missing)
     if work.done:
-        observer.note(f"already backfilled over {start}..{end}, skipped: {' '.join(work.done)}")
+        shown = " ".join(work.done[:SKIPPED_SHOWN])
+        more = f" and {len(work.done) - SKIPPED_SHOWN} more" if len(work.done) > SKIPPED_SHOWN else ""
+        observer.note(f"{len(work.done)} symbol{'' if len(work.done) == 1 else 's'} already backfilled over "
+                      f"{start}..{end}, skipped: {shown}{more}")
     sleep = sleep or time.sleep
     pacer = pacer or pacing.pacer_for(settings, sleep=sleep)
     if fetcher is None and work.todo:

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .. import hints
 from ..errors import InputError, Interrupted, StockstreamError, Unhealable
 from .summary import run_document, utc_now, write_run
 from .task import run_batch, run_pacer
@@ -68,7 +69,7 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
         except (KeyboardInterrupt, RunCancelled):
             raise Interrupted(
                 f"interrupted during the symbols step of {day.isoformat()}: nothing was fetched; "
-                f"run `stockstream run-local --date {day.isoformat()}` again"
+                f"run `{hints.command('run-local', '--date', day.isoformat())}` again"
             ) from None
         batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
         jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
@@ -229,6 +230,6 @@ def _interrupted_message(day: dt.date, run: dict) -> str:
     done = run["batches_succeeded"]
     return (
         f"interrupted: {done} of {run['num_batches']} batches of {day.isoformat()} finished and are kept; "
-        f"run `stockstream rerun-failed --date {day.isoformat()}` to fetch the rest"
+        f"run `{hints.command('rerun-failed', '--date', day.isoformat())}` to fetch the rest"
     )
 

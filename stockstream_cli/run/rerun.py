@@ -47,8 +47,13 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
                        started_at=started_at, batch_errors=errors, interrupted=interrupted)
     stored = stored_run(store, day)
     if not jobs and same_outcome(stored, run):
-        return stored  # nothing changed: the day's run.json already says so, and stays as it is
-    return finish_run(store, day, settings, run, started_at, observer, interrupted)
+        # nothing changed: the day's run.json already says so, and stays as it is
+        return {**stored, NOTHING_TO_DO: True}
+    finished = finish_run(store, day, settings, run, started_at, observer, interrupted)
+    return finished if jobs else {**finished, NOTHING_TO_DO: True}
+
+
+NOTHING_TO_DO = "nothing_to_do"  # marks the run rerun_failed returns when there was nothing to fetch
 
 
 def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Observer | None = None,

@@ -420,6 +420,8 @@ def _preload() -> None:
     import polars  # noqa: F401
     import yfinance  # noqa: F401
 
+    yahoo.silence_third_party_warnings()  # before any thread of this process parses a response
+
 
 def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
     from ..errors import Unhealable

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import layout
+from .. import hints, layout
 from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError, SourceUnreachable, is_dns_failure
 from ..settings import MARKIT_URL, Settings
 from ..values import SYMBOL_RE
@@ -296,7 +296,7 @@ def read_symbols(store, day: dt.date) -> list[Listing]:
         data = store.get(key)
     except KeyNotFound:
         raise InputError(
-            f"no ASX list for {day.isoformat()} in {store.uri}: run `stockstream symbols --date {day.isoformat()}` first"
+            f"no ASX list for {day.isoformat()} in {store.uri}: run `{hints.command('symbols', '--date', day.isoformat())}` first"
         ) from None
     return from_csv(data, key)
 

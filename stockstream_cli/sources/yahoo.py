@@ -80,6 +80,25 @@ def prepare(codes: Iterable[str], cache_dir: str | None = None, *, allow_plain_r
     seed_timezones(codes)
 
 
+def silence_third_party_warnings() -> None:
+    """yfinance's warnings, and pandas' deprecation warnings about how yfinance calls it (Pandas4Warning
+    "inplace ..."), are for their authors, not our users: ignored, in this process (every process that
+    fetches calls it, worker processes included). Once: filterwarnings removes and re-inserts its filter, and
+    a warning raised by another thread's parse in between would slip through."""
+    if _YFINANCE_WARNINGS in warnings.filters:
+        return
+    import sys
+
+    import yfinance  # noqa: F401  (imports pandas, yfinance's dependency, not ours: found, not imported, here)
+
+    pandas_errors = sys.modules.get("pandas.errors")
+    changes = getattr(pandas_errors, "PandasChangeWarning", None)
+    if changes is not None:
+        warnings.filterwarnings("ignore", category=changes)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(pandas|yfinance)(\.|$)")
+    warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
+
+
 def configure(cache_dir: str | None = None) -> str:
     """Point yfinance's caches at `cache_dir` (created if needed), turn its exceptions on and retries off."""
     global _configured_cache_dir
@@ -89,10 +108,7 @@ def configure(cache_dir: str | None = None) -> str:
     with _setup_lock:
         yf.config.debug.hide_exceptions = False
         yf.config.network.retries = 0
-        if _YFINANCE_WARNINGS not in warnings.filters:
-            # once: filterwarnings removes and re-inserts its filter, and a warning raised by another thread's
-            # parse in between would slip through (the threads of a worker process start fetching at once)
-            warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
+        silence_third_party_warnings()
         if folder != _configured_cache_dir:
             yf.set_tz_cache_location(folder)
             _forget_open_caches()
