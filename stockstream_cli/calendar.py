@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
+SYDNEY = "Australia/Sydney"  # the ASX's time zone: every date stockstream speaks of is a Sydney date
+
 CALENDAR_NAME = "XASX"
 _FIRST_YEAR = 2000
 
@@ -100,8 +102,6 @@ def last_final_day(last: dt.date, now: dt.datetime) -> dt.date:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     from zoneinfo import ZoneInfo
-
-    from .values import SYDNEY
 
     today = now.astimezone(ZoneInfo(SYDNEY)).date()
     if last >= today and is_session(today) and now < bar_final_at(today):
