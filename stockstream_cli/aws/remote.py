@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import AwsError, InputError
+from ..errors import AwsError, InputError, aws_error_code
 from . import resources as res
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -272,7 +272,7 @@ def read_logs(*, function: str | None = None, since: str = "1h", follow: bool = 
                 for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=start):
                     events.extend({"group": group, **e} for e in page.get("events", []))
             except Exception as exc:
-                if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ResourceNotFoundException":
+                if aws_error_code(exc) != "ResourceNotFoundException":
                     raise
         for event in sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", ""))):
             key = event.get("eventId") or f"{event['group']}:{event['timestamp']}:{event['message']}"
