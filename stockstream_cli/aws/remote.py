@@ -111,7 +111,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from ..run.summary import read_manifests, run_document, write_run
+    from ..run.summary import read_manifests, run_document, utc_now, write_run
     from ..run.types import Observer
     from ..store import open_store
 
@@ -128,14 +128,16 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     started = time.monotonic()
     batches, manifests, items = rerun_items(store, day, include_all=include_all)
     if not items:
-        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
+        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
+                           finished_at=utc_now())
         return {**run, "execution_arn": None, "execution_status": "NOT_STARTED"}
 
     name = f"rerun-{day.isoformat()}-{uuid.uuid4().hex[:12]}"
     execution = sfn.start_execution(stateMachineArn=machine, name=name,
                                     input=json.dumps({"date": day.isoformat(), "symbolBatches": items}))["executionArn"]
     if not wait:
-        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
+        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
+                           finished_at=utc_now())
         return {**run, "execution_arn": execution, "execution_status": "RUNNING",
                 "batches_started": [item["batchNumber"] for item in items]}
 
@@ -143,7 +145,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     manifests = read_manifests(store, day, batches, Observer())
     errors = {r["batchNumber"]: r.get("error", "failed") for r in _batch_results(described) if r.get("failed")}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
-                       batch_errors=errors)
+                       finished_at=utc_now(), batch_errors=errors)
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality

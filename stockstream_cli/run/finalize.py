@@ -31,8 +31,9 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
 
     batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, Observer())
-    elapsed = ((now or dt.datetime.now(dt.timezone.utc)) - run_started).total_seconds()
-    run = run_document(day, batches, manifests, max(elapsed, 0.0), command=DEPLOYED_COMMAND,
+    finished = now or dt.datetime.now(dt.timezone.utc)
+    run = run_document(day, batches, manifests, max((finished - run_started).total_seconds(), 0.0),
+                       command=DEPLOYED_COMMAND, finished_at=utc_timestamp(finished),
                        started_at=utc_timestamp(run_started), batch_errors=batch_errors)
     if execution:
         run["execution"] = execution

@@ -44,7 +44,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
         manifests = read_manifests(store, day, batches, observer)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
-                       started_at=started_at, batch_errors=errors, interrupted=interrupted)
+                       finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
     stored = stored_run(store, day)
     if not jobs and same_outcome(stored, run):
         return stored  # nothing changed: the day's run.json already says so, and stays as it is
