@@ -17,6 +17,7 @@ ENV_PREFIX = "STOCKSTREAM_"
 MARKIT_URL = "https://asx.api.markitdigital.com/asx-research/1.0/companies/directory/file"
 DEFAULT_STORE = "./stockstream-data"
 LAMBDA_CACHE_DIR = "/tmp/stockstream-cache"  # only /tmp is writable on Lambda
+DEFAULT_LOOKBACK_DAYS = 5  # calendar days a run fetches (and check judges), ending at its date
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Settings:
     delay: float = 2.0
     retries: int = 3
     retry_wait: float = 2.0
-    lookback_days: int = 5
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
     source_url: str = MARKIT_URL
     cache_dir: str | None = None
     rate: float | None = None

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import calendar, layout
 from ..fetch import manifest
 from ..errors import InputError, StockstreamError
+from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
 from .. import outcome as outcomes
 
@@ -50,12 +51,13 @@ SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
+def check_day(store, day: dt.date, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
     """The check of one day, for run-local's (or the state machine's) data-quality step."""
     return check(store, day, day, lookback_days=lookback_days)
 
 
-def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
+def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None,
+          lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
     from ..read.newest import newest_per_symbol_and_date
 
@@ -474,8 +476,8 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
     }
 
 
-def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *, lookback_days: int = 5,
-                note: Callable[[str], None] | None = None) -> dict:
+def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
+                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None) -> dict:
     """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
 
     Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch
