@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .settings import default_of, env_name
+from .settings import STAGE_ENV, default_of, env_name
 
 
 def _setting_help(name: str, text: str) -> str:
@@ -114,7 +114,7 @@ Force = Annotated[
 Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
 Stage = Annotated[
     Optional[str],
-    typer.Option("--stage", envvar="STOCKSTREAM_STAGE", help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
+    typer.Option("--stage", envvar=STAGE_ENV, help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
                  "[default: none, the default names].", show_default=False),
 ]
 NoWait = Annotated[

@@ -93,6 +93,12 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
+# The variables named outside Settings' own resolution: deploy sets them on the functions, the functions read them.
+STORE_ENV = env_name("store")
+CACHE_DIR_ENV = env_name("cache_dir")
+STAGE_ENV = ENV_PREFIX + "STAGE"  # the deployed stack's stage (--stage); not a pipeline setting
+
+
 def option_name(field_name: str) -> str:
     return field_name.replace("_", "-")
 

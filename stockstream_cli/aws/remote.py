@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import AwsError, InputError, aws_error_code
+from ..settings import STORE_ENV
 from . import resources as res
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -53,9 +54,9 @@ def deployed_store(session, stage: str | None = None) -> str:
     except Exception as exc:
         raise AwsError(f"cannot read the deployed {fetcher} function ({exc}): run `stockstream deploy`, "
                        "or pass --store s3://bucket") from None
-    store = config.get("Environment", {}).get("Variables", {}).get("STOCKSTREAM_STORE")
+    store = config.get("Environment", {}).get("Variables", {}).get(STORE_ENV)
     if not store:
-        raise AwsError(f"{fetcher} has no STOCKSTREAM_STORE: run `stockstream deploy` again")
+        raise AwsError(f"{fetcher} has no {STORE_ENV}: run `stockstream deploy` again")
     return store
 
 

@@ -17,8 +17,9 @@ import re
 from typing import Any
 
 from ..layout import DATA_PREFIXES
-from ..settings import LAMBDA_CACHE_DIR
+from ..settings import CACHE_DIR_ENV, LAMBDA_CACHE_DIR, STAGE_ENV, STORE_ENV
 from ..run.lambda_runtime import METRICS_NAMESPACE
+from .session import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
 STAGE_TAG = "stage"
@@ -40,7 +41,7 @@ KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one a
 MAP_MAX_CONCURRENCY = 10  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
 STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # Environment variables deploy sets on the functions; any other a user added (console, CLI) is kept.
-OWNED_ENV = ("STOCKSTREAM_STORE", "STOCKSTREAM_CACHE_DIR", "STOCKSTREAM_BUCKET_OWNER", "STOCKSTREAM_STAGE")
+OWNED_ENV = (STORE_ENV, CACHE_DIR_ENV, BUCKET_OWNER_ENV, STAGE_ENV)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -410,10 +411,9 @@ def lifecycle_policy(keep: int = KEEP_IMAGES) -> dict:
 
 def function_environment(target: Target) -> dict[str, str]:
     """The variables deploy owns, then the user's --env ones."""
-    owned = {"STOCKSTREAM_STORE": target.store_uri, "STOCKSTREAM_CACHE_DIR": LAMBDA_CACHE_DIR,
-             "STOCKSTREAM_BUCKET_OWNER": target.account}
+    owned = {STORE_ENV: target.store_uri, CACHE_DIR_ENV: LAMBDA_CACHE_DIR, BUCKET_OWNER_ENV: target.account}
     if target.stage:
-        owned["STOCKSTREAM_STAGE"] = target.stage
+        owned[STAGE_ENV] = target.stage
     return {**owned, **dict(target.env)}
 
 
