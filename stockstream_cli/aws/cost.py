@@ -85,7 +85,7 @@ def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
     """The monthly cost of the deploy document's stack, line by line."""
     profile = profile or Profile()
     runs = executions_per_month(document.get("schedule") or res.DEFAULT_SCHEDULE)
-    arm = (document.get("arch") or "arm64") == "arm64"
+    arm = (document.get("arch") or res.DEFAULT_ARCH) == "arm64"
     gb_s = res.PRICE_LAMBDA_ARM_GB_S if arm else res.PRICE_LAMBDA_X86_GB_S
     memory = {spec.key: spec.memory_mb / 1024 for spec in res.FUNCTIONS}
     lambda_gb_s = (memory["updater"] * profile.updater_seconds

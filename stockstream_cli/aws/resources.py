@@ -33,6 +33,7 @@ ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
 ECR_REPOSITORY = "stockstream-lambda"
 ALARM_PREFIX = "stockstream-"
+DEFAULT_ARCH = "arm64"  # cheaper than x86_64 for the same work; deploy uses the host's when it builds the image
 DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
 DEFAULT_LOG_RETENTION_DAYS = 30
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -158,7 +159,7 @@ class Target:
     bucket: str
     image_uri: str
     partition: str = "aws"
-    arch: str = "arm64"
+    arch: str = DEFAULT_ARCH
     schedule: str = DEFAULT_SCHEDULE
     alert_email: str | None = None
     stage: str | None = None
