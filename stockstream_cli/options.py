@@ -11,6 +11,16 @@ from typing import Annotated, Optional
 import typer
 
 from .settings import STAGE_ENV, default_of, env_name
+from .sources.asx import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+
+
+def quoting(**facts):
+    """Fill a command's docstring (its --help) with the constants it quotes, so a threshold is written once."""
+    def fill(command):
+        command.__doc__ = command.__doc__.format(**facts)
+        return command
+
+    return fill
 
 
 def _setting_help(name: str, text: str) -> str:
@@ -109,7 +119,8 @@ FromFile = Annotated[
 ]
 Force = Annotated[
     bool,
-    typer.Option("--force", help="Accept an ASX list that shrank below 97% of the previous one (or below 1,500 symbols)."),
+    typer.Option("--force", help=f"Accept an ASX list that shrank below {MIN_SHARE_OF_PREVIOUS}% of the previous one "
+                 f"(or below {DEFAULT_SOURCE_FLOOR:,} symbols)."),
 ]
 Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
 Stage = Annotated[
