@@ -8,6 +8,7 @@ import typer
 
 from .. import options
 from ..aws import resources as res
+from ..outcome import Outcome
 from ..settings import Settings
 
 
@@ -141,7 +142,7 @@ def destroy(
     yes: Yes = False,
     dry_run: DryRun = False,
     json: options.Json = False,
-) -> None:
+) -> Outcome | None:
     """Remove the pipeline from AWS: everything deploy made for this stage except the data bucket, which keeps
     every object. --dry-run prints what would be removed (every call) and removes nothing.
 
@@ -160,13 +161,13 @@ def destroy(
             raise InputError("destroy needs confirmation: run it in a terminal, or pass --yes (or see it first with --dry-run)")
         for s in plan.steps:
             say(f"will delete {s.resource} {s.name}")
-        if not typer.confirm(f"Delete these {len(plan.steps)} resources (the bucket {bucket} and its data stay)?", err=True):
-            raise typer.Exit(1)
-        return True
+        return typer.confirm(f"Delete these {len(plan.steps)} resources (the bucket {bucket} and its data stay)?", err=True)
 
     settings = Settings.resolve(profile=profile, region=region)
     document = run_destroy(region=settings.region, profile=settings.profile, stage=stage, dry_run=dry_run,
                            confirm=confirm)
+    if not dry_run and document["to_remove"]:
+        return Outcome.FAILED  # the user said no: nothing was removed
     if json:
         emit_json(document)
         return
