@@ -78,6 +78,11 @@ class Settings:
 
         return open_store(self.store, profile=self.profile, region=self.region)
 
+    @property
+    def cache_folder(self) -> str:
+        """The folder of stockstream's caches (yfinance's, the footer index): cache_dir, else the default."""
+        return self.cache_dir or default_cache_dir()
+
 
 def default_cache_dir() -> str:
     """The folder stockstream keeps its caches in (yfinance's, the footer index) when STOCKSTREAM_CACHE_DIR
