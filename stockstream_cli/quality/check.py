@@ -1,21 +1,10 @@
 """`check`: is every expected row in the store, and does what is there look right?
 
-Expected rows are (symbol, session) for every symbol of the list in force on each ASX session of the range:
-`symbols/D-symbols.csv` of that day, else the latest earlier list (else the earliest list, for days before
-the first one). A missing row gets the first reason that explains it:
-
-    listed_after   the list's listing date is after that day            (expected: not a failure)
-    suspended      the list in force has no market cap ('--' or empty)  (expected: not a failure)
-    fetch_failed   every run (or backfill) that covered the day failed the symbol, or its batch left no result
-    unexplained    a run fetched the symbol fine over that day and still no row
-    not_fetched    no run or backfill covered that day at all (a gap `backfill` fills)
-
-Suspicious data, on the newest fetch of each (symbol, date): a close that moves more than 50% from the
-previous row, a close unchanged with zero volume for 10 sessions or more, broken OHLC relations.
-Revisions: a (symbol, date) whose stored fetches disagree on a value; `load` keeps the newest, so they are
-counted, not failures.
-
-No typer or rich here: run-local and the Lambda handlers may call `check` / `check_day`.
+A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
+fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
+from the store alone: read_lists and read_fetches read the lists and manifests once, the rest are pure
+functions over what was read. The reasons and rules are in the README (check). No typer or rich here:
+run-local and the Lambda handlers call `check` / `check_day`.
 """
 
 from __future__ import annotations
