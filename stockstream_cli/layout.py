@@ -38,6 +38,11 @@ def batch_manifest_key(day: dt.date, batch_number: int) -> str:
     return f"{RUNS_PREFIX}{day.isoformat()}/batch-{batch_number}.json"
 
 
+def day_data_prefix(day: dt.date) -> str:
+    """What the keys of every data file fetched for `day` (its batches and backfill chunks) start with."""
+    return f"{RAW_DATA_PREFIX}{day.isoformat()}-"
+
+
 def run_prefix(day: dt.date) -> str:
     return f"{RUNS_PREFIX}{day.isoformat()}/"
 
