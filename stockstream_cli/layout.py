@@ -31,7 +31,12 @@ def symbols_key(day: dt.date) -> str:
 
 
 def batch_data_key(day: dt.date, batch_number: int) -> str:
-    return f"{RAW_DATA_PREFIX}{day.isoformat()}-batch-{batch_number}.parquet"
+    return f"{batch_data_prefix(day)}{batch_number}.parquet"
+
+
+def batch_data_prefix(day: dt.date) -> str:
+    """What the keys of `day`'s batch data files start with."""
+    return f"{day_data_prefix(day)}batch-"
 
 
 def batch_manifest_key(day: dt.date, batch_number: int) -> str:

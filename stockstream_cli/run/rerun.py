@@ -64,7 +64,7 @@ def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
     """The batches whose rows are stored: in their batch file, or folded into the month's compacted file."""
     if store.exists(layout.compacted_data_key(day.strftime("%Y-%m"))):
         return set(batches)
-    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
+    data_keys = set(store.list(layout.batch_data_prefix(day)))
     return {n for n in batches if layout.batch_data_key(day, n) in data_keys}
 
 
