@@ -1,10 +1,20 @@
 """`backfill`: fetch the history of symbols that lack it, into raw-data/D-backfill-N.parquet.
 
-A new listing arrives with years of history no daily run fetches; backfill fetches it with the same pacing,
-retries, cleaning and failure reasons as any batch (fetch.fetch_symbol), in chunks written data first and
-record (runs/D/backfill-N.json) last, so an interrupted backfill resumes where it stopped and never duplicates
-a file, and `check` can tell what was covered. Which symbols, and the resume rules: the README (backfill).
-No typer or rich here.
+Which symbols: those named, else the ones the latest ASX list in the store added against the list before it
+and whose stored history does not reach back to `start` (to their listing date when that is later).
+
+How: one symbol at a time through fetch.fetch_symbol, the same pacing, retries, cleaning and failure
+reasons as any batch. The symbols are fetched in chunks of `settings.batch_size`; each chunk is written as
+raw-data/D-backfill-N.parquet (D = `end`, the contract's schema, `batch_number` = N) and then, last, its
+record runs/D/backfill-N.json (what `check` reads, and what makes the backfill resumable):
+
+- a symbol recorded as fetched, or failed for a final reason (not_found, no_data, invalid_data), by a
+  backfill whose range covers [start, end] is skipped: a rerun after an interruption fetches only the rest;
+- an interrupted chunk leaves no record; its number is reused by the rerun, so a data file that was written
+  without its record is overwritten, never duplicated.
+
+`load` reads backfill files like batch files; where a backfill row and a daily row share (symbol, date),
+the newest fetch wins. No typer or rich here.
 """
 
 from __future__ import annotations
