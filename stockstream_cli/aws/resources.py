@@ -17,8 +17,9 @@ import re
 from typing import Any
 
 from ..layout import DATA_PREFIXES
-from ..settings import CACHE_DIR_ENV, LAMBDA_CACHE_DIR, STAGE_ENV, STORE_ENV
+from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
+from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV
 from .session import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
