@@ -34,11 +34,21 @@ def symbols_key(day: dt.date) -> str:
 
 
 def batch_data_key(day: dt.date, batch_number: int) -> str:
-    return f"{RAW_DATA_PREFIX}{day.isoformat()}-batch-{batch_number}.parquet"
+    return f"{batch_data_prefix(day)}{batch_number}.parquet"
+
+
+def batch_data_prefix(day: dt.date) -> str:
+    """What the keys of `day`'s batch data files start with."""
+    return f"{day_data_prefix(day)}batch-"
 
 
 def batch_manifest_key(day: dt.date, batch_number: int) -> str:
     return f"{RUNS_PREFIX}{day.isoformat()}/batch-{batch_number}.json"
+
+
+def day_data_prefix(day: dt.date) -> str:
+    """What the keys of every data file fetched for `day` (its batches and backfill chunks) start with."""
+    return f"{RAW_DATA_PREFIX}{day.isoformat()}-"
 
 
 def run_prefix(day: dt.date) -> str:

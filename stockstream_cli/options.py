@@ -11,7 +11,17 @@ from typing import Annotated, Optional
 import typer
 
 from . import hints
-from .settings import default_of, env_name
+from .settings import STAGE_ENV, default_of, env_name
+from .sources.asx import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+
+
+def quoting(**facts):
+    """Fill a command's docstring (its --help) with the constants it quotes, so a threshold is written once."""
+    def fill(command):
+        command.__doc__ = command.__doc__.format(**facts)
+        return command
+
+    return fill
 
 
 def _remembered(option: str):
@@ -123,12 +133,13 @@ FromFile = Annotated[
 ]
 Force = Annotated[
     bool,
-    typer.Option("--force", help="Accept an ASX list that shrank below 97% of the previous one (or below 1,500 symbols)."),
+    typer.Option("--force", help=f"Accept an ASX list that shrank below {MIN_SHARE_OF_PREVIOUS}% of the previous one "
+                 f"(or below {DEFAULT_SOURCE_FLOOR:,} symbols)."),
 ]
 Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
 Stage = Annotated[
     Optional[str],
-    typer.Option("--stage", envvar="STOCKSTREAM_STAGE", help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
+    typer.Option("--stage", envvar=STAGE_ENV, help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
                  "[default: none, the default names].", show_default=False, metavar="NAME",
                  callback=_remembered("stage")),
 ]

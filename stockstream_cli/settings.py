@@ -17,6 +17,7 @@ ENV_PREFIX = "STOCKSTREAM_"
 MARKIT_URL = "https://asx.api.markitdigital.com/asx-research/1.0/companies/directory/file"
 DEFAULT_STORE = "./stockstream-data"
 LAMBDA_CACHE_DIR = "/tmp/stockstream-cache"  # only /tmp is writable on Lambda
+DEFAULT_LOOKBACK_DAYS = 5  # calendar days a run fetches (and check judges), ending at its date
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Settings:
     delay: float = 2.0
     retries: int = 3
     retry_wait: float = 2.0
-    lookback_days: int = 5
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
     source_url: str = MARKIT_URL
     cache_dir: str | None = None
     rate: float | None = None
@@ -81,6 +82,11 @@ class Settings:
         store = open_store(self.store, profile=self.profile, region=self.region)
         return require_exists(store) if must_exist else store
 
+    @property
+    def cache_folder(self) -> str:
+        """The folder of stockstream's caches (yfinance's, the footer index): cache_dir, else the default."""
+        return self.cache_dir or default_cache_dir()
+
 
 def default_cache_dir() -> str:
     """The folder stockstream keeps its caches in (yfinance's, the footer index) when STOCKSTREAM_CACHE_DIR
@@ -94,6 +100,12 @@ def default_cache_dir() -> str:
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+# The variables named outside Settings' own resolution: deploy sets them on the functions, the functions read them.
+STORE_ENV = env_name("store")
+CACHE_DIR_ENV = env_name("cache_dir")
+STAGE_ENV = ENV_PREFIX + "STAGE"  # the deployed stack's stage (--stage); not a pipeline setting
 
 
 def option_name(field_name: str) -> str:

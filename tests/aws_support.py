@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from fixtures.asx.asx_lists import ListServer
+from fixtures.asx.asx_lists import ListServer, markit_csv  # noqa: F401  (markit_csv: for the AWS tests' lists)
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_URI = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/stockstream-lambda:test-1"
@@ -106,13 +106,6 @@ def serving(body: bytes, status: int = 200, content_type: str = "text/csv"):
     """A loopback HTTP server answering every GET with `body`; yields its URL."""
     with ListServer().answer((status, body, content_type)) as server:
         yield server.url
-
-
-def markit_csv(codes: list[str]) -> bytes:
-    lines = ['"ASX code","Company name","GICs industry group","Listing date","Market Cap"']
-    for i, code in enumerate(codes):
-        lines.append(f'"{code}","{code} Holdings, Ltd","Materials","{1 + i % 28:02d}/03/2010","{1000000 + i}"')
-    return "\n".join(lines).encode()
 
 
 POLL = 0.02  # seconds between polls of an execution moto runs in a thread: a busy loop would starve it of the GIL

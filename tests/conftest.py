@@ -1,4 +1,9 @@
-"""Shared test fixtures: a clean environment, no network, no sleeping, and a moto server for S3."""
+"""Shared test fixtures: a clean environment, no network, no sleeping, the one local store, and a moto server
+for S3.
+
+`store` is an empty local store (tmp_path / "data"); a test module that needs one filled in a certain way
+extends it under the same name (`def store(store): build_day(store, ...); return store`), so every test's
+store comes from here."""
 
 from __future__ import annotations
 
@@ -51,6 +56,14 @@ def _offline_quiet_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty local store in tmp_path / "data" (created on first write)."""
+    from storefactory import as_store
+
+    return as_store(tmp_path / "data")
 
 
 def _free_port() -> int:

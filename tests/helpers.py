@@ -1,10 +1,16 @@
-"""Helpers for tests that run the real program in a subprocess."""
+"""Running the program from a test: in-process through the one CLI runner (`runner.invoke(app, [...])`, for
+argument handling and rendering), or the installed program in a real process (`run_stockstream`, for what only
+a process shows: exit codes, stdout purity, signals, locks)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+
+from typer.testing import CliRunner
+
+runner = CliRunner()  # the one in-process runner every CLI test shares
 
 
 def run_stockstream(*args: str, env: dict | None = None, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -21,9 +21,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import polars as pl
 
-MARKIT_HEADER = '"ASX code","Company name","GICs industry group","Listing date","Market Cap"'
-
-
 def asx_codes(count: int) -> list[str]:
     """`count` distinct valid ASX codes in ASCII order, some with digits, as the real list has."""
     alphabet = string.digits[1:4] + string.ascii_uppercase
@@ -35,12 +32,10 @@ def asx_codes(count: int) -> list[str]:
 
 
 def write_markit_csv(path: Path, codes: list[str]) -> Path:
-    """A list in the Markit directory format (names with commas, DD/MM/YYYY dates, '--' market caps)."""
-    lines = [MARKIT_HEADER]
-    for i, code in enumerate(codes):
-        cap = "--" if i % 11 == 0 else str(1_000_000 + i * 7919)
-        lines.append(f'"{code}","{code} Holdings, Ltd","Materials","{1 + i % 28:02d}/0{1 + i % 9}/2010","{cap}"')
-    path.write_text("\n".join(lines), encoding="utf-8")
+    """The list of `codes` in the Markit directory format (the one generator, fixtures/asx/asx_lists.py), as a file."""
+    from fixtures.asx.asx_lists import markit_csv
+
+    path.write_bytes(markit_csv(codes))
     return path
 
 

@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from storefactory import as_store, build_day
+from helpers import runner
 from stockstream_cli import DataAggregator, calendar, layout
 from stockstream_cli.run import backfill
 from stockstream_cli.quality import check as quality
@@ -36,9 +36,9 @@ def write_list(store, day, entries):
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(store):
     """Two daily runs; the second list added NEWCO (listed in 2004, so years of history) and IPO (listed that day)."""
-    data = as_store(tmp_path / "data")
+    data = store
     build_day(data, D(2026, 11, 24), ["BHP", "CBA"], write_list=False)
     write_list(data, D(2026, 11, 24), [("BHP", D(2000, 1, 4)), ("CBA", D(2000, 1, 4))])
     build_day(data, LATEST, ["BHP", "CBA", "IPO", "NEWCO"], write_list=False)
@@ -198,7 +198,6 @@ def test_nothing_to_do_without_an_earlier_list(tmp_path, fake_yahoo):
 
 
 def test_cli_json_and_exit_codes(store, fake_yahoo):
-    runner = CliRunner()
     result = runner.invoke(app, ["backfill", "--start", "2026-10-01", "--store", store.uri, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["symbols"] == ["NEWCO"]
@@ -221,6 +220,6 @@ def test_cli_json_and_exit_codes(store, fake_yahoo):
 )
 def test_bad_input_exits_2_and_writes_nothing(store, fake_yahoo, args):
     keys = store.list()
-    result = CliRunner().invoke(app, ["backfill", "--store", store.uri, *args])
+    result = runner.invoke(app, ["backfill", "--store", store.uri, *args])
     assert result.exit_code == 2, result.output
     assert store.list() == keys and fake_yahoo.chart_requests() == 0

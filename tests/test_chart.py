@@ -7,9 +7,9 @@ import math
 import struct
 
 import pytest
-from typer.testing import CliRunner
 
-from storefactory import as_store, build_day
+from storefactory import build_day
+from helpers import runner
 from stockstream_cli import DataAggregator, calendar
 from stockstream_cli.quality import chart
 from stockstream_cli.cli import app
@@ -20,7 +20,7 @@ GAP = D(2026, 11, 11)
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(store):
     """Three weeks of daily runs; BHP's 11 Nov missing from every file (a planted gap)."""
     import io
 
@@ -28,7 +28,7 @@ def store(tmp_path):
 
     from stockstream_cli import layout
 
-    data = as_store(tmp_path / "data")
+    data = store
     for day in RUN_DAYS:
         build_day(data, day, ["BHP", "CBA"])
         key = layout.batch_data_key(day, 0)
@@ -96,7 +96,7 @@ def test_the_legend_sits_above_the_prices_never_over_the_line(store, tmp_path):
 
 def test_cli_writes_the_png_and_reports_the_gap(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["chart", "BHP", "--start", "2026-11-02", "--store", store.uri])
+    result = runner.invoke(app, ["chart", "BHP", "--start", "2026-11-02", "--store", store.uri])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "BHP.png").is_file()
     assert "wrote BHP.png" in result.stdout and "1 missing session)" in result.stdout
@@ -112,13 +112,13 @@ def test_cli_writes_the_png_and_reports_the_gap(store, tmp_path, monkeypatch):
     ],
 )
 def test_bad_input_exits_2(store, tmp_path, args, message):
-    result = CliRunner().invoke(app, ["chart", *args, "--store", store.uri])
+    result = runner.invoke(app, ["chart", *args, "--store", store.uri])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
 
 
 def test_a_symbol_with_no_rows_exits_1(store, tmp_path):
-    result = CliRunner().invoke(app, ["chart", "XYZ", "--store", store.uri, "--output", str(tmp_path / "x.png")])
+    result = runner.invoke(app, ["chart", "XYZ", "--store", store.uri, "--output", str(tmp_path / "x.png")])
     assert result.exit_code == 1
     assert "no rows for XYZ" in result.stderr
     assert not (tmp_path / "x.png").exists()
@@ -135,6 +135,6 @@ def test_without_matplotlib_it_says_how_to_install_it(store, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    result = CliRunner().invoke(app, ["chart", "BHP", "--store", store.uri])
+    result = runner.invoke(app, ["chart", "BHP", "--store", store.uri])
     assert result.exit_code == 2
     assert "pip install 'stockstream[chart]'" in result.stderr

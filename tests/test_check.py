@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from storefactory import as_store, bar, manifest, write_batch, write_manifest
+from helpers import runner
 from stockstream_cli import calendar, layout
 from stockstream_cli.quality import check as quality
 from stockstream_cli.sources.asx import Listing, to_csv
@@ -73,7 +73,7 @@ def complete_store(tmp_path):
 
 
 def check_cli(store, *args):
-    result = CliRunner().invoke(app, ["check", "--store", store.uri, *args])
+    result = runner.invoke(app, ["check", "--store", store.uri, *args])
     return result
 
 
@@ -257,10 +257,10 @@ def test_bad_input_exits_2_before_reading(tmp_path):
     store = tmp_path / "nothing"
     for args in (["--date", "2026-11-12", "--start", "2026-11-10"], ["--start", "2026-11-12", "--end", "2026-11-10"],
                  ["--date", "12/11/2026"], ["--date", "2026-11-12", "--symbols", "bhp.ax"]):
-        result = CliRunner().invoke(app, ["check", "--store", str(store), *args])
+        result = runner.invoke(app, ["check", "--store", str(store), *args])
         assert result.exit_code == 2, (args, result.output)
     assert not store.exists()
-    empty = CliRunner().invoke(app, ["check", "--store", str(store), "--date", "2026-11-12"])
+    empty = runner.invoke(app, ["check", "--store", str(store), "--date", "2026-11-12"])
     assert empty.exit_code == 2 and "does not exist" in empty.stderr and "stockstream run-local" in empty.stderr
 
 

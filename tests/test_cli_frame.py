@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
-from helpers import run_stockstream
+from helpers import run_stockstream, runner
 from stockstream_cli import __version__
 from stockstream_cli.cli import app, spread_multi_values
 
@@ -28,7 +27,6 @@ CONTRACT_COMMANDS = [
     "compact",
 ]
 
-runner = CliRunner()
 APP_COMMANDS = list(typer.main.get_command(app).commands)  # what the app registers, a 13th command included
 
 

@@ -8,8 +8,8 @@ import json
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
+from helpers import runner
 from stockstream_cli.read import compact
 from stockstream_cli import layout
 from stockstream_cli.read.aggregate import DataAggregator
@@ -99,22 +99,22 @@ def test_a_query_after_the_month_skips_its_compacted_file(tmp_path):
 def test_cli_dry_run_changes_nothing_and_json_reports_the_months(tmp_path):
     store = build(tmp_path / "data")
     before = store.list("")
-    result = CliRunner().invoke(app, ["compact", "--store", str(tmp_path / "data"), "--dry-run", "--json",
+    result = runner.invoke(app, ["compact", "--store", str(tmp_path / "data"), "--dry-run", "--json",
                                       "--month", "2026-02"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["dry_run"] and [(m["month"], m["files"]) for m in document["months"]] == [("2026-02", 4)]
     assert store.list("") == before
-    bad = CliRunner().invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "Jan"])
+    bad = runner.invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "Jan"])
     assert bad.exit_code == 2 and "--month 'Jan' is not a month" in bad.output
 
 
 def test_cli_compacts_and_says_what(tmp_path):
     build(tmp_path / "data")
-    result = CliRunner().invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "2026-01"])
+    result = runner.invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "2026-01"])
     assert result.exit_code == 0, result.output
     assert "2026-01: compacted 6 batch files into raw-data/compacted-2026-01.parquet" in result.stdout
-    again = CliRunner().invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "2026-01"])
+    again = runner.invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "2026-01"])
     assert again.exit_code == 0 and "nothing to compact" in again.stdout
 
 

@@ -26,11 +26,6 @@ CONTRACT_METADATA = {"batch_number", "symbols_processed", "symbols_fetched", "sy
 
 
 @pytest.fixture
-def store(tmp_path):
-    return LocalStore(tmp_path / "data")
-
-
-@pytest.fixture
 def settings():
     return Settings.resolve()  # conftest: delay 0, retry wait 0, a fresh cache folder
 

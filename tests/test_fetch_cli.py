@@ -6,16 +6,14 @@ import datetime as dt
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from helpers import run_stockstream
+from helpers import run_stockstream, runner
 from stockstream_cli.sources import asx
 from stockstream_cli import layout
 from stockstream_cli.cli import app
 from stockstream_cli.store import LocalStore
 
 DAY = "2025-04-08"
-runner = CliRunner()
 
 
 @pytest.fixture

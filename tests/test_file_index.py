@@ -59,8 +59,7 @@ def unpruned(aggregator: DataAggregator, *, newest: bool, symbols=None, start=No
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = as_store(tmp_path / "data")
+def store(store):
     build_store(store)
     return store
 

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from helpers import run_stockstream
+from helpers import run_stockstream, runner
 from storefactory import as_store, build_day, price
 from stockstream_cli import DataAggregator, schema
 from stockstream_cli.cli import app
 
-runner = CliRunner()
 MON, TUE, WED, THU = (dt.date(2026, 1, day) for day in (5, 6, 7, 8))
 SYMBOLS = ["AAA", "BHP", "CBA", "NAB", "WBC", "ZIP"]
 FORMATS = ["table", "csv", "json", "parquet"]

@@ -1,7 +1,8 @@
 """Facts that must be stated twice, compared with their original so a drift fails here.
 
 infra/asl.json's retries mirror the run's own retry policy (run/types.py), which run-local follows on
-threads; the IAM policy's data prefixes (aws/resources.py) must cover every key layout.py writes.
+threads; the IAM policy's data prefixes (aws/resources.py) must cover every key layout.py writes; the
+Lambda image's cache folder (infra/Dockerfile) is the one deploy sets (settings.LAMBDA_CACHE_DIR).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from stockstream_cli import layout
+from stockstream_cli import layout, settings
 from stockstream_cli.aws import resources
 from stockstream_cli.aws.assets import find_sources
 from stockstream_cli.run import types as run_types
@@ -51,3 +52,11 @@ def test_the_iam_policy_grants_exactly_the_layouts_prefixes():
                layout.run_summary_key(DAY), layout.backfill_data_key(DAY, 0), layout.backfill_manifest_key(DAY, 0),
                layout.compacted_data_key("2026-11")]
     assert all(any(key.startswith(prefix) for prefix in granted) for key in written), written
+
+
+def test_the_images_cache_folder_is_the_one_deploy_sets():
+    lines = find_sources().dockerfile.read_text(encoding="utf-8").splitlines()
+    (line,) = [line for line in lines if line.startswith(f"ENV {settings.CACHE_DIR_ENV}=")]
+    assert line.split("=", 1)[1] == settings.LAMBDA_CACHE_DIR == "/tmp/stockstream-cache"
+    target = resources.Target(account="111122223333", region="ap-southeast-2", bucket="b", image_uri="x/y:z")
+    assert resources.function_environment(target)[settings.CACHE_DIR_ENV] == settings.LAMBDA_CACHE_DIR

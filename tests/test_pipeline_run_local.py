@@ -7,9 +7,9 @@ import json
 import threading
 
 import pytest
-from typer.testing import CliRunner
 
 from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
+from helpers import runner
 from stockstream_cli.fetch import batch as fetch
 from stockstream_cli import layout
 from stockstream_cli.run import local, summary as run_summary, types as run_types
@@ -20,7 +20,6 @@ from stockstream_cli.store import LocalStore
 from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)  # a Friday: the 5-day lookback window is Monday to Friday
-runner = CliRunner()
 
 
 @pytest.fixture

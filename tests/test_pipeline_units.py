@@ -14,6 +14,7 @@ from stockstream_cli.settings import Settings
 from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)
+FINISHED = "2026-08-21T08:00:12.345Z"
 
 
 def manifest(number, symbols, reasons=None):
@@ -76,7 +77,7 @@ def test_failed_symbol_without_a_reason_counts_as_error():
 
 def test_run_document_counts_a_failed_batch_as_failed_symbols():
     manifests = {0: manifest(0, BATCHES[0], {"CCC": "not_found"}), 2: manifest(2, BATCHES[2])}
-    run = run_summary.run_document(DAY, BATCHES, manifests, 12.345, command="run-local",
+    run = run_summary.run_document(DAY, BATCHES, manifests, 12.345, command="run-local", finished_at=FINISHED,
                                 batch_errors={1: "StoreError: disk full"})
     assert run_summary.summary(run) == {
         "date": "2026-08-21",
@@ -96,12 +97,13 @@ def test_run_document_counts_a_failed_batch_as_failed_symbols():
 
 def test_exit_codes():
     everything = run_summary.run_document(DAY, BATCHES, {n: manifest(n, s) for n, s in BATCHES.items()}, 1,
-                                       command="run-local")
+                                       command="run-local", finished_at=FINISHED)
     assert exit_code_for(run_summary.outcome(everything)) == 0
-    nothing = run_summary.run_document(DAY, BATCHES, {}, 1, command="run-local")
+    nothing = run_summary.run_document(DAY, BATCHES, {}, 1, command="run-local", finished_at=FINISHED)
     assert exit_code_for(run_summary.outcome(nothing)) == 1
     all_not_found = {n: manifest(n, s, {x: "not_found" for x in s}) for n, s in BATCHES.items()}
-    assert exit_code_for(run_summary.outcome(run_summary.run_document(DAY, BATCHES, all_not_found, 1, command="run-local"))) == 1
+    assert exit_code_for(run_summary.outcome(run_summary.run_document(DAY, BATCHES, all_not_found, 1, command="run-local",
+                                                                    finished_at=FINISHED))) == 1
 
 
 def test_backoff_waits_follow_step_functions():

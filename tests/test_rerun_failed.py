@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from typer.testing import CliRunner
 
 from pipeline_support import FailingPutStore, asx_codes, store_files, stored_rows, write_markit_csv
+from helpers import runner
 from stockstream_cli import layout
 from stockstream_cli.run import local
 from stockstream_cli.cli import app
@@ -15,7 +15,6 @@ from stockstream_cli.settings import Settings
 from stockstream_cli.store import LocalStore, open_store
 
 DAY = dt.date(2026, 8, 21)
-runner = CliRunner()
 
 
 def rerun_cli(store, *extra):

@@ -6,24 +6,21 @@ import datetime as dt
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from helpers import run_stockstream
+from helpers import run_stockstream, runner
 from storefactory import as_store, build_day, manifest, write_manifest
 from stockstream_cli.cli import app
 from stockstream_cli.errors import CorruptFileError, InputError
 from stockstream_cli.read.status import batch_record, day_status, describe_days, store_days
 
-runner = CliRunner()
 WED, THU, FRI = dt.date(2026, 1, 7), dt.date(2026, 1, 8), dt.date(2026, 1, 9)
 SYMBOLS = ["AAA", "BHP", "CBA", "NAB", "QQQ", "WBC", "XYZ"]  # batch size 2: batches 0-3
 FAILURES = {"NAB": "not_found", "AAA": "rate_limited", "QQQ": "timeout"}
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(store):
     """Wednesday complete; Thursday with batch 3 missing and three symbols failed."""
-    store = as_store(tmp_path / "data")
     build_day(store, WED, SYMBOLS, batch_size=2, execution_time=42.0)
     build_day(store, THU, SYMBOLS, batch_size=2, failures=FAILURES, missing_batches=[3], execution_time=371.2)
     return store

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from fixtures.asx.asx_lists import (
     FAILURE_BODIES,
@@ -17,11 +16,10 @@ from fixtures.asx.asx_lists import (
     make_codes,
     markit_csv,
 )
-from helpers import run_stockstream
+from helpers import run_stockstream, runner
 from stockstream_cli.sources.asx import parse_list
 from stockstream_cli.cli import app
 
-runner = CliRunner()
 SAMPLE_CODES = sorted(codes_in(MARKIT_SAMPLE.read_bytes()))
 
 

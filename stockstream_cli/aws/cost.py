@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from .. import layout
 from . import resources as res
 
 PRICE_S3_PUT = 0.005 / 1000
@@ -41,23 +42,23 @@ class Profile:
 
 def measured_profile(store) -> Profile | None:
     """The latest run the store holds, as a Profile; None when it holds none."""
-    days = sorted({key.split("/")[1] for key in store.list("runs/") if key.endswith("/run.json")})
+    days = sorted({day for key in store.list(layout.RUNS_PREFIX) if (day := layout.parse_run_summary_key(key))})
     if not days:
         return None
     day = days[-1]
-    run = json.loads(store.get(f"runs/{day}/run.json"))
+    run = json.loads(store.get(layout.run_summary_key(day)))
     seconds = []
-    for key in store.list(f"runs/{day}/"):
-        if re.search(r"/batch-\d+\.json$", key):
+    for key in store.list(layout.run_prefix(day)):
+        if layout.parse_batch_manifest_key(key):
             seconds.append(float(json.loads(store.get(key)).get("metadata", {}).get("execution_time", 0.0)))
-    sizes = store.list_versions(f"raw-data/{day}-") if hasattr(store, "list_versions") else {}
+    sizes = store.list_versions(layout.day_data_prefix(day)) if hasattr(store, "list_versions") else {}
     measured = [s for s in seconds if s > 0]
     return Profile(
         symbols=int(run.get("total_symbols") or 0),
         batches=int(run.get("num_batches") or len(seconds) or 1),
         fetcher_seconds_per_batch=sum(measured) / len(measured) if measured else Profile.fetcher_seconds_per_batch,
         bytes_per_day=int(sum(_size(v) for v in sizes.values())) or Profile.bytes_per_day,
-        source=f"measured from runs/{day}/ in the bucket",
+        source=f"measured from {layout.run_prefix(day)} in the bucket",
     )
 
 
@@ -85,7 +86,7 @@ def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
     """The monthly cost of the deploy document's stack, line by line."""
     profile = profile or Profile()
     runs = executions_per_month(document.get("schedule") or res.DEFAULT_SCHEDULE)
-    arm = (document.get("arch") or "arm64") == "arm64"
+    arm = (document.get("arch") or res.DEFAULT_ARCH) == "arm64"
     gb_s = res.PRICE_LAMBDA_ARM_GB_S if arm else res.PRICE_LAMBDA_X86_GB_S
     memory = {spec.key: spec.memory_mb / 1024 for spec in res.FUNCTIONS}
     lambda_gb_s = (memory["updater"] * profile.updater_seconds

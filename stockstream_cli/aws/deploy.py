@@ -50,7 +50,7 @@ class DeployOptions:
         if self.alert_email is not None and not _EMAIL_RE.match(self.alert_email):
             raise InputError(f"--alert-email {self.alert_email!r} is not an email address")
         if not _SCHEDULE_RE.match(self.schedule or ""):
-            raise InputError(f"--schedule {self.schedule!r}: use an EventBridge expression, e.g. 'cron(0 20 * * ? *)' or 'rate(1 day)'")
+            raise InputError(f"--schedule {self.schedule!r}: use an EventBridge expression, e.g. '{res.DEFAULT_SCHEDULE}' or 'rate(1 day)'")
         if self.image_uri is not None and not _IMAGE_RE.match(self.image_uri):
             raise InputError(f"--image-uri {self.image_uri!r}: use REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST")
         if self.arch is not None:
@@ -134,7 +134,7 @@ def prepare(options: DeployOptions, *, session=None, need_image: bool = True) ->
     account, partition = caller_identity(session)
     region = session.region_name
     builds = need_image and options.image_uri is None
-    arch = options.arch or (host_arch() if builds else "arm64")
+    arch = options.arch or (host_arch() if builds else res.DEFAULT_ARCH)
     image_uri, files = options.image_uri or "", None
     if builds:
         files = context_files(find_sources())

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import AwsError
+from ..errors import AwsError, aws_error_code
 from .plan import BuildImage, Call, Step, Wait
-from .remote_state import aws_error, error_code
+from .remote_state import aws_error
 
 ROLE_PROPAGATION_TRIES = 12
 # What Lambda, Step Functions and EventBridge say while a new role has not reached them yet.
@@ -96,7 +96,7 @@ class Executor:
                 response = method(**params)
                 break
             except Exception as exc:
-                if error_code(exc) and error_code(exc) in call.absent_ok:
+                if aws_error_code(exc) and aws_error_code(exc) in call.absent_ok:
                     return
                 if not (call.role_propagation and self._uses_a_new_role(params) and attempt < ROLE_PROPAGATION_TRIES - 1
                         and PROPAGATION_MESSAGES.search(str(exc))):

@@ -14,6 +14,7 @@ import urllib.parse
 from typing import Any
 
 from ..errors import AwsError
+from ..settings import STORE_ENV
 from . import resources as res
 from .plan import BuildImage, Call, Step, Wait, step, var
 from .remote_state import RemoteState
@@ -593,7 +594,7 @@ def deployed_bucket(remote: RemoteState, target: res.Target) -> str | None:
     for name in target.names.functions:
         found = remote.function(name)
         store = ((found or {}).get("Configuration", {}).get("Environment", {}).get("Variables", {})
-                 .get("STOCKSTREAM_STORE", ""))
+                 .get(STORE_ENV, ""))
         if store.startswith("s3://"):
             return store[len("s3://"):].split("/", 1)[0]
     return None

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import hints
-from ..errors import AwsError, InputError
+from ..errors import AwsError, InputError, aws_error_code
+from ..settings import STORE_ENV
 from . import resources as res
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -54,9 +55,9 @@ def deployed_store(session, stage: str | None = None) -> str:
     except Exception as exc:
         raise AwsError(f"cannot read the deployed {fetcher} function ({exc}): run `stockstream deploy`, "
                        "or pass --store s3://bucket") from None
-    store = config.get("Environment", {}).get("Variables", {}).get("STOCKSTREAM_STORE")
+    store = config.get("Environment", {}).get("Variables", {}).get(STORE_ENV)
     if not store:
-        raise AwsError(f"{fetcher} has no STOCKSTREAM_STORE: run `stockstream deploy` again")
+        raise AwsError(f"{fetcher} has no {STORE_ENV}: run `stockstream deploy` again")
     return store
 
 
@@ -112,7 +113,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from ..run.summary import read_manifests, run_document, write_run
+    from ..run.summary import read_manifests, run_document, utc_now, write_run
     from ..run.types import Observer
     from ..store import open_store
 
@@ -129,14 +130,16 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     started = time.monotonic()
     batches, manifests, items = rerun_items(store, day, include_all=include_all)
     if not items:
-        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
+        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
+                           finished_at=utc_now())
         return {**run, "execution_arn": None, "execution_status": "NOT_STARTED"}
 
     name = f"rerun-{day.isoformat()}-{uuid.uuid4().hex[:12]}"
     execution = sfn.start_execution(stateMachineArn=machine, name=name,
                                     input=json.dumps({"date": day.isoformat(), "symbolBatches": items}))["executionArn"]
     if not wait:
-        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote")
+        run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
+                           finished_at=utc_now())
         return {**run, "execution_arn": execution, "execution_status": "RUNNING",
                 "batches_started": [item["batchNumber"] for item in items]}
 
@@ -144,7 +147,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     manifests = read_manifests(store, day, batches, Observer())
     errors = {r["batchNumber"]: r.get("error", "failed") for r in _batch_results(described) if r.get("failed")}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
-                       batch_errors=errors)
+                       finished_at=utc_now(), batch_errors=errors)
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality
@@ -273,7 +276,7 @@ def read_logs(*, function: str | None = None, since: str = "1h", follow: bool = 
                 for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=start):
                     events.extend({"group": group, **e} for e in page.get("events", []))
             except Exception as exc:
-                if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ResourceNotFoundException":
+                if aws_error_code(exc) != "ResourceNotFoundException":
                     raise
         for event in sorted(events, key=lambda e: (e["timestamp"], e.get("eventId", ""))):
             key = event.get("eventId") or f"{event['group']}:{event['timestamp']}:{event['message']}"

@@ -10,20 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import AwsError
+from ..errors import AwsError, aws_error_code
 
 READ_ONLY_PREFIXES = ("Get", "Describe", "List", "Head")
 _READ_METHODS = tuple(p.lower() + "_" for p in READ_ONLY_PREFIXES)
 
 
-def error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-
-
 def aws_error(exc: Exception, what: str) -> AwsError:
     message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
-    error = AwsError(f"{what}: {error_code(exc) or type(exc).__name__}: {message}")
-    error.code = error_code(exc)  # type: ignore[attr-defined]
+    error = AwsError(f"{what}: {aws_error_code(exc) or type(exc).__name__}: {message}")
+    error.code = aws_error_code(exc)  # type: ignore[attr-defined]
     return error
 
 
@@ -49,7 +45,7 @@ class RemoteState:
             try:
                 self._cache[key] = getattr(self.client(service), operation)(**params)
             except Exception as exc:
-                if error_code(exc) in missing:
+                if aws_error_code(exc) in missing:
                     self._cache[key] = None
                 elif hasattr(exc, "response"):
                     raise aws_error(exc, f"reading {service} ({operation})") from None

@@ -19,6 +19,8 @@ from typing import Any
 from ..layout import DATA_PREFIXES, LOCKS_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
+from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV
+from .session import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
 STAGE_TAG = "stage"
@@ -32,6 +34,7 @@ ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
 ECR_REPOSITORY = "stockstream-lambda"
 ALARM_PREFIX = "stockstream-"
+DEFAULT_ARCH = "arm64"  # cheaper than x86_64 for the same work; deploy uses the host's when it builds the image
 DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
 DEFAULT_LOG_RETENTION_DAYS = 30
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -40,7 +43,7 @@ KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one a
 MAP_MAX_CONCURRENCY = 10  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
 STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # Environment variables deploy sets on the functions; any other a user added (console, CLI) is kept.
-OWNED_ENV = ("STOCKSTREAM_STORE", "STOCKSTREAM_CACHE_DIR", "STOCKSTREAM_BUCKET_OWNER", "STOCKSTREAM_STAGE")
+OWNED_ENV = (STORE_ENV, CACHE_DIR_ENV, BUCKET_OWNER_ENV, STAGE_ENV)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +160,7 @@ class Target:
     bucket: str
     image_uri: str
     partition: str = "aws"
-    arch: str = "arm64"
+    arch: str = DEFAULT_ARCH
     schedule: str = DEFAULT_SCHEDULE
     alert_email: str | None = None
     stage: str | None = None
@@ -416,10 +419,9 @@ def lifecycle_policy(keep: int = KEEP_IMAGES) -> dict:
 
 def function_environment(target: Target) -> dict[str, str]:
     """The variables deploy owns, then the user's --env ones."""
-    owned = {"STOCKSTREAM_STORE": target.store_uri, "STOCKSTREAM_CACHE_DIR": LAMBDA_CACHE_DIR,
-             "STOCKSTREAM_BUCKET_OWNER": target.account}
+    owned = {STORE_ENV: target.store_uri, CACHE_DIR_ENV: LAMBDA_CACHE_DIR, BUCKET_OWNER_ENV: target.account}
     if target.stage:
-        owned["STOCKSTREAM_STAGE"] = target.stage
+        owned[STAGE_ENV] = target.stage
     return {**owned, **dict(target.env)}
 
 

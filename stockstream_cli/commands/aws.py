@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
+from ..aws import resources as res
+from ..outcome import Outcome
 from ..settings import Settings
 
 
@@ -39,7 +41,7 @@ Schedule = Annotated[
 ]
 Arch = Annotated[
     Optional[str], typer.Option("--arch", help="The Lambda architecture, arm64 (cheaper) or x86_64 [default: this "
-                                "machine's when deploy builds the image, else arm64].", show_default=False)
+                                f"machine's when deploy builds the image, else {res.DEFAULT_ARCH}].", show_default=False)
 ]
 LogRetention = Annotated[
     int, typer.Option("--log-retention-days", help="How long the functions' and state machine's logs are kept.")
@@ -71,9 +73,9 @@ def deploy(
     bucket: Bucket = None,
     image_uri: ImageUri = None,
     alert_email: AlertEmail = None,
-    schedule: Schedule = "cron(0 20 * * ? *)",
+    schedule: Schedule = res.DEFAULT_SCHEDULE,
     arch: Arch = None,
-    log_retention_days: LogRetention = 30,
+    log_retention_days: LogRetention = res.DEFAULT_LOG_RETENTION_DAYS,
     tracing: Tracing = False,
     env: Env = None,
     print_policy: PrintPolicy = False,
@@ -140,7 +142,7 @@ def destroy(
     yes: Yes = False,
     dry_run: DryRun = False,
     json: options.Json = False,
-) -> None:
+) -> Outcome | None:
     """Remove the pipeline from AWS: everything deploy made for this stage except the data bucket, which keeps
     every object. --dry-run prints what would be removed (every call) and removes nothing.
 
@@ -159,13 +161,13 @@ def destroy(
             raise InputError("destroy needs confirmation: run it in a terminal, or pass --yes (or see it first with --dry-run)")
         for s in plan.steps:
             say(f"will delete {s.resource} {s.name}")
-        if not typer.confirm(f"Delete these {len(plan.steps)} resources (the bucket {bucket} and its data stay)?", err=True):
-            raise typer.Exit(1)
-        return True
+        return typer.confirm(f"Delete these {len(plan.steps)} resources (the bucket {bucket} and its data stay)?", err=True)
 
     settings = Settings.resolve(profile=profile, region=region)
     document = run_destroy(region=settings.region, profile=settings.profile, stage=stage, dry_run=dry_run,
                            confirm=confirm)
+    if not dry_run and document["to_remove"]:
+        return Outcome.FAILED  # the user said no: nothing was removed
     if json:
         emit_json(document)
         return

@@ -8,6 +8,7 @@ import typer
 
 from ..outcome import Outcome
 from .. import options
+from ..quality.check import BIG_MOVE, STALE_SESSIONS
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +31,8 @@ MISSING_TITLES = {
 
 
 SUSPICIOUS_TITLES = {
-    "big_move": "close moved > 50%",
-    "stale": "unchanged, zero volume, 10+ sessions",
+    "big_move": f"close moved > {BIG_MOVE:.0%}",
+    "stale": f"unchanged, zero volume, {STALE_SESSIONS}+ sessions",
     "ohlc": "OHLC relations broken",
 }
 
@@ -39,6 +40,7 @@ SUSPICIOUS_TITLES = {
 EXAMPLES = 4
 
 
+@options.quoting(big_move=BIG_MOVE, stale=STALE_SESSIONS)
 def check(
     date: options.Date = None,
     start: options.Start = None,
@@ -54,7 +56,7 @@ def check(
 
     Missing rows are reported by reason: fetch failed (from the runs' manifests), unexplained, never
     fetched, listed later or suspended (these two are expected and do not fail the check). Suspicious
-    data: a close moving more than 50% in a day, a close unchanged with zero volume for 10 sessions,
+    data: a close moving more than {big_move:.0%} in a day, a close unchanged with zero volume for {stale} sessions,
     broken OHLC relations. Revisions (a re-fetch that changed a stored value) are counted.
     Exit 0 complete, 3 something missing or suspicious.
 

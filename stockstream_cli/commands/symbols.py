@@ -6,12 +6,14 @@ from __future__ import annotations
 import typer
 
 from .. import options
+from ..sources.asx import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 
 
 def register(app) -> None:
     app.command("symbols")(symbols)
 
 
+@options.quoting(share=MIN_SHARE_OF_PREVIOUS, floor=DEFAULT_SOURCE_FLOOR)
 def symbols(
     date: options.Date = None,
     batch_size: options.BatchSize = None,
@@ -25,8 +27,8 @@ def symbols(
 ) -> None:
     """Download the ASX list of listed companies, check it and write symbols/D-symbols.csv.
 
-    The list is refused (exit 1, nothing written) when it is not a list, or when it shrank below 97% of the
-    latest earlier list in the store (1,500 symbols for the default source with no earlier list);
+    The list is refused (exit 1, nothing written) when it is not a list, or when it shrank below {share}% of the
+    latest earlier list in the store ({floor:,} symbols for the default source with no earlier list);
     --force accepts a short list.
 
     Example: stockstream symbols --date 2026-08-22 --store ./data --json

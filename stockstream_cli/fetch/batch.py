@@ -1,21 +1,11 @@
 """One batch: pace, retry, fetch, clean, merge, write, report (`stockstream fetch-batch` and the Lambda).
 
-`fetch_batch` fetches each symbol of batch N of day D through yahoo.fetch, one after another, with the
-pacer's delay before every request and retries with exponential backoff for the retryable failures
-(rate_limited, timeout, error); not_found, no_data and invalid_data are final. It cleans the bars
-(schema.clean_bars), then writes raw-data/D-batch-N.parquet and, last, runs/D/batch-N.json (the manifest
-is the batch's "done" mark), and returns the manifest: the contract's JSON document.
-
-Rerun (a subset of the batch's symbols, e.g. from rerun-failed) merges into what is stored:
-- rows of symbols not fetched now are kept; a refetched symbol's new rows replace its stored rows of the same
-  (symbol, date); a symbol that failed again keeps the rows it had; one row per (symbol, date) always;
-- the manifest describes the whole batch: a symbol that now succeeded leaves symbols_failed, the others stay,
-  symbols_processed counts every symbol the batch has ever processed.
-
-The whole batch fails (errors.BatchFailed, which the state machine's Map retries) when its files cannot be
-written, or when no symbol of the batch has data and every failure is retryable (Yahoo refusing or
-unreachable, most likely for all of them): nothing is written then. A batch where only some symbols failed,
-or where every symbol failed for a final reason (all delisted, say), is a result: it is written and returned.
+The batch is the unit the state machine's Map retries, so everything about it lives here: each symbol is
+fetched through yahoo.fetch with the pacer's delay and backoff, cleaned (schema.clean_bars), merged into what
+is stored (a rerun of some symbols never loses the others' rows) and written data first, manifest last (the
+manifest is the "done" mark). A batch fails as a whole (errors.BatchFailed) only when its files cannot be
+written or Yahoo refused every symbol for a retryable reason; the README (fetch-batch) has the retry, cleaning
+and merging rules.
 """
 
 from __future__ import annotations

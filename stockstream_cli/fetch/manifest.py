@@ -1,17 +1,11 @@
-"""The batch and backfill records in runs/D/: the one place they are parsed, validated, read and encoded.
+"""The batch and backfill records in runs/D/ (batch-N.json, backfill-N.json): the one place they are parsed,
+validated, read and encoded.
 
-    runs/D/batch-N.json     a batch's result, the contract's fetch-batch JSON (fetch/batch.build_manifest)
-    runs/D/backfill-N.json  a backfill chunk's record, the same shape (run/backfill._record)
-
-(runs/D/run.json, the day's summary, has its own module: run/summary.py.)
-
-A manifest (batch or backfill) is a JSON object with a "metadata" object in which failure_reasons, when
-present, is an object, symbols_failed a list and the counts integers; anything else is a CorruptFileError
-naming the key. A failed symbol without a recorded reason failed with "error".
-
-What to do with a corrupt file is the caller's policy, not this module's: rerun-failed treats a corrupt
-batch manifest as missing and fetches the batch again; status, check, backfill and fetch-batch stop with the
-error. No typer or rich here.
+A record is what makes a batch "done" and what rerun-failed, status, check and backfill decide from, so it is
+read in one place that refuses anything but a JSON object with a well-formed "metadata" (a CorruptFileError
+naming the key) and gives a failed symbol without a recorded reason the reason "error"; what to do with a
+corrupt record is each caller's policy. The shapes are in the README (fetch-batch, backfill, Store layout);
+run.json has its own module, run/summary.py. No typer or rich here.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """`check`: is every expected row in the store, and does what is there look right?
 
-Expected rows are (symbol, session) for every symbol of the list in force on each ASX session of the range:
-`symbols/D-symbols.csv` of that day, else the latest earlier list (else the earliest list, for days before
-the first one). A missing row gets the first reason that explains it:
-
-    listed_after   the list's listing date is after that day            (expected: not a failure)
-    suspended      the list in force has no market cap ('--' or empty)  (expected: not a failure)
-    fetch_failed   every run (or backfill) that covered the day failed the symbol, or its batch left no result
-    unexplained    a run fetched the symbol fine over that day and still no row
-    not_fetched    no run or backfill covered that day at all (a gap `backfill` fills)
-
-Suspicious data, on the newest fetch of each (symbol, date): a close that moves more than 50% from the
-previous row, a close unchanged with zero volume for 10 sessions or more, broken OHLC relations.
-Revisions: a (symbol, date) whose stored fetches disagree on a value; `load` keeps the newest, so they are
-counted, not failures.
-
-No typer or rich here: run-local and the Lambda handlers may call `check` / `check_day`.
+A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
+fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
+from the store alone: read_lists and read_fetches read the lists and manifests once, the rest are pure
+functions over what was read. The reasons and rules are in the README (check). No typer or rich here:
+run-local and the Lambda handlers call `check` / `check_day`.
 """
 
 from __future__ import annotations
@@ -29,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import calendar, hints, layout
 from ..fetch import manifest
 from ..errors import InputError, StockstreamError
+from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
 from .. import outcome as outcomes
 
@@ -50,18 +40,20 @@ SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def check_day(store, day: dt.date, *, lookback_days: int = 5) -> dict:
+def check_day(store, day: dt.date, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
     """The check of one day, for run-local's (or the state machine's) data-quality step."""
     return check(store, day, day, lookback_days=lookback_days)
 
 
-def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None, lookback_days: int = 5) -> dict:
+def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None,
+          lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
     """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
     from ..read.newest import newest_per_symbol_and_date
 
     check_range(start, end)
     sessions = calendar.sessions(start, end)
-    lists = ListsInForce(store, start, end)
+    lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
+    lists = read_lists(store, start, end, lookback)
     if not lists.dates and not symbols:
         raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
     expected = _expected(sessions, lists, symbols)
@@ -73,7 +65,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     present = {(s, d) for s, d in zip(newest["symbol"].to_list(), newest["date"].to_list()) if start <= d <= end}
 
     missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
-    fetches = FetchRecord(store, start, end, lookback_days)
+    fetches = read_fetches(store, start, end, lookback, lists.dates)
     classified = classify_missing(missing, lists, fetches, lambda names: _earliest_rows(store, names))
     suspicious = find_suspicious(newest, start, end)
     actions = _actions_in(store, universe, context_start, end)
@@ -100,47 +92,57 @@ def _expected(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str]
 # ---------------------------------------------------------------------------------------------- the lists
 
 
+def read_lists(store, start: dt.date, end: dt.date, lookback: dt.timedelta) -> "ListsInForce":
+    """The symbols/D-symbols.csv files a check of [start, end] needs, each read once: the lists in force over
+    the range, the latest list, and the lists of the run days whose fetches covered the range."""
+    from ..sources.asx import from_csv
+
+    keys = {day: key for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
+    dates = sorted(keys)
+    considered = considered_dates(dates, start, end)
+    needed = set(considered) | {d for d in dates if start <= d <= end + lookback}
+    listings = {d: {item.symbol: item for item in from_csv(store.get(keys[d]), keys[d])} for d in sorted(needed)}
+    return ListsInForce(dates, considered, listings)
+
+
+def considered_dates(dates: list[dt.date], start: dt.date, end: dt.date) -> list[dt.date]:
+    """The lists that say who is expected over [start, end]: those in force over it, and the latest."""
+    first = _in_force(dates, start)
+    in_range = [d for d in dates if (first is None or d >= first) and d <= end]
+    return sorted(set(in_range) | ({dates[-1]} if dates else set()))
+
+
+def _in_force(dates: list[dt.date], day: dt.date) -> dt.date | None:
+    earlier = [d for d in dates if d <= day]
+    return earlier[-1] if earlier else None
+
+
 class ListsInForce:
-    """Who is expected on a day, from the symbols/D-symbols.csv files (each read once).
+    """Who is expected on a day, from the lists read_lists read (pure: it reads nothing itself).
 
     The list in force on day S is the latest list dated on or before S. A symbol that is not in it but
     appears in a later list (a new listing, a company the source's list had left out, every symbol for days
     before the store's first list) is expected too, with the listing details of its first later list: its
     listing date then says whether it traded yet. Only the lists in force over the range and the latest
-    list are read, so a check of a month reads about a month of lists.
+    list are considered, so a check of a month reads about a month of lists.
     """
 
-    def __init__(self, store, start: dt.date | None = None, end: dt.date | None = None):
-        from ..sources.asx import from_csv
-
-        self._store = store
-        self._from_csv = from_csv
-        keys = store.list(layout.SYMBOLS_PREFIX)
-        self._keys = {day: key for key in keys if (day := layout.parse_symbols_key(key))}
-        self.dates = sorted(self._keys)
-        self._cache: dict[dt.date, dict[str, Any]] = {}
-        self._considered = self._considered_dates(start, end) if start and end else list(self.dates)
+    def __init__(self, dates: list[dt.date], considered: list[dt.date], listings: dict[dt.date, dict[str, Any]]):
+        self.dates = dates  # every list in the store
+        self._considered = considered
+        self._listings = listings  # list date -> symbol -> Listing, for the lists read
         self._suffix: dict[int, dict[str, Any]] = {}
         self._merged: dict[tuple[dt.date | None, int], dict[str, Any]] = {}
 
-    def _considered_dates(self, start: dt.date, end: dt.date) -> list[dt.date]:
-        first = self.in_force_date(start)
-        in_range = [d for d in self.dates if (first is None or d >= first) and d <= end]
-        return sorted(set(in_range) | ({self.dates[-1]} if self.dates else set()))
-
     def in_force_date(self, day: dt.date) -> dt.date | None:
-        earlier = [d for d in self.dates if d <= day]
-        return earlier[-1] if earlier else None
+        return _in_force(self.dates, day)
 
     def list_dates_used(self, day: dt.date) -> list[dt.date]:
         in_force = self.in_force_date(day)
         return ([in_force] if in_force else []) + [d for d in self._considered if d > day][:1]
 
     def listings_of(self, list_date: dt.date) -> dict[str, Any]:
-        if list_date not in self._cache:
-            key = self._keys[list_date]
-            self._cache[list_date] = {item.symbol: item for item in self._from_csv(self._store.get(key), key)}
-        return self._cache[list_date]
+        return self._listings[list_date]
 
     def on(self, day: dt.date) -> dict[str, Any] | None:
         """symbol -> Listing expected on `day`; None when the store holds no list."""
@@ -171,7 +173,7 @@ class ListsInForce:
 
     def exact(self, day: dt.date) -> dict[str, Any] | None:
         """The list written on `day` itself (batch membership of that day's run), or None."""
-        return self.listings_of(day) if day in self._keys else None
+        return self._listings.get(day)  # read_lists read every list a run day in the window may have
 
 
 # ---------------------------------------------------------------------------------------------- what was fetched
@@ -190,23 +192,32 @@ class Outcome:
         return self.result == "ok"
 
 
-class FetchRecord:
-    """The manifests (runs/D/batch-N.json, runs/D/backfill-N.json) that say how each day was fetched."""
+def read_fetches(store, start: dt.date, end: dt.date, lookback: dt.timedelta,
+                 list_dates: Iterable[dt.date]) -> "FetchRecord":
+    """The manifests of the runs whose fetch window covered [start, end], and every backfill's, each read
+    once; `list_dates`: the days the store has a list of (a run day even where no batch left a result)."""
+    last_run = end + lookback
+    batches: dict[dt.date, dict[int, _Manifest]] = defaultdict(dict)
+    backfills: list[tuple[str, _Manifest]] = []
+    for key in store.list(layout.RUNS_PREFIX):
+        if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
+            batches[parsed[0]][parsed[1]] = _Manifest.read(store, key)
+        elif parsed_backfill := layout.parse_backfill_manifest_key(key):
+            label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
+            backfills.append((label, _Manifest.read(store, key)))
+    run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
+    return FetchRecord(lookback, dict(batches), backfills, run_days)
 
-    def __init__(self, store, start: dt.date, end: dt.date, lookback_days: int):
-        self._store = store
-        self.lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
-        keys = store.list(layout.RUNS_PREFIX)
-        last_run = end + self.lookback
-        self.batches: dict[dt.date, dict[int, _Manifest]] = defaultdict(dict)
-        self.backfills: list[tuple[str, _Manifest]] = []
-        for key in keys:
-            if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
-                self.batches[parsed[0]][parsed[1]] = _Manifest.read(store, key)
-            elif parsed_backfill := layout.parse_backfill_manifest_key(key):
-                label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
-                self.backfills.append((label, _Manifest.read(store, key)))
-        self.run_days = sorted(set(self.batches) | {d for d in _list_days(store) if start <= d <= last_run})
+
+@dataclasses.dataclass(frozen=True)
+class FetchRecord:
+    """What the manifests (runs/D/batch-N.json, runs/D/backfill-N.json) say of how each day was fetched:
+    read by read_fetches, judged here without reading anything."""
+
+    lookback: dt.timedelta
+    batches: dict[dt.date, dict[int, "_Manifest"]]
+    backfills: list[tuple[str, "_Manifest"]]
+    run_days: list[dt.date]
 
     def outcomes(self, symbol: str, day: dt.date, lists: ListsInForce) -> list[Outcome]:
         found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
@@ -252,10 +263,6 @@ class _Manifest:
     def read(cls, store, key: str) -> "_Manifest":
         document = manifest.parse(store.get(key), key)
         return cls(document["metadata"], manifest.failure_reasons(document), manifest.backfill_range(document))
-
-
-def _list_days(store) -> list[dt.date]:
-    return [d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key))]
 
 
 def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce, fetches: FetchRecord,
@@ -526,8 +533,8 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
     }
 
 
-def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *, lookback_days: int = 5,
-                note: Callable[[str], None] | None = None) -> dict:
+def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
+                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None) -> dict:
     """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
 
     Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch

@@ -1,0 +1,1 @@
+"""Reading the store back: DataAggregator, the newest-wins rule, the footer index, compaction, status."""

@@ -99,6 +99,7 @@ class DataAggregator:
     ):
         if store_uri is not None and bucket is not None:
             raise InputError("give either a store URI or bucket=, not both")
+        self._settings = None  # resolved here unless the caller hands over a store of its own
         if hasattr(store_uri, "polars_path"):
             self.store = store_uri
             return
@@ -108,10 +109,10 @@ class DataAggregator:
             if not bucket.strip():
                 raise InputError("bucket= is empty: name the S3 bucket, e.g. bucket='stock-stream-data'")
             store_uri = f"s3://{bucket.strip()}/{prefix.strip('/')}".rstrip("/")
-        settings = Settings.resolve(
+        self._settings = Settings.resolve(
             store=os.fspath(store_uri) if store_uri is not None else None, profile=profile, region=region
         )
-        self.store = settings.open_store()
+        self.store = self._settings.open_store()
 
     def __repr__(self) -> str:
         return f"DataAggregator({self.store.uri!r})"
@@ -190,9 +191,9 @@ class DataAggregator:
 
     @functools.cached_property
     def _file_index(self) -> "FileIndex":
-        from .file_index import FileIndex
+        from .file_index import FileIndex, index_folder
 
-        return FileIndex(self.store)
+        return FileIndex(self.store, index_folder(self._settings))
 
     def data_files(self, start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
         """The store's raw-data keys that may hold rows within [start, end], pruned by key alone (a query with

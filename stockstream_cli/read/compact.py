@@ -1,18 +1,10 @@
 """`stockstream compact`: the batch files of a month merged into one sorted Parquet file.
 
-A year of daily runs is about 250 x 19 small files; reading two symbols back means opening every one of
-them (their footers at least), which is quick on a local disk but slow on S3, one request per object.
-Compacting a month writes `raw-data/compacted-YYYY-MM.parquet` (layout.compacted_data_key): every row of
-the batch files fetched on the days of that month, one row per (symbol, date) with the newest fetch winning,
-sorted by symbol then date, in row groups of ROW_GROUP_ROWS rows with statistics, so a symbol filter reads
-one footer and a row group or two per month. Then the merged batch files are deleted.
-
-Reading is unchanged: DataAggregator reads compacted files and batch files alike and keeps the newest
-fetch of each (symbol, date), so a batch file written after the compaction (a later rerun of a day of that
-month) still wins where it is newer, and compacting that month again folds it in. A compacted file is
-written (atomically) before any batch file is deleted: a crash in between leaves rows twice, which reading
-resolves. Only batch files are compacted (backfill chunks stay as they are), by default of every month
-before the current one (Sydney); the runs/ manifests stay, so `status` still tells each day's story.
+A year of daily runs is thousands of small files, one S3 request each to read back; a month compacted into
+raw-data/compacted-YYYY-MM.parquet (sorted by symbol then date, ROW_GROUP_ROWS-row groups with statistics)
+lets a symbol filter read one footer and a row group or two. It is written atomically before any batch file
+is deleted, and readers keep the newest fetch of each (symbol, date), so a crash in between or a later
+rerun of a compacted day loses nothing. The rules and figures are in the README (compact).
 """
 
 from __future__ import annotations

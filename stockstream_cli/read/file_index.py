@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..settings import Settings
     from ..store import Store
 
 FORMAT = 1
@@ -45,12 +46,15 @@ Ranges = tuple[str | None, str | None, str | None, str | None]
 UNKNOWN: Ranges = (None, None, None, None)
 
 
-def index_folder() -> Path:
-    """$STOCKSTREAM_CACHE_DIR/file-index; else the user cache folder (on Lambda, where only /tmp is writable,
-    under /tmp)."""
-    from ..settings import default_cache_dir, env_name
+def index_folder(settings: "Settings | None" = None) -> Path:
+    """file-index/ in the settings' cache folder (Settings.cache_folder: --cache-dir / STOCKSTREAM_CACHE_DIR,
+    else the user cache folder; on Lambda, where only /tmp is writable, under /tmp). No settings: the
+    environment's, resolved by Settings as every face resolves them."""
+    if settings is None:
+        from ..settings import Settings
 
-    return Path(os.environ.get(env_name("cache_dir"), "") or default_cache_dir()) / "file-index"
+        settings = Settings.resolve()
+    return Path(settings.cache_folder) / "file-index"
 
 
 def store_identity(store: "Store") -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+from ..settings import DEFAULT_LOOKBACK_DAYS
+
 
 DEPLOYED_COMMAND = "stock-data-pipeline"  # run.json "command" of a run the state machine finished
 
 
-def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days: int = 5,
+def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                  execution: str | None = None, batch_errors: Mapping[int, str] | None = None,
                  now: dt.datetime | None = None) -> dict:
     """Write runs/D/run.json for a run that started at `run_started`, with its "quality" block; return it.
@@ -31,8 +33,9 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
 
     batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, Observer())
-    elapsed = ((now or dt.datetime.now(dt.timezone.utc)) - run_started).total_seconds()
-    run = run_document(day, batches, manifests, max(elapsed, 0.0), command=DEPLOYED_COMMAND,
+    finished = now or dt.datetime.now(dt.timezone.utc)
+    run = run_document(day, batches, manifests, max((finished - run_started).total_seconds(), 0.0),
+                       command=DEPLOYED_COMMAND, finished_at=utc_timestamp(finished),
                        started_at=utc_timestamp(run_started), batch_errors=batch_errors)
     if execution:
         run["execution"] = execution

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..errors import InputError
-from ..settings import LAMBDA_CACHE_DIR, Settings, env_name
+from ..settings import CACHE_DIR_ENV, LAMBDA_CACHE_DIR, STAGE_ENV, STORE_ENV, Settings
 
 METRICS_NAMESPACE = "StockStream"
 
@@ -27,11 +27,11 @@ def lambda_settings(environ=None) -> Settings:
     """Settings from STOCKSTREAM_* variables, as the CLI reads them; on Lambda the cache goes under /tmp."""
     environ = os.environ if environ is None else environ
     typed: dict[str, Any] = {}
-    if running_in_lambda(environ) and not environ.get(env_name("cache_dir")):
+    if running_in_lambda(environ) and not environ.get(CACHE_DIR_ENV):
         typed["cache_dir"] = LAMBDA_CACHE_DIR
     settings = Settings.resolve(environ, **typed)
-    if running_in_lambda(environ) and not environ.get(env_name("store")):
-        raise InputError(f"{env_name('store')} is not set: the function needs its store, e.g. s3://bucket")
+    if running_in_lambda(environ) and not environ.get(STORE_ENV):
+        raise InputError(f"{STORE_ENV} is not set: the function needs its store, e.g. s3://bucket")
     return settings
 
 
@@ -75,7 +75,7 @@ def emf_line(metrics: dict[str, float], *, function_name: str | None = None, tim
 def emit_metrics(metrics: dict[str, float], stream=None) -> None:
     stream = stream or sys.stdout
     stream.write(emf_line(metrics, function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-                          stage=os.environ.get("STOCKSTREAM_STAGE") or None) + "\n")
+                          stage=os.environ.get(STAGE_ENV) or None) + "\n")
     stream.flush()
 
 

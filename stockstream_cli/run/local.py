@@ -78,7 +78,7 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
     manifests = {number: outcome.document for number, outcome in outcomes.items() if outcome.document}
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
-                       started_at=started_at, batch_errors=errors, interrupted=interrupted)
+                       finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
     return finish_run(store, day, settings, run, started_at, observer, interrupted)
 
 

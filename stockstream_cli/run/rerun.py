@@ -44,7 +44,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
         manifests = read_manifests(store, day, batches, observer)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
-                       started_at=started_at, batch_errors=errors, interrupted=interrupted)
+                       finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
     stored = stored_run(store, day)
     if not jobs and same_outcome(stored, run):
         # nothing changed: the day's run.json already says so, and stays as it is
@@ -69,7 +69,7 @@ def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
     """The batches whose rows are stored: in their batch file, or folded into the month's compacted file."""
     if store.exists(layout.compacted_data_key(day.strftime("%Y-%m"))):
         return set(batches)
-    data_keys = set(store.list(f"{layout.RAW_DATA_PREFIX}{day.isoformat()}-batch-"))
+    data_keys = set(store.list(layout.batch_data_prefix(day)))
     return {n for n in batches if layout.batch_data_key(day, n) in data_keys}
 
 

@@ -30,12 +30,11 @@ SUMMARY_KEYS = (
 
 
 def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
-                 execution_time: float, *, command: str, started_at: str = "",
-                 batch_errors: Mapping[int, str] | None = None, interrupted: bool = False,
-                 finished_at: str | None = None) -> dict:
+                 execution_time: float, *, command: str, finished_at: str, started_at: str = "",
+                 batch_errors: Mapping[int, str] | None = None, interrupted: bool = False) -> dict:
     """runs/D/run.json: the contract's summary first, then the failure reasons and batch errors.
 
-    `finished_at` is the clock's reading (ISO UTC); None reads it now.
+    `finished_at` is the caller's reading of the clock (ISO UTC): nothing here reads it.
 
     A batch without a manifest failed as a whole: its symbols count as failed (total = fetched + failed).
     """
@@ -69,7 +68,7 @@ def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: 
         "batch_errors": errors,
         "command": command,
         "started_at": started_at,
-        "finished_at": finished_at or utc_now(),
+        "finished_at": finished_at,
         "interrupted": interrupted,
     }
 
@@ -131,6 +130,7 @@ def same_outcome(stored: dict | None, run: dict) -> bool:
 
 
 def utc_now() -> str:
+    """The clock, read at the edge (run-local, rerun-failed) for run_document's started_at / finished_at."""
     from ..schema import utc_timestamp
 
     return utc_timestamp()

@@ -428,9 +428,10 @@ def check_from_file(path: str) -> None:
 
 
 def _required_size(previous: list[str] | None, *, is_default_source: bool) -> int:
-    """The fewest symbols a new list may have: 97% of the previous list, else the default source's floor."""
+    """The fewest symbols a new list may have: MIN_SHARE_OF_PREVIOUS percent of the previous list, else the
+    default source's floor."""
     if previous is not None:
-        return -(-len(previous) * MIN_SHARE_OF_PREVIOUS // 100)  # ceiling: 97% of 1,838 is 1,782.86 -> 1,783
+        return -(-len(previous) * MIN_SHARE_OF_PREVIOUS // 100)  # the ceiling: a fractional symbol is a whole one
     return DEFAULT_SOURCE_FLOOR if is_default_source else 1
 
 
