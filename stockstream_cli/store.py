@@ -69,6 +69,11 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_version(self, key: str, version: str) -> bool:
+        """Delete the key only while its content is still the version `list_versions` gave (a compare-and-
+        delete): True when deleted; False, and nothing changed, when it was rewritten or is gone."""
+        ...
+
     def polars_path(self, key: str) -> str:
         """A path or URL polars can scan for this key."""
         ...
@@ -143,8 +148,32 @@ class LocalStore:
         versions = {}
         for key, status in _walk_files(self.root, folder):
             if key.startswith(prefix):
-                versions[key] = f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
+                versions[key] = _local_version(status)
         return dict(sorted(versions.items()))
+
+    def delete_version(self, key: str, version: str) -> bool:
+        """The file is first renamed aside (atomic: a writer's rename over the key now lands beside it), then
+        checked: the version read is unlinked; any other (a put that came in between) is linked back, unless
+        a still newer put holds the key already, which then wins as the later write."""
+        path = self._path(key)
+        try:
+            if _local_version(path.stat()) != version:
+                return False
+            aside = path.with_name(f".{path.name}.{os.getpid()}.deleting")
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror}") from None
+        if _local_version(aside.stat()) == version:
+            aside.unlink()
+            return True
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        aside.unlink()
+        return False
 
     def read_tail(self, key: str, size: int) -> bytes:
         path = self._path(key)
@@ -169,6 +198,10 @@ class LocalStore:
 
     def polars_credential_provider(self):
         return None
+
+
+def _local_version(status: os.stat_result) -> str:
+    return f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
 
 
 def _walk_files(root: Path, folder: str):
@@ -286,6 +319,18 @@ class S3Store:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
+            raise _store_error(exc, f"cannot delete s3://{self.bucket}/{self._key(key)}") from None
+
+    def delete_version(self, key: str, version: str) -> bool:
+        """A conditional DeleteObject (If-Match the listed ETag): S3 refuses it with 412 when the object was
+        rewritten since; 404 when it is gone."""
+        etag = version.rsplit("-", 1)[0]
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=etag)
+            return True
+        except Exception as exc:
+            if aws_error_code(exc) in {"PreconditionFailed", "412", "NoSuchKey", "404", "NotFound"}:
+                return False
             raise _store_error(exc, f"cannot delete s3://{self.bucket}/{self._key(key)}") from None
 
     def polars_path(self, key: str) -> str:

@@ -399,6 +399,9 @@ def test_lambda_role_reads_and_writes_only_the_data_keys():
     assert data["Resource"] == [f"arn:aws:s3:::{BUCKET}/symbols/*", f"arn:aws:s3:::{BUCKET}/raw-data/*",
                                 f"arn:aws:s3:::{BUCKET}/runs/*"]
     assert statements["ListDataBucket"]["Resource"] == f"arn:aws:s3:::{BUCKET}"
+    # only compaction deletes, and only the batch files it folded in (raw-data/)
+    assert statements["DeleteCompactedBatchFiles"]["Action"] == "s3:DeleteObject"
+    assert statements["DeleteCompactedBatchFiles"]["Resource"] == f"arn:aws:s3:::{BUCKET}/raw-data/*"
     assert statements["OwnLogs"]["Resource"] == [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/asx-symbol-updater:*",
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/stock-data-fetcher:*",

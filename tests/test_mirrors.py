@@ -51,3 +51,12 @@ def test_the_iam_policy_grants_exactly_the_layouts_prefixes():
                layout.run_summary_key(DAY), layout.backfill_data_key(DAY, 0), layout.backfill_manifest_key(DAY, 0),
                layout.compacted_data_key("2026-11")]
     assert all(any(key.startswith(prefix) for prefix in granted) for key in written), written
+
+
+def test_the_state_machines_actions_are_the_fetchers():
+    """Every action a state of infra/asl.json sends the fetcher is one its handler knows."""
+    from stockstream_cli.run.lambda_runtime import ACTIONS
+
+    sent = {state["Parameters"]["Payload"].get("action") for state in states().values()
+            if isinstance(state.get("Parameters", {}).get("Payload"), dict)}
+    assert sent - {None} == {"finalize", "compact"} and sent - {None} <= set(ACTIONS)

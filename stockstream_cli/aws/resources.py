@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from ..layout import DATA_PREFIXES
+from ..layout import DATA_PREFIXES, RAW_DATA_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 
@@ -296,6 +296,12 @@ def lambda_role_policy(target: Target) -> dict:
             "Resource": [f"{target.bucket_arn}/{prefix}*" for prefix in DATA_PREFIXES],
         },
         {"Sid": "ListDataBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": target.bucket_arn},
+        {   # the compaction step removes the batch files it folded into a month's compacted file; nothing else
+            "Sid": "DeleteCompactedBatchFiles",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": f"{target.bucket_arn}/{RAW_DATA_PREFIX}*",
+        },
         {
             "Sid": "OwnLogs",
             "Effect": "Allow",

@@ -7,12 +7,24 @@ the batch files fetched on the days of that month, one row per (symbol, date) wi
 sorted by symbol then date, in row groups of ROW_GROUP_ROWS rows with statistics, so a symbol filter reads
 one footer and a row group or two per month. Then the merged batch files are deleted.
 
+Nobody has to run it: run-local and rerun-failed compact after their quality step, and the deployed state
+machine's CompactClosedMonths step invokes the fetcher's `compact` action, each folding every month before
+the run's own (a month that has ended) into its file. Compacting is idempotent: a month without batch files
+is left alone, and a batch file that appeared since (a later rerun of a day of that month) is folded in.
+
+Safe beside a writer and a reader, and against a crash at any point:
+1. the batch files are listed with their versions (Store.list_versions: an S3 ETag, a local file's inode,
+   mtime and size), then read;
+2. the compacted file (the month's earlier compacted file merged in) is written atomically;
+3. the batch files are listed again and each is deleted only if it is still the version that was read, with
+   a compare-and-delete (S3: DeleteObject If-Match the ETag; locally: renamed aside, checked, unlinked).
+A batch file that a rerun rewrote meanwhile stays (and is folded in next time). A crash before 2 changes
+nothing; between 2 and 3 it leaves rows twice, which readers resolve (newest fetch wins) and a rerun deletes.
 Reading is unchanged: DataAggregator reads compacted files and batch files alike and keeps the newest
-fetch of each (symbol, date), so a batch file written after the compaction (a later rerun of a day of that
-month) still wins where it is newer, and compacting that month again folds it in. A compacted file is
-written (atomically) before any batch file is deleted: a crash in between leaves rows twice, which reading
-resolves. Only batch files are compacted (backfill chunks stay as they are), by default of every month
-before the current one (Sydney); the runs/ manifests stay, so `status` still tells each day's story.
+fetch of each (symbol, date), whatever mix of files it meets.
+
+Only batch files are compacted (backfill chunks stay as they are); the runs/ manifests stay, so `status`
+still tells each day's story. `compact` is the one entry point (where the day lock is held).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .. import layout, schema
 from ..errors import InputError
@@ -35,6 +47,7 @@ class MonthPlan:
     month: str  # YYYY-MM
     batch_keys: tuple[str, ...]
     compacted: bool  # a compacted file of the month exists already (merged into the new one)
+    versions: Mapping[str, str] = dataclasses.field(default_factory=dict)  # batch key -> listed version
 
     @property
     def key(self) -> str:
@@ -49,8 +62,11 @@ def parse_month(text: str) -> str:
     return parsed.strftime("%Y-%m")
 
 
-def plan(keys: Iterable[str], *, months: Iterable[str] | None = None, today: dt.date) -> list[MonthPlan]:
-    """The months to compact and their batch files: the months asked for, else every month before today's."""
+def plan(keys: Iterable[str] | Mapping[str, str], *, months: Iterable[str] | None = None,
+         today: dt.date) -> list[MonthPlan]:
+    """The months to compact and their batch files: the months asked for, else every month before today's.
+    `keys` may be a listing with versions (key -> version), which the plan keeps for the deletes."""
+    versions = keys if isinstance(keys, Mapping) else {}
     wanted = None if months is None else {parse_month(m) for m in months}
     current = today.strftime("%Y-%m")
     by_month: dict[str, list[str]] = {}
@@ -62,32 +78,40 @@ def plan(keys: Iterable[str], *, months: Iterable[str] | None = None, today: dt.
         elif (month := layout.parse_compacted_data_key(key)) is not None:
             compacted.add(month)
     chosen = sorted(by_month if wanted is None else set(by_month) & wanted)
-    return [MonthPlan(month, tuple(by_month[month]), month in compacted)
+    return [MonthPlan(month, tuple(by_month[month]), month in compacted,
+                      {key: versions[key] for key in by_month[month] if key in versions})
             for month in chosen if wanted is not None or month < current]
 
 
+Step = Callable[[str, str], None]  # (step, month): "read", "written", "deleting"; a test's hook between steps
+
+
 def compact(store, *, months: Iterable[str] | None = None, today: dt.date | None = None, dry_run: bool = False,
-            note: Callable[[str], None] | None = None) -> dict:
-    """Compact the planned months; returns {"months": [per-month results], "files": n, "rows": n}."""
+            note: Callable[[str], None] | None = None, step: Step | None = None) -> dict:
+    """Compact the planned months; returns {"months": [per-month results], "files": n, "rows": n}.
+
+    `today` decides which months have ended (default: today in Sydney); the pipeline passes its run's date."""
     from ..values import today_sydney
 
-    plans = plan(store.list(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney())
+    plans = plan(store.list_versions(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney())
     results = []
     for month_plan in plans:
         if dry_run:
             results.append({"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),
                             "rows": None, "bytes": None})
             continue
-        results.append(compact_month(store, month_plan))
+        results.append(compact_month(store, month_plan, step=step))
         if note is not None:
             last = results[-1]
-            note(f"{last['month']}: {last['files']} batch files -> {last['key']} ({last['rows']} rows)")
+            kept = f"; {len(last['kept'])} rewritten meanwhile, kept for next time" if last["kept"] else ""
+            note(f"{last['month']}: {last['files']} batch files -> {last['key']} ({last['rows']} rows){kept}")
     return {"months": results, "files": sum(r["files"] for r in results),
             "rows": sum(r["rows"] or 0 for r in results), "dry_run": dry_run}
 
 
-def compact_month(store, month_plan: MonthPlan) -> dict:
-    """Write the month's compacted file, then delete the batch files merged into it."""
+def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> dict:
+    """Write the month's compacted file, then delete the batch files merged into it, each only while it is
+    still the version that was read (see the module's docstring)."""
     import polars as pl
 
     from ..datafile import read_batch_rows
@@ -101,8 +125,32 @@ def compact_month(store, month_plan: MonthPlan) -> dict:
     buffer = io.BytesIO()
     rows.write_parquet(buffer, row_group_size=ROW_GROUP_ROWS, statistics=True)
     data = buffer.getvalue()
+    _step(step, "read", month_plan.month)
     store.put(month_plan.key, data)
+    _step(step, "written", month_plan.month)
+    deletable = _unchanged(month_plan, store.list_versions(layout.RAW_DATA_PREFIX))
+    _step(step, "deleting", month_plan.month)
     with concurrent.futures.ThreadPoolExecutor(READERS) as pool:
-        list(pool.map(store.delete, month_plan.batch_keys))
+        deleted = list(pool.map(lambda item: store.delete_version(*item), deletable.items()))
+    gone = {key for key, done in zip(deletable, deleted) if done}
     return {"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),
-            "rows": rows.height, "bytes": len(data)}
+            "rows": rows.height, "bytes": len(data), "deleted": len(gone),
+            "kept": sorted(set(month_plan.batch_keys) - gone)}
+
+
+def _unchanged(month_plan: MonthPlan, listed: Mapping[str, str]) -> dict[str, str]:
+    """The month's batch files that the new listing shows at the version listed before they were read."""
+    return {key: version for key, version in month_plan.versions.items() if listed.get(key) == version}
+
+
+def _step(step: Step | None, name: str, month: str) -> None:
+    if step is not None:
+        step(name, month)
+
+
+def compact_closed_months(store, day: dt.date, *, note: Callable[[str], None] | None = None) -> dict:
+    """The pipeline's compaction step after a run of `day`: every month before day's month folded into its
+    compacted file. The small record run.json and the state machine keep: {"months", "files", "rows"}."""
+    result = compact(store, today=day, note=note)
+    return {"months": [item["month"] for item in result["months"]], "files": result["files"],
+            "rows": result["rows"], "kept": sum(len(item["kept"]) for item in result["months"])}
