@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .commands import COMMAND_MODULES
 from .errors import InputError, Interrupted, StockstreamError
+from .options import light_coercion
 from .outcome import Outcome
 
 
@@ -68,7 +69,13 @@ def spread_multi_values(args: list[str]) -> list[str]:
 
 class StockstreamGroup(TyperGroup):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        light_coercion(self, ctx)
         return super().parse_args(ctx, spread_multi_values(list(args)))
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        light_coercion(command, ctx)  # only the command that runs: no pydantic for plain options (options.py)
+        return name, command, rest
 
     def invoke(self, ctx: typer.Context):
         try:

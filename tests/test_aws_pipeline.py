@@ -165,7 +165,7 @@ def test_a_failing_batch_is_caught_the_others_complete_and_a_remote_rerun_finish
 
     nothing = rerun_remote(DAY, poll_interval=POLL, sleep=poll_pause)
     assert nothing["execution_status"] == "NOT_STARTED" and nothing["symbols_fetched"] == 8
-    assert len(pipeline["lambdas"].invocations) == before + 3  # two batches and the data-quality step
+    assert len(pipeline["lambdas"].invocations) == before + 4  # two batches, the data-quality and compaction steps
 
     status = remote_status(limit=5)
     assert [(e["kind"], e["status"], e["date"]) for e in status["executions"]] == [
