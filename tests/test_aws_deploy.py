@@ -451,12 +451,15 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
         for attempt in (lambda: as_fetcher.get_object(Bucket=BUCKET, Key="private/secret.txt"),
                         lambda: as_fetcher.put_object(Bucket=BUCKET, Key="private/new.txt", Body=b"x"),
                         lambda: as_fetcher.put_object(Bucket=BUCKET, Key="symbols.csv", Body=b"x"),
-                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="raw-data/2026-11-25-batch-0.parquet"),
+                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="runs/2026-11-25/batch-0.json"),
+                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="symbols/2026-11-25-symbols.csv"),
                         lambda: as_fetcher.delete_bucket_policy(Bucket=BUCKET)):
             with pytest.raises(ClientError) as refused:
                 attempt()
             denied.append(refused.value.response["Error"]["Code"])
-        assert denied == ["AccessDenied"] * 5
+        assert denied == ["AccessDenied"] * 6
+        # compaction deletes the batch files it folded in: raw-data/ only
+        as_fetcher.delete_object(Bucket=BUCKET, Key="raw-data/2026-11-25-batch-0.parquet")
 
     scenario()
 

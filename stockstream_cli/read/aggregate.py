@@ -7,7 +7,8 @@ the columns of schema.polars_schema(). Reads are polars lazy scans with the filt
   date after D (a fetch for D asks for the window ending at D), so a file whose D is before the requested
   start is never opened. How far back a file reaches depends on the --lookback-days of the run that wrote
   it, which its key does not record, so the other side is left to the Parquet statistics.
-- A query with a symbol or date filter then prunes by statistics: the footer index (file_index.py, kept in
+- A query with a symbol or date filter over more than INDEX_MIN_FILES files (a store that is not compacted)
+  then prunes by statistics: the footer index (file_index.py, kept in
   the user cache) holds each data file's symbol and date range from its Parquet footer, checked against the
   version the store's listing gives for the file (so a rewritten file is read again, never trusted stale).
   Files whose ranges cannot match are not scanned; batch files hold a contiguous slice of the sorted symbol
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
 
     from .file_index import FileIndex
     from ..store import Store
+
+# Below this many files (a compacted store: a file a month, and the current month's batch files so far) the
+# footer index is not consulted: polars reads the few footers itself, in parallel, so the index would only add
+# its own reads (a cold one, a request per footer on S3) and its imports (pyarrow, to parse them).
+INDEX_MIN_FILES = 64
+
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
     """The raw-data keys that may hold rows dated within [start, end] (None: unbounded), in key order.
@@ -179,7 +186,10 @@ class DataAggregator:
         if not hasattr(self.store, "list_versions"):
             return self.data_files(start, end)
         versions = self.store.list_versions(layout.RAW_DATA_PREFIX)
-        return self._file_index.prune(data_files(versions, start, end), versions, codes, start, end)
+        keys = data_files(versions, start, end)
+        if len(keys) <= INDEX_MIN_FILES:
+            return keys  # a compacted store: polars' own footer reads prune as well, with no index to keep
+        return self._file_index.prune(keys, versions, codes, start, end)
 
     @functools.cached_property
     def _file_index(self) -> "FileIndex":
