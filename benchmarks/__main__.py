@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
     if "B5" in args.only:
         from benchmarks import startup_bench
 
-        figures += startup_bench.measure(runs=args.startup_runs)
+        figures += startup_bench.measure(runs=args.startup_runs, work=work, days=args.days, batches=args.batches)
     if "B6" in args.only:
         from benchmarks import memory_bench
 
@@ -203,7 +203,8 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
 - **B4**: a year of batch files in the real layout, `load_symbols(["BHP", "CBA"])` in-process (median after a
   warm-up) and `stockstream load --symbols BHP CBA` as a process, against pandas reading every file; on a
   local folder and on S3 (moto server), before and after `stockstream compact`.
-- **B5**: medians of whole-process wall times.
+- **B5**: medians of whole-process wall times: `--help`, and `load --symbols BHP CBA` of a compacted local store
+  (B4's year, compacted as the pipeline leaves it), the package byte-compiled first as an install leaves it.
 - **B6**: peak RSS (VmHWM, polled) of whole processes; for run-local the sum of the peaks of the parent and
   the processes it starts.
 """

@@ -139,7 +139,7 @@ AllowPlainRequests = Annotated[
 # into "BHP" costs more start-up than `load` spends reading a year of two symbols. Options typed as plain
 # strings, Enums (choices) or unrestricted Paths, or lists of those, get the same conversion here instead;
 # anything else (numbers, ranges, parsers) keeps Typer's own. An older or newer Typer without these internals
-# is left as it is (tests/test_fast_paths.py checks which modules `load` imports).
+# is left as it is (tests/test_startup_imports.py checks which modules `load` imports).
 
 def light_coercion(command, ctx) -> None:
     """Give the command's plainly typed parameters (its help option too) a coercion that needs no pydantic,
