@@ -226,6 +226,9 @@ def _walk_files(root: Path, folder: str):
                     yield key_prefix + entry.name, status
 
 
+S3_CONNECTIONS = 32
+
+
 class S3Store:
     def __init__(self, uri: str, *, profile: str | None = None, region: str | None = None):
         rest = uri[len("s3://"):].strip("/")
@@ -254,7 +257,11 @@ class S3Store:
             from .aws.session import client_config, expect_bucket_owner
 
             # STOCKSTREAM_BUCKET_OWNER, if set, goes on every call as ExpectedBucketOwner
-            self._client = expect_bucket_owner(self.session.client("s3", config=client_config()))
+            from botocore.config import Config
+
+            # as many connections as the readers that share the client (aggregate.S3_READERS files at once)
+            config = client_config().merge(Config(max_pool_connections=S3_CONNECTIONS))
+            self._client = expect_bucket_owner(self.session.client("s3", config=config))
         return self._client
 
     def _key(self, key: str) -> str:

@@ -23,15 +23,17 @@ A file that is not Parquet, or not in the schema, is a CorruptFileError naming i
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
+import io
 import operator
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
-from ..errors import CorruptFileError, InputError, StoreError, first_line
+from ..errors import CorruptFileError, InputError, KeyNotFound, StoreError, first_line
 from ..values import check_range, parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 # footer index is not consulted: polars reads the few footers itself, in parallel, so the index would only add
 # its own reads (a cold one, a request per footer on S3) and its imports (pyarrow, to parse them).
 INDEX_MIN_FILES = 64
+S3_READERS = 32  # objects fetched at once on S3 (the store's client keeps as many connections)
 
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
@@ -170,13 +173,21 @@ class DataAggregator:
             codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
             if codes is None:
                 raise InputError("no symbols given: name at least one, e.g. ['BHP', 'CBA'], or pass None for all")
-        if codes is None and start is None and end is None:
-            keys = self.data_files()
-        else:
-            keys = self._matching_files(codes, start, end)
-        if not keys:
-            return schema.empty_frame()
-        return self._collect(keys, _predicate(codes, start, end), newest=newest)
+        for attempt in range(2):
+            if codes is None and start is None and end is None:
+                keys = self.data_files()
+            else:
+                keys = self._matching_files(codes, start, end)
+            if not keys:
+                return schema.empty_frame()
+            try:
+                return self._collect(keys, _predicate(codes, start, end), newest=newest)
+            except KeyNotFound:
+                # a listed file was deleted before it was read: compaction folded it into its month's file,
+                # written before the delete, so a new listing finds its rows there
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def _matching_files(self, codes: list[str] | None, start: dt.date | None, end: dt.date | None) -> list[str]:
         """The data files a filtered query scans: pruned by key, then by the statistics in the footer index.
@@ -213,6 +224,9 @@ class DataAggregator:
     def _scan(self, keys: list[str]) -> "pl.LazyFrame":
         import polars as pl
 
+        if self._fetches_whole_objects():
+            return pl.scan_parquet([io.BytesIO(data) for data in self._objects(keys)], schema=schema.polars_schema(),
+                                   hive_partitioning=False)
         return pl.scan_parquet(
             [self.store.polars_path(key) for key in keys],
             schema=schema.polars_schema(),
@@ -221,6 +235,21 @@ class DataAggregator:
             hive_partitioning=False,
             glob=False,
         )
+
+    def _fetches_whole_objects(self) -> bool:
+        """On S3 each file is fetched whole, many at once (one GET each; the files a query keeps are a month
+        or a batch, small), rather than left to polars, which asks for a footer, then the row groups, a few
+        files at a time: with S3's ~20 ms a request, the number of round trips is what a read costs."""
+        from ..store import S3Store
+
+        return isinstance(self.store, S3Store)
+
+    def _objects(self, keys: list[str]) -> list[bytes]:
+        """The keys' contents, S3_READERS at a time; KeyNotFound for a key gone since it was listed."""
+        if len(keys) <= 1:
+            return [self.store.get(key) for key in keys]
+        with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
+            return list(pool.map(self.store.get, keys))
 
     def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True) -> "pl.DataFrame":
         import polars as pl

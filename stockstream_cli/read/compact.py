@@ -39,7 +39,7 @@ from .. import layout, schema
 from ..errors import InputError
 
 ROW_GROUP_ROWS = 4096  # about 2 symbols x 21 days fits in one; a month of the ASX is ~10 row groups
-READERS = 8  # batch files read at once (S3 latency, not bandwidth, is what a month of small files costs)
+READERS = 32  # batch files read (and deleted) at once: S3 latency, not bandwidth, is what a month of small files costs
 
 
 @dataclasses.dataclass(frozen=True)
