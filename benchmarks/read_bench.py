@@ -223,14 +223,19 @@ def _local_figures(store: str, naive: float, repeats: int, label: str) -> list[F
 
 
 @contextlib.contextmanager
-def moto_s3():
-    """A moto server, every AWS access of this process (and its children) pointed at it; yields its URL."""
+def moto_s3(*, own_process: bool = False):
+    """A moto server, every AWS access of this process (and its children) pointed at it; yields its URL.
+    `own_process`: the server runs in a process of its own, so its Python does not share the measured
+    reader's interpreter lock (as S3 does not)."""
     from moto.server import ThreadedMotoServer
 
     from benchmarks.common import free_port
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    if own_process:
+        server = _MotoProcess(port)
+    else:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                                      "AWS_DEFAULT_REGION")}
@@ -247,6 +252,30 @@ def moto_s3():
         server.stop()
 
 
+class _MotoProcess:
+    def __init__(self, port: int):
+        self.port = port
+        self.process = None
+
+    def start(self) -> None:
+        import subprocess
+        import urllib.request
+
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the moto server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, latency: float) -> list[Figure]:
     """The year on S3 `latency` seconds away (a proxy in front of moto), as the pipeline leaves it: its own
     compaction step (compact_closed_months for the last day) folds every month before the last one."""
@@ -255,7 +284,7 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
     from stockstream_cli.store import open_store
 
     ms = f"{latency * 1000:g} ms"
-    with moto_s3() as endpoint:
+    with moto_s3(own_process=True) as endpoint:
         bucket = "stockstream-benchmark-far"
         upload(files, bucket)  # straight to moto: the year's writes are not what is measured
         with LatencyProxy(endpoint, latency=latency) as proxy:
