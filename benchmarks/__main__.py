@@ -44,6 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--batches", type=int, help="B4: batches per day [19]")
     sizes.add_argument("--repeats", type=int, help="B4: timed repeats per figure [3]")
     sizes.add_argument("--no-s3", action="store_true", help="B4: skip the S3 (moto server) figures")
+    sizes.add_argument("--s3-latency", type=float, help="B4: seconds a proxy in front of moto adds to every "
+                       "request, for the figures after the pipeline's own compaction [0.02; 0: skip]")
     sizes.add_argument("--startup-runs", type=int, help="B5: processes timed [9]")
     sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
     sizes.add_argument("--storm-symbols", type=int, help="STORM: symbols in the list [300]")
@@ -53,10 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
                 reachable_symbols=920, cpu_symbols=100, cpu_rounds=9, days=250,
                 batches=19, repeats=3, startup_runs=9, fetch_symbols=100, storm_symbols=300, storm_seconds=120.0,
-                storm_start=20.0)
+                storm_start=20.0, s3_latency=0.02)
     quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
-                 storm_symbols=20, storm_seconds=3.0, storm_start=2.0)
+                 storm_symbols=20, storm_seconds=3.0, storm_start=2.0, s3_latency=0.002)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -98,11 +100,11 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
         from benchmarks import read_bench
 
         figures += read_bench.measure(days=args.days, batches=args.batches, repeats=args.repeats, s3=not args.no_s3,
-                                      work=work)
+                                      work=work, s3_latency=args.s3_latency)
     if "B5" in args.only:
         from benchmarks import startup_bench
 
-        figures += startup_bench.measure(runs=args.startup_runs)
+        figures += startup_bench.measure(runs=args.startup_runs, work=work, days=args.days, batches=args.batches)
     if "B6" in args.only:
         from benchmarks import memory_bench
 
@@ -214,7 +216,8 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
 - **B4**: a year of batch files in the real layout, `load_symbols(["BHP", "CBA"])` in-process (median after a
   warm-up) and `stockstream load --symbols BHP CBA` as a process, against pandas reading every file; on a
   local folder and on S3 (moto server), before and after `stockstream compact`.
-- **B5**: medians of whole-process wall times.
+- **B5**: medians of whole-process wall times: `--help`, and `load --symbols BHP CBA` of a compacted local store
+  (B4's year, compacted as the pipeline leaves it), the package byte-compiled first as an install leaves it.
 - **B6**: peak RSS (VmHWM, polled) of whole processes; for run-local the sum of the peaks of the parent and
   the processes it starts.
 """

@@ -180,7 +180,7 @@ def compact(store: str, env: dict[str, str]) -> float:
     return run.wall
 
 
-def measure(*, days: int, batches: int, repeats: int, s3: bool, work: Path) -> list[Figure]:
+def measure(*, days: int, batches: int, repeats: int, s3: bool, work: Path, s3_latency: float = 0.0) -> list[Figure]:
     root = work / "year"
     started = time.perf_counter()
     files = build_year(root, days=days, batches=batches)
@@ -201,6 +201,8 @@ def measure(*, days: int, batches: int, repeats: int, s3: bool, work: Path) -> l
     figures += _local_figures(str(root), naive, repeats, "local, compacted")
     if s3:
         figures += _s3_figures(files, repeats, label)
+        if s3_latency > 0:
+            figures += _s3_latency_figures(files, repeats, label, s3_latency)
     return figures
 
 
@@ -220,43 +222,27 @@ def _local_figures(store: str, naive: float, repeats: int, label: str) -> list[F
     ]
 
 
-def _s3_figures(files: dict[str, bytes], repeats: int, label: str) -> list[Figure]:
+@contextlib.contextmanager
+def moto_s3(*, own_process: bool = False):
+    """A moto server, every AWS access of this process (and its children) pointed at it; yields its URL.
+    `own_process`: the server runs in a process of its own, so its Python does not share the measured
+    reader's interpreter lock (as S3 does not)."""
     from moto.server import ThreadedMotoServer
 
     from benchmarks.common import free_port
 
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    if own_process:
+        server = _MotoProcess(port)
+    else:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                                      "AWS_DEFAULT_REGION")}
     os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "benchmark",
                        "AWS_SECRET_ACCESS_KEY": "benchmark", "AWS_DEFAULT_REGION": "ap-southeast-2"})
     try:
-        bucket = "stockstream-benchmark"
-        upload(files, bucket)
-        store = f"s3://{bucket}"
-        started = time.perf_counter()
-        naive_s3(bucket)
-        naive = time.perf_counter() - started
-        figures = [Figure("B4", "S3 (moto server): naive pandas reader", naive, "s", note=label)]
-        for stage in ("batch files", "compacted"):
-            if stage == "compacted":
-                figures.append(Figure("B4", "S3: stockstream compact", compact(store, stockstream_env()), "s"))
-            cold, warm, rows = load_in_process(store, repeats)
-            processes = repeats if stage == "compacted" else 1  # a cold process reads thousands of footers: once
-            process_cold, process_warm, lines = load_process(store, processes)
-            figures += [
-                Figure("B4", f"S3, {stage}: load_symbols(BHP, CBA) in-process", warm, "s",
-                       note=f"index warm: {rows} rows, median of {repeats} after the first; "
-                            f"{naive / warm:.1f}x the naive reader"),
-                Figure("B4", f"S3, {stage}: load_symbols(BHP, CBA) in-process, first load (index cold)", cold, "s"),
-                Figure("B4", f"S3, {stage}: `stockstream load --symbols BHP CBA` process", process_warm, "s",
-                       note=f"index warm: {lines} rows, median of {processes} after the first"),
-                Figure("B4", f"S3, {stage}: `stockstream load --symbols BHP CBA` process, first (index cold)",
-                       process_cold, "s"),
-            ]
-        return figures
+        yield f"http://127.0.0.1:{port}"
     finally:
         for name, value in saved.items():
             if value is None:
@@ -264,3 +250,108 @@ def _s3_figures(files: dict[str, bytes], repeats: int, label: str) -> list[Figur
             else:
                 os.environ[name] = value
         server.stop()
+
+
+class _MotoProcess:
+    def __init__(self, port: int):
+        self.port = port
+        self.process = None
+
+    def start(self) -> None:
+        import subprocess
+        import urllib.request
+
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the moto server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, latency: float) -> list[Figure]:
+    """The year on S3 `latency` seconds away (a proxy in front of moto), as the pipeline leaves it: its own
+    compaction step (compact_closed_months for the last day) folds every month before the last one."""
+    from benchmarks.latency_proxy import LatencyProxy
+    from stockstream_cli.read.compact import compact_closed_months
+    from stockstream_cli.store import open_store
+
+    ms = f"{latency * 1000:g} ms"
+    with moto_s3(own_process=True) as endpoint:
+        bucket = "stockstream-benchmark-far"
+        upload(files, bucket)  # straight to moto: the year's writes are not what is measured
+        with LatencyProxy(endpoint, latency=latency) as proxy:
+            os.environ["AWS_ENDPOINT_URL"] = proxy.url
+            store = f"s3://{bucket}"
+            started = time.perf_counter()
+            step = compact_closed_months(open_store(store), DAY)
+            compaction = time.perf_counter() - started
+            left = sum(1 for key in open_store(store).list("raw-data/"))
+            before = proxy.requests
+            started = time.perf_counter()
+            naive_rows = len(naive_s3(bucket))
+            naive = time.perf_counter() - started
+            naive_requests = proxy.requests - before
+            with empty_cache_folder():
+                from stockstream_cli.read.aggregate import DataAggregator
+
+                before = proxy.requests
+                aggregator = DataAggregator(store)
+                started = time.perf_counter()
+                rows = aggregator.load_symbols(SYMBOLS).height
+                cold = time.perf_counter() - started
+                cold_requests = proxy.requests - before
+                before = proxy.requests
+                warm = median_time(lambda: aggregator.load_symbols(SYMBOLS), repeats)
+                warm_requests = (proxy.requests - before) / max(repeats, 1)
+    return [
+        Figure("B4", f"S3 +{ms}/request: the pipeline's compaction step (compact_closed_months)", compaction, "s",
+               note=f"{label}; {step['files']} batch files into {len(step['months'])} month files; "
+                    f"{left} data files left"),
+        Figure("B4", f"S3 +{ms}/request: naive pandas reader (every file, after the compaction)", naive, "s",
+               note=f"{naive_requests} requests; {naive_rows} rows before dedup"),
+        Figure("B4", f"S3 +{ms}/request, pipeline-compacted: load_symbols(BHP, CBA) in-process, cold", cold, "s",
+               "< 2 s", cold < 2.0, f"{rows} rows; {cold_requests} requests; a new DataAggregator, empty cache "
+                                  f"folder; {naive / cold:.1f}x the naive reader"),
+        Figure("B4", f"S3 +{ms}/request, pipeline-compacted: load_symbols(BHP, CBA) in-process, warm", warm, "s",
+               "< 0.5 s", warm < 0.5, f"median of {repeats}; {warm_requests:.0f} requests each"),
+    ]
+
+
+def _s3_figures(files: dict[str, bytes], repeats: int, label: str) -> list[Figure]:
+    with moto_s3():
+        return _s3_figures_on_moto(files, repeats, label)
+
+
+def _s3_figures_on_moto(files: dict[str, bytes], repeats: int, label: str) -> list[Figure]:
+    bucket = "stockstream-benchmark"
+    upload(files, bucket)
+    store = f"s3://{bucket}"
+    started = time.perf_counter()
+    naive_s3(bucket)
+    naive = time.perf_counter() - started
+    figures = [Figure("B4", "S3 (moto server): naive pandas reader", naive, "s", note=label)]
+    for stage in ("batch files", "compacted"):
+        if stage == "compacted":
+            figures.append(Figure("B4", "S3: stockstream compact", compact(store, stockstream_env()), "s"))
+        cold, warm, rows = load_in_process(store, repeats)
+        processes = repeats if stage == "compacted" else 1  # a cold process reads thousands of footers: once
+        process_cold, process_warm, lines = load_process(store, processes)
+        figures += [
+            Figure("B4", f"S3, {stage}: load_symbols(BHP, CBA) in-process", warm, "s",
+                   note=f"index warm: {rows} rows, median of {repeats} after the first; "
+                        f"{naive / warm:.1f}x the naive reader"),
+            Figure("B4", f"S3, {stage}: load_symbols(BHP, CBA) in-process, first load (index cold)", cold, "s"),
+            Figure("B4", f"S3, {stage}: `stockstream load --symbols BHP CBA` process", process_warm, "s",
+                   note=f"index warm: {lines} rows, median of {processes} after the first"),
+            Figure("B4", f"S3, {stage}: `stockstream load --symbols BHP CBA` process, first (index cold)",
+                   process_cold, "s"),
+        ]
+    return figures

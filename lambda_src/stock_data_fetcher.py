@@ -9,17 +9,24 @@ Finalize: {"action": "finalize", "date": D, "startedAt": ISO, "execution": name,
 "batchFailed": [...]} writes runs/D/run.json and checks the session the run should have complete; returns
 {"complete": bool, "alert": message or null, "session", "missing", "suspicious"}. Raises QualityCheckFailed
 when the check could not run. It runs here, on the 512 MB function, because the check loads a day of data.
+
+Compact: {"action": "compact", "date": D} folds every month before D's into raw-data/compacted-YYYY-MM.parquet
+(the state machine's CompactClosedMonths, after the check); returns {"date", "months", "files", "rows", "kept"}.
 """
 
-from stockstream_cli.run.lambda_runtime import (FINALIZE_ACTION, batch_metrics, emit_metrics, event_action,
-                                                fetch_event_batch, finalize_event, lambda_settings)
+from stockstream_cli.run.lambda_runtime import (COMPACT_ACTION, FINALIZE_ACTION, batch_metrics, compact_event,
+                                                emit_metrics, event_action, fetch_event_batch, finalize_event,
+                                                lambda_settings)
 from stockstream_cli.errors import StockstreamError
 
 
 def handler(event, context):
     settings = lambda_settings()
-    if event_action(event) == FINALIZE_ACTION:
+    action = event_action(event)
+    if action == FINALIZE_ACTION:
         return finalize_event(event, settings)
+    if action == COMPACT_ACTION:
+        return compact_event(event, settings)
     try:
         result = fetch_event_batch(event, settings, context)
     except StockstreamError:

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from . import __version__, hints
 from .commands import COMMAND_MODULES
 from .errors import InputError, Interrupted, StockstreamError
+from .options import light_coercion
 from .outcome import Outcome
 
 
@@ -145,7 +146,13 @@ class StockstreamGroup(TyperGroup):
                     _plain_argument(param)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        light_coercion(self, ctx)
         return super().parse_args(ctx, spread_multi_values(list(args)))
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        light_coercion(command, ctx)  # only the command that runs: no pydantic for plain options (options.py)
+        return name, command, rest
 
     def invoke(self, ctx: typer.Context):
         hints.forget()

@@ -6,7 +6,7 @@ STOCKSTREAM_<OPTION> and then the default, the one place that order is decided.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -164,3 +164,84 @@ Wait = Annotated[
     typer.Option("--wait", help="When another process is writing the same day (or batch), wait for it to finish "
                                 "instead of exiting 2 (see README, \"One writer per day\")."),
 ]
+
+# ---------------------------------------------------------------------------------------------- value coercion
+# Typer 0.2x coerces every option value through a pydantic TypeAdapter, and importing pydantic to turn "BHP"
+# into "BHP" costs more start-up than `load` spends reading a year of two symbols. Options typed as plain
+# strings, Enums (choices) or unrestricted Paths, or lists of those, get the same conversion here instead;
+# anything else (numbers, ranges, parsers) keeps Typer's own. An older or newer Typer without these internals
+# is left as it is (tests/test_startup_imports.py checks which modules `load` imports).
+
+def light_coercion(command, ctx) -> None:
+    """Give the command's plainly typed parameters (its help option too) a coercion that needs no pydantic,
+    before it parses."""
+    try:
+        from typer._coercion import RuntimeParam
+        from typer._param_types import coerce_cli_choice
+    except ImportError:
+        return
+    for param in command.get_params(ctx) if command is not None else ():
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+            continue
+        convert = _plain_conversion(descriptor, coerce_cli_choice)
+        if convert is not None:
+            param._runtime_param = _plain_runtime_param(RuntimeParam)(descriptor.parameter_info,
+                                                                     descriptor.annotation, convert)
+
+
+def _plain_conversion(descriptor, coerce_cli_choice):
+    """A function from a command-line string to the annotation's value; None when Typer's own is needed."""
+    import enum
+    from pathlib import Path
+    from typing import get_args
+
+    info = descriptor.parameter_info
+    if info.parser is not None or descriptor.is_file or descriptor.is_tuple:
+        return None
+    annotation = descriptor.annotation
+    if descriptor.is_list:
+        (annotation,) = get_args(annotation) or (None,)
+    if annotation is str:
+        return str
+    if annotation is bool:
+        return _flag_value
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        choices = tuple(annotation)
+        return lambda value: coerce_cli_choice(value, choices=choices, case_sensitive=info.case_sensitive)
+    if annotation is Path and not (info.exists or info.resolve_path or info.allow_dash or info.writable
+                                   or info.path_type or not info.file_okay or not info.dir_okay):
+        return Path
+    return None
+
+
+_TRUE, _FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off", ""}
+
+
+def _flag_value(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{value!r} is not a valid boolean")
+
+
+def _plain_runtime_param(base):
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class PlainRuntimeParam(base):
+        convert: Any = None
+
+        def _coerce_value(self, value, param, ctx):
+            from typer._click.exceptions import BadParameter
+
+            if isinstance(value, (list, tuple)):
+                return [self._coerce_value(item, param, ctx) for item in value]
+            try:
+                return self.convert(value)
+            except ValueError as error:
+                raise BadParameter(str(error), ctx=ctx, param=param) from None
+
+    return PlainRuntimeParam

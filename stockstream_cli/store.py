@@ -71,6 +71,11 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_version(self, key: str, version: str) -> bool:
+        """Delete the key only while its content is still the version `list_versions` gave (a compare-and-
+        delete): True when deleted; False, and nothing changed, when it was rewritten or is gone."""
+        ...
+
     def polars_path(self, key: str) -> str:
         """A path or URL polars can scan for this key."""
         ...
@@ -159,8 +164,32 @@ class LocalStore:
         versions = {}
         for key, status in _walk_files(self.root, folder):
             if key.startswith(prefix):
-                versions[key] = f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
+                versions[key] = _local_version(status)
         return dict(sorted(versions.items()))
+
+    def delete_version(self, key: str, version: str) -> bool:
+        """The file is first renamed aside (atomic: a writer's rename over the key now lands beside it), then
+        checked: the version read is unlinked; any other (a put that came in between) is linked back, unless
+        a still newer put holds the key already, which then wins as the later write."""
+        path = self._path(key)
+        try:
+            if _local_version(path.stat()) != version:
+                return False
+            aside = path.with_name(f".{path.name}.{os.getpid()}.deleting")
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror}") from None
+        if _local_version(aside.stat()) == version:
+            aside.unlink()
+            return True
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        aside.unlink()
+        return False
 
     def read_tail(self, key: str, size: int) -> bytes:
         path = self._path(key)
@@ -187,6 +216,10 @@ class LocalStore:
         return None
 
 
+def _local_version(status: os.stat_result) -> str:
+    return f"{status.st_size}-{status.st_mtime_ns}-{status.st_ino}"
+
+
 def _walk_files(root: Path, folder: str):
     """(key, stat) of every file under root/folder, as LocalStore.list sees them: names starting with a dot
     are left out, symlinked folders are not followed, a file removed while walking is skipped."""
@@ -207,6 +240,9 @@ def _walk_files(root: Path, folder: str):
                     continue
                 if stat.S_ISREG(status.st_mode):
                     yield key_prefix + entry.name, status
+
+
+S3_CONNECTIONS = 32
 
 
 class S3Store:
@@ -237,7 +273,11 @@ class S3Store:
             from .aws.session import client_config, expect_bucket_owner
 
             # STOCKSTREAM_BUCKET_OWNER, if set, goes on every call as ExpectedBucketOwner
-            self._client = expect_bucket_owner(self.session.client("s3", config=client_config()))
+            from botocore.config import Config
+
+            # as many connections as the readers that share the client (aggregate.S3_READERS files at once)
+            config = client_config().merge(Config(max_pool_connections=S3_CONNECTIONS))
+            self._client = expect_bucket_owner(self.session.client("s3", config=config))
         return self._client
 
     def _key(self, key: str) -> str:
@@ -302,6 +342,18 @@ class S3Store:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
+            raise _store_error(exc, f"cannot delete s3://{self.bucket}/{self._key(key)}") from None
+
+    def delete_version(self, key: str, version: str) -> bool:
+        """A conditional DeleteObject (If-Match the listed ETag): S3 refuses it with 412 when the object was
+        rewritten since; 404 when it is gone."""
+        etag = version.rsplit("-", 1)[0]
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=etag)
+            return True
+        except Exception as exc:
+            if aws_error_code(exc) in {"PreconditionFailed", "412", "NoSuchKey", "404", "NotFound"}:
+                return False
             raise _store_error(exc, f"cannot delete s3://{self.bucket}/{self._key(key)}") from None
 
     def polars_path(self, key: str) -> str:

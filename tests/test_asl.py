@@ -143,7 +143,20 @@ def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     assert set(check["ResultSelector"]) == {"session.$", "complete.$", "missing.$", "suspicious.$", "alert.$"}
     assert check["ResultPath"] == "$.quality"  # date and batchResults stay in the output (status --remote reads them)
     assert check["Retry"][0]["ErrorEquals"] == THROTTLED and set(check["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
-    assert check["Next"] == "IsDataComplete"
+    assert check["Next"] == "CompactClosedMonths"
+
+
+def test_the_ended_months_are_compacted_after_the_check_and_a_failure_there_never_fails_the_run(asl):
+    step = asl["States"]["CompactClosedMonths"]
+    assert step["Type"] == "Task" and step["Resource"] == "arn:${Partition}:states:::lambda:invoke"
+    assert step["Parameters"] == {"FunctionName": "${StockDataFetcherArn}",
+                                  "Payload": {"action": "compact", "date.$": "$.date"}}
+    assert set(step["ResultSelector"]) == {"months.$", "files.$", "kept.$"}  # small: no per-file lists
+    assert step["ResultPath"] == "$.compaction"  # the quality block stays where IsDataComplete reads it
+    assert step["Next"] == "IsDataComplete"
+    assert step["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.compactionError", "Next": "IsDataComplete"}]
+    assert step["Retry"][0]["ErrorEquals"] == THROTTLED and set(step["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
+    assert not any(r["ErrorEquals"] == ["States.TaskFailed"] for r in step["Retry"])  # a failed compaction waits for the next run
 
 
 def test_an_incomplete_day_notifies_the_topic_and_the_run_still_succeeds(asl):
@@ -190,7 +203,7 @@ def test_every_service_integration_is_in_the_targets_partition(asl, partition):
                 collect(state["ItemProcessor"]["States"])
 
     collect(definition["States"])
-    assert len(resources) == 6 and all(r.startswith(f"arn:{partition}:states:::") for r in resources)
+    assert len(resources) == 7 and all(r.startswith(f"arn:{partition}:states:::") for r in resources)
     assert f"arn:{partition}:lambda:cn-north-1:111122223333:function:stock-data-fetcher" in json.dumps(definition)
 
 
@@ -204,7 +217,7 @@ def _retry_window(retrier: dict) -> float:
     return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, cap) for i in range(retrier["MaxAttempts"]))
 
 
-@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",)])
+@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",), ("CompactClosedMonths",)])
 def test_a_throttled_invocation_rides_out_a_burst(asl, path):
     """Lambda throttles when the account's concurrency is used up (another stack, a rerun): waits of 5 s
     doubling to a 2-minute cap, jittered so the Map's items do not come back at once, span over 4 minutes."""

@@ -400,6 +400,9 @@ def test_lambda_role_reads_and_writes_only_the_data_keys():
                                 f"arn:aws:s3:::{BUCKET}/runs/*", f"arn:aws:s3:::{BUCKET}/actions/*",
                                 f"arn:aws:s3:::{BUCKET}/locks/*"]
     assert statements["ListDataBucket"]["Resource"] == f"arn:aws:s3:::{BUCKET}"
+    # only compaction deletes, and only the batch files it folded in (raw-data/)
+    assert statements["DeleteCompactedBatchFiles"]["Action"] == "s3:DeleteObject"
+    assert statements["DeleteCompactedBatchFiles"]["Resource"] == f"arn:aws:s3:::{BUCKET}/raw-data/*"
     assert statements["OwnLogs"]["Resource"] == [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/asx-symbol-updater:*",
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/stock-data-fetcher:*",
@@ -449,12 +452,15 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
         for attempt in (lambda: as_fetcher.get_object(Bucket=BUCKET, Key="private/secret.txt"),
                         lambda: as_fetcher.put_object(Bucket=BUCKET, Key="private/new.txt", Body=b"x"),
                         lambda: as_fetcher.put_object(Bucket=BUCKET, Key="symbols.csv", Body=b"x"),
-                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="raw-data/2026-11-25-batch-0.parquet"),
+                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="runs/2026-11-25/batch-0.json"),
+                        lambda: as_fetcher.delete_object(Bucket=BUCKET, Key="symbols/2026-11-25-symbols.csv"),
                         lambda: as_fetcher.delete_bucket_policy(Bucket=BUCKET)):
             with pytest.raises(ClientError) as refused:
                 attempt()
             denied.append(refused.value.response["Error"]["Code"])
-        assert denied == ["AccessDenied"] * 5
+        assert denied == ["AccessDenied"] * 6
+        # compaction deletes the batch files it folded in: raw-data/ only
+        as_fetcher.delete_object(Bucket=BUCKET, Key="raw-data/2026-11-25-batch-0.parquet")
 
     scenario()
 

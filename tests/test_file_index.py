@@ -24,6 +24,15 @@ FIRST = dt.date(2026, 1, 26)
 DAYS = [FIRST + dt.timedelta(days=offset) for offset in range(12)]  # into February: a compactable January
 
 
+
+@pytest.fixture(autouse=True)
+def index_every_store(monkeypatch):
+    """These stores are small; the index is what is tested, so it is consulted whatever the file count."""
+    from stockstream_cli.read import aggregate
+
+    monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 0)
+
+
 def build_store(store) -> None:
     """Twelve days of 5-symbol batches (lookback 3), a rerun of one day with newer prices, a backfill."""
     for day in DAYS:
@@ -345,6 +354,9 @@ def test_on_s3_the_index_is_built_reused_and_kept_current(s3_bucket, tmp_path, f
 def test_stockstream_load_keeps_its_index_in_stockstream_cache_dir(store, tmp_path):
     from helpers import run_stockstream
 
+    for n in range(100):  # more than aggregate.INDEX_MIN_FILES (a compacted store): the process consults the index
+        day = dt.date(2025, 1, 1) + dt.timedelta(days=n)
+        write_batch(store, day, 0, [bar("AAA", day, fetch_timestamp=f"{day.isoformat()}T08:00:00.000Z")])
     cache = tmp_path / "cache"
     arguments = ("load", "--symbols", "BHP", "CBA", "--store", str(store.root), "--format", "csv")
     first = run_stockstream(*arguments, env={"STOCKSTREAM_CACHE_DIR": str(cache)})
@@ -378,3 +390,18 @@ def test_a_store_object_without_list_versions_is_read_without_the_index(store, n
         assert loaded(aggregator, query, newest=newest).equals(
             unpruned(DataAggregator(inner), newest=newest, **query)), query
     assert footer_reads == []
+
+
+def test_a_compacted_store_is_read_without_the_index(tmp_path, monkeypatch):
+    """A handful of files (a month each): polars prunes them by their own footers; no index is read or kept."""
+    from stockstream_cli.read import aggregate
+
+    monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 64)
+    store = as_store(tmp_path / "data")
+    build_store(store)
+    assert len(store.list(layout.RAW_DATA_PREFIX)) <= 64
+    everything = DataAggregator(store).load()
+    aggregator = DataAggregator(store)
+    bhp = aggregator.load_symbols(["BHP"])
+    assert bhp.equals(everything.filter(pl.col("symbol") == "BHP")) and not bhp.is_empty()
+    assert "_file_index" not in vars(aggregator) and not aggregator._file_index.path.exists()

@@ -60,3 +60,12 @@ def test_the_images_cache_folder_is_the_one_deploy_sets():
     assert line.split("=", 1)[1] == settings.LAMBDA_CACHE_DIR == "/tmp/stockstream-cache"
     target = resources.Target(account="111122223333", region="ap-southeast-2", bucket="b", image_uri="x/y:z")
     assert resources.function_environment(target)[settings.CACHE_DIR_ENV] == settings.LAMBDA_CACHE_DIR
+
+
+def test_the_state_machines_actions_are_the_fetchers():
+    """Every action a state of infra/asl.json sends the fetcher is one its handler knows."""
+    from stockstream_cli.run.lambda_runtime import ACTIONS
+
+    sent = {state["Parameters"]["Payload"].get("action") for state in states().values()
+            if isinstance(state.get("Parameters", {}).get("Payload"), dict)}
+    assert sent - {None} == {"finalize", "compact"} and sent - {None} <= set(ACTIONS)

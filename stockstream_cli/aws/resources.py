@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from ..layout import DATA_PREFIXES, LOCKS_PREFIX
+from ..layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV
@@ -305,6 +305,12 @@ def lambda_role_policy(target: Target) -> dict:
             "Resource": f"{target.bucket_arn}/{LOCKS_PREFIX}*",
         },
         {"Sid": "ListDataBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": target.bucket_arn},
+        {   # the compaction step removes the batch files it folded into a month's compacted file; nothing else
+            "Sid": "DeleteCompactedBatchFiles",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": f"{target.bucket_arn}/{RAW_DATA_PREFIX}*",
+        },
         {
             "Sid": "OwnLogs",
             "Effect": "Allow",

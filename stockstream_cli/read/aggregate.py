@@ -7,7 +7,8 @@ the columns of schema.polars_schema(). Reads are polars lazy scans with the filt
   date after D (a fetch for D asks for the window ending at D), so a file whose D is before the requested
   start is never opened. How far back a file reaches depends on the --lookback-days of the run that wrote
   it, which its key does not record, so the other side is left to the Parquet statistics.
-- A query with a symbol or date filter then prunes by statistics: the footer index (file_index.py, kept in
+- A query with a symbol or date filter over more than INDEX_MIN_FILES files (a store that is not compacted)
+  then prunes by statistics: the footer index (file_index.py, kept in
   the user cache) holds each data file's symbol and date range from its Parquet footer, checked against the
   version the store's listing gives for the file (so a rewritten file is read again, never trusted stale).
   Files whose ranges cannot match are not scanned; batch files hold a contiguous slice of the sorted symbol
@@ -22,15 +23,17 @@ A file that is not Parquet, or not in the schema, is a CorruptFileError naming i
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
+import io
 import operator
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import layout, schema
-from ..errors import CorruptFileError, InputError, StoreError, first_line
+from ..errors import CorruptFileError, InputError, KeyNotFound, StoreError, first_line
 from ..values import check_range, parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
 
@@ -39,6 +42,13 @@ if TYPE_CHECKING:
 
     from .file_index import FileIndex
     from ..store import Store
+
+# Below this many files (a compacted store: a file a month, and the current month's batch files so far) the
+# footer index is not consulted: polars reads the few footers itself, in parallel, so the index would only add
+# its own reads (a cold one, a request per footer on S3) and its imports (pyarrow, to parse them).
+INDEX_MIN_FILES = 64
+S3_READERS = 32  # objects fetched at once on S3 (the store's client keeps as many connections)
+
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
     """The raw-data keys that may hold rows dated within [start, end] (None: unbounded), in key order.
@@ -171,13 +181,21 @@ class DataAggregator:
 
     def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
         codes, start, end = _filters(symbols, start, end)
-        if codes is None and start is None and end is None:
-            keys = self.data_files()
-        else:
-            keys = self._matching_files(codes, start, end)
-        if not keys:
-            return schema.empty_frame()
-        return self._collect(keys, _predicate(codes, start, end), newest=newest)
+        for attempt in range(2):
+            if codes is None and start is None and end is None:
+                keys = self.data_files()
+            else:
+                keys = self._matching_files(codes, start, end)
+            if not keys:
+                return schema.empty_frame()
+            try:
+                return self._collect(keys, _predicate(codes, start, end), newest=newest)
+            except KeyNotFound:
+                # a listed file was deleted before it was read: compaction folded it into its month's file,
+                # written before the delete, so a new listing finds its rows there
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def _matching_files(self, codes: list[str] | None, start: dt.date | None, end: dt.date | None) -> list[str]:
         """The data files a filtered query scans: pruned by key, then by the statistics in the footer index.
@@ -187,7 +205,10 @@ class DataAggregator:
         if not hasattr(self.store, "list_versions"):
             return self.data_files(start, end)
         versions = self.store.list_versions(layout.RAW_DATA_PREFIX)
-        return self._file_index.prune(data_files(versions, start, end), versions, codes, start, end)
+        keys = data_files(versions, start, end)
+        if len(keys) <= INDEX_MIN_FILES:
+            return keys  # a compacted store: polars' own footer reads prune as well, with no index to keep
+        return self._file_index.prune(keys, versions, codes, start, end)
 
     @functools.cached_property
     def _file_index(self) -> "FileIndex":
@@ -219,6 +240,9 @@ class DataAggregator:
     def _scan(self, keys: list[str]) -> "pl.LazyFrame":
         import polars as pl
 
+        if self._fetches_whole_objects():
+            return pl.scan_parquet([io.BytesIO(data) for data in self._objects(keys)], schema=schema.polars_schema(),
+                                   hive_partitioning=False)
         return pl.scan_parquet(
             [self.store.polars_path(key) for key in keys],
             schema=schema.polars_schema(),
@@ -227,6 +251,21 @@ class DataAggregator:
             hive_partitioning=False,
             glob=False,
         )
+
+    def _fetches_whole_objects(self) -> bool:
+        """On S3 each file is fetched whole, many at once (one GET each; the files a query keeps are a month
+        or a batch, small), rather than left to polars, which asks for a footer, then the row groups, a few
+        files at a time: with S3's ~20 ms a request, the number of round trips is what a read costs."""
+        from ..store import S3Store
+
+        return isinstance(self.store, S3Store)
+
+    def _objects(self, keys: list[str]) -> list[bytes]:
+        """The keys' contents, S3_READERS at a time; KeyNotFound for a key gone since it was listed."""
+        if len(keys) <= 1:
+            return [self.store.get(key) for key in keys]
+        with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
+            return list(pool.map(self.store.get, keys))
 
     def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True) -> "pl.DataFrame":
         import polars as pl

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 TAIL_BYTES = 64 * 1024  # holds the footer of a batch or compacted file (a few KiB); a longer one takes a second read
-S3_READERS = 10  # footers read at once on S3 (boto3's default connection pool); a local disk reads faster alone
+S3_READERS = 32  # footers read at once on S3 (the store's connection pool); a local disk reads faster alone
 _MAGIC = b"PAR1"
 
 # (symbol min, symbol max, date min, date max); dates as YYYY-MM-DD; None where the footer does not say

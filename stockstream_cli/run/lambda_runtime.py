@@ -139,7 +139,9 @@ def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) ->
 # ---------------------------------------------------------------- the data-quality step (CheckDataQuality)
 
 FINALIZE_ACTION = "finalize"
+COMPACT_ACTION = "compact"
 SYMBOLS_ACTION = "update-symbols"  # also what an event without "action" means (the original event shape)
+ACTIONS = (SYMBOLS_ACTION, FINALIZE_ACTION, COMPACT_ACTION)
 
 
 class QualityCheckFailed(Exception):
@@ -148,8 +150,8 @@ class QualityCheckFailed(Exception):
 
 def event_action(event: dict) -> str:
     action = (event or {}).get("action") or SYMBOLS_ACTION
-    if action not in (SYMBOLS_ACTION, FINALIZE_ACTION):
-        raise InputError(f"unknown action {action!r}: expected {SYMBOLS_ACTION!r} or {FINALIZE_ACTION!r}")
+    if action not in ACTIONS:
+        raise InputError(f"unknown action {action!r}: expected one of {', '.join(map(repr, ACTIONS))}")
     return action
 
 
@@ -184,3 +186,21 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     emit_metrics({"DataIncomplete": 0 if quality["complete"] else 1,
                   "RowsMissing": quality["missing"], "RowsSuspicious": quality["suspicious"]})
     return {"date": day.isoformat(), **quality}
+
+
+# ---------------------------------------------------------------- the compaction step (CompactClosedMonths)
+
+
+def compact_event(event: dict, settings: Settings) -> dict:
+    """{"action": "compact", "date": D} -> every month before D's folded into its compacted file
+    (read/compact.py); returns {"date", "months": ["YYYY-MM", ...], "files", "rows", "kept"}."""
+    from ..read.compact import compact_closed_months
+    from ..values import parse_date
+
+    event = event or {}
+    if not event.get("date"):
+        raise InputError(f"the compact event needs 'date', got keys {sorted(event)}")
+    day = parse_date(str(event["date"]), option="date")
+    result = compact_closed_months(settings.open_store(), day)
+    emit_metrics({"FilesCompacted": result["files"]})
+    return {"date": day.isoformat(), **result}
