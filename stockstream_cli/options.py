@@ -206,6 +206,8 @@ def _plain_conversion(descriptor, coerce_cli_choice):
         return str
     if annotation is bool:
         return _flag_value
+    if annotation is int and getattr(info, "min", None) is None and getattr(info, "max", None) is None:
+        return int  # a plain whole number (the root's -v count): no range for pydantic to check
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         choices = tuple(annotation)
         return lambda value: coerce_cli_choice(value, choices=choices, case_sensitive=info.case_sensitive)

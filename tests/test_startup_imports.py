@@ -66,4 +66,5 @@ def test_a_bad_choice_is_still_refused_without_pydantic(compacted_store, tmp_pat
 
     result = run_stockstream("load", "--format", "xml", "--store", str(compacted_store))
     assert result.returncode == 2
-    assert "Invalid value for '--format': 'xml' is not one of 'table', 'csv', 'json', 'parquet'." in result.stderr
+    assert result.stderr.splitlines() == [
+        "stockstream: error: --format 'xml' is not one of 'table', 'csv', 'json', 'parquet' (see `stockstream load --help`)"]
