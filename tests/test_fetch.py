@@ -339,3 +339,35 @@ def test_a_corrupt_stored_batch_file_is_named(fake_yahoo, store, settings):
     store.put(layout.batch_data_key(DAY, 0), b"not parquet")
     with pytest.raises(CorruptFileError, match="raw-data/2025-04-08-batch-0.parquet"):
         fetch_batch(store, DAY, 0, settings, symbols=["BHP"])
+
+
+def test_workers_fetch_one_batch_on_threads_with_a_delay_each_and_the_same_result(fake_yahoo, store, settings):
+    import threading
+
+    codes = [f"W{i:02d}" for i in range(12)]
+    write_symbols(store, DAY, codes)
+    alone = fetch_batch(store, DAY, 0, settings)
+    fake_yahoo.reset_counts()
+    lock, clock_of, slept = threading.Lock(), {}, {}
+
+    def clock():  # each worker thread's own simulated clock: its delays are its own
+        return clock_of.get(threading.current_thread().name, 0.0)
+
+    def sleep(seconds):
+        with lock:
+            name = threading.current_thread().name
+            clock_of[name] = clock_of.get(name, 0.0) + seconds
+            slept.setdefault(name, []).append(seconds)
+
+    seen = []
+    counted = RequestCounts()
+    pacer = FixedDelayPacer(2.0, sleep=sleep, clock=clock)
+    threaded = fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0, workers=3), pacer=pacer,
+                           on_symbol=lambda s, r: seen.append(s), requests=counted)
+    strip = lambda d: {k: v for k, v in d["metadata"].items() if k not in ("execution_time", "fetched_at")}  # noqa: E731
+    assert strip(threaded) == strip(alone)  # the same rows and manifest, in the batch's order
+    assert sorted(seen) == codes
+    assert sorted(slept) == ["fetch-batch-0_0", "fetch-batch-0_1", "fetch-batch-0_2"]
+    # 12 chart requests on 3 workers: 4 each, each worker waiting its 2 s before its 2nd, 3rd and 4th
+    assert {name: sum(waits) for name, waits in slept.items()} == dict.fromkeys(slept, 6.0)
+    assert counted.snapshot()["chart"] == fake_yahoo.chart_requests() == 12
