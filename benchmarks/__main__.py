@@ -27,17 +27,19 @@ PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 (B2 comes with B1; alone, it runs by itself)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B8")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
                         "--quick: a temporary file]")
     sizes = parser.add_argument_group("sizes")
-    sizes.add_argument("--symbols", type=int, help="B1/B2: symbols in the ASX list [1838]")
-    sizes.add_argument("--latency", type=float, help="B1: simulated seconds per request [0.02]")
-    sizes.add_argument("--server-limit", type=float, help="B1: requests/s the simulated Yahoo accepts [100]")
+    sizes.add_argument("--symbols", type=int, help="B1's CPU-floor run, B2, B6: symbols in the ASX list [1838]")
+    sizes.add_argument("--latency", type=float, help="B1/B2/B7: simulated seconds per request [0.02]")
+    sizes.add_argument("--server-limit", type=float, help="B1's CPU-floor run: requests/s the simulated Yahoo "
+                       "accepts, beyond what this machine's CPU reaches [100; 0: skip]")
+    sizes.add_argument("--limits", help="B1: comma-separated server limits (requests/s) one process can reach, "
+                       "each a scenario with the targets [5,10,40]")
+    sizes.add_argument("--scenario-seconds", type=float, help="B1: the ideal wall time of each scenario: "
+                       "symbols = limit x this [30]")
     sizes.add_argument("--workers", type=int, help="B1: run-local --concurrency [10]")
-    sizes.add_argument("--reachable-limit", type=float, help="B1: a second server limit, one this machine's CPU "
-                       "can reach, so the limit and not the CPU binds [40; 0: skip]")
-    sizes.add_argument("--reachable-symbols", type=int, help="B1: symbols for that second limit [920]")
     sizes.add_argument("--cpu-symbols", type=int, help="B3: symbols per round [100]")
     sizes.add_argument("--cpu-rounds", type=int, help="B3: pairs of rounds (fetch path, bare loop) [9]")
     sizes.add_argument("--days", type=int, help="B4: trading days of data [250]")
@@ -47,14 +49,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--startup-runs", type=int, help="B5: processes timed [9]")
     sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
     args = parser.parse_args(argv)
-    full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
-                reachable_symbols=920, cpu_symbols=100, cpu_rounds=9, days=250,
+    full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, limits="5,10,40",
+                scenario_seconds=30.0, cpu_symbols=100, cpu_rounds=9, days=250,
                 batches=19, repeats=3, startup_runs=9, fetch_symbols=100)
-    quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
+    quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, limits="200", scenario_seconds=0.1,
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.limits = [float(part) for part in str(args.limits).split(",") if part.strip()]
     args.only = {part.strip().upper() for part in args.only.split(",") if part.strip()}
     unknown = args.only - set(ALL)
     if unknown:
@@ -64,27 +67,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, work: Path) -> list[Figure]:
     figures: list[Figure] = []
-    if args.only & {"B1", "B2"} == {"B2"}:  # B2 alone: its own run, without B1's three modes
+    if args.only & {"B1", "B2"}:
         from benchmarks import pacing_bench
 
-        figures.append(pacing_bench.requests_per_symbol_of(symbols=args.symbols, latency=args.latency,
-                                                           rate=args.server_limit, workers=args.workers, work=work))
-    elif args.only & {"B1", "B2"}:
-        from benchmarks import pacing_bench
-
-        pacing, runs = pacing_bench.measure(symbols=args.symbols, latency=args.latency, limit=args.server_limit,
-                                            workers=args.workers, work=work)
-        figures += [f for f in pacing if f.bench in args.only or (f.bench == "B2" and "B1" in args.only)]
-        if args.reachable_limit and "B1" in args.only:
-            reachable, _ = pacing_bench.measure(symbols=args.reachable_symbols, latency=args.latency,
-                                                limit=args.reachable_limit, workers=args.workers, work=work,
-                                                scenario=f"limit {args.reachable_limit:g} req/s", targets=False)
-            figures += reachable
-        rate_run = runs[0]
-        figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
-                              rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.processes} processes (the "
-                              f"sum of their peaks); {rate_run.process.cpu / args.symbols * 1000:.1f} ms CPU per "
-                              f"symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+        if "B1" in args.only:
+            for limit in args.limits:
+                scenario, _ = pacing_bench.measure(symbols=max(int(round(limit * args.scenario_seconds)), 1),
+                                                   latency=args.latency, limit=limit, workers=args.workers, work=work)
+                figures += scenario
+            if args.server_limit:
+                floor, rate_run = pacing_bench.cpu_floor_run(symbols=args.symbols, latency=args.latency,
+                                                             limit=args.server_limit, workers=args.workers, work=work)
+                figures += floor
+                figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
+                                      rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.processes} processes "
+                                      f"(the sum of their peaks); {rate_run.process.cpu / args.symbols * 1000:.1f} ms "
+                                      f"CPU per symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+        if "B2" in args.only:
+            figures.append(pacing_bench.requests_per_symbol_of(symbols=args.symbols, latency=args.latency,
+                                                               rate=args.server_limit or 100.0, workers=args.workers,
+                                                               work=work))
     if "B3" in args.only:
         from benchmarks import cpu_bench
 
