@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Figure
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "moto", "typer", "curl_cffi")
 
 
@@ -48,12 +48,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--no-s3", action="store_true", help="B4: skip the S3 (moto server) figures")
     sizes.add_argument("--startup-runs", type=int, help="B5: processes timed [9]")
     sizes.add_argument("--fetch-symbols", type=int, help="B6: symbols in the fetch-batch [100]")
+    sizes.add_argument("--cost-symbols", type=int, help="B7: symbols in the deployed day on moto [1838]")
+    sizes.add_argument("--check-symbols", type=int, help="B8: symbols of each day checked [1838]")
+    sizes.add_argument("--check-days", type=int, help="B8: trading days checked [250]")
     args = parser.parse_args(argv)
     full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, limits="5,10,40",
                 scenario_seconds=30.0, cpu_symbols=100, cpu_rounds=9, days=250,
-                batches=19, repeats=3, startup_runs=9, fetch_symbols=100)
+                batches=19, repeats=3, startup_runs=9, fetch_symbols=100,
+                cost_symbols=1838, check_symbols=1838, check_days=250)
     quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, limits="200", scenario_seconds=0.1,
-                 cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10)
+                 cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
+                 cost_symbols=6, check_symbols=20, check_days=3)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -104,6 +109,14 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
         from benchmarks import memory_bench
 
         figures += memory_bench.measure(symbols=args.fetch_symbols, work=work)
+    if "B7" in args.only:
+        from benchmarks import cost_bench
+
+        figures += cost_bench.measure(symbols=args.cost_symbols, latency=args.latency, work=work)
+    if "B8" in args.only:
+        from benchmarks import check_bench
+
+        figures += check_bench.measure(symbols=args.check_symbols, days=args.check_days, work=work)
     order = {name: i for i, name in enumerate(ALL)}
     return sorted(figures, key=lambda f: order[f.bench])  # stable: each benchmark's rows keep their order
 
