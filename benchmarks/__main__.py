@@ -202,13 +202,16 @@ For whole processes the simulator runs in the benchmark's process behind a Unix 
 (`benchmarks/fake_server.py`) and `python -m benchmarks.launch` runs the real CLI with that seam pointed at
 it; the simulated latency is spent in the server, its limit is one sliding one-second window for the run.
 
-- **B1 pacing**: `run-local` over a generated 1,838-symbol list in the Markit format, 20 ms per request,
-  429 beyond 100 requests in any second, default retries (3) and retry wait (2 s, doubling). Wall time is
-  the whole process (Python start-up included) against the ideal N/R. `--rate 100`: the shared budget at
-  the server's rate; adaptive: `--delay 0` and no `--rate`; design: the original scheme, 10 workers each
-  pausing a fixed 0.1 s (10 x 1/0.1 = the same nominal 100 requests/s) with no shared budget.
-  A second scenario repeats the three modes against a lower limit (40 requests/s by default, 920 symbols)
-  that one process on this machine can reach, so that the server's limit, not the CPU, binds.
+- **B1 pacing**: `run-local` over a generated list in the Markit format, 20 ms per request, default retries
+  (3) and retry wait (2 s, doubling), against a server that answers 429 beyond R requests (of every kind) in
+  any one second, at R = 5, 10 and 40 (limits one process on this machine can reach, so that the limit and
+  not the CPU binds), with R x 30 s worth of symbols (the ideal N/R: 30 s). `--rate R`: the shared budget at
+  the server's rate; adaptive: `--delay 0` and no `--rate`; design (where the list has a batch for each of
+  its 10 workers): the original scheme, 10 workers each pausing a fixed 10/R s with no shared budget. Wall
+  time is the whole process (Python start-up included) against N/R, split into the start-up (until Yahoo
+  saw the first request), the pacing itself (first to last request, also shown against N/R) and the exit.
+  A last run at 100 requests/s over the full 1,838 symbols is a CPU-floor row only: yfinance's parse, not
+  the pacing, sets that pace on two cores.
 - **B2**: every HTTP request the simulator received (cookie, crumb, consent, chart, other) per symbol, in a
   `run-local --rate 100` of its own over a cold yfinance cache against a simulator with no limit.
 - **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
@@ -221,6 +224,17 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
 - **B5**: medians of whole-process wall times.
 - **B6**: peak RSS (VmHWM, polled) of whole processes; for run-local the sum of the peaks of the parent and
   the processes it starts.
+- **B7**: a day of the deployed pipeline on moto (benchmarks/cost_bench.py): the real state machine run by
+  moto, the two handlers in-process, 1,838 symbols, 20 ms per request, the default 2 s between a worker's
+  requests. The pacer's waits and the simulated latency go to a per-thread simulated clock (the pacer's
+  injectable clock and sleep) instead of sleeping; an invocation's billed duration is its real time in the
+  handler plus the simulated waits of its slowest worker thread; GB-s = the sum of those durations x the
+  function's configured memory; the wall time = the symbol step + the Map scheduled as Step Functions does
+  (items in order, MaxConcurrency at once) + the quality step. Measured with the deployed sizing and with
+  the design's (1 worker per invocation, MaxConcurrency 10), beside the design's table (2,655 GB-s, 12 min).
+- **B8**: `stockstream check --start --end --json` as a process over a local store of 250 sessions x 1,838
+  symbols (tests/storefactory.py's build_day: a list, a file and a manifest per batch, run.json, a 5-day
+  lookback; one symbol failed each day): wall time and peak RSS, against the fetcher's 512 MB.
 """
 
 
