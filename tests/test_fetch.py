@@ -363,11 +363,14 @@ def test_workers_fetch_one_batch_on_threads_with_a_delay_each_and_the_same_resul
     counted = RequestCounts()
     pacer = FixedDelayPacer(2.0, sleep=sleep, clock=clock)
     threaded = fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0, workers=3), pacer=pacer,
-                           on_symbol=lambda s, r: seen.append(s), requests=counted)
+                           on_symbol=lambda s, r: seen.append((s, threading.current_thread().name)),
+                           requests=counted)
     strip = lambda d: {k: v for k, v in d["metadata"].items() if k not in ("execution_time", "fetched_at")}  # noqa: E731
     assert strip(threaded) == strip(alone)  # the same rows and manifest, in the batch's order
-    assert sorted(seen) == codes
-    assert sorted(slept) == ["fetch-batch-0_0", "fetch-batch-0_1", "fetch-batch-0_2"]
-    # 12 chart requests on 3 workers: 4 each, each worker waiting its 2 s before its 2nd, 3rd and 4th
-    assert {name: sum(waits) for name, waits in slept.items()} == dict.fromkeys(slept, 6.0)
+    assert sorted(code for code, _ in seen) == codes
+    workers = {name for _, name in seen}
+    assert 1 < len(workers) <= 3 and workers <= {"fetch-batch-0_0", "fetch-batch-0_1", "fetch-batch-0_2"}
+    # one chart request a symbol; each worker waits its own 2 s before each of its requests but its first
+    for name in workers:
+        assert slept.get(name, []) == [2.0] * (sum(1 for _, n in seen if n == name) - 1)
     assert counted.snapshot()["chart"] == fake_yahoo.chart_requests() == 12
