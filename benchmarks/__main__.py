@@ -20,24 +20,26 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Figure
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "STORM")  # STORM: B1's storm scenario (benchmarks/storm_bench.py)
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "STORM")  # STORM: B1's storm scenario (benchmarks/storm_bench.py)
 PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "moto", "typer", "curl_cffi")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B6 and STORM (B1's storm scenario; B2 comes with B1; alone, it runs by itself)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B8 and STORM (B1's storm scenario; B2 comes with B1; alone, it runs by itself)")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
                         "--quick: a temporary file]")
     sizes = parser.add_argument_group("sizes")
-    sizes.add_argument("--symbols", type=int, help="B1/B2: symbols in the ASX list [1838]")
-    sizes.add_argument("--latency", type=float, help="B1: simulated seconds per request [0.02]")
-    sizes.add_argument("--server-limit", type=float, help="B1: requests/s the simulated Yahoo accepts [100]")
+    sizes.add_argument("--symbols", type=int, help="B1's CPU-floor run, B2, B6: symbols in the ASX list [1838]")
+    sizes.add_argument("--latency", type=float, help="B1/B2/B7: simulated seconds per request [0.02]")
+    sizes.add_argument("--server-limit", type=float, help="B1's CPU-floor run: requests/s the simulated Yahoo "
+                       "accepts, beyond what this machine's CPU reaches [100; 0: skip]")
+    sizes.add_argument("--limits", help="B1: comma-separated server limits (requests/s) one process can reach, "
+                       "each a scenario with the targets [5,10,40]")
+    sizes.add_argument("--scenario-seconds", type=float, help="B1: the ideal wall time of each scenario: "
+                       "symbols = limit x this [30]")
     sizes.add_argument("--workers", type=int, help="B1: run-local --concurrency [10]")
-    sizes.add_argument("--reachable-limit", type=float, help="B1: a second server limit, one this machine's CPU "
-                       "can reach, so the limit and not the CPU binds [40; 0: skip]")
-    sizes.add_argument("--reachable-symbols", type=int, help="B1: symbols for that second limit [920]")
     sizes.add_argument("--cpu-symbols", type=int, help="B3: symbols per round [100]")
     sizes.add_argument("--cpu-rounds", type=int, help="B3: pairs of rounds (fetch path, bare loop) [9]")
     sizes.add_argument("--days", type=int, help="B4: trading days of data [250]")
@@ -51,17 +53,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--storm-symbols", type=int, help="STORM: symbols in the list [300]")
     sizes.add_argument("--storm-seconds", type=float, help="STORM: how long the simulated Yahoo answers 429 [120]")
     sizes.add_argument("--storm-start", type=float, help="STORM: seconds after the run starts [20]")
+    sizes.add_argument("--cost-symbols", type=int, help="B7: symbols in the deployed day on moto [1838]")
+    sizes.add_argument("--check-symbols", type=int, help="B8: symbols of each day checked [1838]")
+    sizes.add_argument("--check-days", type=int, help="B8: trading days checked [250]")
     args = parser.parse_args(argv)
-    full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, reachable_limit=40.0,
-                reachable_symbols=920, cpu_symbols=100, cpu_rounds=9, days=250,
-                batches=19, repeats=3, startup_runs=9, fetch_symbols=100, storm_symbols=300, storm_seconds=120.0,
-                storm_start=20.0, s3_latency=0.02)
-    quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, reachable_limit=0.0, reachable_symbols=0,
+    full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, limits="5,10,40",
+                scenario_seconds=30.0, cpu_symbols=100, cpu_rounds=9, days=250,
+                batches=19, repeats=3, startup_runs=9, fetch_symbols=100,
+                cost_symbols=1838, check_symbols=1838, check_days=250,
+                storm_symbols=300, storm_seconds=120.0, storm_start=20.0, s3_latency=0.02)
+    quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, limits="200", scenario_seconds=0.1,
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
+                 cost_symbols=6, check_symbols=20, check_days=3,
                  storm_symbols=20, storm_seconds=3.0, storm_start=2.0, s3_latency=0.002)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.limits = [float(part) for part in str(args.limits).split(",") if part.strip()]
     args.only = {part.strip().upper() for part in args.only.split(",") if part.strip()}
     unknown = args.only - set(ALL)
     if unknown:
@@ -71,27 +79,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, work: Path) -> list[Figure]:
     figures: list[Figure] = []
-    if args.only & {"B1", "B2"} == {"B2"}:  # B2 alone: its own run, without B1's three modes
+    if args.only & {"B1", "B2"}:
         from benchmarks import pacing_bench
 
-        figures.append(pacing_bench.requests_per_symbol_of(symbols=args.symbols, latency=args.latency,
-                                                           rate=args.server_limit, workers=args.workers, work=work))
-    elif args.only & {"B1", "B2"}:
-        from benchmarks import pacing_bench
-
-        pacing, runs = pacing_bench.measure(symbols=args.symbols, latency=args.latency, limit=args.server_limit,
-                                            workers=args.workers, work=work)
-        figures += [f for f in pacing if f.bench in args.only or (f.bench == "B2" and "B1" in args.only)]
-        if args.reachable_limit and "B1" in args.only:
-            reachable, _ = pacing_bench.measure(symbols=args.reachable_symbols, latency=args.latency,
-                                                limit=args.reachable_limit, workers=args.workers, work=work,
-                                                scenario=f"limit {args.reachable_limit:g} req/s", targets=False)
-            figures += reachable
-        rate_run = runs[0]
-        figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
-                              rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.processes} processes (the "
-                              f"sum of their peaks); {rate_run.process.cpu / args.symbols * 1000:.1f} ms CPU per "
-                              f"symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+        if "B1" in args.only:
+            for limit in args.limits:
+                scenario, _ = pacing_bench.measure(symbols=max(int(round(limit * args.scenario_seconds)), 1),
+                                                   latency=args.latency, limit=limit, workers=args.workers, work=work)
+                figures += scenario
+            if args.server_limit:
+                floor, rate_run = pacing_bench.cpu_floor_run(symbols=args.symbols, latency=args.latency,
+                                                             limit=args.server_limit, workers=args.workers, work=work)
+                figures += floor
+                figures.append(Figure("B6", f"run-local of {args.symbols} symbols ({rate_run.mode.label}): peak RSS",
+                                      rate_run.process.max_rss_mb, "MB", note=f"{rate_run.process.processes} processes "
+                                      f"(the sum of their peaks); {rate_run.process.cpu / args.symbols * 1000:.1f} ms "
+                                      f"CPU per symbol, {rate_run.process.cpu:.1f} s CPU in {rate_run.process.wall:.1f} s"))
+        if "B2" in args.only:
+            figures.append(pacing_bench.requests_per_symbol_of(symbols=args.symbols, latency=args.latency,
+                                                               rate=args.server_limit or 100.0, workers=args.workers,
+                                                               work=work))
     if "B3" in args.only:
         from benchmarks import cpu_bench
 
@@ -115,6 +122,14 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
         figures += storm_bench.measure(symbols=args.storm_symbols, workers=args.workers, latency=args.latency,
                                        storm_seconds=args.storm_seconds, storm_start=args.storm_start,
                                        delay=0.2 if args.quick else None, work=work)
+    if "B7" in args.only:
+        from benchmarks import cost_bench
+
+        figures += cost_bench.measure(symbols=args.cost_symbols, latency=args.latency, work=work)
+    if "B8" in args.only:
+        from benchmarks import check_bench
+
+        figures += check_bench.measure(symbols=args.check_symbols, days=args.check_days, work=work)
     order = {name: i for i, name in enumerate(ALL)}
     return sorted(figures, key=lambda f: order[f.bench])  # stable: each benchmark's rows keep their order
 
@@ -200,13 +215,16 @@ For whole processes the simulator runs in the benchmark's process behind a Unix 
 (`benchmarks/fake_server.py`) and `python -m benchmarks.launch` runs the real CLI with that seam pointed at
 it; the simulated latency is spent in the server, its limit is one sliding one-second window for the run.
 
-- **B1 pacing**: `run-local` over a generated 1,838-symbol list in the Markit format, 20 ms per request,
-  429 beyond 100 requests in any second, default retries (3) and retry wait (2 s, doubling). Wall time is
-  the whole process (Python start-up included) against the ideal N/R. `--rate 100`: the shared budget at
-  the server's rate; adaptive: `--delay 0` and no `--rate`; design: the original scheme, 10 workers each
-  pausing a fixed 0.1 s (10 x 1/0.1 = the same nominal 100 requests/s) with no shared budget.
-  A second scenario repeats the three modes against a lower limit (40 requests/s by default, 920 symbols)
-  that one process on this machine can reach, so that the server's limit, not the CPU, binds.
+- **B1 pacing**: `run-local` over a generated list in the Markit format, 20 ms per request, default retries
+  (3) and retry wait (2 s, doubling), against a server that answers 429 beyond R requests (of every kind) in
+  any one second, at R = 5, 10 and 40 (limits one process on this machine can reach, so that the limit and
+  not the CPU binds), with R x 30 s worth of symbols (the ideal N/R: 30 s). `--rate R`: the shared budget at
+  the server's rate; adaptive: `--delay 0` and no `--rate`; design (where the list has a batch for each of
+  its 10 workers): the original scheme, 10 workers each pausing a fixed 10/R s with no shared budget. Wall
+  time is the whole process (Python start-up included) against N/R, split into the start-up (until Yahoo
+  saw the first request), the pacing itself (first to last request, also shown against N/R) and the exit.
+  A last run at 100 requests/s over the full 1,838 symbols is a CPU-floor row only: yfinance's parse, not
+  the pacing, sets that pace on two cores.
 - **B2**: every HTTP request the simulator received (cookie, crumb, consent, chart, other) per symbol, in a
   `run-local --rate 100` of its own over a cold yfinance cache against a simulator with no limit.
 - **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
@@ -220,6 +238,17 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
   (B4's year, compacted as the pipeline leaves it), the package byte-compiled first as an install leaves it.
 - **B6**: peak RSS (VmHWM, polled) of whole processes; for run-local the sum of the peaks of the parent and
   the processes it starts.
+- **B7**: a day of the deployed pipeline on moto (benchmarks/cost_bench.py): the real state machine run by
+  moto, the two handlers in-process, 1,838 symbols, 20 ms per request, the default 2 s between a worker's
+  requests. The pacer's waits and the simulated latency go to a per-thread simulated clock (the pacer's
+  injectable clock and sleep) instead of sleeping; an invocation's billed duration is its real time in the
+  handler plus the simulated waits of its slowest worker thread; GB-s = the sum of those durations x the
+  function's configured memory; the wall time = the symbol step + the Map scheduled as Step Functions does
+  (items in order, MaxConcurrency at once) + the quality step. Measured with the deployed sizing and with
+  the design's (1 worker per invocation, MaxConcurrency 10), beside the design's table (2,655 GB-s, 12 min).
+- **B8**: `stockstream check --start --end --json` as a process over a local store of 250 sessions x 1,838
+  symbols (tests/storefactory.py's build_day: a list, a file and a manifest per batch, run.json, a 5-day
+  lookback; one symbol failed each day): wall time and peak RSS, against the fetcher's 512 MB.
 """
 
 

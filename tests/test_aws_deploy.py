@@ -120,7 +120,8 @@ def _check_functions(image_uri: str) -> None:
         assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/stockstream-lambda-{REGION}"
         assert config["Environment"]["Variables"] == {"STOCKSTREAM_STORE": f"s3://{BUCKET}",
                                                       "STOCKSTREAM_CACHE_DIR": "/tmp/stockstream-cache",
-                                                      "STOCKSTREAM_BUCKET_OWNER": ACCOUNT}
+                                                      "STOCKSTREAM_BUCKET_OWNER": ACCOUNT,
+                                                      "STOCKSTREAM_WORKERS": "5"}
         assert function["Tags"] == {"app": "stockstream"}
 
 

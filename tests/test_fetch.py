@@ -334,3 +334,38 @@ def test_a_corrupt_stored_batch_file_is_named(fake_yahoo, store, settings):
     store.put(layout.batch_data_key(DAY, 0), b"not parquet")
     with pytest.raises(CorruptFileError, match="raw-data/2025-04-08-batch-0.parquet"):
         fetch_batch(store, DAY, 0, settings, symbols=["BHP"])
+
+
+def test_workers_fetch_one_batch_on_threads_with_a_delay_each_and_the_same_result(fake_yahoo, store, settings):
+    import threading
+
+    codes = [f"W{i:02d}" for i in range(12)]
+    write_symbols(store, DAY, codes)
+    alone = fetch_batch(store, DAY, 0, settings)
+    fake_yahoo.reset_counts()
+    lock, clock_of, slept = threading.Lock(), {}, {}
+
+    def clock():  # each worker thread's own simulated clock: its delays are its own
+        return clock_of.get(threading.current_thread().name, 0.0)
+
+    def sleep(seconds):
+        with lock:
+            name = threading.current_thread().name
+            clock_of[name] = clock_of.get(name, 0.0) + seconds
+            slept.setdefault(name, []).append(seconds)
+
+    seen = []
+    counted = RequestCounts()
+    pacer = FixedDelayPacer(2.0, sleep=sleep, clock=clock)
+    threaded = fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0, workers=3), pacer=pacer,
+                           on_symbol=lambda s, r: seen.append((s, threading.current_thread().name)),
+                           requests=counted)
+    strip = lambda d: {k: v for k, v in d["metadata"].items() if k not in ("execution_time", "fetched_at")}  # noqa: E731
+    assert strip(threaded) == strip(alone)  # the same rows and manifest, in the batch's order
+    assert sorted(code for code, _ in seen) == codes
+    workers = {name for _, name in seen}
+    assert 1 < len(workers) <= 3 and workers <= {"fetch-batch-0_0", "fetch-batch-0_1", "fetch-batch-0_2"}
+    # one chart request a symbol; each worker waits its own 2 s before each of its requests but its first
+    for name in workers:
+        assert slept.get(name, []) == [2.0] * (sum(1 for _, n in seen if n == name) - 1)
+    assert counted.snapshot()["chart"] == fake_yahoo.chart_requests() == 12

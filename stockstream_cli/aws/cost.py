@@ -33,7 +33,8 @@ DAYS_PER_MONTH = 30.4
 class Profile:
     symbols: int = 1840
     batches: int = 19
-    fetcher_seconds_per_batch: float = 230.0  # 100 symbols at 2 s apart, plus the requests themselves
+    # 100 symbols on FETCHER_WORKERS threads, each 2 s apart, plus the work itself (B7 measures it)
+    fetcher_seconds_per_batch: float = 100 / res.FETCHER_WORKERS * 2.0 + 5.0
     updater_seconds: float = 10.0
     finalize_seconds: float = 30.0
     bytes_per_day: int = 19 * 60_000

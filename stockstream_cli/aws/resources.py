@@ -19,7 +19,7 @@ from typing import Any
 from ..layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
-from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV
+from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, env_name
 from .session import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
@@ -40,10 +40,18 @@ DEFAULT_LOG_RETENTION_DAYS = 30
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)  # what CloudWatch Logs accepts
 KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to
-MAP_MAX_CONCURRENCY = 10  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
+# The fetcher's sizing. Lambda bills wall time, and a fetcher mostly waits out its --delay (2 s between the
+# requests of a worker): the design's 10 invocations of 1 worker each sent 10 x 1/2 s = 5 requests/s and paid
+# for 10 sleeping functions. FETCHER_WORKERS threads in each invocation (STOCKSTREAM_WORKERS), at most
+# MAP_MAX_CONCURRENCY invocations at once, send the same 5 requests/s (2 x 5 / 2 s) from a fifth of the
+# functions: a fifth of the GB-seconds, the same wall time, and still one batch of 100 per Map item, so a
+# failure isolates 100 symbols (benchmarks/cost_bench.py, B7, measures it).
+MAP_MAX_CONCURRENCY = 2  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
+FETCHER_WORKERS = 5  # threads fetching one batch in one invocation, each with its own 2 s delay
 STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # Environment variables deploy sets on the functions; any other a user added (console, CLI) is kept.
-OWNED_ENV = (STORE_ENV, CACHE_DIR_ENV, BUCKET_OWNER_ENV, STAGE_ENV)
+WORKERS_ENV = env_name("workers")  # the fetcher's threads per batch (FETCHER_WORKERS)
+OWNED_ENV = (STORE_ENV, CACHE_DIR_ENV, BUCKET_OWNER_ENV, STAGE_ENV, WORKERS_ENV)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,7 +433,8 @@ def lifecycle_policy(keep: int = KEEP_IMAGES) -> dict:
 
 def function_environment(target: Target) -> dict[str, str]:
     """The variables deploy owns, then the user's --env ones."""
-    owned = {STORE_ENV: target.store_uri, CACHE_DIR_ENV: LAMBDA_CACHE_DIR, BUCKET_OWNER_ENV: target.account}
+    owned = {STORE_ENV: target.store_uri, CACHE_DIR_ENV: LAMBDA_CACHE_DIR, BUCKET_OWNER_ENV: target.account,
+             WORKERS_ENV: str(FETCHER_WORKERS)}
     if target.stage:
         owned[STAGE_ENV] = target.stage
     return {**owned, **dict(target.env)}

@@ -67,9 +67,11 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
     fetches = read_fetches(store, start, end, lookback, lists.dates)
     classified = classify_missing(missing, lists, fetches, lambda names: _earliest_rows(store, names))
+    found_revisions = find_revisions(raw, start, end)
+    del raw  # every fetch of every row (5 per row with a 5-day lookback): let it go before the next step
     suspicious = find_suspicious(newest, start, end)
     actions = _actions_in(store, universe, context_start, end)
-    revisions, restated = split_restatements(find_revisions(raw, start, end), actions)
+    revisions, restated = split_restatements(found_revisions, actions)
     document = _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
                          symbols, lists)
     return {**document, "restated_count": len(restated), "restated": restated,
@@ -255,14 +257,18 @@ class FetchRecord:
 class _Manifest:
     """A batch or backfill manifest as check reads it: parsed once (manifest.parse), its reasons resolved once."""
 
-    metadata: dict
+    metadata: dict  # only what check reads: "window", and a backfill's "symbols"
     reasons: dict[str, str]  # manifest.failure_reasons
     backfill_range: tuple[dt.date, dt.date] | None
 
     @classmethod
     def read(cls, store, key: str) -> "_Manifest":
         document = manifest.parse(store.get(key), key)
-        return cls(document["metadata"], manifest.failure_reasons(document), manifest.backfill_range(document))
+        covers = manifest.backfill_range(document)
+        # a year holds ~5,000 manifests: keeping each whole (per-symbol details, drops) took ~1 GB
+        kept = ("window", "symbols") if covers else ("window",)
+        metadata = {name: document["metadata"][name] for name in kept if name in document["metadata"]}
+        return cls(metadata, manifest.failure_reasons(document), covers)
 
 
 def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce, fetches: FetchRecord,
@@ -348,10 +354,14 @@ def find_suspicious(newest: "pl.DataFrame", start: dt.date, end: dt.date) -> dic
 
 
 def _by_symbol(frame: "pl.DataFrame"):
-    rows: dict[str, list[dict]] = defaultdict(list)
-    for row in frame.iter_rows(named=True):
-        rows[row["symbol"]].append(row)
-    return sorted(rows.items())
+    """(symbol, its rows as dicts in the frame's order), one symbol at a time, symbols sorted: a year of the
+    full list as dicts all at once would be ~0.5 GB."""
+    if frame.is_empty():
+        return
+    parts = frame.partition_by("symbol", maintain_order=True, as_dict=True)
+    for key in sorted(parts, key=lambda k: k[0] if isinstance(k, tuple) else k):
+        symbol = key[0] if isinstance(key, tuple) else key
+        yield symbol, parts.pop(key).rows(named=True)
 
 
 def _big_moves(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:

@@ -1,0 +1,254 @@
+"""B7: what one day of the deployed pipeline costs in Lambda GB-seconds, and how long it takes.
+
+An execution of the real state machine (infra/asl.json as `stockstream deploy` fills it in) on a moto server
+in this process, with moto running it (Choice, Map with its MaxConcurrency, Retry, Catch) and the project's
+own two handlers invoked in-process (tests/aws_support.InProcessLambdas, as tests/test_aws_pipeline.py does),
+over a generated list of the full ASX size served by a local HTTP server, Yahoo being tests/yahoo_fake.py's
+FakeYahoo at the HTTP transport with 20 ms per request and no limit (a healthy day), and the default
+politeness: 2 s between the requests of each worker (Settings().delay).
+
+A benchmark cannot sleep 2 s a request for an hour of Lambda time, so time is simulated where the code
+waits and measured where it works:
+
+- every wait the fetcher's pacer asks for (the --delay between a worker's requests) and the simulated
+  Yahoo's 20 ms per request go to a simulated clock of the waiting thread instead of sleeping (the pacer
+  takes an injectable clock and sleep: `pacing.pacer_from_settings` is given them here);
+- an invocation's billed duration is its real time in the handler (the parse, cleaning, polars, Parquet,
+  moto's S3: all real work, run here, slower than on Lambda's own CPU only when this machine is busier)
+  plus the simulated waits of its slowest worker thread (an upper bound: that thread's real work is counted
+  as if no other thread had run meanwhile);
+- billed GB-seconds: the sum over invocations of that duration times the function's configured memory
+  (moto's function configuration, as deploy set it);
+- wall time: the symbol step, then the Map scheduled as Step Functions does (items in order, at most
+  MaxConcurrency at once, each taking its billed duration), then the data-quality step; Step Functions'
+  own transitions (tens of ms each) are left out.
+
+The same execution is measured with the deployed sizing (FETCHER_WORKERS threads per invocation, the ASL's
+MaxConcurrency) and with the design's (1 worker per invocation, 10 at once), beside the design's own table:
+2,655 GB-s and 12 minutes a day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from benchmarks.common import Figure, free_port
+
+DESIGN_GB_S = 2655.0  # the design's cost table: a day of the original sizing
+DESIGN_WALL_S = 12 * 60.0
+DAY = "2026-11-25"
+
+
+class SimulatedWaits:
+    """A clock and a sleep per thread: sleep(s) moves the calling thread's clock on by s without waiting."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.waited: dict[str, float] = {}  # thread name -> simulated seconds waited
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            name = threading.current_thread().name
+            with self._lock:
+                self.waited[name] = self.waited.get(name, 0.0) + seconds
+
+    def clock(self) -> float:
+        return time.monotonic() + self.waited.get(threading.current_thread().name, 0.0)
+
+    def take(self, names) -> float:
+        """The longest simulated wait among these threads' (then forgotten: thread names come back)."""
+        with self._lock:
+            found = [self.waited.pop(name) for name in list(self.waited) if name in names or any(
+                name.startswith(prefix) for prefix in names if prefix.endswith("_"))]
+        return max(found, default=0.0)
+
+
+@dataclasses.dataclass
+class Invocation:
+    function: str
+    kind: str  # symbols, batch, finalize
+    batch: int | None
+    memory_mb: int
+    real: float
+    waited: float
+
+    @property
+    def billed(self) -> float:
+        return self.real + self.waited
+
+
+@dataclasses.dataclass
+class Day:
+    label: str
+    workers: int
+    max_concurrency: int
+    invocations: list[Invocation]
+    status: str
+    fetched: int
+    total: int
+    real_seconds: float
+
+    @property
+    def gb_s(self) -> float:
+        return sum(i.billed * i.memory_mb / 1024 for i in self.invocations)
+
+    @property
+    def batches(self) -> list[Invocation]:
+        return sorted((i for i in self.invocations if i.kind == "batch"), key=lambda i: i.batch)
+
+    @property
+    def wall(self) -> float:
+        lanes = [0.0] * self.max_concurrency
+        for item in self.batches:  # Step Functions starts the items in order, MaxConcurrency at a time
+            lane = lanes.index(min(lanes))
+            lanes[lane] += item.billed
+        others = sum(i.billed for i in self.invocations if i.kind != "batch")
+        return others + max(lanes, default=0.0)
+
+
+@contextlib.contextmanager
+def moto_environment() -> Iterator[str]:
+    """A ThreadedMotoServer in this process, every AWS access pointed at it; yields its endpoint."""
+    import logging
+
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on the benchmark's output
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = dict(os.environ)
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "ap-southeast-2",
+                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    for name in [n for n in os.environ if n.startswith("STOCKSTREAM_")]:
+        del os.environ[name]
+    try:
+        yield endpoint
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state outlives the server
+        server.stop()
+
+
+def run_day(*, symbols: int, latency: float, workers: int | None, max_concurrency: int | None, label: str,
+            work) -> Day:
+    """One execution of the deployed state machine over `symbols` symbols (see the module docstring).
+    workers / max_concurrency: None for the deployed sizing, else the sizing to measure instead."""
+    import boto3
+    import pytest
+
+    from benchmarks.fake_server import fake_yahoo_class
+
+    FakeYahoo = fake_yahoo_class()  # puts tests/ on sys.path
+    from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
+                             markit_csv, no_retry_intervals, run_state_machines, serving, wait_for)
+    from pipeline_support import asx_codes
+
+    from stockstream_cli.aws import resources as res
+    from stockstream_cli.aws.deploy import DeployOptions, deploy
+    from stockstream_cli.fetch import pacing
+
+    waits = SimulatedWaits()
+    invocations: list[Invocation] = []
+    real_pacer_for = pacing.pacer_for
+    memory = {res.SYMBOL_FUNCTION: res.FUNCTIONS[0].memory_mb, res.FETCHER_FUNCTION: res.FUNCTIONS[1].memory_mb}
+
+    class TimedLambdas(InProcessLambdas):
+        def invoke(self, function, event):
+            event = event if isinstance(event, dict) else json.loads(event or "{}")
+            kind = ("symbols" if function.function_name == res.SYMBOL_FUNCTION
+                    else "finalize" if event.get("action") == "finalize" else "batch")
+            me = threading.current_thread().name
+            waits.take({me})
+            started = time.perf_counter()
+            answer = super().invoke(function, event)
+            real = time.perf_counter() - started
+            batch = event.get("batchNumber") if kind == "batch" else None
+            waited = waits.take({me, f"fetch-batch-{batch}_"}) if kind == "batch" else 0.0
+            invocations.append(Invocation(function.function_name, kind, batch,
+                                          int(getattr(function, "memory_size", 0) or memory[function.function_name]),
+                                          real, waited))
+            return answer
+
+    def simulated_pacer(settings, *, sleep=None, clock=None, budget=None):
+        return real_pacer_for(settings, sleep=waits.sleep, clock=waits.clock, budget=budget)
+
+    codes = asx_codes(symbols)
+    with moto_environment() as endpoint, pytest.MonkeyPatch.context() as patch, \
+            FakeYahoo(latency=latency, sleep=waits.sleep).installed() as fake:
+        run_state_machines(endpoint)
+        no_retry_intervals(patch)
+        iso_execution_start_time(patch)
+        lambdas = TimedLambdas().install(patch)
+        patch.setattr(pacing, "pacer_from_settings", simulated_pacer)
+        patch.setattr(pacing, "pacer_for", simulated_pacer)
+        document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
+        allow_plain_http_in_moto(document["bucket"])
+        lam = boto3.client("lambda", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        if workers is not None:
+            variables = lam.get_function_configuration(FunctionName=res.FETCHER_FUNCTION)["Environment"]["Variables"]
+            lam.update_function_configuration(FunctionName=res.FETCHER_FUNCTION,
+                                              Environment={"Variables": {**variables, "STOCKSTREAM_WORKERS": str(workers)}})
+        definition = json.loads(sfn.describe_state_machine(stateMachineArn=document["state_machine_arn"])["definition"])
+        if max_concurrency is not None:
+            definition["States"]["SplitIntoBatches"]["MaxConcurrency"] = max_concurrency
+            sfn.update_state_machine(stateMachineArn=document["state_machine_arn"], definition=json.dumps(definition))
+        concurrency = definition["States"]["SplitIntoBatches"]["MaxConcurrency"]
+        configured = lam.get_function_configuration(FunctionName=res.FETCHER_FUNCTION)["Environment"]["Variables"]
+        cache = work / f"b7-cache-{label.split(':')[0].replace(' ', '-')}"
+        patch.setenv("STOCKSTREAM_CACHE_DIR", str(cache))
+        with serving(markit_csv(codes)) as url, contextlib.redirect_stdout(io.StringIO()):  # the handlers' EMF lines
+            patch.setenv("STOCKSTREAM_SOURCE_URL", url)
+            started = time.perf_counter()
+            arn = sfn.start_execution(stateMachineArn=document["state_machine_arn"], name=f"b7-{label.split(':')[0]}",
+                                      input=json.dumps({"date": DAY}))["executionArn"]
+            execution = wait_for(sfn, arn, attempts=10 ** 6)
+            real_seconds = time.perf_counter() - started
+        output = json.loads(execution.get("output") or "{}")
+        fetched = sum(r.get("symbolsFetched", 0) for r in output.get("batchResults", []))
+    return Day(label, int(configured.get("STOCKSTREAM_WORKERS", 1)), concurrency, invocations, execution["status"],
+               fetched, symbols, real_seconds)
+
+
+def measure(*, symbols: int, latency: float, work, design: bool = True) -> list[Figure]:
+    from stockstream_cli.aws import resources as res
+
+    days = [run_day(symbols=symbols, latency=latency, workers=None, max_concurrency=None, work=work,
+                    label=f"deployed: {res.FETCHER_WORKERS} workers x MaxConcurrency {res.MAP_MAX_CONCURRENCY}")]
+    if design:
+        days.append(run_day(symbols=symbols, latency=latency, workers=1, max_concurrency=10, work=work,
+                            label="design: 1 worker x MaxConcurrency 10"))
+    figures = []
+    for day in days:
+        deployed = day is days[0]
+        batches = day.batches
+        per_batch = sum(b.billed for b in batches) / max(len(batches), 1)
+        rate = day.workers * day.max_concurrency / 2.0
+        detail = (f"{day.status}, {day.fetched} of {day.total} symbols; {len(day.invocations)} invocations: "
+                  f"{len(batches)} batches of ~{per_batch:.0f} s ({sum(b.real for b in batches) / max(len(batches), 1):.1f} s "
+                  f"of it real work), {day.workers} workers each, at most {day.max_concurrency} at once = "
+                  f"{rate:g} requests/s toward Yahoo; measured in {day.real_seconds:.0f} s of real time")
+        figures.append(Figure("B7", f"{day.label}: billed Lambda GB-s a day", day.gb_s, "GB-s",
+                              f"<= {DESIGN_GB_S / 5:.0f} (1/5 of {DESIGN_GB_S:,.0f})" if deployed else "",
+                              day.gb_s <= DESIGN_GB_S / 5 and day.fetched == day.total and day.status == "SUCCEEDED"
+                              if deployed else None, detail))
+        figures.append(Figure("B7", f"{day.label}: wall time of the day", day.wall, "s",
+                              f"<= {DESIGN_WALL_S:.0f} s (the design's)" if deployed else "",
+                              day.wall <= DESIGN_WALL_S if deployed else None,
+                              f"symbol step + the Map at MaxConcurrency {day.max_concurrency} + the quality step"))
+    if len(days) == 2:
+        figures.append(Figure("B7", "deployed vs design sizing: GB-s, measured both ways", days[0].gb_s / days[1].gb_s,
+                              "x", note=f"the design's own table: {DESIGN_GB_S:,.0f} GB-s, {DESIGN_WALL_S / 60:.0f} min"))
+    return figures
