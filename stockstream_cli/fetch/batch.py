@@ -147,10 +147,13 @@ def fetch_batch(
 
     run = BatchProgress(deadline, lambda code, reason, detail: SymbolResult(code, None, reason, detail, 0, {}))
 
-    def fetch_one(code: str, start: dt.date = first, end: dt.date = last) -> SymbolResult:
+    def fetch_one(code: str, start: dt.date = first, end: dt.date = last, *, report: bool = True) -> SymbolResult:
         with http.paced(None, requests):  # per thread: the tally follows the request's thread
-            return fetch_symbol(code, start, end, batch_number, settings, pacer=pacer, sleep=sleep,
-                                fetcher=fetcher, rng=rng, final_through=final_through)
+            result = fetch_symbol(code, start, end, batch_number, settings, pacer=pacer, sleep=sleep,
+                                  fetcher=fetcher, rng=rng, final_through=final_through)
+        if report and on_symbol is not None:
+            on_symbol(code, result.failure)  # on the fetching thread, as soon as it is known
+        return result
 
     workers = max(1, min(getattr(settings, "workers", 1), len(codes) or 1))
     with _symbol_threads(workers, batch_number) as pool:
@@ -166,8 +169,6 @@ def fetch_batch(
                 break
             stop = False
             for offset, result in enumerate(chunk_results):
-                if on_symbol is not None:
-                    on_symbol(result.symbol, result.failure)
                 if run.add(result, codes[index + offset + 1:]):
                     stop = True
                     break
@@ -180,7 +181,7 @@ def fetch_batch(
         if run.interrupted or run.blocked or run.stop_error is not None:
             return SymbolResult(code, None, INTERRUPTED, "not refetched: the batch was cut short", 0, {})
         try:
-            return fetch_one(code, start, end)
+            return fetch_one(code, start, end, report=False)
         except BaseException as exc:
             if not run.stopped_by(exc, []):
                 raise
