@@ -16,6 +16,7 @@ import threading
 import traceback
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -133,12 +134,19 @@ def allow_plain_http_in_moto(bucket: str) -> None:
     boto3.client("s3", region_name=REGION).delete_bucket_policy(Bucket=bucket)
 
 
+class BucketRequest(NamedTuple):
+    method: str
+    url: str
+    expected: str | None  # the owner it named, None: it named none
+    client: str  # the User-Agent's first product ("Boto3/1.34.0", "object_store/0.12.2": polars' reader)
+
+
 class ExpectedBucketOwner:
     """What S3 does with ExpectedBucketOwner, which moto ignores: a request naming an owner that is not the
     bucket's account gets 403 AccessDenied. Every bucket request is recorded, with the owner it expected."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, str | None]] = []  # (method, URL, expected owner or None)
+        self.requests: list[BucketRequest] = []
 
     def install(self, monkeypatch) -> "ExpectedBucketOwner":
         from moto.s3.exceptions import S3AccessDeniedError
@@ -150,7 +158,8 @@ class ExpectedBucketOwner:
         def checked(original):
             def respond(self, request, full_url):
                 expected = request.headers.get("x-amz-expected-bucket-owner")
-                recorder.requests.append((request.method, full_url, expected))
+                client = (request.headers.get("user-agent") or "").split(" ")[0]
+                recorder.requests.append(BucketRequest(request.method, full_url, expected, client))
                 owner = s3_backends.bucket_accounts.get(self.bucket_name, (None, None))[1]
                 if expected and owner and expected != owner:
                     raise S3AccessDeniedError()
@@ -161,12 +170,12 @@ class ExpectedBucketOwner:
         monkeypatch.setattr(S3Response, "_key_response", checked(S3Response._key_response))
         return self
 
-    def without_owner(self) -> list[tuple[str, str]]:
+    def without_owner(self) -> list[BucketRequest]:
         """Requests that did not say whose the bucket must be, but CreateBucket (it cannot: it makes it yours)."""
         import urllib.parse
 
-        def is_create(method: str, url: str) -> bool:
-            parsed = urllib.parse.urlparse(url)
-            return method == "PUT" and not parsed.query and parsed.path.strip("/").count("/") == 0
+        def is_create(request: BucketRequest) -> bool:
+            parsed = urllib.parse.urlparse(request.url)
+            return request.method == "PUT" and not parsed.query and parsed.path.strip("/").count("/") == 0
 
-        return [(method, url) for method, url, owner in self.requests if owner is None and not is_create(method, url)]
+        return [r for r in self.requests if r.expected is None and not is_create(r)]

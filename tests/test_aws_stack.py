@@ -113,7 +113,7 @@ def test_every_s3_call_of_deploy_names_the_owner_and_a_bucket_of_another_account
     owner = ExpectedBucketOwner().install(monkeypatch)
     _deploy()
     assert owner.requests and owner.without_owner() == []
-    assert {expected for _, _, expected in owner.requests} == {ACCOUNT, None}  # None: the CreateBucket
+    assert {r.expected for r in owner.requests} == {ACCOUNT, None}  # None: the CreateBucket
 
     # someone else's account created the predictable name first
     other = boto3.client("s3", region_name=REGION)
