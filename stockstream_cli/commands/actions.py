@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from .. import options
-from .load import Format, choose_format, show
+from .load import Output, OutputFormat, choose_format, show
 
 
 def register(app: typer.Typer) -> None:
@@ -23,19 +22,8 @@ def actions(
     end: Annotated[
         Optional[str], typer.Option("--end", help="Last ex-date, YYYY-MM-DD, included.", show_default=False)
     ] = None,
-    format: Annotated[
-        Optional[Format],
-        typer.Option(
-            "--format",
-            help="table, csv, json (an array of row objects) or parquet (needs --output). "
-            "[default: table; with --output, from its suffix]",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
-    ] = None,
+    format: OutputFormat = None,
+    output: Output = None,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,

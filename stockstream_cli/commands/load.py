@@ -25,6 +25,23 @@ class Format(str, enum.Enum):
 SUFFIX_FORMATS = {".csv": Format.csv, ".json": Format.json, ".parquet": Format.parquet, ".pq": Format.parquet}
 
 
+# --format and --output, shared by load and actions (commands/actions.py)
+OutputFormat = Annotated[
+    Optional[Format],
+    typer.Option(
+        "--format",
+        help="table, csv, json (an array of row objects) or parquet (needs --output). "
+        "[default: table; with --output, from its suffix]",
+        show_default=False,
+        case_sensitive=False,
+    ),
+]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command("load")(load)
 
@@ -40,20 +57,8 @@ def load(
     end: Annotated[
         Optional[str], typer.Option("--end", help="Last trading date, YYYY-MM-DD, included.", show_default=False)
     ] = None,
-    format: Annotated[
-        Optional[Format],
-        typer.Option(
-            "--format",
-            help="table, csv, json (an array of row objects) or parquet (needs --output). "
-            "[default: table; with --output, from its suffix]",
-            show_default=False,
-            case_sensitive=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
-    ] = None,
+    format: OutputFormat = None,
+    output: Output = None,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,
