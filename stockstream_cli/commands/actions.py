@@ -45,7 +45,7 @@ def actions(
     last = None if end is None else parse_date(end, option="--end")
     check_range(first, last)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    aggregator = DataAggregator(settings.store, profile=settings.profile, region=settings.region)
+    aggregator = DataAggregator(settings.open_store(must_exist=True))  # a store that is not there: exit 2
     frame = aggregator.load_actions(codes, start=first, end=last)
     if frame.is_empty():
         typer.echo(f"no actions{' of ' + ' '.join(codes) if codes else ''} in {aggregator.store.uri}", err=True)
