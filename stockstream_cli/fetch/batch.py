@@ -147,7 +147,9 @@ def fetch_batch(
 
     run = BatchProgress(deadline, lambda code, reason, detail: SymbolResult(code, None, reason, detail, 0, {}))
 
-    def fetch_one(code: str, start: dt.date = first, end: dt.date = last, *, report: bool = True) -> SymbolResult:
+    def fetch_one(code: str, start: dt.date = first, end: dt.date = last, *, report: bool = True) -> SymbolResult | None:
+        if report and workers > 1 and deadline is not None and deadline.due():
+            return None  # the deadline came while this symbol waited for a thread: not fetched (judged below)
         with http.paced(None, requests):  # per thread: the tally follows the request's thread
             result = fetch_symbol(code, start, end, batch_number, settings, pacer=pacer, sleep=sleep,
                                   fetcher=fetcher, rng=rng, final_through=final_through)
@@ -169,6 +171,12 @@ def fetch_batch(
                 break
             stop = False
             for offset, result in enumerate(chunk_results):
+                if result is None:  # this one and every later one not fetched: the rest is interrupted
+                    stop = run.stopped_before(codes[index + offset:])
+                    if stop:
+                        break
+                    result = SymbolResult(chunk[offset], None, INTERRUPTED, "not fetched: the fetcher's deadline came",
+                                          0, {})
                 if run.add(result, codes[index + offset + 1:]):
                     stop = True
                     break
