@@ -73,7 +73,7 @@ class SimulatedWaits:
 @dataclasses.dataclass
 class Invocation:
     function: str
-    kind: str  # symbols, batch, finalize
+    kind: str  # symbols, batch, finalize, compact
     batch: int | None
     memory_mb: int
     real: float
@@ -168,7 +168,7 @@ def run_day(*, symbols: int, latency: float, workers: int | None, max_concurrenc
         def invoke(self, function, event):
             event = event if isinstance(event, dict) else json.loads(event or "{}")
             kind = ("symbols" if function.function_name == res.SYMBOL_FUNCTION
-                    else "finalize" if event.get("action") == "finalize" else "batch")
+                    else event["action"] if event.get("action") in ("finalize", "compact") else "batch")
             me = threading.current_thread().name
             waits.take({me})
             started = time.perf_counter()

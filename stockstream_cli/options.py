@@ -207,7 +207,7 @@ def _plain_conversion(descriptor, coerce_cli_choice):
     if annotation is bool:
         return _flag_value
     if annotation is int and getattr(info, "min", None) is None and getattr(info, "max", None) is None:
-        return int  # a plain whole number (the root's -v count): no range for pydantic to check
+        return _whole_number  # a plain whole number (the root's -v count, --batch-number): no range to check
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         choices = tuple(annotation)
         return lambda value: coerce_cli_choice(value, choices=choices, case_sensitive=info.case_sensitive)
@@ -218,6 +218,13 @@ def _plain_conversion(descriptor, coerce_cli_choice):
 
 
 _TRUE, _FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off", ""}
+
+
+def _whole_number(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a whole number") from None
 
 
 def _flag_value(value) -> bool:
