@@ -19,8 +19,9 @@ def to_parquet_bytes(rows: "pl.DataFrame") -> bytes:
     return buffer.getvalue()
 
 
-def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
-    """A stored batch file, checked against the contract's schema; None when there is none."""
+def read_parquet_key(store, key: str, expected_schema, what: str) -> "pl.DataFrame | None":
+    """A stored Parquet file checked against `expected_schema` (CorruptFileError naming it, else); None when
+    there is none. `what` names the schema in the message."""
     import polars as pl
 
     try:
@@ -31,6 +32,11 @@ def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
         rows = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
         raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
-    if rows.schema != schema.polars_schema():
-        raise CorruptFileError(key, f"schema {dict(rows.schema)} is not the contract's")
+    if rows.schema != expected_schema:
+        raise CorruptFileError(key, f"schema {dict(rows.schema)} is not {what}")
     return rows
+
+
+def read_batch_rows(store, key: str) -> "pl.DataFrame | None":
+    """A stored batch file, checked against the contract's schema; None when there is none."""
+    return read_parquet_key(store, key, schema.polars_schema(), "the contract's")

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import layout
-from ..errors import CorruptFileError, KeyNotFound
+
 
 if TYPE_CHECKING:
     import polars as pl
@@ -101,20 +101,9 @@ def to_bytes(frame: "pl.DataFrame") -> bytes:
 
 def read_symbol_actions(store, symbol: str) -> "pl.DataFrame | None":
     """actions/SYMBOL.parquet, checked against the schema; None when the store knows no action of it."""
-    import polars as pl
+    from ..datafile import read_parquet_key
 
-    key = layout.actions_key(symbol)
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        return None
-    try:
-        frame = pl.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
-        raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
-    if frame.schema != action_schema():
-        raise CorruptFileError(key, f"schema {dict(frame.schema)} is not the actions schema")
-    return frame
+    return read_parquet_key(store, layout.actions_key(symbol), action_schema(), "the actions schema")
 
 
 def store_actions(store, symbol: str, seen: "pl.DataFrame", known: "pl.DataFrame | None" = None) -> bool:
