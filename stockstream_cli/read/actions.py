@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from .. import layout
 
-
 if TYPE_CHECKING:
     import polars as pl
 
