@@ -49,6 +49,10 @@ Date = Annotated[
     Optional[str],
     typer.Option("--date", help="Trading day, YYYY-MM-DD [default: today in Australia/Sydney].", show_default=False),
 ]
+StoredDate = Annotated[  # the readers of a day's report (status, check): a day the store holds
+    Optional[str],
+    typer.Option("--date", help="Day to report, YYYY-MM-DD [default: the latest day in the store].", show_default=False),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 Symbols = Annotated[
     Optional[list[str]],

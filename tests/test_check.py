@@ -253,6 +253,27 @@ def test_a_symbol_in_a_later_list_is_expected_before_it(tmp_path):
     assert document["missing_counts"]["not_fetched"] == 5 and not document["complete"]
 
 
+def test_check_and_status_default_to_the_same_day_the_latest_in_the_store(complete_store):
+    """Without dates both report the latest day the store holds (not today, which the store may not have)."""
+    latest = RUN_DAYS[-1].isoformat()
+    status = runner.invoke(app, ["status", "--store", complete_store.uri, "--json"])
+    day = check_cli(complete_store, "--json")
+    assert status.exit_code == 0 and day.exit_code == 0, (status.output, day.output)
+    assert json.loads(status.stdout)["date"] == latest
+    assert (json.loads(day.stdout)["start"], json.loads(day.stdout)["end"]) == (latest, latest)
+    since = json.loads(check_cli(complete_store, "--start", "2026-11-16", "--json").stdout)
+    assert (since["start"], since["end"], since["sessions"]) == ("2026-11-16", latest, 5)
+    for command in ("check", "status"):
+        shown = " ".join(runner.invoke(app, [command, "--help"]).stdout.split())
+        assert "[default: the latest day in the store]" in shown, command
+
+
+def test_check_without_dates_of_a_store_with_no_days_says_what_to_run(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = runner.invoke(app, ["check", "--store", str(tmp_path / "data")])
+    assert result.exit_code == 2 and "holds no days yet" in result.stderr and "stockstream run-local" in result.stderr
+
+
 def test_bad_input_exits_2_before_reading(tmp_path):
     store = tmp_path / "nothing"
     for args in (["--date", "2026-11-12", "--start", "2026-11-10"], ["--start", "2026-11-12", "--end", "2026-11-10"],

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 End = Annotated[
     Optional[str],
-    typer.Option("--end", help="Last trading day, YYYY-MM-DD [default: today in Australia/Sydney].", show_default=False),
+    typer.Option("--end", help="Last trading day, YYYY-MM-DD [default: the latest day in the store].", show_default=False),
 ]
 
 
@@ -42,7 +42,7 @@ EXAMPLES = 4
 
 @options.quoting(big_move=BIG_MOVE, stale=STALE_SESSIONS)
 def check(
-    date: options.Date = None,
+    date: options.StoredDate = None,
     start: options.Start = None,
     end: End = None,
     symbols: options.Symbols = None,
@@ -67,10 +67,11 @@ def check(
     from ..settings import Settings
     from ..values import parse_symbols
 
-    first, last = _range(date, start, end)
+    given = _given_range(date, start, end)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
     data_store = settings.open_store(must_exist=True)
+    first, last = _range(data_store, *given)
     document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
     if json_output:
         emit_json(document)
@@ -79,17 +80,30 @@ def check(
     return quality.outcome(document)
 
 
-def _range(date, start, end):
+def _given_range(date, start, end) -> tuple:
+    """The typed dates, parsed (None where not given); InputError before anything is read."""
     from ..errors import InputError
     from ..values import check_range, parse_date
 
     if date is not None and (start is not None or end is not None):
         raise InputError("--date cannot be combined with --start/--end: give one day or a range")
-    if date is not None or (start is None and end is None):
+    if date is not None:
         day = parse_date(date)
         return day, day
-    last = parse_date(end, option="--end")
-    first = parse_date(start, option="--start") if start is not None else last
+    first = parse_date(start, option="--start") if start is not None else None
+    last = parse_date(end, option="--end") if end is not None else None
+    if first is not None and last is not None:
+        check_range(first, last)
+    return first, last
+
+
+def _range(data_store, first, last):
+    """Fill what was not given: the end is the latest day in the store (as `status`), the start the end."""
+    from ..read.status import latest_day
+    from ..values import check_range
+
+    last = last or latest_day(data_store)
+    first = first or last
     check_range(first, last)
     return first, last
 

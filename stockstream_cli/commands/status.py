@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
-
 import typer
 
 from ..outcome import Outcome
@@ -19,10 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def status(
-    date: Annotated[
-        Optional[str],
-        typer.Option("--date", help="Day to report, YYYY-MM-DD [default: the latest day in the store].", show_default=False),
-    ] = None,
+    date: options.StoredDate = None,
     store: options.Store = None,
     json: options.Json = False,
     profile: options.Profile = None,

@@ -118,15 +118,21 @@ def store_days(store) -> list[dt.date]:
     return sorted(days)
 
 
+def latest_day(store, days: list[dt.date] | None = None) -> dt.date:
+    """The latest day in the store (store_days): what `status` and `check` report when no date is given."""
+    days = store_days(store) if days is None else days
+    if not days:
+        raise InputError(
+            f"the store {store.uri} holds no days yet: run `{hints.command('run-local')}` (or `{hints.command('symbols')}`) first"
+        )
+    return days[-1]
+
+
 def day_status(store, day: dt.date | None = None) -> DayStatus:
     """The status of `day` (default: the latest day in the store); InputError when the store has no such day."""
     days = store_days(store)
     if day is None:
-        if not days:
-            raise InputError(
-                f"the store {store.uri} holds no days yet: run `{hints.command('run-local')}` (or `{hints.command('symbols')}`) first"
-            )
-        day = days[-1]
+        day = latest_day(store, days)
     elif day not in days:
         raise InputError(f"the store {store.uri} has nothing for {day.isoformat()}; {describe_days(days)}")
     return _status_of(store, day)
