@@ -70,6 +70,11 @@ Concurrency = Annotated[
     Optional[int],
     typer.Option("--concurrency", help=_setting_help("concurrency", "Batches fetched at once."), show_default=False),
 ]
+SymbolsAtOnce = Annotated[  # backfill: its unit of work is a symbol, not a batch
+    Optional[int],
+    typer.Option("--concurrency", help=_setting_help("concurrency", "Symbols fetched at once, each worker with its "
+                                                     "own --delay (as run-local's batches)."), show_default=False),
+]
 Delay = Annotated[
     Optional[float],
     typer.Option("--delay", help=_setting_help("delay", "Seconds between requests of one worker."), show_default=False),

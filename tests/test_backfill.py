@@ -109,7 +109,8 @@ def test_resumes_after_an_interruption_without_duplicates(store, fake_yahoo):
 
     yahoo.prepare(codes)
     with pytest.raises(Interrupted, match="2 of 5 symbols done and recorded"):
-        backfill.backfill(store, START, None, settings(batch_size=2), symbols=codes, fetcher=interrupted_at_ccc)
+        backfill.backfill(store, START, None, settings(batch_size=2, concurrency=1), symbols=codes,
+                          fetcher=interrupted_at_ccc)
     assert calls == ["AAA", "BBB", "CCC"]
     assert [k for k in store.list("raw-data/") if "backfill" in k] == ["raw-data/2026-11-25-backfill-0.parquet"]
     assert [k for k in store.list("runs/") if "backfill" in k] == ["runs/2026-11-25/backfill-0.json"]
@@ -171,7 +172,7 @@ def test_failures_are_recorded_and_only_the_retryable_ones_are_fetched_again(sto
 def test_paced_and_retried_like_any_fetch(store, fake_yahoo):
     waits = []
     fake_yahoo.fault("BBB", "server_error", times=1)
-    backfill.backfill(store, START, None, settings(delay=2.0, retry_wait=1.0), symbols=["AAA", "BBB", "CCC"],
+    backfill.backfill(store, START, None, settings(delay=2.0, retry_wait=1.0, concurrency=1), symbols=["AAA", "BBB", "CCC"],
                       sleep=waits.append)
     pacing = [w for w in waits if w > 1.5]
     backoff = [w for w in waits if w <= 1.0]
@@ -181,6 +182,44 @@ def test_paced_and_retried_like_any_fetch(store, fake_yahoo):
     assert len(backoff) == 1 and 0.5 <= backoff[0] <= 1.0  # the first retry waits retry_wait/2..retry_wait
     assert fake_yahoo.chart_requests("BBB") == 3
     assert fake_yahoo.by_kind() == {"cookie": 1, "crumb": 2, "chart": 5}
+
+
+def test_concurrency_fetches_that_many_symbols_at_once_and_stores_what_one_at_a_time_stores(store, tmp_path,
+                                                                                             fake_yahoo):
+    import threading
+
+    from stockstream_cli.sources import yahoo
+
+    codes = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+    together = threading.Barrier(3, timeout=30)  # passes only when 3 fetches are under way at once
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def three_at_once(code, first, last, timeout):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        together.wait()
+        try:
+            return yahoo.fetch(code, first, last, timeout)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    yahoo.prepare(codes)
+    seen = []
+    observer = backfill.Observer()
+    observer.symbol_done = lambda symbol, reason: seen.append((symbol, reason))
+    document = backfill.backfill(store, START, None, settings(concurrency=3), symbols=codes, fetcher=three_at_once,
+                                 observer=observer)
+    assert peak[0] == 3 and sorted(seen) == [(code, None) for code in codes]
+    assert document["metadata"]["symbols_fetched"] == 6 and fake_yahoo.chart_requests() == 6
+
+    one_at_a_time = as_store(tmp_path / "sequential")
+    build_day(one_at_a_time, LATEST, ["BHP"])
+    backfill.backfill(one_at_a_time, START, None, settings(concurrency=1), symbols=codes)
+    columns = ["symbol", "date", "open", "high", "low", "close", "volume", "adjusted_close"]
+    assert raw_rows(store).select(columns).sort("symbol", "date").equals(
+        raw_rows(one_at_a_time).select(columns).sort("symbol", "date"))
 
 
 def test_a_wider_range_than_recorded_is_fetched_again(store, fake_yahoo):
@@ -216,6 +255,7 @@ def test_cli_json_and_exit_codes(store, fake_yahoo):
         ["--start", "2026-11-02", "--end", "2026-11-01"],
         ["--start", "2026-11-02", "--symbols", "BHP.AX"],
         ["--start", "2026-11-02", "--delay", "-1"],
+        ["--start", "2026-11-02", "--concurrency", "0"],
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(store, fake_yahoo, args):

@@ -27,6 +27,7 @@ def backfill(
     symbols: options.Symbols = None,
     missing: Annotated[bool, typer.Option("--missing", help="Fetch exactly the symbols `check` reports as never "
                                           "fetched (not_fetched) over --start..--end (with --symbols: among those).")] = False,
+    concurrency: options.SymbolsAtOnce = None,
     delay: options.Delay = None,
     rate: options.Rate = None,
     retries: options.Retries = None,
@@ -47,7 +48,7 @@ def backfill(
     holds are read once by `load`: the newest fetch wins.
     Exit 0 all fetched, 3 some symbols failed (recorded; a rerun retries them).
 
-    Example: stockstream backfill --start 2020-01-01 --symbols NEWCO
+    Example: stockstream backfill --start 2020-01-01 --symbols NEWCO --concurrency 10
     """
     from ..fetch import manifest
     from ..run import backfill as backfill_module
@@ -59,7 +60,7 @@ def backfill(
     first = parse_date(start, option="--start")
     last = parse_date(end, option="--end") if end is not None else None
     check_range(first, last)
-    settings = Settings.resolve(store=store, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
+    settings = Settings.resolve(store=store, concurrency=concurrency, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = settings.open_store()
     from .running import day_locked

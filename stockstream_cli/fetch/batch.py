@@ -158,7 +158,7 @@ def fetch_batch(
         return result
 
     workers = max(1, min(getattr(settings, "workers", 1), len(codes) or 1))
-    with _symbol_threads(workers, batch_number) as pool:
+    with symbol_threads(workers, f"fetch-batch-{batch_number}") as pool:
         for index in range(0, len(codes), workers):  # `workers` symbols at a time, judged in order
             if run.stopped_before(codes[index:]):
                 break
@@ -223,7 +223,7 @@ def fetch_batch(
 
 
 @contextlib.contextmanager
-def _symbol_threads(workers: int, batch_number: int):
+def symbol_threads(workers: int, name: str):
     """Threads for `workers` symbols at once (None for one: the batch runs on this thread).
 
     Threads share the batch's pacer: each keeps its own --delay (FixedDelayPacer is per thread) and all
@@ -236,7 +236,7 @@ def _symbol_threads(workers: int, batch_number: int):
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-batch-{batch_number}") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         yield pool
 
 

@@ -3,7 +3,8 @@
 Which symbols: those named, else the ones the latest ASX list in the store added against the list before it
 and whose stored history does not reach back to `start` (to their listing date when that is later).
 
-How: one symbol at a time through fetch.fetch_symbol, the same pacing, retries, cleaning and failure
+How: `settings.concurrency` symbols at a time (each worker with its own --delay, all sharing the run's --rate
+budget, as run-local's batches) through fetch.fetch_symbol, the same pacing, retries, cleaning and failure
 reasons as any batch. The symbols are fetched in chunks of `settings.batch_size`; each chunk is written as
 raw-data/D-backfill-N.parquet (D = `end`, the contract's schema, `batch_number` = N) and then, last, its
 record runs/D/backfill-N.json (what `check` reads, and what makes the backfill resumable):
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -213,11 +215,15 @@ def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep,
 
     started = time.monotonic()
     number = next_number(store, work.end)
-    results = []
-    for code in chunk:
+    reported = threading.Lock()  # symbol_done is called from the fetching threads, one at a time
+
+    def fetch_one(code: str):
         result = fetch_symbol(code, work.start, work.end, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)
-        results.append(result)
-        observer.symbol_done(code, result.failure)
+        with reported:
+            observer.symbol_done(code, result.failure)
+        return result
+
+    results = _fetch_all(chunk, fetch_one, min(settings.concurrency, len(chunk)), f"backfill-{number}")
     # an action the store did not know, with rows stored before the backfill's range: those are fetched
     # again too, as the daily fetch does (fetch/restate.py); the actions seen are stored after the rows
     results = restate.restate(store, results, work.start, work.end, refetch=lambda code, first, last: fetch_symbol(
@@ -231,6 +237,24 @@ def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep,
                      time.monotonic() - started)
     store.put(layout.backfill_manifest_key(work.end, number), manifest.encode(record))
     return record
+
+
+def _fetch_all(codes: list[str], fetch_one: Callable, workers: int, name: str) -> list:
+    """fetch_one of every code, `workers` at a time (each worker keeps its own --delay; all share the run's
+    --rate budget), in the order of `codes`. On an interruption the symbols not started are dropped; those
+    in flight finish, so what was fetched is whole."""
+    from ..fetch.batch import symbol_threads
+
+    with symbol_threads(workers, name) as pool:
+        if pool is None:
+            return [fetch_one(code) for code in codes]
+        futures = [pool.submit(fetch_one, code) for code in codes]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _record(work: Plan, number: int, chunk: list[str], results, rows, data_key: str | None, elapsed: float) -> dict:
