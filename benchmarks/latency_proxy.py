@@ -6,16 +6,24 @@
 Each request waits `latency` seconds before it is forwarded (what a round trip to S3 costs on top of the
 work), so a reader pays per request as it would in a region: the figure that counts is how many requests a
 read makes and how many it makes at once. Keep-alive on both sides; one thread per client connection.
+
+`LatencyProxy.in_own_process(...)` runs it as `python -m benchmarks.latency_proxy UPSTREAM LATENCY` instead:
+relaying bytes in Python holds an interpreter lock, which S3 does not share with the reader it serves (moto
+runs in a process of its own for the same reason). `GET /__proxy/requests` then gives the count.
 """
 
 from __future__ import annotations
 
 import http.client
 import http.server
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 
+COUNT_PATH = "/__proxy/requests"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade"}
 
@@ -58,6 +66,9 @@ class LatencyProxy:
                 pass
 
             def _forward(self) -> None:
+                if self.path == COUNT_PATH:
+                    self._answer(str(proxy.requests).encode())
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 time.sleep(proxy.latency)
@@ -84,6 +95,49 @@ class LatencyProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
+            def _answer(self, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+class ProxyProcess:
+    """A LatencyProxy in a child process, with the same `url`, `requests` and context manager."""
+
+    def __init__(self, upstream: str, *, latency: float):
+        self._args = [sys.executable, "-m", "benchmarks.latency_proxy", upstream, repr(latency)]
+        self._process: subprocess.Popen | None = None
+        self.url = ""
+
+    @property
+    def requests(self) -> int:
+        with urllib.request.urlopen(self.url + COUNT_PATH, timeout=30) as answer:
+            return int(answer.read())
+
+    def __enter__(self) -> "ProxyProcess":
+        self._process = subprocess.Popen(self._args, stdout=subprocess.PIPE, text=True)
+        self.url = self._process.stdout.readline().strip()  # the child prints its URL once it listens
+        if not self.url:
+            raise RuntimeError("the latency proxy did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+
+
+LatencyProxy.in_own_process = staticmethod(lambda upstream, *, latency: ProxyProcess(upstream, latency=latency))
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # for sigwait, in every thread
+    with LatencyProxy(sys.argv[1], latency=float(sys.argv[2])) as running:
+        print(running.url, flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})

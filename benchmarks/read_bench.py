@@ -287,7 +287,7 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
     with moto_s3(own_process=True) as endpoint:
         bucket = "stockstream-benchmark-far"
         upload(files, bucket)  # straight to moto: the year's writes are not what is measured
-        with LatencyProxy(endpoint, latency=latency) as proxy:
+        with LatencyProxy.in_own_process(endpoint, latency=latency) as proxy:
             os.environ["AWS_ENDPOINT_URL"] = proxy.url
             store = f"s3://{bucket}"
             started = time.perf_counter()

@@ -37,6 +37,10 @@ class KeyNotFound(StoreError):
         self.key = key
 
 
+class VersionChanged(StoreError):
+    """An object rewritten between two reads of its parts (S3Store.read_range): read it again, whole."""
+
+
 class Unhealable(StockstreamError):
     """Retrying cannot help (a full disk, permission denied, a store path that is a file, a host name that
     does not resolve): the run stops at once with this one line, no retry loop, nothing more fetched."""

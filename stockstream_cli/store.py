@@ -6,6 +6,7 @@ locally a temporary file in the same folder renamed over the target, on S3 a sin
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable,
-                     aws_error_code, first_line, is_dns_failure, os_error_kind)
+                     VersionChanged, aws_error_code, first_line, is_dns_failure, os_error_kind)
 
 
 def _process_umask() -> int:
@@ -245,6 +246,15 @@ def _walk_files(root: Path, folder: str):
 S3_CONNECTIONS = 32
 
 
+@dataclasses.dataclass(frozen=True)
+class Suffix:
+    """The end of an object (S3Store.read_suffix): its last bytes, its whole size, its ETag."""
+
+    data: bytes
+    size: int
+    etag: str
+
+
 class S3Store:
     def __init__(self, uri: str, *, profile: str | None = None, region: str | None = None):
         rest = uri[len("s3://"):].strip("/")
@@ -330,12 +340,29 @@ class S3Store:
 
     def read_tail(self, key: str, size: int) -> bytes:
         """One ranged GET (a suffix range: S3 answers with the whole object when it is shorter)."""
+        return self.read_suffix(key, size).data
+
+    def read_suffix(self, key: str, size: int) -> "Suffix":
+        """The last `size` bytes (all when shorter), with the object's whole size and ETag: one suffix GET."""
+        response = self._ranged_get(key, f"bytes=-{size}")
+        data = response["Body"].read()
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        return Suffix(data, int(total) if total.isdigit() else len(data), response.get("ETag", ""))
+
+    def read_range(self, key: str, start: int, stop: int, *, etag: str) -> bytes:
+        """Bytes [start, stop) of the key while it is still the object of that ETag (If-Match): VersionChanged
+        when it was rewritten since, so bytes of two versions are never put together."""
+        return self._ranged_get(key, f"bytes={start}-{stop - 1}", IfMatch=etag)["Body"].read()
+
+    def _ranged_get(self, key: str, byte_range: str, **conditions):
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{size}")
-            return response["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=byte_range, **conditions)
         except Exception as exc:
-            if aws_error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            code = aws_error_code(exc)
+            if code in {"NoSuchKey", "404", "NotFound"}:
                 raise KeyNotFound(key, self.uri) from None
+            if code in {"PreconditionFailed", "412"}:
+                raise VersionChanged(f"s3://{self.bucket}/{self._key(key)} was rewritten while it was read") from None
             raise _store_error(exc, f"cannot read s3://{self.bucket}/{self._key(key)}") from None
 
     def delete(self, key: str) -> None:

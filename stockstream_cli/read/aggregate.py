@@ -189,7 +189,7 @@ class DataAggregator:
             if not keys:
                 return schema.empty_frame()
             try:
-                return self._collect(keys, _predicate(codes, start, end), newest=newest)
+                return self._collect(keys, _predicate(codes, start, end), newest=newest, filters=(codes, start, end))
             except KeyNotFound:
                 # a listed file was deleted before it was read: compaction folded it into its month's file,
                 # written before the delete, so a new listing finds its rows there
@@ -237,12 +237,15 @@ class DataAggregator:
 
     # ------------------------------------------------------------------------------------------ the scan
 
-    def _scan(self, keys: list[str]) -> "pl.LazyFrame":
+    def _scan(self, keys: list[str], filters: tuple = (None, None, None)) -> "pl.LazyFrame":
         import polars as pl
 
         if self._fetches_whole_objects():
-            return pl.scan_parquet([io.BytesIO(data) for data in self._objects(keys)], schema=schema.polars_schema(),
-                                   hive_partitioning=False)
+            whole, parts = self._s3_reads(keys, *filters)
+            scans = [pl.scan_parquet([io.BytesIO(data) for data in whole], schema=schema.polars_schema(),
+                                     hive_partitioning=False)] if whole else []
+            scans += [part.lazy() for part in parts]  # compacted files sort after the others: key order kept
+            return pl.concat(scans, how="vertical") if len(scans) != 1 else scans[0]
         return pl.scan_parquet(
             [self.store.polars_path(key) for key in keys],
             schema=schema.polars_schema(),
@@ -253,24 +256,42 @@ class DataAggregator:
         )
 
     def _fetches_whole_objects(self) -> bool:
-        """On S3 each file is fetched whole, many at once (one GET each; the files a query keeps are a month
-        or a batch, small), rather than left to polars, which asks for a footer, then the row groups, a few
-        files at a time: with S3's ~20 ms a request, the number of round trips is what a read costs."""
+        """On S3 the files are fetched by us, many at once (a batch file whole, one GET; a compacted month under
+        a symbol filter by its matching row groups, two GETs: row_groups.py), rather than left to polars, which
+        asks for a footer, then the row groups, a few files at a time: with S3's ~20 ms a request, the number
+        of round trips is what a read costs, and then the bytes."""
         from ..store import S3Store
 
         return isinstance(self.store, S3Store)
 
-    def _objects(self, keys: list[str]) -> list[bytes]:
-        """The keys' contents, S3_READERS at a time; KeyNotFound for a key gone since it was listed."""
-        if len(keys) <= 1:
-            return [self.store.get(key) for key in keys]
-        with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
-            return list(pool.map(self.store.get, keys))
+    def _s3_reads(self, keys: list[str], codes, start, end) -> tuple[list[bytes], list["pl.DataFrame"]]:
+        """(whole objects, row groups read apart), S3_READERS reads at a time. With a symbol filter a compacted
+        file yields only the row groups that can match (row_groups.py); every other file, and a compacted one
+        that cannot be read so, comes whole. KeyNotFound for a key gone since it was listed."""
+        from .row_groups import read_matching_groups
 
-    def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True) -> "pl.DataFrame":
+        dates = tuple(None if day is None else day.isoformat() for day in (start, end))
+
+        def read(key: str):
+            if codes is not None and layout.parse_compacted_data_key(key) is not None:
+                part = read_matching_groups(self.store, key, codes, *dates)
+                if part is not None:
+                    return part
+            return self.store.get(key)
+
+        if len(keys) <= 1:
+            contents = [read(key) for key in keys]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
+                contents = list(pool.map(read, keys))
+        whole = [item for item in contents if isinstance(item, bytes)]
+        return whole, [item for item in contents if not isinstance(item, bytes)]
+
+    def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True,
+                 filters: tuple = (None, None, None)) -> "pl.DataFrame":
         import polars as pl
 
-        query = self._scan(keys)
+        query = self._scan(keys, filters)
         if predicate is not None:
             query = query.filter(predicate)
         try:
