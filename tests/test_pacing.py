@@ -182,6 +182,50 @@ def test_threads_share_one_budget_each_slot_given_once():
     assert slots == pytest.approx([k * (1 + MARGIN) / 50.0 for k in range(200)])
 
 
+class BudgetWorker:
+    """A thread that calls the budget when told to (a slot belongs to the thread that reserved it)."""
+
+    def __init__(self, bucket: RateBudget):
+        import queue
+
+        self._calls, self._results = queue.Queue(), queue.Queue()
+        threading.Thread(target=self._serve, args=(bucket,), daemon=True).start()
+
+    def _serve(self, bucket) -> None:
+        while (name := self._calls.get()) is not None:
+            self._results.put(getattr(bucket, name)())
+
+    def call(self, name: str) -> float:
+        self._calls.put(name)
+        return self._results.get(timeout=30)
+
+    def stop(self) -> None:
+        self._calls.put(None)
+
+
+def test_a_request_woken_late_never_puts_more_than_the_cap_into_one_second():
+    """Slots are handed out ahead; the first worker wakes 0.1 s late. Without confirm() the sixth request
+    would go 0.93 s after it: six in one second at a server allowing five."""
+    bucket, fake = budget(5.0)
+    gap = (1 + MARGIN) / 5
+    workers = [BudgetWorker(bucket) for _ in range(6)]
+    assert [w.call("reserve") for w in workers] == pytest.approx([k * gap for k in range(6)])
+    starts = []
+    for index, worker in enumerate(workers[:5]):
+        fake.now = 0.1 if index == 0 else index * gap  # worker 0 late, the others on time
+        assert worker.call("confirm") == 0.0
+        starts.append(fake.now)
+    fake.now = 5 * gap
+    extra = workers[5].call("confirm")
+    assert extra == pytest.approx(0.1 + 1 + MARGIN - 5 * gap)  # until 1 + MARGIN after the late start
+    fake.now += extra
+    assert workers[5].call("confirm") == 0.0
+    starts.append(fake.now)
+    assert starts[5] - starts[0] == pytest.approx(1 + MARGIN)
+    for worker in workers:
+        worker.stop()
+
+
 def test_aimd_against_a_server_limit_keeps_close_to_it_with_few_429s():
     """A deterministic simulation: one request every 1/cap s against a 100 req/s sliding-window limit."""
     fake = FakeTime()

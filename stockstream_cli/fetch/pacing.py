@@ -52,6 +52,7 @@ MARGIN = 0.03  # slots 3% wider than 1/cap: jitter between a slot and the reques
 # requests/s on a busy machine (B1), each costing the AIMD's 30% cut; 3% costs 3% of the ideal
 RECOVERY_BOUND = 45.0  # seconds after a storm's end until the workers are back at their pace (see above)
 SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
+STARTS_KEPT = 256  # request starts confirm() looks back over: a second's worth at any cap a client reaches
 
 
 @runtime_checkable
@@ -122,6 +123,7 @@ class RateBudget:
         self._cap = self.ceiling  # math.inf: not capped
         self._next_slot = -math.inf
         self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
+        self._started: collections.deque[float] = collections.deque(maxlen=STARTS_KEPT)  # confirm()'s record
         self._answered: collections.deque[float] = collections.deque(maxlen=4096)
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
@@ -139,11 +141,34 @@ class RateBudget:
         return self._cap
 
     def acquire(self) -> float:
-        """Take a token: wait for this request's slot. Returns the seconds waited."""
+        """Take a token: wait for this request's slot, then until confirm() lets it go. Returns the seconds waited."""
         waited = self.reserve()
         if waited > 0:
             self._sleep(waited)
+        while (extra := self.confirm()) > 0:
+            self._sleep(extra)
+            waited += extra
         return waited
+
+    def confirm(self) -> float:
+        """The calling thread's slot has come: its request goes now (0 is returned and its start recorded),
+        unless ceil(cap) requests already started within the last 1 + MARGIN seconds; then the seconds to
+        wait before confirming again. Slots are handed out ahead, so a thread woken late (a busy machine)
+        would otherwise go right before the next thread's slot: two requests a few ms apart, and at the
+        server's one-second window one request too many, a 429 that costs the cap 30%. A start is taken as
+        the later of the clock and the slot (a clock that stands still in a test: the slot)."""
+        with self._lock:
+            start = max(self._clock(), getattr(self._worker, "slot", -math.inf))
+            if self._cap != math.inf:
+                most = math.ceil(self._cap - 1e-9)
+                earlier = sorted(at for at in self._started if at <= start)
+                if len(earlier) >= most:
+                    free_at = earlier[-most] + 1.0 + MARGIN
+                    if free_at > start + 1e-9:
+                        self._worker.slot = free_at
+                        return free_at - start
+            self._started.append(start)
+            return 0.0
 
     def reserve(self) -> float:
         """Take a token without waiting: the seconds until this request's slot (the caller waits them).
@@ -211,6 +236,7 @@ class RateBudget:
             self._peak = max(self._peak, tolerated)
             self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
             self._next_slot = max(self._next_slot, now)
+            self._started.clear()  # confirm() spaces requests at the new cap, not against the old rate's starts
             self._last_decrease = now
             self.decreases += 1
             self.lowest_cap = min(self.lowest_cap, self._cap)

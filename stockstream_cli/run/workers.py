@@ -40,7 +40,7 @@ POLL_SECONDS = 0.1  # how often waiting loops look at the stop event, a Ctrl-C, 
 JOIN_SECONDS = 10.0  # how long a worker may take to drop its batch in flight and exit before it is killed
 
 # messages
-RESERVE, ANSWERED, RATE_LIMITED = "reserve", "answered", "rate_limited"  # worker thread -> BudgetService
+RESERVE, CONFIRM, ANSWERED, RATE_LIMITED = "reserve", "confirm", "answered", "rate_limited"  # worker thread -> BudgetService
 STARTED, OUTCOME, CANCELLED = "started", "outcome", "cancelled"  # worker -> parent, besides the observer's
 NOTE, SYMBOL, RETRYING, DONE = "note", "symbol", "retrying", "done"
 
@@ -143,6 +143,8 @@ class BudgetService:
                     return
                 if message == RESERVE:
                     connection.send(self.budget.reserve())
+                elif message == CONFIRM:
+                    connection.send(self.budget.confirm())
                 elif message == ANSWERED:
                     self.budget.on_success()
                 elif isinstance(message, tuple) and message[0] == RATE_LIMITED:
@@ -186,7 +188,13 @@ class RemoteBudget:
         waited = connection.recv()
         if waited > 0:
             self._sleep(waited)
-        return waited
+        while True:  # the slot has come: RateBudget.confirm, through the service thread that reserved it
+            connection.send(CONFIRM)
+            extra = connection.recv()
+            if extra <= 0:
+                return waited
+            self._sleep(extra)
+            waited += extra
 
     def on_success(self) -> None:
         self._connection().send(ANSWERED)
