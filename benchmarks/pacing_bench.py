@@ -130,6 +130,8 @@ def measure(*, symbols: int, latency: float, limit: float, workers: int, work: P
     for run in runs:
         target = GOALS.get(run.mode.key) if targets else None
         figures += wall_figures(run, ideal, prefix, target)
+        if run.mode.key != "design":
+            figures.append(pacing_floor(run, symbols, limit, ideal, prefix))
         refused_share = 100 * run.refused / max(run.requests, 1)
         checked = targets and run.mode.key == "rate"
         figures.append(Figure("B1", f"{prefix}{run.mode.label}: 429s / requests", refused_share, "%",
@@ -158,6 +160,24 @@ def wall_figures(run: PacingRun, ideal: float, prefix: str, target: float | None
                f"{run.span:.1f} s for {run.requests_all} requests of every kind (cookie, crumb, consent, chart, "
                f"resends); the start-up and the exit left out"),
     ]
+
+
+FIXED_REQUESTS = 2  # a cold run's cookie and crumb, before the first chart request
+
+
+def pacing_floor(run: PacingRun, symbols: int, limit: float, ideal: float, prefix: str) -> Figure:
+    """The lowest wall time the pacing allows this run: its own measured start-up and exit, plus every request
+    a cold run needs (a chart per symbol, a cookie, a crumb) at the pacer's slot of (1 + MARGIN)/R."""
+    from stockstream_cli.fetch.pacing import MARGIN
+
+    requests = symbols + FIXED_REQUESTS
+    paced = (requests - 1) * (1 + MARGIN) / limit
+    exit_time = run.process.wall - run.start_up - run.span
+    floor = run.start_up + paced + exit_time
+    return Figure("B1", f"{prefix}{run.mode.label}: floor (its start-up and exit + the requests at the pacer's slot) "
+                        f"vs ideal", floor / ideal, "x",
+                  note=f"{run.start_up:.1f} s + {requests} requests x {(1 + MARGIN) / limit:.3f} s = {paced:.1f} s + "
+                       f"{exit_time:.1f} s: the wall-time target is below this floor when the ratio exceeds it")
 
 
 def cpu_floor_run(*, symbols: int, latency: float, limit: float, workers: int, work: Path) -> tuple[list[Figure], PacingRun]:

@@ -38,8 +38,8 @@ SYMBOLS, BATCH_SIZE = 60, 10
         ({"rate": 100}, 2, 2),  # ... but never more than the cores
         ({"rate": 60}, 8, 2),
         ({"rate": 30}, 8, 1),
-        ({"delay": 0}, 8, 4),  # adaptive with no delay: unbounded, so the cores, at most 4
-        ({"delay": 0}, 2, 2),
+        ({"delay": 0}, 8, 1),  # adaptive with no delay: Yahoo's limit sets the pace, far below one process's
+        ({"delay": 0, "processes": 2}, 8, 2),  # ... unless asked for
         ({"delay": 0, "concurrency": 1}, 8, 1),  # never more processes than batches at once
         ({"delay": 0.2, "concurrency": 10}, 8, 2),  # 10 workers x 5 requests/s
         ({"rate": 100, "delay": 2}, 8, 1),  # the lower bound wins: 10 workers pausing 2 s

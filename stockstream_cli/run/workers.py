@@ -47,13 +47,17 @@ NOTE, SYMBOL, RETRYING, DONE = "note", "symbol", "retrying", "done"
 
 def planned_processes(settings, jobs: int | None = None) -> int:
     """Worker processes for a run: settings.processes if set, else as many as the expected request rate
-    needs (capped by the cores and MAX_AUTO_PROCESSES). 1 means the batches run on threads of this process."""
+    needs (capped by the cores and MAX_AUTO_PROCESSES; adaptive with no delay: one). 1 means the batches run
+    on threads of this process."""
     if settings.processes is not None:
         wanted = settings.processes
     else:
         rate = expected_rate(settings)
         cores = min(os.cpu_count() or 1, MAX_AUTO_PROCESSES)
-        wanted = cores if math.isinf(rate) else min(cores, math.ceil(rate / PROCESS_RATE))
+        # adaptive pacing with no delay has no rate of its own: Yahoo's limit sets it, and that (users report
+        # trouble above 1-5 requests/s) is far below one process's PROCESS_RATE, so spawning more only costs
+        # their start-up; --rate or --processes asks for more
+        wanted = 1 if math.isinf(rate) else min(cores, math.ceil(rate / PROCESS_RATE))
     return max(1, min(wanted, settings.concurrency, wanted if jobs is None else jobs))
 
 
