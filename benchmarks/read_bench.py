@@ -279,9 +279,9 @@ class _MotoProcess:
 
 def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, latency: float) -> list[Figure]:
     """The year on S3 `latency` seconds away (a proxy in front of moto), as the pipeline leaves it: its own
-    compaction step (compact_closed_months for the last day) folds every month before the last one."""
+    compaction step (compact_earlier_days for the last day) folds every day before the last one."""
     from benchmarks.latency_proxy import LatencyProxy
-    from stockstream_cli.read.compact import compact_closed_months
+    from stockstream_cli.read.compact import compact_earlier_days
     from stockstream_cli.store import open_store
 
     ms = f"{latency * 1000:g} ms"
@@ -292,7 +292,7 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
             os.environ["AWS_ENDPOINT_URL"] = proxy.url
             store = f"s3://{bucket}"
             started = time.perf_counter()
-            step = compact_closed_months(open_store(store), DAY)
+            step = compact_earlier_days(open_store(store), DAY, command="benchmark")
             compaction = time.perf_counter() - started
             left = sum(1 for key in open_store(store).list("raw-data/"))
             before = proxy.requests
@@ -313,7 +313,7 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
                 warm = median_time(lambda: aggregator.load_symbols(SYMBOLS), repeats)
                 warm_requests = (proxy.requests - before) / max(repeats, 1)
     return [
-        Figure("B4", f"S3 +{ms}/request: the pipeline's compaction step (compact_closed_months)", compaction, "s",
+        Figure("B4", f"S3 +{ms}/request: the pipeline's compaction step (compact_earlier_days)", compaction, "s",
                note=f"{label}; {step['files']} batch files into {len(step['months'])} month files; "
                     f"{left} data files left"),
         Figure("B4", f"S3 +{ms}/request: naive pandas reader (every file, after the compaction)", naive, "s",

@@ -10,8 +10,9 @@ Finalize: {"action": "finalize", "date": D, "startedAt": ISO, "execution": name,
 {"complete": bool, "alert": message or null, "session", "missing", "suspicious"}. Raises QualityCheckFailed
 when the check could not run. It runs here, on the 512 MB function, because the check loads a day of data.
 
-Compact: {"action": "compact", "date": D} folds every month before D's into raw-data/compacted-YYYY-MM.parquet
-(the state machine's CompactClosedMonths, after the check); returns {"date", "months", "files", "rows", "kept"}.
+Compact: {"action": "compact", "date": D} folds every day before D into its month's
+raw-data/compacted-YYYY-MM.parquet, under those days' locks (the state machine's CompactEarlierDays, after the
+check); returns {"date", "months", "files", "rows", "kept", "skipped"} ("skipped": who held a day, or null).
 """
 
 from stockstream_cli.run.lambda_runtime import (COMPACT_ACTION, FINALIZE_ACTION, batch_metrics, compact_event,

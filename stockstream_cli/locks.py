@@ -48,10 +48,9 @@ class LockHeld(InputError):
     def __init__(self, what: str, holder: dict):
         since = str(holder.get("started", "?"))
         clock = since[11:16] if len(since) >= 16 else since
-        super().__init__(
-            f"{what} is being written by {holder.get('command', '?')} (pid {holder.get('pid', '?')} on host "
-            f"{holder.get('host', '?')}, since {clock} UTC); wait for it or pass --wait"
-        )
+        self.held_by = (f"{what} is being written by {holder.get('command', '?')} (pid {holder.get('pid', '?')} "
+                        f"on host {holder.get('host', '?')}, since {clock} UTC)")  # who holds it, without advice
+        super().__init__(f"{self.held_by}; wait for it or pass --wait")
         self.holder = holder
 
 

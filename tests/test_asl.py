@@ -143,15 +143,15 @@ def test_the_data_quality_step_runs_on_the_fetcher_with_a_small_event(asl):
     assert set(check["ResultSelector"]) == {"session.$", "complete.$", "missing.$", "suspicious.$", "alert.$"}
     assert check["ResultPath"] == "$.quality"  # date and batchResults stay in the output (status --remote reads them)
     assert check["Retry"][0]["ErrorEquals"] == THROTTLED and set(check["Retry"][1]["ErrorEquals"]) == LAMBDA_SERVICE_ERRORS
-    assert check["Next"] == "CompactClosedMonths"
+    assert check["Next"] == "CompactEarlierDays"
 
 
-def test_the_ended_months_are_compacted_after_the_check_and_a_failure_there_never_fails_the_run(asl):
-    step = asl["States"]["CompactClosedMonths"]
+def test_the_earlier_days_are_compacted_after_the_check_and_a_failure_there_never_fails_the_run(asl):
+    step = asl["States"]["CompactEarlierDays"]
     assert step["Type"] == "Task" and step["Resource"] == "arn:${Partition}:states:::lambda:invoke"
     assert step["Parameters"] == {"FunctionName": "${StockDataFetcherArn}",
                                   "Payload": {"action": "compact", "date.$": "$.date"}}
-    assert set(step["ResultSelector"]) == {"months.$", "files.$", "kept.$"}  # small: no per-file lists
+    assert set(step["ResultSelector"]) == {"months.$", "files.$", "kept.$", "skipped.$"}  # small: no per-file lists
     assert step["ResultPath"] == "$.compaction"  # the quality block stays where IsDataComplete reads it
     assert step["Next"] == "IsDataComplete"
     assert step["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.compactionError", "Next": "IsDataComplete"}]
@@ -229,7 +229,7 @@ def _retry_window(retrier: dict) -> float:
     return sum(min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i, cap) for i in range(retrier["MaxAttempts"]))
 
 
-@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",), ("CompactClosedMonths",)])
+@pytest.mark.parametrize("path", [("SplitIntoBatches", "FetchStockData"), ("CheckDataQuality",), ("CompactEarlierDays",)])
 def test_a_throttled_invocation_rides_out_a_burst(asl, path):
     """Lambda throttles when the account's concurrency is used up (another stack, a rerun): waits of 5 s
     doubling to a 2-minute cap, jittered so the Map's items do not come back at once, span over 4 minutes."""

@@ -43,6 +43,20 @@ def test_plan_takes_every_month_before_the_current_one_or_the_months_asked():
         compact.plan(keys, months=["2026-13"], today=TODAY)
 
 
+def test_the_pipelines_plan_takes_every_day_before_the_runs_its_own_month_included():
+    keys = ([layout.batch_data_key(day, n) for day in DAYS for n in (0, 1)] + [layout.compacted_data_key("2026-03")]
+            + [layout.batch_data_key(D(2026, 3, 3), 0), layout.batch_data_key(D(2026, 3, 4), 0)])
+    plans = compact.plan(keys, before=D(2026, 3, 4))
+    assert [(p.month, len(p.batch_keys), p.compacted) for p in plans] == [
+        ("2026-01", 6, False), ("2026-02", 4, False), ("2026-03", 3, True)]
+    assert layout.batch_data_key(D(2026, 3, 4), 0) not in plans[-1].batch_keys  # the run's own day stays
+    assert compact.folded_days(plans) == set(DAYS) | {D(2026, 3, 3)}
+    only = compact.plan(keys, before=D(2026, 3, 4), days={D(2026, 2, 3), D(2026, 3, 3)})  # the locked days
+    assert [(p.month, p.batch_keys) for p in only] == [
+        ("2026-02", (layout.batch_data_key(D(2026, 2, 3), 0), layout.batch_data_key(D(2026, 2, 3), 1))),
+        ("2026-03", (layout.batch_data_key(D(2026, 3, 3), 0),))]
+
+
 def test_compaction_keeps_every_row_and_deletes_the_merged_batch_files(tmp_path):
     store = build(tmp_path / "data")
     before = everything(store)

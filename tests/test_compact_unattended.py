@@ -2,13 +2,16 @@
 
 A rewrite of a batch file between compact's read and its delete survives (the delete is a compare-and-delete
 of the version read); a crash at any step, then a rerun, leaves the store an uninterrupted compaction leaves;
-run-local (and the deployed state machine: tests/test_aws_compaction.py) compacts the ended months alone.
+run-local (and the deployed state machine: tests/test_aws_compaction.py) folds every day before its own alone,
+under those days' locks: a day another process writes is left for the next run, so two compactors never
+rewrite one month's file from different reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import polars as pl
 import pytest
@@ -125,30 +128,112 @@ def test_a_crash_at_any_step_loses_nothing_and_a_rerun_finishes_it(tmp_path, cra
     assert compact.compact(store, today=TODAY)["months"] == []  # idempotent: nothing left to do
 
 
-def test_run_local_alone_leaves_the_ended_months_compacted(tmp_path, fake_yahoo):
-    store = as_store(tmp_path / "data")
+def run_local(tmp_path, day: dt.date, list_path):
+    return CliRunner().invoke(app, ["run-local", "--date", day.isoformat(), "--from-file", str(list_path),
+                                    "--store", str(tmp_path / "data"), "--batch-size", "3", "--json"])
+
+
+def keep_a_copy(store, reference, day: dt.date) -> None:
+    """The day's batch files into a store nobody compacts: what the pipeline's store must read back as."""
+    for key in store.list(layout.batch_data_prefix(day)):
+        reference.put(key, store.get(key))
+
+
+def batch_files(day: dt.date, count: int = 2) -> list[str]:
+    return [layout.batch_data_key(day, n) for n in range(count)]
+
+
+SEPTEMBER = [D(2026, 9, 1), D(2026, 9, 2), D(2026, 9, 3), D(2026, 9, 4)]
+
+
+def test_run_local_day_after_day_leaves_one_file_a_month_and_the_last_days_batch_files(tmp_path, fake_yahoo):
+    store, reference = as_store(tmp_path / "data"), as_store(tmp_path / "never-compacted")
     codes = asx_codes(6)
-    earlier = [D(2026, 7, 30), D(2026, 7, 31), D(2026, 8, 3)]
-    for day in earlier:
-        build_day(store, day, codes, batch_size=3, fetch_timestamp=f"{day.isoformat()}T08:00:00.000Z")
-    held_before = DataAggregator(store).load()
+    for day in [D(2026, 7, 30), D(2026, 7, 31), D(2026, 8, 3)]:
+        for where in (store, reference):
+            build_day(where, day, codes, batch_size=3, fetch_timestamp=f"{day.isoformat()}T08:00:00.000Z")
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
 
-    result = CliRunner().invoke(app, ["run-local", "--date", "2026-09-04", "--from-file", str(list_path),
-                                      "--store", str(tmp_path / "data"), "--batch-size", "3", "--json"])
-
-    assert result.exit_code == 0, result.output
-    keys = store.list(layout.RAW_DATA_PREFIX)
-    assert keys == ["raw-data/2026-09-04-batch-0.parquet", "raw-data/2026-09-04-batch-1.parquet",
-                    "raw-data/compacted-2026-07.parquet", "raw-data/compacted-2026-08.parquet"]
-    run = json.loads(store.get(layout.run_summary_key(D(2026, 9, 4))))
-    compacted_rows = sum(pl.read_parquet(store.get(key)).height for key in keys if "compacted-" in key)
-    assert run["compaction"] == {"months": ["2026-07", "2026-08"], "files": 6, "rows": compacted_rows, "kept": 0}
-    everything = DataAggregator(store).load()
-    assert everything.filter(pl.col("date") <= D(2026, 8, 3)).equals(held_before)
-    assert set(everything.filter(pl.col("date") == D(2026, 9, 4))["symbol"]) == set(codes)
-    assert "2026-07: 4 batch files -> raw-data/compacted-2026-07.parquet" in result.stderr
+    for number, day in enumerate(SEPTEMBER):
+        result = run_local(tmp_path, day, list_path)
+        assert result.exit_code == 0, result.output
+        keep_a_copy(store, reference, day)
+        months = ["compacted-2026-07", "compacted-2026-08"] + (["compacted-2026-09"] if number else [])
+        assert store.list(layout.RAW_DATA_PREFIX) == batch_files(day) + [f"raw-data/{m}.parquet" for m in months]
+        run = json.loads(store.get(layout.run_summary_key(day)))
+        folded = ["2026-07", "2026-08"] if number == 0 else ["2026-09"]
+        assert (run["compaction"]["months"], run["compaction"]["skipped"], run["compaction"]["kept"]) == (folded, None, 0)
+        assert run["compaction"]["files"] == (6 if number == 0 else 2)  # the previous day's 2 batch files
+        assert DataAggregator(store).load().equals(DataAggregator(reference).load())
+    september = pl.read_parquet(store.get(layout.compacted_data_key("2026-09")))
+    assert september["date"].max() == SEPTEMBER[-2]  # the run's own day is not folded yet
+    assert "2026-09: 2 batch files -> raw-data/compacted-2026-09.parquet" in result.stderr
 
     again = CliRunner().invoke(app, ["rerun-failed", "--date", "2026-09-04", "--store", str(tmp_path / "data")])
     assert again.exit_code == 0, again.output
-    assert store.list(layout.RAW_DATA_PREFIX) == keys  # nothing more to compact: the same files
+    assert store.list(layout.RAW_DATA_PREFIX) == batch_files(SEPTEMBER[-1]) + [
+        "raw-data/compacted-2026-07.parquet", "raw-data/compacted-2026-08.parquet",
+        "raw-data/compacted-2026-09.parquet"]  # nothing more to fold: the same files
+
+
+def test_a_day_another_process_writes_is_not_folded_and_the_next_run_folds_it(tmp_path, fake_yahoo):
+    from stockstream_cli import locks
+
+    store, reference = as_store(tmp_path / "data"), as_store(tmp_path / "never-compacted")
+    codes = asx_codes(6)
+    for day in SEPTEMBER[:2]:
+        for where in (store, reference):
+            build_day(where, day, codes, batch_size=3, fetch_timestamp=f"{day.isoformat()}T08:00:00.000Z")
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+
+    with locks.day_lock(store, SEPTEMBER[1], "rerun-failed"):  # a rerun of 2026-09-02 still running
+        result = run_local(tmp_path, SEPTEMBER[2], list_path)
+    assert result.exit_code == 0, result.output
+    keep_a_copy(store, reference, SEPTEMBER[2])
+    assert store.list(layout.RAW_DATA_PREFIX) == batch_files(SEPTEMBER[0]) + batch_files(SEPTEMBER[1]) + batch_files(
+        SEPTEMBER[2])  # nothing folded, 2026-09-01 included: one compactor's days are folded together or not at all
+    compaction = json.loads(store.get(layout.run_summary_key(SEPTEMBER[2])))["compaction"]
+    assert {key: compaction[key] for key in ("months", "files", "rows", "kept")} == {
+        "months": [], "files": 0, "rows": 0, "kept": 0}
+    assert compaction["skipped"].startswith(f"2026-09-02 is being written by rerun-failed (pid {os.getpid()} on host ")
+    assert f"compacting skipped: {compaction['skipped']}; the next run folds those days" in result.stderr
+    assert json.loads(result.stdout)["symbols_fetched"] == 6  # the run itself is whole and succeeds
+    assert not store.list(layout.LOCKS_PREFIX)  # the locks it took of 2026-09-01 were given back
+
+    result = run_local(tmp_path, SEPTEMBER[3], list_path)
+    assert result.exit_code == 0, result.output
+    keep_a_copy(store, reference, SEPTEMBER[3])
+    assert store.list(layout.RAW_DATA_PREFIX) == batch_files(SEPTEMBER[3]) + ["raw-data/compacted-2026-09.parquet"]
+    compaction = json.loads(store.get(layout.run_summary_key(SEPTEMBER[3])))["compaction"]
+    assert (compaction["months"], compaction["files"], compaction["skipped"]) == (["2026-09"], 6, None)
+    assert DataAggregator(store).load().equals(DataAggregator(reference).load())
+
+
+def test_of_two_compactors_of_one_month_the_second_folds_nothing_while_the_first_works(store):
+    """run-local's step for 2026-03-10 has read the months when rerun-failed of 2026-03-03 reaches its own
+    step: it would rewrite January and February from its own read; it is refused the locks and leaves them."""
+    before = DataAggregator(store).load()
+    second = {}
+
+    def rerun_reaches_its_step(step: str, month: str) -> None:
+        if (step, month) == ("read", "2026-01"):
+            second.update(compact.compact_earlier_days(store, D(2026, 3, 3), command="rerun-failed"))
+
+    first = compact.compact_earlier_days(store, TODAY, command="run-local", step=rerun_reaches_its_step)
+    assert second["months"] == [] and second["skipped"].startswith("2026-01-28 is being written by run-local")
+    assert (first["months"], first["files"], first["skipped"]) == (["2026-01", "2026-02", "2026-03"], 12, None)
+    assert store.list(layout.RAW_DATA_PREFIX) == [layout.compacted_data_key(m) for m in ("2026-01", "2026-02", "2026-03")]
+    assert DataAggregator(store).load().equals(before)
+    assert not store.list(layout.LOCKS_PREFIX)
+
+
+def test_the_compact_command_is_refused_while_a_day_it_would_fold_is_written(tmp_path):
+    from stockstream_cli import locks
+
+    store = build(tmp_path / "data")
+    files = raw_data(store)
+    with locks.day_lock(store, D(2026, 2, 3), "rerun-failed"):
+        result = CliRunner().invoke(app, ["compact", "--store", str(tmp_path / "data"), "--month", "2026-02"])
+    assert result.exit_code == 2, result.output
+    assert "2026-02-03 is being written by rerun-failed" in result.stderr and "--wait" in result.stderr
+    assert raw_data(store) == files  # nothing changed

@@ -306,7 +306,7 @@ def lambda_role_policy(target: Target) -> dict:
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": [f"{target.bucket_arn}/{prefix}*" for prefix in DATA_PREFIXES],
         },
-        {   # a fetcher releases its batch lock (locks.py); nothing else of the store is ever deleted by it
+        {   # a fetcher releases its batch lock, the compaction step its day locks (locks.py)
             "Sid": "ReleaseLocks",
             "Effect": "Allow",
             "Action": "s3:DeleteObject",

@@ -38,7 +38,7 @@ def compact(
 
     Examples: `stockstream compact --dry-run`; `stockstream compact --month 2026-01 --store s3://bucket`.
     """
-    from ..read.compact import compact as run_compact
+    from ..read.compact import compact as run_compact, compact_locked
     from .output import emit_json
     from ..settings import Settings
 
@@ -46,9 +46,8 @@ def compact(
     target = settings.open_store(must_exist=True)
     if dry_run:
         result = run_compact(target, months=month, dry_run=True)
-    else:
-        with _folded_days_locked(target, month, wait):
-            result = run_compact(target, months=month)
+    else:  # holding the day lock of every day it folds, as the pipeline's step does
+        result = compact_locked(target, command="compact", months=month, wait=wait)
     if json:
         emit_json(result)
         return
@@ -61,15 +60,3 @@ def compact(
         rows = "" if item["rows"] is None else f", {item['rows']} rows, {item['bytes'] / 1e6:.1f} MB"
         typer.echo(f"{item['month']}: {verb} {item['files']} batch files into {item['key']}{rows}")
 
-
-def _folded_days_locked(target, months, wait: bool):
-    """compact holds the day lock of every day whose batch files it folds (the plan's, before it starts)."""
-    from .. import layout
-    from ..read.compact import plan
-    from ..values import today_sydney
-    from .running import day_locked
-
-    plans = plan(target.list(layout.RAW_DATA_PREFIX), months=months, today=today_sydney())
-    days = {parsed[0] for month_plan in plans for key in month_plan.batch_keys
-            if (parsed := layout.parse_batch_data_key(key))}
-    return day_locked(target, days, "compact", wait)

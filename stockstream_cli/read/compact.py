@@ -5,9 +5,14 @@ raw-data/compacted-YYYY-MM.parquet (sorted by symbol then date, ROW_GROUP_ROWS-r
 lets a symbol filter read one footer and a row group or two. It is written atomically before any batch file
 is deleted, and readers keep the newest fetch of each (symbol, date), so a crash in between or a later
 rerun of a compacted day loses nothing. The rules and figures are in the README (compact).
-Nobody has to run it by hand: run-local, rerun-failed and the state machine's CompactClosedMonths step fold
-every ended month; deletes are compare-and-delete on the version that was read, so a batch file a rerun
-rewrote meanwhile stays (README, compact).
+Nobody has to run it by hand: run-local, rerun-failed and the state machine's CompactEarlierDays step fold
+every day before the run's into its month's file (the current month's too), so a store the pipeline feeds
+holds one file a month and the last day's batch files: a cold read then needs no footer per batch file.
+Deletes are compare-and-delete on the version that was read, so a batch file a rerun rewrote meanwhile
+stays; and whoever compacts holds the day lock of every day it folds (`compact_locked`), so two compactors
+never rewrite one month's file from different reads (the last writer would drop rows the other had
+deleted the batch files of). The pipeline's step takes them without waiting and folds nothing when one is
+held: the next run folds it (README, compact).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from .. import layout, schema
 from ..errors import InputError
@@ -46,37 +51,57 @@ def parse_month(text: str) -> str:
 
 
 def plan(keys: Iterable[str] | Mapping[str, str], *, months: Iterable[str] | None = None,
-         today: dt.date) -> list[MonthPlan]:
-    """The months to compact and their batch files: the months asked for, else every month before today's.
-    `keys` may be a listing with versions (key -> version), which the plan keeps for the deletes."""
+         today: dt.date | None = None, before: dt.date | None = None,
+         days: Collection[dt.date] | None = None) -> list[MonthPlan]:
+    """The months to compact and their batch files: those of the months asked for and, with `before`, of
+    the days before it (its own month's included: the pipeline's rule); asked for neither, every month
+    before today's. `days` keeps only those days' files (the days whose locks are held). `keys` may be a
+    listing with versions (key -> version), which the plan keeps for the deletes."""
     versions = keys if isinstance(keys, Mapping) else {}
     wanted = None if months is None else {parse_month(m) for m in months}
-    current = today.strftime("%Y-%m")
+    if wanted is None and before is None and today is None:
+        raise TypeError("plan() needs months, before or today")
     by_month: dict[str, list[str]] = {}
     compacted: set[str] = set()
     for key in sorted(keys):
         batch = layout.parse_batch_data_key(key)
         if batch is not None:
-            by_month.setdefault(batch[0].strftime("%Y-%m"), []).append(key)
+            day = batch[0]
+            if _chosen(day, wanted, before, today) and (days is None or day in days):
+                by_month.setdefault(day.strftime("%Y-%m"), []).append(key)
         elif (month := layout.parse_compacted_data_key(key)) is not None:
             compacted.add(month)
-    chosen = sorted(by_month if wanted is None else set(by_month) & wanted)
     return [MonthPlan(month, tuple(by_month[month]), month in compacted,
                       {key: versions[key] for key in by_month[month] if key in versions})
-            for month in chosen if wanted is not None or month < current]
+            for month in sorted(by_month)]
+
+
+def _chosen(day: dt.date, wanted: set[str] | None, before: dt.date | None, today: dt.date | None) -> bool:
+    month = day.strftime("%Y-%m")
+    if wanted is None and before is None:
+        return month < today.strftime("%Y-%m")
+    return (wanted is None or month in wanted) and (before is None or day < before)
+
+
+def folded_days(plans: Iterable[MonthPlan]) -> set[dt.date]:
+    """The days whose batch files the plans fold."""
+    return {parsed[0] for month_plan in plans for key in month_plan.batch_keys
+            if (parsed := layout.parse_batch_data_key(key))}
 
 
 Step = Callable[[str, str], None]  # (step, month): "read", "written", "deleting"; a test's hook between steps
 
 
-def compact(store, *, months: Iterable[str] | None = None, today: dt.date | None = None, dry_run: bool = False,
+def compact(store, *, months: Iterable[str] | None = None, today: dt.date | None = None,
+            before: dt.date | None = None, days: Collection[dt.date] | None = None, dry_run: bool = False,
             note: Callable[[str], None] | None = None, step: Step | None = None) -> dict:
-    """Compact the planned months; returns {"months": [per-month results], "files": n, "rows": n}.
+    """Compact the planned months (`plan`); returns {"months": [per-month results], "files": n, "rows": n}.
 
-    `today` decides which months have ended (default: today in Sydney); the pipeline passes its run's date."""
+    `today` decides which months have ended (default: today in Sydney). No locks: see `compact_locked`."""
     from ..values import today_sydney
 
-    plans = plan(store.list_versions(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney())
+    plans = plan(store.list_versions(layout.RAW_DATA_PREFIX), months=months, today=today or today_sydney(),
+                 before=before, days=days)
     results = []
     for month_plan in plans:
         if dry_run:
@@ -131,9 +156,38 @@ def _step(step: Step | None, name: str, month: str) -> None:
         step(name, month)
 
 
-def compact_closed_months(store, day: dt.date, *, note: Callable[[str], None] | None = None) -> dict:
-    """The pipeline's compaction step after a run of `day`: every month before day's month folded into its
-    compacted file. The small record run.json and the state machine keep: {"months", "files", "rows"}."""
-    result = compact(store, today=day, note=note)
+def compact_locked(store, *, command: str, months: Iterable[str] | None = None, today: dt.date | None = None,
+                   before: dt.date | None = None, wait: bool = False,
+                   note: Callable[[str], None] | None = None, step: Step | None = None) -> dict:
+    """`compact` under the day lock of every day it folds: plan the days, take their locks (locks.day_lock:
+    LockHeld while another process holds one, or a live batch lock of one, unless `wait`), then compact
+    only those days' batch files, re-listed under the locks (a day that appeared meanwhile waits its turn).
+    The `compact` command and the pipeline's step (`compact_earlier_days`) both come through here."""
+    from ..locks import day_lock
+    from ..values import today_sydney
+
+    today = today or today_sydney()
+    days = folded_days(plan(store.list(layout.RAW_DATA_PREFIX), months=months, today=today, before=before))
+    if not days:
+        return {"months": [], "files": 0, "rows": 0, "dry_run": False}
+    with day_lock(store, days, command, wait=wait):
+        return compact(store, months=months, today=today, before=before, days=days, note=note, step=step)
+
+
+def compact_earlier_days(store, day: dt.date, *, command: str, note: Callable[[str], None] | None = None,
+                         step: Step | None = None) -> dict:
+    """The pipeline's compaction step after a run of `day` (run-local, rerun-failed, the state machine's
+    CompactEarlierDays): every day before `day` folded into its month's compacted file, `day`'s own month
+    included, under those days' locks, taken without waiting. When another process holds one, nothing is
+    folded this time and "skipped" says who holds it (the next run folds it); the run never fails for it.
+    The small record run.json and the state machine keep: {"months", "files", "rows", "kept", "skipped"}."""
+    from ..locks import LockHeld
+
+    try:
+        result = compact_locked(store, command=command, before=day, today=day, note=note, step=step)
+    except LockHeld as held:
+        if note is not None:
+            note(f"compacting skipped: {held.held_by}; the next run folds those days")
+        return {"months": [], "files": 0, "rows": 0, "kept": 0, "skipped": held.held_by}
     return {"months": [item["month"] for item in result["months"]], "files": result["files"],
-            "rows": result["rows"], "kept": sum(len(item["kept"]) for item in result["months"])}
+            "rows": result["rows"], "kept": sum(len(item["kept"]) for item in result["months"]), "skipped": None}

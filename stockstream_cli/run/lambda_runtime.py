@@ -140,6 +140,7 @@ def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) ->
 
 FINALIZE_ACTION = "finalize"
 COMPACT_ACTION = "compact"
+COMPACT_STATE = "CompactEarlierDays"  # the state machine's step that sends it: the day locks' holder
 SYMBOLS_ACTION = "update-symbols"  # also what an event without "action" means (the original event shape)
 ACTIONS = (SYMBOLS_ACTION, FINALIZE_ACTION, COMPACT_ACTION)
 
@@ -188,19 +189,21 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     return {"date": day.isoformat(), **quality}
 
 
-# ---------------------------------------------------------------- the compaction step (CompactClosedMonths)
+# ---------------------------------------------------------------- the compaction step (CompactEarlierDays)
 
 
 def compact_event(event: dict, settings: Settings) -> dict:
-    """{"action": "compact", "date": D} -> every month before D's folded into its compacted file
-    (read/compact.py); returns {"date", "months": ["YYYY-MM", ...], "files", "rows", "kept"}."""
-    from ..read.compact import compact_closed_months
+    """{"action": "compact", "date": D} -> every day before D folded into its month's compacted file, D's
+    month included, under those days' locks (read/compact.py); returns {"date", "months": ["YYYY-MM", ...],
+    "files", "rows", "kept", "skipped"}: "skipped" names the holder when another process held one of
+    those days (nothing folded; the next execution folds it), else null."""
+    from ..read.compact import compact_earlier_days
     from ..values import parse_date
 
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the compact event needs 'date', got keys {sorted(event)}")
     day = parse_date(str(event["date"]), option="date")
-    result = compact_closed_months(settings.open_store(), day)
+    result = compact_earlier_days(settings.open_store(), day, command=COMPACT_STATE)
     emit_metrics({"FilesCompacted": result["files"]})
     return {"date": day.isoformat(), **result}

@@ -9,8 +9,9 @@ batch (fetch.py) read and write the store themselves. It mirrors infra/asl.json:
   (MaxAttempts 2, BackoffRate 2) and then recorded as failed, never stopping the others;
 - the aggregate writes runs/D/run.json: the contract's summary plus what a later `status` wants to know,
   and the data-quality step's "quality" block (quality.run_quality, as the state machine's CheckDataQuality);
-- then every month before D's is compacted (read/compact.py, as the state machine's CompactClosedMonths):
-  run.json's "compaction" block; a failure there is a warning, never a failed run.
+- then every day before D is folded into its month's compacted file, D's month included (read/compact.py,
+  as the state machine's CompactEarlierDays), under those days' locks: run.json's "compaction" block; a
+  failure there, or a day another process holds, is a warning, never a failed run.
 
 Ctrl-C: the main thread sets a stop event; every worker's pacer raises `RunCancelled` before its next
 request, so a batch in flight is dropped before anything of it is written (fetch.py writes a batch only at
@@ -85,11 +86,11 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
 
 
 def finish_run(store, day: dt.date, settings, run: dict, started_at: str, observer: Observer, interrupted: bool) -> dict:
-    """The aggregate's last steps: the data-quality check and the compaction of ended months (unless stopped),
+    """The aggregate's last steps: the data-quality check and the compaction of earlier days (unless stopped),
     run.json, Interrupted when stopped."""
     if not interrupted:
         run["quality"] = _quality_step(store, day, settings, started_at, observer)
-        run["compaction"] = _compaction_step(store, day, observer)
+        run["compaction"] = _compaction_step(store, day, run["command"], observer)
     write_run(store, day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
@@ -110,15 +111,16 @@ def _quality_step(store, day: dt.date, settings, started_at: str, observer: Obse
     return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note)
 
 
-def _compaction_step(store, day: dt.date, observer: Observer) -> dict:
-    """Fold every month before day's into its compacted file, so reading back stays fast with nobody running
-    `compact`; a failure is a note (the data is fetched, and the next run compacts what is left)."""
-    from ..read.compact import compact_closed_months
+def _compaction_step(store, day: dt.date, command: str, observer: Observer) -> dict:
+    """Fold every day before `day` into its month's compacted file, so reading back stays fast with nobody
+    running `compact`; a failure is a note (the data is fetched, and the next run compacts what is left).
+    The command holds `day`'s lock itself; the step takes the earlier days' (compact_earlier_days)."""
+    from ..read.compact import compact_earlier_days
 
     try:
-        return compact_closed_months(store, day, note=observer.note)
+        return compact_earlier_days(store, day, command=command, note=observer.note)
     except StockstreamError as error:
-        observer.note(f"compacting the months before {day:%Y-%m} failed: {error}; the next run tries again")
+        observer.note(f"compacting the days before {day.isoformat()} failed: {error}; the next run tries again")
         return {"error": str(error)}
 
 
