@@ -327,7 +327,12 @@ def test_may_match_rules_a_file_out_only_when_its_ranges_say_so():
 # ------------------------------------------------------------------------------------------ S3
 
 
-def test_on_s3_the_index_is_built_reused_and_kept_current(s3_bucket, tmp_path, footer_reads):
+def test_on_s3_the_index_learns_from_the_files_it_reads_and_is_kept_current(s3_bucket, tmp_path, footer_reads,
+                                                                             monkeypatch):
+    """On S3 no footer is read for the index (a request each, as a small file whole): the files a query reads
+    teach it their ranges, so the next query skips those that cannot match; a rewritten file is read again."""
+    from stockstream_cli.store import S3Store
+
     remote, local = as_store(f"s3://{s3_bucket}/prod"), as_store(tmp_path / "local")
     for store in (remote, local):
         build_store(store)
@@ -336,19 +341,29 @@ def test_on_s3_the_index_is_built_reused_and_kept_current(s3_bucket, tmp_path, f
     aggregator = DataAggregator(f"s3://{s3_bucket}/prod")
     for query, frame in zip(QUERIES, expected):
         assert loaded(aggregator, query).equals(frame), query
-    assert sorted(footer_reads) == data_files(remote.list(layout.RAW_DATA_PREFIX))
+    assert footer_reads == []
     entry = stored_entries(remote)[layout.batch_data_key(dt.date(2026, 1, 30), 1)]
     assert entry[1:] == ["B01", "C00", "2026-01-28", "2026-01-30"] and entry[0].startswith('"')  # an ETag
 
-    footer_reads.clear()
-    DataAggregator(f"s3://{s3_bucket}/prod").load_symbols(["BHP", "CBA"])
-    assert footer_reads == []
+    fetched: list[str] = []
+    real_get = S3Store.get
+    monkeypatch.setattr(S3Store, "get", lambda store, key: fetched.append(key) or real_get(store, key))
+    again = DataAggregator(f"s3://{s3_bucket}/prod").load_symbols(["BHP", "CBA"])
+    assert again.equals(expected[0])
+    every = data_files(remote.list(layout.RAW_DATA_PREFIX))
+    ranges = {key: entry[1:] for key, entry in stored_entries(remote).items()}
+    assert set(ranges) == set(every)  # each file's ranges, learnt from its bytes
+    matching = [key for key in every if may_match(tuple(ranges[key]), ["BHP", "CBA"], None, None)]
+    assert sorted(fetched) == matching and len(matching) < len(every)  # only the files that can match
+
     key = layout.batch_data_key(dt.date(2026, 2, 2), 1)
     remote.put(key, parquet_bytes(bars(["BHP"], [dt.date(2026, 2, 2)], version=4,
                                        fetch_timestamp="2026-02-09T08:00:00.000Z")))
+    fetched.clear()
     frame = DataAggregator(f"s3://{s3_bucket}/prod").load_symbols(["BHP"], start="2026-02-02", end="2026-02-02")
-    assert footer_reads == [key]
+    assert key in fetched and footer_reads == []
     assert frame["close"].to_list() == [price("BHP", dt.date(2026, 2, 2), 4)]
+    assert stored_entries(remote)[key][1:] == ["BHP", "BHP", "2026-02-02", "2026-02-02"]
 
 
 def test_stockstream_load_keeps_its_index_in_stockstream_cache_dir(store, tmp_path):

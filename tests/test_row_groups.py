@@ -66,7 +66,8 @@ def test_only_the_groups_that_can_hold_the_symbols_are_fetched(s3):
     counted = Counting(s3)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("stockstream_cli.read.row_groups.TAIL_BYTES", footer_size(data))  # groups come by range
-        rows = read_matching_groups(counted, KEY, ["S012", "S015"])
+        rows, ranges = read_matching_groups(counted, KEY, ["S012", "S015"])
+    assert ranges == ("S000", "S039", "2026-10-01", "2026-10-20")  # the whole file's, for the footer index
     assert rows["symbol"].unique().sort().to_list() == [f"S{n:03d}" for n in range(10, 20)]  # one group, whole
     assert rows.height == 200 and rows.schema == schema.polars_schema()
     assert (counted.suffixes, counted.ranges) == (1, 1)  # the footer, then the one group's bytes
@@ -76,10 +77,10 @@ def test_only_the_groups_that_can_hold_the_symbols_are_fetched(s3):
 def test_groups_of_symbols_apart_are_fetched_and_a_date_range_prunes_too(s3):
     data = month_file()
     s3.put(KEY, data)
-    rows = read_matching_groups(s3, KEY, ["S000", "S039"], "2026-10-05", "2026-10-06")
+    rows = read_matching_groups(s3, KEY, ["S000", "S039"], "2026-10-05", "2026-10-06")[0]
     assert set(rows["symbol"].to_list()) >= {"S000", "S039"}
     assert rows.filter(pl.col("symbol").is_in(["S000", "S039"]))["date"].min() == DAYS[0]  # groups, not rows
-    assert read_matching_groups(s3, KEY, ["S000"], "2026-11-01", None).height == 0  # no group can match
+    assert read_matching_groups(s3, KEY, ["S000"], "2026-11-01", None)[0].height == 0  # no group can match
 
 
 def test_load_on_s3_gives_what_the_same_files_give_locally(s3, tmp_path):

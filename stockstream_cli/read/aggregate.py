@@ -182,14 +182,16 @@ class DataAggregator:
     def _query(self, symbols, start, end, *, newest: bool) -> "pl.DataFrame":
         codes, start, end = _filters(symbols, start, end)
         for attempt in range(2):
+            versions = None
             if codes is None and start is None and end is None:
                 keys = self.data_files()
             else:
-                keys = self._matching_files(codes, start, end)
+                keys, versions = self._matching(codes, start, end)
             if not keys:
                 return schema.empty_frame()
             try:
-                return self._collect(keys, _predicate(codes, start, end), newest=newest, filters=(codes, start, end))
+                return self._collect(keys, _predicate(codes, start, end), newest=newest,
+                                     filters=(codes, start, end), versions=versions)
             except KeyNotFound:
                 # a listed file was deleted before it was read: compaction folded it into its month's file,
                 # written before the delete, so a new listing finds its rows there
@@ -198,17 +200,26 @@ class DataAggregator:
         raise AssertionError("unreachable")
 
     def _matching_files(self, codes: list[str] | None, start: dt.date | None, end: dt.date | None) -> list[str]:
-        """The data files a filtered query scans: pruned by key, then by the statistics in the footer index.
+        """The data files a filtered query scans: pruned by key, then by the statistics in the footer index."""
+        return self._matching(codes, start, end)[0]
 
-        A store object of the caller's own without `list_versions` (the Store protocol's later addition) is
-        pruned by key alone: polars' row-group statistics still skip what misses the filter."""
+    def _matching(self, codes, start, end) -> tuple[list[str], dict[str, str] | None]:
+        """(_matching_files, the listing's versions they were chosen by; None when not listed with versions).
+
+        On S3 the index is asked only about files it knows: a file it does not is read whole anyway (a footer
+        would cost a request too) and its ranges are learnt from the bytes (_s3_reads). Locally, below
+        INDEX_MIN_FILES files polars' own footer reads prune as well, with no index to keep; above, the index
+        reads the footers it lacks. A store object of the caller's own without `list_versions` (the Store
+        protocol's later addition) is pruned by key alone: polars' row-group statistics still skip what misses."""
         if not hasattr(self.store, "list_versions"):
-            return self.data_files(start, end)
+            return self.data_files(start, end), None
         versions = self.store.list_versions(layout.RAW_DATA_PREFIX)
         keys = data_files(versions, start, end)
+        if self._fetches_whole_objects():
+            return self._file_index.prune_known(keys, versions, codes, start, end), versions
         if len(keys) <= INDEX_MIN_FILES:
-            return keys  # a compacted store: polars' own footer reads prune as well, with no index to keep
-        return self._file_index.prune(keys, versions, codes, start, end)
+            return keys, versions
+        return self._file_index.prune(keys, versions, codes, start, end), versions
 
     @functools.cached_property
     def _file_index(self) -> "FileIndex":
@@ -237,11 +248,12 @@ class DataAggregator:
 
     # ------------------------------------------------------------------------------------------ the scan
 
-    def _scan(self, keys: list[str], filters: tuple = (None, None, None)) -> "pl.LazyFrame":
+    def _scan(self, keys: list[str], filters: tuple = (None, None, None),
+              versions: dict[str, str] | None = None) -> "pl.LazyFrame":
         import polars as pl
 
         if self._fetches_whole_objects():
-            whole, parts = self._s3_reads(keys, *filters)
+            whole, parts = self._s3_reads(keys, *filters, versions=versions)
             scans = [pl.scan_parquet([io.BytesIO(data) for data in whole], schema=schema.polars_schema(),
                                      hive_partitioning=False)] if whole else []
             scans += [part.lazy() for part in parts]  # compacted files sort after the others: key order kept
@@ -264,34 +276,44 @@ class DataAggregator:
 
         return isinstance(self.store, S3Store)
 
-    def _s3_reads(self, keys: list[str], codes, start, end) -> tuple[list[bytes], list["pl.DataFrame"]]:
+    def _s3_reads(self, keys: list[str], codes, start, end, *,
+                  versions: dict[str, str] | None = None) -> tuple[list[bytes], list["pl.DataFrame"]]:
         """(whole objects, row groups read apart), S3_READERS reads at a time. With a symbol filter a compacted
         file yields only the row groups that can match (row_groups.py); every other file, and a compacted one
         that cannot be read so, comes whole. KeyNotFound for a key gone since it was listed."""
+        from .file_index import ranges_of_file
         from .row_groups import read_matching_groups
 
         dates = tuple(None if day is None else day.isoformat() for day in (start, end))
+        filtered = codes is not None or start is not None or end is not None
+        learnt: dict = {}  # key -> its ranges, from bytes read anyway: the index needs no footer request
 
         def read(key: str):
             if codes is not None and layout.parse_compacted_data_key(key) is not None:
-                part = read_matching_groups(self.store, key, codes, *dates)
-                if part is not None:
-                    return part
-            return self.store.get(key)
+                found = read_matching_groups(self.store, key, codes, *dates)
+                if found is not None:
+                    learnt[key] = found[1]
+                    return found[0]
+            data = self.store.get(key)
+            if filtered and (ranges := ranges_of_file(data)) is not None:
+                learnt[key] = ranges
+            return data
 
         if len(keys) <= 1:
             contents = [read(key) for key in keys]
         else:
             with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
                 contents = list(pool.map(read, keys))
+        if learnt and versions is not None:
+            self._file_index.learn(learnt, versions)
         whole = [item for item in contents if isinstance(item, bytes)]
         return whole, [item for item in contents if not isinstance(item, bytes)]
 
     def _collect(self, keys: list[str], predicate: "pl.Expr | None", *, newest: bool = True,
-                 filters: tuple = (None, None, None)) -> "pl.DataFrame":
+                 filters: tuple = (None, None, None), versions: dict[str, str] | None = None) -> "pl.DataFrame":
         import polars as pl
 
-        query = self._scan(keys, filters)
+        query = self._scan(keys, filters, versions)
         if predicate is not None:
             query = query.filter(predicate)
         try:

@@ -88,6 +88,35 @@ class FileIndex:
         last = None if end is None else end.isoformat()
         return [key for key in keys if may_match(ranges[key], wanted, first, last)]
 
+    def prune_known(self, keys: Sequence[str], versions: Mapping[str, str], symbols: Sequence[str] | None,
+                    start: dt.date | None, end: dt.date | None) -> list[str]:
+        """As prune, reading no footer: a key the index does not know at its listed version is kept (the
+        reader then fetches it anyway and hands its ranges to `learn`). For S3, where a footer costs a
+        request as the whole of a small file does."""
+        if symbols is None and start is None and end is None:
+            return list(keys)
+        with self._lock:
+            entries = self._load()
+            known = {key: tuple(entries[key][1:]) for key in keys
+                     if key in entries and entries[key][0] == versions.get(key)}
+        wanted = None if symbols is None else sorted(symbols)
+        first = None if start is None else start.isoformat()
+        last = None if end is None else end.isoformat()
+        return [key for key in keys if key not in known or may_match(known[key], wanted, first, last)]
+
+    def learn(self, found: Mapping[str, Ranges], versions: Mapping[str, str]) -> None:
+        """Keep ranges read from files' own bytes, under the version listed before they were read (a file
+        rewritten in between lists under a new version next time, so it is never trusted stale)."""
+        with self._lock:
+            entries = self._load()
+            changed = _drop_unlisted(entries, versions)
+            for key, ranges in found.items():
+                if key in versions and entries.get(key, [None])[0] != versions[key]:
+                    entries[key] = [versions[key], *ranges]
+                    changed = True
+            if changed:
+                self._save(entries)
+
     def ranges(self, keys: Iterable[str], versions: Mapping[str, str]) -> dict[str, Ranges]:
         """Each key's ranges, its footer read when the index has no entry for the listed version of it."""
         with self._lock:
@@ -142,6 +171,14 @@ def may_match(ranges: Ranges, symbols: list[str] | None, start: str | None, end:
 
 
 # ------------------------------------------------------------------------------------------ reading a footer
+
+
+def ranges_of_file(data: bytes) -> Ranges | None:
+    """The ranges from a whole file's footer, in memory; None when it is not a readable Parquet file."""
+    try:
+        return ranges_of(_parse_footer(data[-(_footer_length(data) + 8):]))
+    except Exception:
+        return None
 
 
 def read_footer(store: "Store", key: str) -> Ranges | None:

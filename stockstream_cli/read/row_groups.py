@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import VersionChanged
-from .file_index import TAIL_BYTES, Ranges, _footer_length, may_match
+from .file_index import TAIL_BYTES, Ranges, _footer_length, may_match, ranges_of
 
 if TYPE_CHECKING:
     import polars as pl
@@ -31,9 +31,10 @@ MERGE_GAP = 64 * 1024  # picked groups this close are fetched in one GET: a requ
 
 
 def read_matching_groups(store, key: str, symbols: Sequence[str] | None, start: str | None = None,
-                         end: str | None = None) -> "pl.DataFrame | None":
-    """The rows of `key`'s row groups that may match (sorted symbols; ISO dates), in the contract's schema,
-    not yet filtered row by row; None when the file is to be read whole instead (see the module's docstring)."""
+                         end: str | None = None) -> "tuple[pl.DataFrame, Ranges] | None":
+    """(the rows of `key`'s row groups that may match (sorted symbols; ISO dates), in the contract's schema,
+    not yet filtered row by row; the whole file's ranges, for the footer index); None when the file is to be
+    read whole instead (see the module's docstring)."""
     try:
         suffix = _with_footer(store, key, store.read_suffix(key, TAIL_BYTES))
         if suffix is None:
@@ -43,7 +44,7 @@ def read_matching_groups(store, key: str, symbols: Sequence[str] | None, start: 
         if groups is None:
             return None
         buffer = _buffer_with(store, key, suffix, [_byte_span(metadata.row_group(g)) for g in groups])
-        return _read_groups(buffer, groups)
+        return _read_groups(buffer, groups), ranges_of(metadata)
     except VersionChanged:
         return None
     except (ValueError, TypeError, NotImplementedError, ArithmeticError, OSError):  # pyarrow's errors subclass these
