@@ -2,9 +2,10 @@
 
 A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
 fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
-from the store alone: read_lists and read_fetches read the lists and manifests once, the rest are pure
-functions over what was read. The reasons and rules are in the README (check). No typer or rich here:
-run-local and the Lambda handlers call `check` / `check_day`.
+from the store alone: read_fetches reads the manifests once, read_lists a span's lists and read_raw_rows
+its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
+are pure functions over what was read. The reasons and rules are in the README (check). No typer or rich
+here: run-local and the Lambda handlers call `check` / `check_day`.
 """
 
 from __future__ import annotations
