@@ -478,11 +478,6 @@ def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
 # ---------------------------------------------------------------------------------------------- suspicious data
 
 
-def find_suspicious(newest: "pl.DataFrame", start: dt.date, end: dt.date) -> dict[str, list[dict]]:
-    """The suspicious rows among `newest` (one row per symbol and date), judged all at once."""
-    return sorted_suspicious(judge_rows(newest, {}, start, end, final=True)[0])
-
-
 def judge_rows(newest: "pl.DataFrame", tails: dict[str, list[dict]], start: dt.date, end: dt.date, *,
                final: bool) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
     """The suspicious rows of one span of the newest rows, and the tails the next span needs.
