@@ -306,3 +306,49 @@ def test_check_reads_an_s3_store(s3_bucket):
     document = json.loads(result.stdout)
     assert [(i["symbol"], i["date"]) for i in document["missing"]["fetch_failed"]] == [("NAB", RUN_DAYS[2].isoformat())]
     assert document["present_rows"] == 11
+
+
+def test_a_range_checked_span_by_span_gives_the_document_of_one_span(tmp_path):
+    """check judges the range CHUNK_SESSIONS at a time; what crosses a span's edge (a big move against the
+    previous span's row, one even further back after a gap, a stale run, a row revised by the next span's
+    fetch, a symbol only a later span's list names) comes out as one span over the whole range says."""
+    store = as_store(tmp_path / "data")
+    start, end = D(2026, 9, 1), D(2026, 11, 20)
+    sessions = calendar.sessions(start, end)
+    spans = quality.spans_of(sessions, start, end, 5)
+    edges = [span.sessions[0] for span in spans[1:]]  # each span's first session
+    move, stale_edge, gap_edge, revised_edge = edges[1], edges[3], edges[6], edges[8]
+    before = {edge: sessions[sessions.index(edge) - 1] for edge in edges}
+    stale = calendar.sessions(before[stale_edge] - dt.timedelta(days=6), stale_edge + dt.timedelta(days=14))
+    gap = sessions[sessions.index(gap_edge) - 12:sessions.index(gap_edge)]  # longer than CONTEXT_SESSIONS
+    flat = {"open": 178.0, "high": 178.0, "low": 178.0, "close": 178.0, "adjusted_close": 178.0, "volume": 0}
+    overrides = {("BHP", move): {"open": 300.0, "high": 301.0, "low": 299.0, "close": 300.0},
+                 **{("DEAD", d): flat for d in stale},
+                 ("CBA", gap_edge): {"open": 500.0, "high": 501.0, "low": 499.0, "close": 500.0}}
+    late_from = edges[-1]
+    for day in calendar.sessions(D(2026, 8, 17), end):
+        listings = BASE + [listing("DEAD", 2)] + ([listing("LATE", 2)] if day >= late_from else [])
+        revised = {("NAB", before[revised_edge]): {"volume": 777}} if day >= revised_edge else {}
+        run_day(store, day, listings, overrides={**overrides, **revised}, skip={("CBA", d) for d in gap})
+
+    spanned = quality.check(store, start, end, chunk_sessions=5)
+    whole = quality.check(store, start, end, chunk_sessions=len(sessions))
+    assert spanned == whole
+    assert [(m["symbol"], m["date"], m["previous_date"]) for m in spanned["suspicious"]["big_move"]] == [
+        ("BHP", move.isoformat(), before[move].isoformat()),
+        ("BHP", sessions[sessions.index(move) + 1].isoformat(), move.isoformat()),
+        ("CBA", gap_edge.isoformat(), sessions[sessions.index(gap[0]) - 1].isoformat()),
+        ("CBA", sessions[sessions.index(gap_edge) + 1].isoformat(), gap_edge.isoformat()),
+    ]
+    assert spanned["suspicious"]["stale"] == [{"symbol": "DEAD", "start": stale[0].isoformat(),
+                                               "end": stale[-1].isoformat(), "sessions": len(stale), "close": 178.0}]
+    fetched_by = calendar.sessions(before[revised_edge], before[revised_edge] + dt.timedelta(days=LOOKBACK - 1))
+    assert [(r["symbol"], r["date"], r["fields"], r["fetches"]) for r in spanned["revisions"]] == [
+        ("NAB", before[revised_edge].isoformat(), ["volume"], len(fetched_by))]
+    assert spanned["revisions"][0]["newest"] == {"volume": 777}
+    assert [(i["symbol"], i["date"]) for i in spanned["missing"]["unexplained"]] == [("CBA", d.isoformat()) for d in gap]
+    late_missing = [d for d in sessions if d < late_from - dt.timedelta(days=LOOKBACK - 1)]
+    assert [(i["symbol"], i["date"]) for i in spanned["missing"]["not_fetched"]] == [
+        ("LATE", d.isoformat()) for d in late_missing]
+    assert spanned["expected_rows"] == 6 * len(sessions) and spanned["symbols"] == 6
+    assert spanned["present_rows"] == spanned["expected_rows"] - len(gap) - len(late_missing)

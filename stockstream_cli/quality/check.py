@@ -2,9 +2,10 @@
 
 A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
 fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
-from the store alone: read_lists and read_fetches read the lists and manifests once, the rest are pure
-functions over what was read. The reasons and rules are in the README (check). No typer or rich here:
-run-local and the Lambda handlers call `check` / `check_day`.
+from the store alone: read_fetches reads the manifests once, read_lists a span's lists and read_raw_rows
+its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
+are pure functions over what was read. The reasons and rules are in the README (check). No typer or rich
+here: run-local and the Lambda handlers call `check` / `check_day`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 BIG_MOVE = 0.5  # a close more than 50% away from the previous close
 STALE_SESSIONS = 10  # this many sessions in a row with the same close and zero volume
 CONTEXT_SESSIONS = STALE_SESSIONS  # sessions read before the range so its first days can be judged
+CHUNK_SESSIONS = 21  # sessions judged at once (about a month): what bounds check's memory, not the range
 PRICE_FIELDS = ("open", "high", "low", "close", "adjusted_close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 
@@ -46,65 +48,173 @@ def check_day(store, day: dt.date, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS
 
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None,
-          lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
-    """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all)."""
-    from ..read.newest import newest_per_symbol_and_date
+          lookback_days: int = DEFAULT_LOOKBACK_DAYS, chunk_sessions: int = CHUNK_SESSIONS) -> dict:
+    """Check the store over [start, end]; returns the `check --json` document (its "complete" says it all).
+
+    The range is judged a span of `chunk_sessions` sessions at a time (spans_of), each reading only its own
+    lists and rows; what one span hands the next (the rows the suspicious-data rules look back on, the lists
+    after it) makes the document exactly what one span over the whole range gives.
+    """
+    from ..read.aggregate import DataAggregator
 
     check_range(start, end)
     sessions = calendar.sessions(start, end)
     lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
-    lists = read_lists(store, start, end, lookback)
-    if not lists.dates and not symbols:
+    list_keys = read_list_keys(store)
+    if not list_keys and not symbols:
         raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
-    expected = _expected(sessions, lists, symbols)
-    universe = sorted({symbol for symbol, _ in expected} | set(symbols or ()))
-
     context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
-    raw = read_raw_rows(store, context_start, end, universe)
-    newest = newest_per_symbol_and_date(raw.lazy()).collect()
-    present = {(s, d) for s, d in zip(newest["symbol"].to_list(), newest["date"].to_list()) if start <= d <= end}
-
-    missing = sorted(expected - present, key=lambda pair: (pair[0], pair[1]))
-    fetches = read_fetches(store, start, end, lookback, lists.dates)
-    classified = classify_missing(missing, lists, fetches, lambda names: _earliest_rows(store, names))
-    found_revisions = find_revisions(raw, start, end)
-    del raw  # every fetch of every row (5 per row with a 5-day lookback): let it go before the next step
-    suspicious = find_suspicious(newest, start, end)
+    spans = spans_of(sessions, context_start, end, chunk_sessions)
+    considered = considered_dates(sorted(list_keys), start, end)
+    beyond = later_listings(store, list_keys, considered, [span.last for span in spans])
+    fetches = read_fetches(store, start, end, lookback, list_keys)
+    reader = DataAggregator(store)
+    found, tails, universe, listed = Findings(), {}, None, set()
+    for span in spans:
+        lists = read_lists(store, list_keys, considered, span, lookback, beyond[span.last])
+        if universe is None:
+            listed = _expected_symbols(sessions[:1], lists, symbols)
+            universe = sorted(listed | set(symbols or ()))
+        tails = _check_span(found, span, start, end, lists, fetches, reader, universe, symbols, tails,
+                            final=span is spans[-1])
+    classified = classify(found.judged, lambda names: _earliest_rows(store, names))
     actions = _actions_in(store, universe, context_start, end)
-    revisions, restated = split_restatements(found_revisions, actions)
-    document = _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
-                         symbols, lists)
+    revisions, restated = split_restatements(sorted(found.revisions, key=_symbol_and_date), actions)
+    unlisted = sorted(set(symbols or ()) - listed) if list_keys else []
+    document = _document(start, end, sessions, universe, unlisted, found, classified, revisions)
     return {**document, "restated_count": len(restated), "restated": restated,
             "actions": _action_list(actions, start, end)}
 
 
-def _expected(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str] | None) -> set[tuple[str, dt.date]]:
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """A stretch of the range checked at once: its sessions, and every day whose rows it reads."""
+
+    first: dt.date  # the range's context start for the first span, else its first session
+    last: dt.date  # the day before the next span's first session; the range's end for the last span
+    sessions: list[dt.date]
+
+
+def spans_of(sessions: list[dt.date], context_start: dt.date, end: dt.date, size: int) -> list[Span]:
+    """[context_start, end] cut into consecutive spans of `size` sessions: each day in exactly one span."""
+    groups = [sessions[i:i + max(size, 1)] for i in range(0, len(sessions), max(size, 1))] or [[]]
+    starts = [context_start] + [group[0] for group in groups[1:]]
+    lasts = [first - dt.timedelta(days=1) for first in starts[1:]] + [end]
+    return [Span(first, last, group) for first, last, group in zip(starts, lasts, groups)]
+
+
+@dataclasses.dataclass
+class Findings:
+    """What the spans found so far, summed as check goes through them."""
+
+    expected_rows: int = 0
+    present_rows: int = 0
+    judged: list["Judged"] = dataclasses.field(default_factory=list)
+    suspicious: dict[str, list[dict]] = dataclasses.field(default_factory=lambda: {k: [] for k in SUSPICIOUS_KINDS})
+    revisions: list[dict] = dataclasses.field(default_factory=list)
+    lists_used: set[dt.date] = dataclasses.field(default_factory=set)
+
+
+def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists: "ListsInForce",
+                fetches: "FetchRecord", reader, universe: list[str], symbols: list[str] | None,
+                tails: dict[str, list[dict]], *, final: bool) -> dict[str, list[dict]]:
+    """Adds one span's findings to `found`; returns the tails the next span's suspicious-data rules need."""
+    from ..read.newest import newest_per_symbol_and_date
+
+    raw = read_raw_rows(reader, span.first, span.last, universe)
+    newest = newest_per_symbol_and_date(raw.lazy()).collect()
+    found.revisions.extend(find_revisions(raw, start, end))
+    del raw  # every fetch of every row (5 per row with a 5-day lookback): let it go before the next step
+    expected = _expected_rows(span.sessions, lists, symbols)
+    present = newest.filter(_dated_within(start, end)).select("symbol", "date")
+    missing = expected.join(present, on=["symbol", "date"], how="anti")
+    found.expected_rows += expected.height
+    found.present_rows += expected.height - missing.height
+    found.judged.extend(judge_missing(zip(missing["symbol"].to_list(), missing["date"].to_list()), lists, fetches))
+    found.lists_used.update(d for day in span.sessions for d in lists.list_dates_used(day))
+    suspicious, tails = judge_rows(newest, tails, start, end, final=final)
+    for kind, items in suspicious.items():
+        found.suspicious[kind].extend(items)
+    return tails
+
+
+def _dated_within(start: dt.date, end: dt.date) -> "pl.Expr":
+    import polars as pl
+
+    return pl.col("date").is_between(start, end)
+
+
+def _expected_on(day: dt.date, lists: "ListsInForce", symbols: list[str] | None) -> set[str]:
+    listed = lists.symbols_on(day)
     wanted = set(symbols) if symbols else None
-    expected: set[tuple[str, dt.date]] = set()
+    if listed is None:  # no list in the store at all: the named symbols are expected every session
+        return wanted or set()
+    return listed if wanted is None else listed & wanted
+
+
+def _expected_symbols(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str] | None) -> set[str]:
+    """Every symbol expected on some session of the range, from its first session (`sessions[:1]`): a symbol
+    expected on a session is expected on every earlier one too (it is in a list in force then, or later)."""
+    return _expected_on(sessions[0], lists, symbols) if sessions else set()
+
+
+def _expected_rows(sessions: list[dt.date], lists: "ListsInForce", symbols: list[str] | None) -> "pl.DataFrame":
+    """(symbol, date) of every row expected on these sessions, one each."""
+    import polars as pl
+
+    names, dates = [], []
     for day in sessions:
-        listed = lists.symbols_on(day)
-        if listed is None:  # no list in the store at all: the named symbols are expected every session
-            names = wanted or set()
-        else:
-            names = listed if wanted is None else listed & wanted
-        expected.update((symbol, day) for symbol in names)
-    return expected
+        expected = sorted(_expected_on(day, lists, symbols))
+        names.extend(expected)
+        dates.extend([day] * len(expected))
+    return pl.DataFrame({"symbol": names, "date": dates}, schema={"symbol": pl.String, "date": pl.Date})
+
+
+def _symbol_and_date(item: dict) -> tuple[str, str]:
+    return item["symbol"], item["date"]
 
 
 # ---------------------------------------------------------------------------------------------- the lists
 
 
-def read_lists(store, start: dt.date, end: dt.date, lookback: dt.timedelta) -> "ListsInForce":
-    """The symbols/D-symbols.csv files a check of [start, end] needs, each read once: the lists in force over
-    the range, the latest list, and the lists of the run days whose fetches covered the range."""
+def read_list_keys(store) -> dict[dt.date, str]:
+    """list date -> its symbols/D-symbols.csv key, for every list in the store (listed, not read)."""
+    return {day: key for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
+
+
+def _read_list(store, key: str) -> dict[str, Any]:
     from ..sources.asx import from_csv
 
-    keys = {day: key for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
+    return {item.symbol: item for item in from_csv(store.get(key), key)}
+
+
+def read_lists(store, keys: dict[dt.date, str], considered: list[dt.date], span: "Span", lookback: dt.timedelta,
+               beyond: dict[str, Any]) -> "ListsInForce":
+    """The lists a span needs, each read once: the considered lists from the one in force on its first session
+    to its last day, and those of the run days whose fetches covered it; `beyond`: the considered lists after
+    the span, merged (later_listings)."""
     dates = sorted(keys)
-    considered = considered_dates(dates, start, end)
-    needed = set(considered) | {d for d in dates if start <= d <= end + lookback}
-    listings = {d: {item.symbol: item for item in from_csv(store.get(keys[d]), keys[d])} for d in sorted(needed)}
-    return ListsInForce(dates, considered, listings)
+    first = span.sessions[0] if span.sessions else span.first
+    in_force = _in_force(dates, first)
+    needed = {d for d in considered if (in_force is None or d >= in_force) and d <= span.last}
+    needed |= {d for d in dates if first <= d <= span.last + lookback}
+    listings = {d: _read_list(store, keys[d]) for d in sorted(needed)}
+    return ListsInForce(dates, considered, listings, beyond=beyond, horizon=span.last)
+
+
+def later_listings(store, keys: dict[dt.date, str], considered: list[dt.date],
+                   horizons: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    """horizon -> the considered lists dated after it merged, each symbol with its earliest such list's
+    details: what a span ending at the horizon knows of the lists after it without holding them all."""
+    merged: dict[str, Any] = {}
+    pending = sorted(set(horizons), reverse=True)
+    found: dict[dt.date, dict[str, Any]] = {}
+    for list_date in reversed([d for d in considered if pending and d > pending[-1]]):
+        while pending and pending[0] >= list_date:
+            found[pending.pop(0)] = dict(merged)
+        merged.update(_read_list(store, keys[list_date]))
+    found.update({horizon: dict(merged) for horizon in pending})
+    return found
 
 
 def considered_dates(dates: list[dt.date], start: dt.date, end: dt.date) -> list[dt.date]:
@@ -126,13 +236,17 @@ class ListsInForce:
     appears in a later list (a new listing, a company the source's list had left out, every symbol for days
     before the store's first list) is expected too, with the listing details of its first later list: its
     listing date then says whether it traded yet. Only the lists in force over the range and the latest
-    list are considered, so a check of a month reads about a month of lists.
+    list are considered, so a check of a month reads about a month of lists. A span's ListsInForce holds the
+    considered lists up to its `horizon` and, merged in `beyond`, those after it.
     """
 
-    def __init__(self, dates: list[dt.date], considered: list[dt.date], listings: dict[dt.date, dict[str, Any]]):
+    def __init__(self, dates: list[dt.date], considered: list[dt.date], listings: dict[dt.date, dict[str, Any]],
+                 *, beyond: dict[str, Any] | None = None, horizon: dt.date | None = None):
         self.dates = dates  # every list in the store
         self._considered = considered
         self._listings = listings  # list date -> symbol -> Listing, for the lists read
+        self._beyond = beyond or {}  # the considered lists after `horizon`, merged (later_listings)
+        self._horizon = horizon
         self._suffix: dict[int, dict[str, Any]] = {}
         self._merged: dict[tuple[dt.date | None, int], dict[str, Any]] = {}
 
@@ -167,8 +281,9 @@ class ListsInForce:
     def _later_than(self, index: int) -> dict[str, Any]:
         """Symbols of the considered lists from `index` on, each with its earliest such list's details."""
         if index not in self._suffix:
-            merged: dict[str, Any] = {}
-            for list_date in reversed(self._considered[index:]):
+            merged = dict(self._beyond)
+            held = [d for d in self._considered[index:] if self._horizon is None or d <= self._horizon]
+            for list_date in reversed(held):
                 merged.update(self.listings_of(list_date))
             self._suffix[index] = merged
         return self._suffix[index]
@@ -271,31 +386,50 @@ class _Manifest:
         return cls(metadata, manifest.failure_reasons(document), covers)
 
 
-def classify_missing(missing: Iterable[tuple[str, dt.date]], lists: ListsInForce, fetches: FetchRecord,
-                     history_starts: Callable[[list[str]], dict[str, dt.date]] | None = None) -> dict[str, list[dict]]:
-    """Each missing (symbol, day) under the first reason that explains it (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """One missing (symbol, day) under the first reason its span's lists and the manifests give."""
+
+    reason: str
+    item: dict  # {"symbol", "date", "detail"}, as the document lists it
+    day: dt.date
+    maybe_before_history: bool  # unexplained, though a fetch asked from before the day: did it trade yet?
+
+
+def judge_missing(missing: Iterable[tuple[str, dt.date]], lists: "ListsInForce",
+                  fetches: "FetchRecord") -> list[Judged]:
+    judged = []
+    for symbol, day in missing:
+        reason, detail, asked_from = _reason(symbol, day, lists, fetches)
+        item = {"symbol": symbol, "date": day.isoformat(), "detail": detail}
+        before = reason == "unexplained" and asked_from is not None and asked_from < day
+        judged.append(Judged(reason, item, day, before))
+    return judged
+
+
+def classify(judged: Iterable[Judged],
+             history_starts: Callable[[list[str]], dict[str, dt.date]] | None = None) -> dict[str, list[dict]]:
+    """Each missing row listed under its reason, sorted by symbol then date.
 
     history_starts(symbols) -> each symbol's earliest stored date: a day a fetch asked for, before the
     symbol's stored history begins, is a day it did not trade yet (listed_after), not an unexplained gap.
     """
+    judged = list(judged)
     classified: dict[str, list[dict]] = {reason: [] for reason in MISSING_REASONS}
-    before_history: list[tuple[dict, dt.date]] = []
-    for symbol, day in missing:
-        reason, detail, asked_from = _reason(symbol, day, lists, fetches)
-        item = {"symbol": symbol, "date": day.isoformat(), "detail": detail}
-        if reason == "unexplained" and asked_from is not None and asked_from < day:
-            before_history.append((item, day))
+    before_history = [one for one in judged if one.maybe_before_history]
+    for one in judged:
+        if not one.maybe_before_history:
+            classified[one.reason].append(one.item)
+    names = sorted({one.item["symbol"] for one in before_history})
+    firsts = history_starts(names) if before_history and history_starts else {}
+    for one in before_history:
+        first = firsts.get(one.item["symbol"])
+        if first is not None and one.day < first:
+            classified["listed_after"].append({**one.item, "detail": f"fetched fine; its history starts {first.isoformat()}"})
         else:
-            classified[reason].append(item)
-    firsts = history_starts(sorted({item["symbol"] for item, _ in before_history})) if before_history and history_starts else {}
-    for item, day in before_history:
-        first = firsts.get(item["symbol"])
-        if first is not None and day < first:
-            classified["listed_after"].append({**item, "detail": f"fetched fine; its history starts {first.isoformat()}"})
-        else:
-            classified["unexplained"].append(item)
+            classified["unexplained"].append(one.item)
     for items in classified.values():
-        items.sort(key=lambda item: (item["symbol"], item["date"]))
+        items.sort(key=_symbol_and_date)
     return classified
 
 
@@ -322,17 +456,17 @@ def _reason(symbol: str, day: dt.date, lists: ListsInForce,
 # ---------------------------------------------------------------------------------------------- the rows
 
 
-def read_raw_rows(store, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> "pl.DataFrame":
+def read_raw_rows(reader, start: dt.date, end: dt.date, symbols: list[str] | None = None) -> "pl.DataFrame":
     """Every stored fetch (not only the newest) of rows dated in [start, end], of `symbols` when given.
 
-    The files are the ones `load` reads (DataAggregator.load_fetches).
+    `reader`: the store's DataAggregator (its footer index kept from one span to the next); the files are
+    the ones `load` reads (DataAggregator.load_fetches).
     """
-    from ..read.aggregate import DataAggregator
     from ..schema import empty_frame
 
     if symbols is not None and not symbols:
         return empty_frame()
-    return DataAggregator(store).load_fetches(symbols, start, end)
+    return reader.load_fetches(symbols, start, end)
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
@@ -344,24 +478,58 @@ def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
 # ---------------------------------------------------------------------------------------------- suspicious data
 
 
-def find_suspicious(newest: "pl.DataFrame", start: dt.date, end: dt.date) -> dict[str, list[dict]]:
+def judge_rows(newest: "pl.DataFrame", tails: dict[str, list[dict]], start: dt.date, end: dt.date, *,
+               final: bool) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """The suspicious rows of one span of the newest rows, and the tails the next span needs.
+
+    tails: symbol -> its rows before the span that the rules still look at: the run of zero-volume rows with
+    one close it ended on (a stale run that may go on), or else its last row (what a big move compares to).
+    A run still open at the span's end is judged by the span that ends it, or by the last (`final`).
+    """
     found: dict[str, list[dict]] = {kind: [] for kind in SUSPICIOUS_KINDS}
+    found["ohlc"] = _broken_ohlc(newest, start, end)
+    tails = dict(tails)
     for symbol, rows in _by_symbol(newest):
-        found["big_move"].extend(_big_moves(symbol, rows, start, end))
-        found["stale"].extend(_stale_runs(symbol, rows, start, end))
-        found["ohlc"].extend(_broken_ohlc(symbol, rows, start, end))
-    return found
+        judged, tails[symbol] = _judge_symbol(symbol, tails.get(symbol, []), rows, start, end, final=final)
+        for kind, items in judged.items():
+            found[kind].extend(items)
+    if final:
+        for symbol, tail in tails.items():  # a run left open by a symbol without rows in the last span ends here
+            found["stale"].extend(_stale_runs(symbol, tail, start, end))
+        tails = {}
+    return found, tails
+
+
+def sorted_suspicious(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """By symbol, then date (a stale run: its start), as one pass over the rows sorted by symbol lists them."""
+    return {kind: sorted(items, key=lambda item: (item["symbol"], item.get("date") or item["start"]))
+            for kind, items in found.items()}
+
+
+def _judge_symbol(symbol: str, tail: list[dict], rows: list[dict], start: dt.date, end: dt.date, *,
+                  final: bool) -> tuple[dict[str, list[dict]], list[dict]]:
+    """One symbol's big moves and stale runs in a span (after its `tail`, judged before), and its tail after it."""
+    judged = tail + rows
+    runs = _zero_volume_runs(judged)
+    still_open = not final and judged[-1]["volume"] == 0  # the last row is in the last run, which may go on
+    closed = runs[:-1] if still_open else runs
+    found = {
+        "big_move": _big_moves(symbol, tail[-1:] + rows, start, end),
+        "stale": [_stale_run(symbol, run) for run in closed if _is_stale(run, start, end)],
+    }
+    return found, [] if final else (runs[-1] if still_open else judged[-1:])
 
 
 def _by_symbol(frame: "pl.DataFrame"):
-    """(symbol, its rows as dicts in the frame's order), one symbol at a time, symbols sorted: a year of the
+    """(symbol, its rows as dicts in order) of a frame sorted by symbol, one symbol at a time: a year of the
     full list as dicts all at once would be ~0.5 GB."""
     if frame.is_empty():
         return
-    parts = frame.partition_by("symbol", maintain_order=True, as_dict=True)
-    for key in sorted(parts, key=lambda k: k[0] if isinstance(k, tuple) else k):
-        symbol = key[0] if isinstance(key, tuple) else key
-        yield symbol, parts.pop(key).rows(named=True)
+    runs = frame["symbol"].rle()
+    offset = 0
+    for length, symbol in zip(runs.struct.field("len").to_list(), runs.struct.field("value").to_list()):
+        yield symbol, frame.slice(offset, length).rows(named=True)
+        offset += length
 
 
 def _big_moves(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
@@ -379,24 +547,50 @@ def _big_moves(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> l
 
 def _stale_runs(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
     """Runs of >= STALE_SESSIONS consecutive rows with one close and zero volume, overlapping the range."""
+    return [_stale_run(symbol, run) for run in _zero_volume_runs(rows) if _is_stale(run, start, end)]
+
+
+def _zero_volume_runs(rows: list[dict]) -> list[list[dict]]:
+    """The longest runs of consecutive rows with zero volume and one close, in order (the last may end the rows)."""
     runs, current = [], []
-    for row in rows + [None]:
-        if row is not None and row["volume"] == 0 and (not current or row["close"] == current[-1]["close"]):
+    for row in rows:
+        if row["volume"] == 0 and current and row["close"] == current[-1]["close"]:
             current.append(row)
             continue
-        if len(current) >= STALE_SESSIONS and current[-1]["date"] >= start and current[0]["date"] <= end:
-            runs.append({"symbol": symbol, "start": current[0]["date"].isoformat(), "end": current[-1]["date"].isoformat(),
-                         "sessions": len(current), "close": current[0]["close"]})
-        current = [row] if row is not None and row["volume"] == 0 else []
-    return runs
+        if current:
+            runs.append(current)
+        current = [row] if row["volume"] == 0 else []
+    return runs + [current] if current else runs
 
 
-def _broken_ohlc(symbol: str, rows: list[dict], start: dt.date, end: dt.date) -> list[dict]:
-    broken = []
-    for row in rows:
-        if start <= row["date"] <= end and (problem := ohlc_problem(row)):
-            broken.append({"symbol": symbol, "date": row["date"].isoformat(), "problem": problem})
-    return broken
+def _is_stale(run: list[dict], start: dt.date, end: dt.date) -> bool:
+    return len(run) >= STALE_SESSIONS and run[-1]["date"] >= start and run[0]["date"] <= end
+
+
+def _stale_run(symbol: str, run: list[dict]) -> dict:
+    return {"symbol": symbol, "start": run[0]["date"].isoformat(), "end": run[-1]["date"].isoformat(),
+            "sessions": len(run), "close": run[0]["close"]}
+
+
+def _broken_ohlc(newest: "pl.DataFrame", start: dt.date, end: dt.date) -> list[dict]:
+    """The rows of the range that break ohlc_problem's rule; only rows polars cannot tell are plainly valid
+    are handed to it (the rule itself stays in one place)."""
+    doubtful = newest.filter(_dated_within(start, end) & ~_plainly_valid())
+    return [{"symbol": row["symbol"], "date": row["date"].isoformat(), "problem": problem}
+            for row in doubtful.rows(named=True) if (problem := ohlc_problem(row))]
+
+
+def _plainly_valid() -> "pl.Expr":
+    """True only for a row ohlc_problem passes: four finite prices above 0, low <= min(open, close),
+    max(open, close) <= high, a volume null or not negative (null, NaN and infinity are never plainly valid)."""
+    import polars as pl
+
+    prices = [pl.col(name) for name in ("open", "high", "low", "close")]
+    finite = pl.all_horizontal([price.is_finite().fill_null(False) for price in prices])
+    ordered = ((pl.min_horizontal(prices) > 0) & (pl.col("low") <= pl.min_horizontal("open", "close"))
+               & (pl.max_horizontal("open", "close") <= pl.col("high")))
+    volume = pl.col("volume").is_null() | (pl.col("volume") >= 0)
+    return (finite & ordered.fill_null(False) & volume.fill_null(False)).fill_null(False)
 
 
 def ohlc_problem(row: dict) -> str | None:
@@ -481,18 +675,18 @@ def _action_list(actions: "pl.DataFrame", start: dt.date, end: dt.date) -> list[
 # ---------------------------------------------------------------------------------------------- the report
 
 
-def _document(start, end, sessions, universe, expected, present, classified, suspicious, revisions,
-              symbols, lists: ListsInForce) -> dict:
+def _document(start: dt.date, end: dt.date, sessions: list[dt.date], universe: list[str], unlisted: list[str],
+              found: Findings, classified: dict[str, list[dict]], revisions: list[dict]) -> dict:
+    suspicious = sorted_suspicious(found.suspicious)
     failures = sum(len(classified[r]) for r in UNEXPECTED_MISSING)
     flagged = sum(len(items) for items in suspicious.values())
-    unlisted = sorted(set(symbols or ()) - {s for s, _ in expected}) if lists.dates else []
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "sessions": len(sessions),
         "symbols": len(universe),
-        "expected_rows": len(expected),
-        "present_rows": len(expected & present),
+        "expected_rows": found.expected_rows,
+        "present_rows": found.present_rows,
         "complete": failures == 0 and flagged == 0,
         "missing_counts": {reason: len(classified[reason]) for reason in MISSING_REASONS},
         "missing": classified,
@@ -500,7 +694,7 @@ def _document(start, end, sessions, universe, expected, present, classified, sus
         "suspicious": suspicious,
         "revisions_count": len(revisions),
         "revisions": revisions,
-        "lists": sorted({d.isoformat() for day in sessions for d in lists.list_dates_used(day)}),
+        "lists": sorted(d.isoformat() for d in found.lists_used),
         "unlisted_symbols": unlisted,
     }
 
