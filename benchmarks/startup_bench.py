@@ -8,7 +8,6 @@ some environments, would otherwise make every measured process compile the packa
 from __future__ import annotations
 
 import compileall
-import datetime as dt
 import shutil
 import statistics
 import sys
@@ -30,16 +29,16 @@ def byte_compile() -> None:
 
 
 def compacted_store(work: Path, *, days: int, batches: int) -> Path:
-    """A year of batch files (read_bench's) compacted, as the pipeline leaves a store: the month files, and
-    the current month's batch files."""
-    from benchmarks.read_bench import build_year
-    from stockstream_cli.read.compact import compact
+    """A year of batch files (read_bench's) compacted as the pipeline's own step leaves a store after the run
+    of its last day: the month files, and that day's batch files."""
+    from benchmarks.read_bench import DAY, build_year
+    from stockstream_cli.read.compact import compact_earlier_days
     from stockstream_cli.store import open_store
 
     root = work / "startup-store"
     if not (root / "raw-data").is_dir():
         build_year(root, days=days, batches=batches)
-        compact(open_store(str(root)), today=dt.date(2026, 1, 9))  # read_bench.DAY: every month before January
+        compact_earlier_days(open_store(str(root)), DAY, command="benchmark")
     return root
 
 
