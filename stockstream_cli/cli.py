@@ -158,6 +158,12 @@ class StockstreamGroup(TyperGroup):
         hints.forget()
         hints.set_accepted_options(lambda name: _long_options(self, ctx, name))
         try:
+            return self._invoke_with_exit_codes(ctx)
+        finally:
+            hints.forget()
+
+    def _invoke_with_exit_codes(self, ctx: typer.Context):
+        try:
             result = super().invoke(ctx)
         except typer.BadParameter as error:
             if type(error).__name__ == "MissingParameter":  # a malformed command line: Typer's usage box

@@ -24,8 +24,11 @@ def remember(option: str, value: object) -> None:
 
 
 def forget() -> None:
-    """A new invocation: nothing typed yet."""
+    """Nothing typed, no command known: before an invocation, and after it, so that a later library call in
+    the same process (the Python API, a test) gets bare hints."""
+    global _accepted
     _given.clear()
+    _accepted = lambda name: None  # noqa: E731
 
 
 def set_accepted_options(lookup: Callable[[str], set[str] | None]) -> None:

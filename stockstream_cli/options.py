@@ -12,7 +12,7 @@ import typer
 
 from . import hints
 from .settings import STAGE_ENV, default_of, env_name
-from .sources.asx import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+from .thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 
 
 def quoting(**facts):

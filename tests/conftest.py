@@ -41,6 +41,15 @@ def _no_test_hangs_forever():
 
 
 @pytest.fixture(autouse=True)
+def _no_hints_carried_between_tests():
+    """Options a test remembered for hints by hand (hints.remember) never reach the next test's messages."""
+    from stockstream_cli import hints
+
+    yield
+    hints.forget()
+
+
+@pytest.fixture(autouse=True)
 def _offline_quiet_environment(monkeypatch, tmp_path_factory):
     """No STOCKSTREAM_* from the developer's shell, no waits, fake AWS credentials, no network."""
     for name in list(os.environ):

@@ -84,6 +84,13 @@ def test_hints_carry_only_options_the_hinted_command_takes(tmp_path):
     assert hints.command("symbols", "--date", "2026-11-25") == "stockstream symbols --date 2026-11-25 --store ./s"
 
 
+def test_an_invocation_leaves_no_options_behind_for_later_hints_in_the_process(tmp_path):
+    """The Python API (or a test) after a CLI call in the same process: its hints are the bare commands."""
+    result = invoke("status", "--store", tmp_path / "absent", "--profile", "work")
+    assert result.exit_code == 2 and "--profile work` creates it" in result.stderr  # carried during the call
+    assert hints.command("symbols", "--date", "2026-11-25") == "stockstream symbols --date 2026-11-25"
+
+
 def test_the_interrupt_message_carries_the_store(tmp_path):
     from stockstream_cli.commands.running import interruptible
     from stockstream_cli.errors import Interrupted

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .. import layout
+from . import defaults
 from . import resources as res
 
 PRICE_S3_PUT = 0.005 / 1000
@@ -86,8 +87,8 @@ def executions_per_month(schedule: str) -> float:
 def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
     """The monthly cost of the deploy document's stack, line by line."""
     profile = profile or Profile()
-    runs = executions_per_month(document.get("schedule") or res.DEFAULT_SCHEDULE)
-    arm = (document.get("arch") or res.DEFAULT_ARCH) == "arm64"
+    runs = executions_per_month(document.get("schedule") or defaults.DEFAULT_SCHEDULE)
+    arm = (document.get("arch") or defaults.DEFAULT_ARCH) == "arm64"
     gb_s = res.PRICE_LAMBDA_ARM_GB_S if arm else res.PRICE_LAMBDA_X86_GB_S
     memory = {spec.key: spec.memory_mb / 1024 for spec in res.FUNCTIONS}
     lambda_gb_s = (memory["updater"] * profile.updater_seconds

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import AwsError, InputError
+from . import defaults
 from . import resources as res
 from .image import NO_IMAGE_HELP, check_arch, find_engine
 from .plan import Step
@@ -37,9 +38,9 @@ class DeployOptions:
     bucket: str | None = None
     image_uri: str | None = None
     alert_email: str | None = None
-    schedule: str = res.DEFAULT_SCHEDULE
+    schedule: str = defaults.DEFAULT_SCHEDULE
     arch: str | None = None  # None: the host's own architecture when deploy builds, else arm64
-    log_retention_days: int = res.DEFAULT_LOG_RETENTION_DAYS
+    log_retention_days: int = defaults.DEFAULT_LOG_RETENTION_DAYS
     tracing: bool = False
     env: tuple[str, ...] = ()  # KEY=VALUE
 
@@ -50,7 +51,7 @@ class DeployOptions:
         if self.alert_email is not None and not _EMAIL_RE.match(self.alert_email):
             raise InputError(f"--alert-email {self.alert_email!r} is not an email address")
         if not _SCHEDULE_RE.match(self.schedule or ""):
-            raise InputError(f"--schedule {self.schedule!r}: use an EventBridge expression, e.g. '{res.DEFAULT_SCHEDULE}' or 'rate(1 day)'")
+            raise InputError(f"--schedule {self.schedule!r}: use an EventBridge expression, e.g. '{defaults.DEFAULT_SCHEDULE}' or 'rate(1 day)'")
         if self.image_uri is not None and not _IMAGE_RE.match(self.image_uri):
             raise InputError(f"--image-uri {self.image_uri!r}: use REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST")
         if self.arch is not None:
@@ -134,7 +135,7 @@ def prepare(options: DeployOptions, *, session=None, need_image: bool = True) ->
     account, partition = caller_identity(session)
     region = session.region_name
     builds = need_image and options.image_uri is None
-    arch = options.arch or (host_arch() if builds else res.DEFAULT_ARCH)
+    arch = options.arch or (host_arch() if builds else defaults.DEFAULT_ARCH)
     image_uri, files = options.image_uri or "", None
     if builds:
         files = context_files(find_sources())

@@ -20,6 +20,7 @@ from ..layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, env_name
+from .defaults import DEFAULT_ARCH, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SCHEDULE
 from .session import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
@@ -34,9 +35,6 @@ ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
 ECR_REPOSITORY = "stockstream-lambda"
 ALARM_PREFIX = "stockstream-"
-DEFAULT_ARCH = "arm64"  # cheaper than x86_64 for the same work; deploy uses the host's when it builds the image
-DEFAULT_SCHEDULE = "cron(0 20 * * ? *)"  # 20:00 UTC: 06:00 AEST, 07:00 AEDT, after the ASX close data settles
-DEFAULT_LOG_RETENTION_DAYS = 30
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)  # what CloudWatch Logs accepts
 KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to

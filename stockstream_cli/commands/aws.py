@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
-from ..aws import resources as res
+from ..aws import defaults
 from ..outcome import Outcome
 from ..settings import Settings
 
@@ -41,7 +41,7 @@ Schedule = Annotated[
 ]
 Arch = Annotated[
     Optional[str], typer.Option("--arch", help="The Lambda architecture, arm64 (cheaper) or x86_64 [default: this "
-                                f"machine's when deploy builds the image, else {res.DEFAULT_ARCH}].", show_default=False)
+                                f"machine's when deploy builds the image, else {defaults.DEFAULT_ARCH}].", show_default=False)
 ]
 LogRetention = Annotated[
     int, typer.Option("--log-retention-days", help="How long the functions' and state machine's logs are kept.")
@@ -73,9 +73,9 @@ def deploy(
     bucket: Bucket = None,
     image_uri: ImageUri = None,
     alert_email: AlertEmail = None,
-    schedule: Schedule = res.DEFAULT_SCHEDULE,
+    schedule: Schedule = defaults.DEFAULT_SCHEDULE,
     arch: Arch = None,
-    log_retention_days: LogRetention = res.DEFAULT_LOG_RETENTION_DAYS,
+    log_retention_days: LogRetention = defaults.DEFAULT_LOG_RETENTION_DAYS,
     tracing: Tracing = False,
     env: Env = None,
     print_policy: PrintPolicy = False,

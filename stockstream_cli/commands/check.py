@@ -8,7 +8,7 @@ import typer
 
 from ..outcome import Outcome
 from .. import options
-from ..quality.check import BIG_MOVE, STALE_SESSIONS
+from ..thresholds import BIG_MOVE, STALE_SESSIONS
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,15 @@ def stderr_console():
     return Console(stderr=True, highlight=False)
 
 
+def stdout_width(*, minimum: int) -> int:
+    """Columns a table on stdout may take: the terminal's (COLUMNS, else the tty's size); when stdout is not
+    a terminal, at least `minimum`."""
+    import shutil
+
+    columns = shutil.get_terminal_size().columns
+    return columns if sys.stdout.isatty() else max(columns, minimum)
+
+
 def stdout_console():
     from rich.console import Console
 

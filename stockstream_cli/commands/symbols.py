@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from .. import options
-from ..sources.asx import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 
 
 def register(app) -> None:

@@ -22,12 +22,11 @@ from ..errors import InputError, StockstreamError
 from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
 from .. import outcome as outcomes
+from ..thresholds import BIG_MOVE, STALE_SESSIONS
 
 if TYPE_CHECKING:
     import polars as pl
 
-BIG_MOVE = 0.5  # a close more than 50% away from the previous close
-STALE_SESSIONS = 10  # this many sessions in a row with the same close and zero volume
 CONTEXT_SESSIONS = STALE_SESSIONS  # sessions read before the range so its first days can be judged
 CHUNK_SESSIONS = 21  # sessions judged at once (about a month): what bounds check's memory, not the range
 PRICE_FIELDS = ("open", "high", "low", "close", "adjusted_close")

@@ -22,13 +22,12 @@ from typing import Any
 from .. import hints, layout
 from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError, SourceUnreachable, is_dns_failure
 from ..settings import MARKIT_URL, Settings
+from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 from ..values import SYMBOL_RE
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("symbol", "company_name", "industry_group", "listing_date", "market_cap", "batch_number")
-MIN_SHARE_OF_PREVIOUS = 97  # percent of the previous list's symbols a new list must keep
-DEFAULT_SOURCE_FLOOR = 1500  # symbols the default ASX source must give when there is no previous list
 GUARD_TRIES = 3  # downloads, keeping the largest, before a short list is refused
 USER_AGENT = "stockstream (+https://pypi.org/project/stockstream/)"
 
