@@ -9,8 +9,8 @@ import pytest
 
 from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.fetch.pacing import (DECREASE, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, FixedDelayPacer, Paced,
-                                          RateBudget, pacer_for)
+from stockstream_cli.fetch.pacing import (DECREASE, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER, FixedDelayPacer,
+                                          Paced, RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
 
 
@@ -71,10 +71,20 @@ def test_a_429_caps_an_adaptive_budget_at_a_fraction_of_the_rate_yahoo_answered(
         bucket.acquire()
         fake.advance(0.05)
         bucket.on_success()
+    dropped_at = fake.now
     bucket.on_rate_limited()  # 20 answers in the last second
     assert bucket.cap == pytest.approx(DECREASE * 20)
-    bucket.acquire()
-    assert bucket.acquire() == pytest.approx((1 + MARGIN) / (DECREASE * 20))
+    starts = []
+    for _ in range(60):
+        bucket.acquire()
+        starts.append(fake.now)
+    # the second before the drop stays on record: nothing goes until 13 of its 20 starts have left it, so a
+    # server counting a sliding second drains instead of refusing what is sent into it
+    assert starts[0] - dropped_at == pytest.approx(0.05 * 7 + MARGIN - 0.05, abs=1e-9)
+    record = [dropped_at - 0.05 * (k + 1) for k in range(20)] + starts
+    for at in starts:  # never more than the cap in the second before any request after the drop
+        assert sum(at - 1 - MARGIN + 1e-9 < other <= at + 1e-9 for other in record) <= 14
+    assert (starts[-1] - starts[0]) / 59 == pytest.approx((1 + MARGIN) / 14, rel=0.05)  # then the cap's pace
 
 
 def test_a_sparse_rate_is_measured_over_the_last_answers():
@@ -115,6 +125,8 @@ def test_additive_increase_recovers_a_tenth_of_the_old_rate_per_second_up_to_the
     fake.advance(0.01)
     bucket.on_rate_limited()
     assert bucket.cap == pytest.approx(DECREASE * 10.0)
+    bucket.acquire()  # waits until the second before the drop has room at the new cap
+    bucket.on_success()
     start = fake.now
     while fake.now - start < 1.0:  # a second of requests held back by the cap, every one answered
         bucket.acquire()
@@ -315,21 +327,64 @@ def test_run_local_workers_share_one_budget(monkeypatch):
     assert sorted(outcomes) == [0, 1, 2] and len(built) == 1
 
 
-def test_near_the_rate_of_the_last_429_the_increase_is_gentler():
+def test_at_the_limit_found_the_cap_holds_then_probes_beyond_it_a_quarter_as_fast():
     bucket, fake = budget(None)
     for k in range(20):  # 10 answers per second
         fake.now = k * 0.1
         bucket.acquire()
         bucket.on_success()
-    bucket.on_rate_limited()  # cap 7, step 1 req/s per second up to 9 (90% of 10), then 0.25
-    while bucket.cap < 8.99:
+    bucket.on_rate_limited()  # the limit: 10; cap 7, then 1 req/s per second up to 10 itself
+    dropped_at = fake.now
+    while bucket.cap < 10.0:
         bucket.acquire()
         bucket.on_success()
+    assert fake.now - dropped_at < 4.0
+    while fake.now - dropped_at < PROBE_AFTER:  # held at the limit found
+        bucket.acquire()
+        bucket.on_success()
+        assert bucket.cap == pytest.approx(10.0) or fake.now - dropped_at >= PROBE_AFTER
     start, cap = fake.now, bucket.cap
     while fake.now - start < 2.0:
         bucket.acquire()
         bucket.on_success()
     assert bucket.cap - cap == pytest.approx(0.5, abs=0.05)  # two seconds at a quarter of 1 req/s per second
+
+
+def test_a_429_at_the_limit_found_cuts_the_cap_only_to_near_it():
+    bucket, fake = budget(None)
+    for k in range(20):  # 10 answers per second
+        fake.now = k * 0.1
+        bucket.acquire()
+        bucket.on_success()
+    bucket.on_rate_limited()  # the first 429: nothing known, cap 70% of 10
+    assert bucket.cap == pytest.approx(DECREASE * 10)
+    while bucket.cap < 10.0:
+        bucket.acquire()
+        bucket.on_success()
+    for _ in range(10):  # at the limit a while
+        bucket.acquire()
+        bucket.on_success()
+    bucket.acquire()
+    bucket.on_rate_limited()  # a probe touched it again: Yahoo answered 9-10 a second, at least 90% of the limit
+    assert NEAR * NEAR * 10 - 1e-9 <= bucket.cap <= NEAR * 10 + 1e-9  # (the first cut's 70% would be <= 7)
+
+
+def test_answers_in_flight_at_the_first_429_count_towards_the_limit():
+    """A burst: the first 429 is handled before answers to requests sent with it; they raise the limit."""
+    bucket, fake = budget(None)
+    workers = [BudgetWorker(bucket) for _ in range(9)]
+    for worker in workers:
+        worker.call("acquire")  # nine requests go at once (adaptive: no cap yet)
+    for worker in workers[:3]:
+        worker.call("on_success")
+    fake.advance(0.02)
+    workers[8].call("on_rate_limited")  # 3 answered so far: the cap is 70% of 3
+    assert bucket.cap == pytest.approx(DECREASE * 3)
+    for worker in workers[3:8]:
+        worker.call("on_success")  # the other five land: 8 answered within the second
+    assert bucket._peak == pytest.approx(8) and bucket.cap == pytest.approx(DECREASE * 8)
+    for worker in workers:
+        worker.stop()
 
 
 # ---------------------------------------------------------------------------------------------- storms and recovery
@@ -401,7 +456,7 @@ def test_one_worker_recovers_from_a_single_429_and_a_short_burst():
 
 def test_adaptive_recovery_never_jumps_past_the_rate_yahoo_answered():
     """An answer at the floor (one every 10 s) may double the cap, but not carry it past 90% of the highest
-    rate that drew a 429; above that it creeps up at a quarter of the step."""
+    rate that drew a 429; from there it climbs on to that rate at the step, and holds there."""
     bucket, fake = budget(None)
     for k in range(40):  # 2 answers per second
         fake.now = k * 0.5
@@ -424,7 +479,11 @@ def test_adaptive_recovery_never_jumps_past_the_rate_yahoo_answered():
     near = [k for k, cap in enumerate(caps) if cap >= NEAR * peak - 1e-9]
     assert near and caps[near[0]] == pytest.approx(NEAR * peak)  # stopped at 90%, not carried past it
     for before, after in zip(caps[near[0]:], caps[near[0] + 1:]):
-        assert after - before == pytest.approx(step / 4 / before)  # then a quarter of the step per second
+        if before < peak - 1e-9:  # then the step, up to the peak
+            assert after - before == pytest.approx(min(step / before, peak - before))
+        else:  # the last 429 is over PROBE_AFTER ago (the floor's answers come 10 s apart): probing, a quarter
+            assert after - before == pytest.approx(step / 4 / before)
+    assert caps[-1] > peak
 
 
 def test_a_retry_after_holds_every_worker_of_the_budget_until_then():

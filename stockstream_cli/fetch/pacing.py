@@ -11,13 +11,18 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
   backoff:
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
-  On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering (the 429s of requests sent
-  before that drop are ignored: they report the old rate); each answer to a request the cap held back
-  (however long it waited: one worker at 2 s recovers too) raises it additively, by `INCREASE_FRACTION`
-  per second of the highest rate that drew a 429, at most doubling it per answer and never carrying it past
-  `NEAR` x that rate in one step; above that a quarter as fast; never above R. A `Retry-After` holds every
-  slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff. `--retry-wait 0`
-  turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
+  On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering, or only to `NEAR` x it when that
+  rate is the limit already found (a probe that touched it: Yahoo's limit has not moved); the 429s of
+  requests sent before that drop are ignored (they report the old rate), and answers still landing within
+  WINDOW after it count towards the limit found (they were in flight when the first 429 came). Each answer
+  to a request the cap held back (however long it waited: one worker at 2 s recovers too) raises the cap
+  additively, by `INCREASE_FRACTION` per second of the highest rate that drew a 429 (the limit), at most
+  doubling it per answer and never carrying it past `NEAR` x that rate in one step; then on to the limit
+  itself; beyond it only `PROBE_AFTER` seconds after the last 429, a quarter as fast. Never above R. The
+  starts of the last second stay on record through a drop, so confirm() lets nothing go until they fit the
+  new cap: the server's window drains instead of refusing every request sent into it. A `Retry-After`
+  holds every slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff.
+  `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
 
 Recovery is bounded: after a storm (cap at MIN_RATE) the workers are back at their own pace within
 RECOVERY_BOUND seconds of its end with the defaults (delay 2 s, retry wait 2 s, 3 retries): the next slot
@@ -43,7 +48,9 @@ Clock = Callable[[], float]
 
 DECREASE = 0.7  # multiplicative decrease on a 429: the cap becomes 70% of the rate Yahoo answered
 INCREASE_FRACTION = 0.1  # additive increase: 10% of the rate at the last decrease, per second
-NEAR = 0.9  # above 90% of that rate, a quarter of the increase
+NEAR = 0.9  # the cap climbs to 90% of the limit in one go; a 429 at the limit found cuts it only to 90%
+PROBE_AFTER = 30.0  # seconds at the limit found before the cap probes beyond it: a 429 costs a resend (and
+# often a crumb) of the budget, so probing a steady limit every few seconds costs more than it finds (B1)
 MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is an outage: retries record it)
 WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
 MARGIN = 0.03  # slots 3% wider than 1/cap: jitter between a slot and the request's arrival at Yahoo (thread
@@ -200,6 +207,8 @@ class RateBudget:
         with self._lock:
             now = self._clock()
             self._answered.append(now)
+            if self.backoff and now - self._last_decrease <= WINDOW:
+                self._count_towards_the_limit(self._answered_rate(now))
             if not self.backoff or self._cap >= self.ceiling or not getattr(self._worker, "held_back", False):
                 return
             # an answer at cap c stands for 1/c seconds of the additive increase; at most a doubling, so a cap
@@ -207,7 +216,9 @@ class RateBudget:
             near = NEAR * self._peak
             if self._cap < near:
                 self._cap = min(self._cap + min(self._step / self._cap, self._cap), near, self.ceiling)
-            else:  # near the rate that drew the last 429, probe a quarter as fast: fewer 429s, more time near it
+            elif self._cap < self._peak:
+                self._cap = min(self._cap + self._step / self._cap, self._peak, self.ceiling)
+            elif now - self._last_decrease >= PROBE_AFTER:  # beyond the limit found: probe, a quarter as fast
                 self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
@@ -230,16 +241,24 @@ class RateBudget:
             if sent_at <= self._last_decrease:
                 return
             tolerated = self._answered_rate(now)
-            self._cap = max(MIN_RATE, min(self.ceiling, DECREASE * tolerated))
+            at_the_limit = self._peak > 0 and tolerated >= NEAR * self._peak
+            self._cap = max(MIN_RATE, min(self.ceiling, (NEAR if at_the_limit else DECREASE) * tolerated))
             # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
             # it tolerates, so the increase stays sized on the highest rate that drew a 429
             self._peak = max(self._peak, tolerated)
             self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
             self._next_slot = max(self._next_slot, now)
-            self._started.clear()  # confirm() spaces requests at the new cap, not against the old rate's starts
             self._last_decrease = now
             self.decreases += 1
             self.lowest_cap = min(self.lowest_cap, self._cap)
+
+    def _count_towards_the_limit(self, answered: float) -> None:
+        """An answer within WINDOW of a drop: the first 429 of a burst is often answered before requests sent
+        with it, so the rate measured then was short of the limit; the cap follows the limit up."""
+        if answered > self._peak:
+            self._peak = answered
+            self._step = max(MIN_RATE, INCREASE_FRACTION * answered)
+            self._cap = min(self.ceiling, max(self._cap, DECREASE * answered))
 
     def _answered_rate(self, now: float) -> float:
         """Requests per second Yahoo answered lately: over the last WINDOW seconds, or over the last
