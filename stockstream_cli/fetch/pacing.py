@@ -13,8 +13,9 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering, or only to `NEAR` x it when that
   rate is the limit already found (a probe that touched it: Yahoo's limit has not moved); the 429s of
-  requests sent before that drop are ignored (they report the old rate), and answers still landing within
-  WINDOW after it count towards the limit found (they were in flight when the first 429 came). Each answer
+  requests sent before that drop are ignored (they report the old rate), and answers landing after it to
+  requests sent in the second before the refused one count towards the limit found (they were in flight
+  when its 429 came: Yahoo accepted them all within that second). Each answer
   to a request the cap held back (however long it waited: one worker at 2 s recovers too) raises the cap
   additively, by `INCREASE_FRACTION` per second of the highest rate that drew a 429 (the limit), at most
   doubling it per answer and never carrying it past `NEAR` x that rate in one step; then on to the limit
@@ -27,7 +28,8 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
 Recovery is bounded: after a storm (cap at MIN_RATE) the workers are back at their own pace within
 RECOVERY_BOUND seconds of its end with the defaults (delay 2 s, retry wait 2 s, 3 retries): the next slot
 at the floor (1/MIN_RATE = 10 s), the doublings (10 + 5 + 2.5 + ... s, overlapping it), at most 9 s to NEAR of
-the pace and 5 s for the rest; tests/test_pacing.py checks it for one worker and ten.
+the pace, 1 s on to it, and the margin above it (MARGIN of the pace, at a quarter of the step: about 1 s) once
+PROBE_AFTER has passed since the storm's last 429; tests/test_pacing.py checks it for one worker and ten.
 
 `Paced` puts the two together; `pacer_for(settings)` builds it. Every wait goes through an injectable
 `sleep` and the time through an injectable `clock`, and a wait of 0 never calls sleep, so tests never sleep.
@@ -132,6 +134,9 @@ class RateBudget:
         self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._started: collections.deque[float] = collections.deque(maxlen=STARTS_KEPT)  # confirm()'s record
         self._answered: collections.deque[float] = collections.deque(maxlen=4096)
+        self._answered_slots: collections.deque[float] = collections.deque(maxlen=4096)  # their requests' slots
+        self._burst = (math.inf, -math.inf)  # the second of slots before the request whose 429 dropped the cap
+        self._burst_answered = 0  # answers to requests of that second (Yahoo accepted them all)
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
         self._step = 0.0
@@ -207,8 +212,11 @@ class RateBudget:
         with self._lock:
             now = self._clock()
             self._answered.append(now)
-            if self.backoff and now - self._last_decrease <= WINDOW:
-                self._count_towards_the_limit(self._answered_rate(now))
+            slot = getattr(self._worker, "slot", -math.inf)
+            self._answered_slots.append(slot)
+            if self.backoff and self._burst[0] < slot <= self._burst[1]:
+                self._burst_answered += 1
+                self._count_towards_the_limit(self._burst_answered / WINDOW)
             if not self.backoff or self._cap >= self.ceiling or not getattr(self._worker, "held_back", False):
                 return
             # an answer at cap c stands for 1/c seconds of the additive increase; at most a doubling, so a cap
@@ -249,12 +257,15 @@ class RateBudget:
             self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
             self._next_slot = max(self._next_slot, now)
             self._last_decrease = now
+            self._burst = (sent_at - WINDOW, sent_at)
+            self._burst_answered = sum(1 for slot in self._answered_slots if sent_at - WINDOW < slot <= sent_at)
             self.decreases += 1
             self.lowest_cap = min(self.lowest_cap, self._cap)
 
     def _count_towards_the_limit(self, answered: float) -> None:
-        """An answer within WINDOW of a drop: the first 429 of a burst is often answered before requests sent
-        with it, so the rate measured then was short of the limit; the cap follows the limit up."""
+        """An answer to a request sent in the second before the one whose 429 dropped the cap: Yahoo accepted
+        all of them within one second, so they count towards the limit. (The first 429 of a burst is often
+        handled before the answers to requests sent just before it.) The cap follows the limit up."""
         if answered > self._peak:
             self._peak = answered
             self._step = max(MIN_RATE, INCREASE_FRACTION * answered)
