@@ -9,8 +9,8 @@ import pytest
 
 from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.fetch.pacing import (DECREASE, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER, FixedDelayPacer,
-                                          Paced, RateBudget, pacer_for)
+from stockstream_cli.fetch.pacing import (DECREASE, HORIZON, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER,
+                                          FixedDelayPacer, Paced, RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
 
 
@@ -393,31 +393,53 @@ from stockstream_cli.fetch.pacing import RECOVERY_BOUND  # noqa: E402 (the READM
 
 
 def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = None, storm=(60.0, 660.0),
-                     latency: float = 0.2, until: float = 900.0) -> tuple[dict[int, list[float]], RateBudget]:
+                     latency: float = 0.2, until: float = 900.0, limit: float | None = None,
+                     ) -> tuple[dict[int, list[float]], RateBudget]:
     """`workers` workers on one budget, as a discrete-event simulation on a clock this test controls: each
-    sends a request (after its --delay and the budget's slot), Yahoo answers after `latency`, with a 429
-    during the storm. Returns each worker's send times. The budget's per-thread bookkeeping is given one
-    record per simulated worker (each would be a thread)."""
+    sends a request (after its --delay, the budget's slot and its confirm), Yahoo answers after `latency`,
+    with a 429 during the storm or beyond `limit` requests accepted in any second. Returns each worker's
+    send times. The budget's per-thread bookkeeping is given
+    one record per simulated worker (each would be a thread)."""
+    import heapq
     import types
 
     fake = FakeTime()
     bucket = RateBudget(rate, clock=fake.clock, sleep=fake.sleep)
     states = [types.SimpleNamespace() for _ in range(workers)]
-    ready = [0.0] * workers  # when each worker may send next (its delay after its last send)
+    events = [(0.0, w, "reserve") for w in range(workers)]  # (time, worker, step): each worker's next step
+    accepted: list[float] = []
     sent: dict[int, list[float]] = {w: [] for w in range(workers)}
-    while min(ready) < until:
-        worker = min(range(workers), key=lambda w: ready[w])
-        fake.now = max(fake.now, ready[worker])
+    while events and events[0][0] < until:
+        fake.now, worker, step = heapq.heappop(events)
         bucket._worker = states[worker]
-        send_at = fake.now + bucket.reserve()
-        sent[worker].append(send_at)
-        fake.now = send_at + latency
-        if storm[0] <= send_at < storm[1]:
-            bucket.on_rate_limited()
+        if step == "reserve":
+            heapq.heappush(events, (fake.now + bucket.reserve(), worker, "confirm"))
+        elif (extra := bucket.confirm()) > 0:
+            heapq.heappush(events, (fake.now + extra, worker, "confirm"))
         else:
-            bucket.on_success()
-        ready[worker] = max(send_at + delay, fake.now)
+            send_at = fake.now
+            accepted[:] = [at for at in accepted if at > send_at - 1.0]
+            refused = storm[0] <= send_at < storm[1] or (limit is not None and len(accepted) >= limit)
+            fake.now = send_at + latency
+            sent[worker].append(send_at)
+            if refused:
+                bucket.on_rate_limited()
+            else:
+                accepted.append(send_at)
+                bucket.on_success()
+            heapq.heappush(events, (max(send_at + delay, fake.now), worker, "reserve"))
     return sent, bucket
+
+
+@pytest.mark.parametrize("limit", [5.0, 10.0, 40.0])
+def test_ten_workers_without_a_delay_find_a_servers_limit_and_keep_to_it(limit):
+    """B1's adaptive scenario on a controlled clock: 10 workers at --delay 0 against a server accepting
+    `limit` requests in any second. One burst of 429s finds the limit; then the cap holds just under it."""
+    sent, bucket = simulate_workers(10, delay=0.0, storm=(0.0, 0.0), latency=0.02, until=60.0, limit=limit)
+    accepted = bucket.requests - bucket.rate_limited
+    assert accepted / 60.0 >= 0.93 * limit  # within the slots' 3% margin and one climb from 70%
+    assert bucket.rate_limited / bucket.requests < 0.01 * 10 / limit + 0.01  # the burst, then one probe a 30 s
+    assert bucket.decreases <= 3
 
 
 def back_to_pace_after(sent: dict[int, list[float]], storm_end: float, delay: float) -> float:
@@ -468,22 +490,26 @@ def test_adaptive_recovery_never_jumps_past_the_rate_yahoo_answered():
         fake.advance(0.1)
         bucket.on_rate_limited()
     assert bucket.cap == MIN_RATE
-    caps = []
+    storm_end = fake.now
+    caps, times = [], []
     for _ in range(20):
-        fake.advance(bucket.reserve())
+        bucket.acquire()
         bucket.on_success()
         caps.append(bucket.cap)
+        times.append(fake.now)
     peak, step = bucket._peak, bucket._step
     assert peak >= 2.0 and step == pytest.approx(INCREASE_FRACTION * peak)  # sized on the rate before the storm
     assert caps[:3] == pytest.approx([0.2, 0.4, 0.8])  # doubling while far below
     near = [k for k, cap in enumerate(caps) if cap >= NEAR * peak - 1e-9]
     assert near and caps[near[0]] == pytest.approx(NEAR * peak)  # stopped at 90%, not carried past it
-    for before, after in zip(caps[near[0]:], caps[near[0] + 1:]):
+    for before, after, at in zip(caps[near[0]:], caps[near[0] + 1:], times[near[0] + 1:]):
         if before < peak - 1e-9:  # then the step, up to the peak
             assert after - before == pytest.approx(min(step / before, peak - before))
-        else:  # the last 429 is over PROBE_AFTER ago (the floor's answers come 10 s apart): probing, a quarter
+        elif at - storm_end < PROBE_AFTER:  # held there
+            assert after == before
+        else:  # the last 429 is PROBE_AFTER ago: probing, a quarter as fast
             assert after - before == pytest.approx(step / 4 / before)
-    assert caps[-1] > peak
+    assert caps[-1] == pytest.approx(peak)
 
 
 def test_a_retry_after_holds_every_worker_of_the_budget_until_then():
@@ -494,12 +520,14 @@ def test_a_retry_after_holds_every_worker_of_the_budget_until_then():
         bucket.on_success()
     bucket.on_rate_limited(retry_after=30.0)
     assert bucket.blocked_until == pytest.approx(fake.now + 30.0)
-    other = threading.Thread(target=lambda: waits.append(bucket.reserve()))
-    waits: list[float] = []
+    went: list[tuple[float, float]] = []
+    sleeps_before = len(fake.slept)
+    other = threading.Thread(target=lambda: went.append((bucket.acquire(), fake.now)))
     other.start()
     other.join()
-    assert waits[0] >= 30.0 - 1e-9  # another worker waits too
-    assert bucket.reserve() >= 30.0
+    waited, at = went[0]
+    assert waited >= 30.0 - 1e-9 and at >= bucket.blocked_until - 1e-9  # another worker waits too
+    assert all(slept <= HORIZON + 1e-9 for slept in fake.slept[sleeps_before:])  # asking again every HORIZON s
     quiet, _ = budget(None, backoff=False)  # --retry-wait 0: no wait at all, the contract's promise
     quiet.on_rate_limited(retry_after=30.0)
     assert quiet.reserve() == 0.0

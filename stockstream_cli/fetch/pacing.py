@@ -61,6 +61,7 @@ MARGIN = 0.03  # slots 3% wider than 1/cap: jitter between a slot and the reques
 # requests/s on a busy machine (B1), each costing the AIMD's 30% cut; 3% costs 3% of the ideal
 RECOVERY_BOUND = 45.0  # seconds after a storm's end until the workers are back at their pace (see above)
 SAMPLES = 32  # answers kept to measure a sparse rate (fewer than SAMPLES/4 in a WINDOW)
+HORIZON = 5.0  # seconds ahead a slot is handed out at most (see _take_slot)
 STARTS_KEPT = 256  # request starts confirm() looks back over: a second's worth at any cap a client reaches
 
 
@@ -130,7 +131,7 @@ class RateBudget:
         self._lock = threading.Lock()
         self._worker = threading.local()  # the slot of this thread's request in flight
         self._cap = self.ceiling  # math.inf: not capped
-        self._next_slot = -math.inf
+        self._last_slot = -math.inf  # the latest slot handed out; the next is 1/cap after it at the cap of the moment
         self._sent: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._started: collections.deque[float] = collections.deque(maxlen=STARTS_KEPT)  # confirm()'s record
         self._answered: collections.deque[float] = collections.deque(maxlen=4096)
@@ -164,12 +165,16 @@ class RateBudget:
 
     def confirm(self) -> float:
         """The calling thread's slot has come: its request goes now (0 is returned and its start recorded),
-        unless ceil(cap) requests already started within the last 1 + MARGIN seconds; then the seconds to
-        wait before confirming again. Slots are handed out ahead, so a thread woken late (a busy machine)
+        unless ceil(cap) requests already started within the last 1 + MARGIN seconds, or the thread was told
+        to ask again (its slot was over HORIZON away); then the seconds to wait before confirming again. Slots are handed out ahead, so a thread woken late (a busy machine)
         would otherwise go right before the next thread's slot: two requests a few ms apart, and at the
         server's one-second window one request too many, a 429 that costs the cap 30%. A start is taken as
         the later of the clock and the slot (a clock that stands still in a test: the slot)."""
         with self._lock:
+            if getattr(self._worker, "slot", 0.0) is None:  # asked to ask again: take a slot now
+                wait = self._take_slot(self._clock())
+                if wait > 0:
+                    return wait
             start = max(self._clock(), getattr(self._worker, "slot", -math.inf))
             if self._cap != math.inf:
                 most = math.ceil(self._cap - 1e-9)
@@ -189,17 +194,22 @@ class RateBudget:
         process reserves through a thread of its own here (workers.BudgetService).
         """
         with self._lock:
-            now = self._clock()
-            slot = max(now, self._blocked_until)
-            held_back = False
-            if self._cap != math.inf:
-                held_back = self._next_slot > slot
-                slot = max(slot, self._next_slot)
-                self._next_slot = slot + (1.0 + MARGIN) / self._cap
-            self._sent.append(slot)
-            self.requests += 1
+            return self._take_slot(self._clock())
+
+    def _take_slot(self, now: float) -> float:
+        """The seconds until the calling thread's slot. A slot over HORIZON away is not handed out: the thread
+        waits HORIZON and asks again (confirm), so a cap that rises meanwhile (a storm's end) moves it up."""
+        slot = max(now, self._blocked_until)
+        next_slot = self._last_slot + (1.0 + MARGIN) / self._cap if self._cap != math.inf else -math.inf
+        self._worker.held_back = next_slot > slot or getattr(self._worker, "slot", 0.0) is None
+        slot = max(slot, next_slot)
+        if slot - now > HORIZON:
+            self._worker.slot = None
+            return HORIZON
+        self._last_slot = slot
+        self._sent.append(slot)
+        self.requests += 1
         self._worker.slot = slot
-        self._worker.held_back = held_back
         return max(slot - now, 0.0)
 
     def on_success(self) -> None:
@@ -212,7 +222,7 @@ class RateBudget:
         with self._lock:
             now = self._clock()
             self._answered.append(now)
-            slot = getattr(self._worker, "slot", -math.inf)
+            slot = self._thread_slot(-math.inf)
             self._answered_slots.append(slot)
             if self.backoff and self._burst[0] < slot <= self._burst[1]:
                 self._burst_answered += 1
@@ -245,22 +255,31 @@ class RateBudget:
             if retry_after is not None and retry_after > 0:
                 self._blocked_until = max(self._blocked_until, now + retry_after)
                 self.blocked_until = self._blocked_until
-            sent_at = getattr(self._worker, "slot", math.inf)
+            sent_at = self._thread_slot(math.inf)
             if sent_at <= self._last_decrease:
                 return
             tolerated = self._answered_rate(now)
-            at_the_limit = self._peak > 0 and tolerated >= NEAR * self._peak
-            self._cap = max(MIN_RATE, min(self.ceiling, (NEAR if at_the_limit else DECREASE) * tolerated))
+            # a probe that touched the limit found (the cap and Yahoo's answers both near it): the limit has
+            # not moved; anything else (the first 429, a storm, a lower limit) cuts deep, from the lower of the
+            # cap and the rate answered, so that a storm's 429s (answers stopped) halve the cap each round
+            near = NEAR * self._peak
+            at_the_limit = self._peak > 0 and tolerated >= near and self._cap >= near
+            cut = (NEAR if at_the_limit else DECREASE) * min(self._cap, tolerated)
+            self._cap = max(MIN_RATE, min(self.ceiling, cut))
             # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
             # it tolerates, so the increase stays sized on the highest rate that drew a 429
             self._peak = max(self._peak, tolerated)
             self._step = max(MIN_RATE, INCREASE_FRACTION * self._peak)
-            self._next_slot = max(self._next_slot, now)
             self._last_decrease = now
             self._burst = (sent_at - WINDOW, sent_at)
             self._burst_answered = sum(1 for slot in self._answered_slots if sent_at - WINDOW < slot <= sent_at)
             self.decreases += 1
             self.lowest_cap = min(self.lowest_cap, self._cap)
+
+    def _thread_slot(self, unknown: float) -> float:
+        """The slot of the calling thread's request (`unknown` when it has none)."""
+        slot = getattr(self._worker, "slot", None)
+        return unknown if slot is None else slot
 
     def _count_towards_the_limit(self, answered: float) -> None:
         """An answer to a request sent in the second before the one whose 429 dropped the cap: Yahoo accepted
