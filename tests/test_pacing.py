@@ -39,6 +39,14 @@ def budget(rate=None, backoff=True):
     return RateBudget(rate, backoff=backoff, sleep=fake.sleep, clock=fake.clock), fake
 
 
+def answer_every(bucket: RateBudget, fake: FakeTime, gap: float, count: int) -> None:
+    """`count` requests `gap` seconds apart from t=0, every one answered."""
+    for k in range(count):
+        fake.now = k * gap
+        bucket.acquire()
+        bucket.on_success()
+
+
 def test_a_rate_spaces_requests_evenly_and_the_first_goes_at_once():
     bucket, fake = budget(4.0)
     waits = [bucket.acquire() for _ in range(5)]
@@ -100,10 +108,7 @@ def test_a_sparse_rate_is_measured_over_the_last_answers():
 
 def test_429s_to_requests_sent_before_the_decrease_are_ignored():
     bucket, fake = budget(None)
-    for k in range(20):  # 10 answers per second
-        fake.now = k * 0.1
-        bucket.acquire()
-        bucket.on_success()
+    answer_every(bucket, fake, 0.1, 20)  # 10 answers per second
     in_flight = threading.Thread(target=bucket.acquire)
     in_flight.start()
     in_flight.join()
@@ -329,10 +334,7 @@ def test_run_local_workers_share_one_budget(monkeypatch):
 
 def test_at_the_limit_found_the_cap_holds_then_probes_beyond_it_a_quarter_as_fast():
     bucket, fake = budget(None)
-    for k in range(20):  # 10 answers per second
-        fake.now = k * 0.1
-        bucket.acquire()
-        bucket.on_success()
+    answer_every(bucket, fake, 0.1, 20)  # 10 answers per second
     bucket.on_rate_limited()  # the limit: 10; cap 7, then 1 req/s per second up to 10 itself
     dropped_at = fake.now
     while bucket.cap < 10.0:
@@ -352,10 +354,7 @@ def test_at_the_limit_found_the_cap_holds_then_probes_beyond_it_a_quarter_as_fas
 
 def test_a_429_at_the_limit_found_cuts_the_cap_only_to_near_it():
     bucket, fake = budget(None)
-    for k in range(20):  # 10 answers per second
-        fake.now = k * 0.1
-        bucket.acquire()
-        bucket.on_success()
+    answer_every(bucket, fake, 0.1, 20)  # 10 answers per second
     bucket.on_rate_limited()  # the first 429: nothing known, cap 70% of 10
     assert bucket.cap == pytest.approx(DECREASE * 10)
     while bucket.cap < 10.0:
@@ -480,10 +479,7 @@ def test_adaptive_recovery_never_jumps_past_the_rate_yahoo_answered():
     """An answer at the floor (one every 10 s) may double the cap, but not carry it past 90% of the highest
     rate that drew a 429; from there it climbs on to that rate at the step, and holds there."""
     bucket, fake = budget(None)
-    for k in range(40):  # 2 answers per second
-        fake.now = k * 0.5
-        bucket.acquire()
-        bucket.on_success()
+    answer_every(bucket, fake, 0.5, 40)  # 2 answers per second
     bucket.on_rate_limited()
     for _ in range(50):  # a storm: refused every time
         bucket.acquire()
