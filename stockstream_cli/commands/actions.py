@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
-from .load import Output, OutputFormat, choose_format, show
+from .load import Output, OutputFormat, choose_format, date_range, open_reader, show
 
 
 def register(app: typer.Typer) -> None:
@@ -35,17 +35,12 @@ def actions(
 
     Examples: `stockstream actions --symbols BHP`; `stockstream actions --start 2026-01-01 --format csv`.
     """
-    from ..read.aggregate import DataAggregator
-    from ..settings import Settings
-    from ..values import check_range, parse_date, parse_symbols
+    from ..values import parse_symbols
 
     chosen = choose_format(format, output)
     codes = parse_symbols(symbols)
-    first = None if start is None else parse_date(start, option="--start")
-    last = None if end is None else parse_date(end, option="--end")
-    check_range(first, last)
-    settings = Settings.resolve(store=store, profile=profile, region=region)
-    aggregator = DataAggregator(settings.open_store(must_exist=True))  # a store that is not there: exit 2
+    first, last = date_range(None, start, end)
+    aggregator = open_reader(store, profile, region)
     frame = aggregator.load_actions(codes, start=first, end=last)
     if frame.is_empty():
         typer.echo(f"no actions{' of ' + ' '.join(codes) if codes else ''} in {aggregator.store.uri}", err=True)

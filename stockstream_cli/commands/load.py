@@ -71,15 +71,12 @@ def load(
     `stockstream load --start 2026-01-01 --end 2026-01-31 --format csv -o january.csv`;
     `stockstream load --date 2026-01-05 --output day.parquet`.
     """
-    from ..read.aggregate import DataAggregator
-    from ..settings import Settings
-    from ..values import parse_date, parse_symbols
+    from ..values import parse_symbols
 
     chosen = choose_format(format, output)
     codes = parse_symbols(symbols)
-    first, last = _date_range(date, start, end, parse_date)
-    settings = Settings.resolve(store=store, profile=profile, region=region)
-    aggregator = DataAggregator(settings.open_store(must_exist=True))
+    first, last = date_range(date, start, end)
+    aggregator = open_reader(store, profile, region)
     frame = aggregator.load(codes, start=first, end=last)
     if frame.is_empty():
         _note_empty(aggregator, codes, first, last)
@@ -120,9 +117,19 @@ def choose_format(format: Format | None, output: Path | None) -> Format:
     return format
 
 
-def _date_range(date, start, end, parse_date):
+def open_reader(store, profile, region):
+    """The DataAggregator of the store the options name (load's and actions'); a store not there: exit 2."""
+    from ..read.aggregate import DataAggregator
+    from ..settings import Settings
+
+    settings = Settings.resolve(store=store, profile=profile, region=region)
+    return DataAggregator(settings.open_store(must_exist=True))
+
+
+def date_range(date, start, end):
+    """(first, last) from --date or --start/--end, each None when not given (load's and actions')."""
     from ..errors import InputError
-    from ..values import check_range
+    from ..values import check_range, parse_date
 
     if date is not None and (start is not None or end is not None):
         raise InputError("--date is one day; --start/--end a range: give one or the other")
