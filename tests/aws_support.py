@@ -103,6 +103,28 @@ def no_retry_intervals(monkeypatch) -> None:
 
 
 @contextlib.contextmanager
+def deployed_pipeline(endpoint: str, monkeypatch, codes: list[str], *, batch_size: int, context_for=None):
+    """The pipeline deployed to moto with its state machine executing and its functions running in-process
+    (InProcessLambdas(context_for)), its list `codes` served by a local server in batches of `batch_size`.
+    Yields deploy's document with "lambdas" added. The functions' own variables (deploy's) are applied per
+    invocation; the ones set here are registered with monkeypatch so that they are undone."""
+    from stockstream_cli.aws.deploy import DeployOptions, deploy
+
+    run_state_machines(endpoint)
+    no_retry_intervals(monkeypatch)
+    iso_execution_start_time(monkeypatch)
+    lambdas = InProcessLambdas(context_for).install(monkeypatch)
+    document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
+    allow_plain_http_in_moto(document["bucket"])
+    monkeypatch.setenv("STOCKSTREAM_STORE", document["store"])
+    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", "/tmp/stockstream-cache")
+    monkeypatch.setenv("STOCKSTREAM_BATCH_SIZE", str(batch_size))
+    with serving(markit_csv(codes)) as url:
+        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
+        yield {"lambdas": lambdas, **document}
+
+
+@contextlib.contextmanager
 def serving(body: bytes, status: int = 200, content_type: str = "text/csv"):
     """A loopback HTTP server answering every GET with `body`; yields its URL."""
     with ListServer().answer((status, body, content_type)) as server:

@@ -10,26 +10,14 @@ import boto3
 import pytest
 
 import actions_support as play
-from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
-                         markit_csv, no_retry_intervals, run_state_machines, serving, wait_for)
-from stockstream_cli.aws.deploy import DeployOptions, deploy
+from aws_support import REGION, deployed_pipeline, wait_for
 from stockstream_cli.read.aggregate import DataAggregator
 from stockstream_cli.store import LocalStore
 
 
 @pytest.fixture
 def pipeline(moto_endpoint, monkeypatch, fake_yahoo):
-    run_state_machines(moto_endpoint)
-    no_retry_intervals(monkeypatch)
-    iso_execution_start_time(monkeypatch)
-    InProcessLambdas().install(monkeypatch)
-    document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
-    allow_plain_http_in_moto(document["bucket"])
-    monkeypatch.setenv("STOCKSTREAM_STORE", document["store"])
-    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", "/tmp/stockstream-cache")
-    monkeypatch.setenv("STOCKSTREAM_BATCH_SIZE", str(play.BATCH_SIZE))
-    with serving(markit_csv(play.CODES)) as url:
-        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
+    with deployed_pipeline(moto_endpoint, monkeypatch, play.CODES, batch_size=play.BATCH_SIZE) as document:
         yield {"yahoo": fake_yahoo, **document}
 
 

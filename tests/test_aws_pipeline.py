@@ -13,10 +13,8 @@ import json
 import boto3
 import pytest
 
-from aws_support import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
-                         markit_csv, no_retry_intervals, poll_pause, run_state_machines, serving, wait_for)
+from aws_support import POLL, REGION, deployed_pipeline, poll_pause, serving, wait_for
 from helpers import run_stockstream
-from stockstream_cli.aws.deploy import DeployOptions, deploy
 from stockstream_cli.aws.remote import remote_status, rerun_remote
 
 DAY = dt.date(2026, 11, 25)
@@ -26,19 +24,8 @@ CODES = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH"]  # batches of 3
 @pytest.fixture
 def pipeline(moto_endpoint, monkeypatch, fake_yahoo, tmp_path):
     """The pipeline deployed to moto, its state machine executing, its functions running here."""
-    run_state_machines(moto_endpoint)
-    no_retry_intervals(monkeypatch)
-    iso_execution_start_time(monkeypatch)
-    lambdas = InProcessLambdas().install(monkeypatch)
-    document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
-    allow_plain_http_in_moto(document["bucket"])
-    # the functions' own variables (deploy's) are applied per invocation; register them so they are undone
-    monkeypatch.setenv("STOCKSTREAM_STORE", document["store"])
-    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", "/tmp/stockstream-cache")
-    monkeypatch.setenv("STOCKSTREAM_BATCH_SIZE", "3")
-    with serving(markit_csv(CODES)) as url:
-        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
-        yield {"lambdas": lambdas, "yahoo": fake_yahoo, **document}
+    with deployed_pipeline(moto_endpoint, monkeypatch, CODES, batch_size=3) as document:
+        yield {"yahoo": fake_yahoo, **document}
 
 
 def _start(document: dict, name: str, payload: dict) -> dict:

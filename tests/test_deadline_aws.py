@@ -10,9 +10,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
-                         markit_csv, no_retry_intervals, run_state_machines, serving, wait_for)
-from stockstream_cli.aws.deploy import DeployOptions, deploy
+from aws_support import REGION, deployed_pipeline, wait_for
 from stockstream_cli.fetch.deadline import WRITE_MARGIN_SECONDS
 
 DAY = dt.date(2026, 11, 25)
@@ -33,9 +31,6 @@ class RunningOutContext:
 
 @pytest.fixture
 def pipeline(moto_endpoint, monkeypatch, fake_yahoo):
-    run_state_machines(moto_endpoint)
-    no_retry_intervals(monkeypatch)
-    iso_execution_start_time(monkeypatch)
     attempts: dict[int, int] = {}
 
     def context_for(name: str, event: dict):
@@ -47,15 +42,8 @@ def pipeline(moto_endpoint, monkeypatch, fake_yahoo):
             return RunningOutContext(seconds_before_margin=1)  # time for one symbol of three
         return RunningOutContext(seconds_before_margin=600)
 
-    lambdas = InProcessLambdas(context_for).install(monkeypatch)
-    document = deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)
-    allow_plain_http_in_moto(document["bucket"])
-    monkeypatch.setenv("STOCKSTREAM_STORE", document["store"])
-    monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", "/tmp/stockstream-cache")
-    monkeypatch.setenv("STOCKSTREAM_BATCH_SIZE", "3")
-    with serving(markit_csv(CODES)) as url:
-        monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
-        yield {"lambdas": lambdas, "yahoo": fake_yahoo, "attempts": attempts, **document}
+    with deployed_pipeline(moto_endpoint, monkeypatch, CODES, batch_size=3, context_for=context_for) as document:
+        yield {"yahoo": fake_yahoo, "attempts": attempts, **document}
 
 
 def test_a_deadline_half_way_is_continued_by_the_maps_retry_with_exactly_the_missing_requests(pipeline):
