@@ -189,3 +189,27 @@ def test_rerun_after_the_month_was_compacted_fetches_only_what_failed(tmp_path, 
     assert result.exit_code == 0, result.output
     assert fake_yahoo.per_ticker() == {f"{codes[7]}.AX": 1}  # not the whole of both batches again
     assert json.loads(result.stdout)["symbols_failed"] == []
+
+
+def test_a_batch_file_lost_after_its_manifest_is_refetched_though_the_month_has_a_compacted_file(tmp_path, fake_yahoo):
+    """The run of DAY folds the day before into compacted-2026-08; DAY's batch 1 file is then lost. The
+    compacted file's record says which days it holds, so rerun-failed refetches DAY's batch 1 (and nothing
+    of the folded day)."""
+    from stockstream_cli.read.compact import folded_batches
+
+    codes = asx_codes(50)
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+    store = LocalStore(tmp_path / "data")
+    source = local.asx_source(from_file=str(list_path))
+    before = DAY - dt.timedelta(days=1)
+    local.run_local(store, before, Settings.resolve(batch_size=25), source=source)
+    local.run_local(store, DAY, Settings.resolve(batch_size=25), source=source)
+    assert folded_batches(store, "raw-data/compacted-2026-08.parquet") == {before.isoformat(): [0, 1]}
+    store.delete(layout.batch_data_key(DAY, 1))
+
+    fake_yahoo.reset_counts()
+    assert rerun_cli(tmp_path / "data", "--json").exit_code == 0
+    assert sorted(fake_yahoo.per_ticker()) == [f"{code}.AX" for code in codes[25:]]
+    fake_yahoo.reset_counts()
+    result = runner.invoke(app, ["rerun-failed", "--date", before.isoformat(), "--store", str(tmp_path / "data")])
+    assert result.exit_code == 0 and fake_yahoo.per_ticker() == {}

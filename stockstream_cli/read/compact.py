@@ -13,6 +13,8 @@ stays; and whoever compacts holds the day lock of every day it folds (`compact_l
 never rewrite one month's file from different reads (the last writer would drop rows the other had
 deleted the batch files of). The pipeline's step takes them without waiting and folds nothing when one is
 held: the next run folds it (README, compact).
+The compacted file records in its Parquet metadata (FOLDED_METADATA) which days' batches it holds, so that
+rerun-failed still tells a batch whose rows are stored from one whose file was lost after its manifest.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import io
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 from .. import layout, schema
 from ..errors import InputError
 
+FOLDED_METADATA = "stockstream.folded"  # {"YYYY-MM-DD": [batch numbers]} folded into the compacted file
 ROW_GROUP_ROWS = 4096  # about 2 symbols x 21 days fits in one; a month of the ASX is ~10 row groups
 READERS = 32  # batch files read (and deleted) at once: S3 latency, not bandwidth, is what a month of small files costs
 
@@ -130,8 +134,10 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
         frames = [frame for frame in pool.map(lambda key: read_batch_rows(store, key), keys) if frame is not None]
     combined = pl.concat(frames, how="vertical") if frames else schema.empty_frame()
     rows = newest_per_symbol_and_date(combined.lazy()).collect()
+    record = _folded_record(store, month_plan)
     buffer = io.BytesIO()
-    rows.write_parquet(buffer, row_group_size=ROW_GROUP_ROWS, statistics=True)
+    rows.write_parquet(buffer, row_group_size=ROW_GROUP_ROWS, statistics=True,
+                       metadata=None if record is None else {FOLDED_METADATA: json.dumps(record, sort_keys=True)})
     data = buffer.getvalue()
     _step(step, "read", month_plan.month)
     store.put(month_plan.key, data)
@@ -144,6 +150,40 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
     return {"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),
             "rows": rows.height, "bytes": len(data), "deleted": len(gone),
             "kept": sorted(set(month_plan.batch_keys) - gone)}
+
+
+def folded_batches(store, key: str) -> dict[str, list[int]] | None:
+    """{"YYYY-MM-DD": [batch numbers]} the compacted file `key` holds the rows of; None when there is no
+    such file, or it was written before the record was kept (then nothing is known of its days)."""
+    import polars as pl
+
+    from ..errors import KeyNotFound
+
+    try:
+        data = store.get(key)
+    except KeyNotFound:
+        return None
+    try:
+        text = pl.read_parquet_metadata(io.BytesIO(data)).get(FOLDED_METADATA)
+    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
+        from ..errors import CorruptFileError
+
+        raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
+    return None if text is None else json.loads(text)
+
+
+def _folded_record(store, month_plan: MonthPlan) -> dict[str, list[int]] | None:
+    """The record the new compacted file carries: the old file's and the batch files folded now. None when
+    the old file has no record (its days are unknown, so a record would claim too little)."""
+    record: dict[str, list[int]] = {}
+    if month_plan.compacted:
+        record = folded_batches(store, month_plan.key)
+        if record is None:
+            return None
+    for key in month_plan.batch_keys:
+        day, number = layout.parse_batch_data_key(key)
+        record[day.isoformat()] = sorted(set(record.get(day.isoformat(), [])) | {number})
+    return record
 
 
 def _unchanged(month_plan: MonthPlan, listed: Mapping[str, str]) -> dict[str, str]:

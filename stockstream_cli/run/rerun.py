@@ -66,11 +66,20 @@ def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Obse
 
 
 def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
-    """The batches whose rows are stored: in their batch file, or folded into the month's compacted file."""
-    if store.exists(layout.compacted_data_key(day.strftime("%Y-%m"))):
-        return set(batches)
+    """The batches whose rows are stored: in their batch file, or folded into the month's compacted file
+    (as its record says; a compacted file from before the record: every batch, as nothing says otherwise)."""
+    from ..read.compact import folded_batches
+
+    batches = set(batches)
     data_keys = set(store.list(layout.batch_data_prefix(day)))
-    return {n for n in batches if layout.batch_data_key(day, n) in data_keys}
+    with_files = {n for n in batches if layout.batch_data_key(day, n) in data_keys}
+    month_key = layout.compacted_data_key(day.strftime("%Y-%m"))
+    if with_files == batches or not store.exists(month_key):
+        return with_files
+    folded = folded_batches(store, month_key)
+    if folded is None:
+        return batches
+    return with_files | (batches & set(folded.get(day.isoformat(), ())))
 
 
 def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
