@@ -11,7 +11,7 @@ import os
 import socket
 import pytest
 
-from yahoo_fake import fake_yahoo  # noqa: F401  (the offline Yahoo fixture; see tests/yahoo_fake.py)
+from yahoo_fake import FakeYahoo
 
 # Batches on threads of the test's own process, where fake_yahoo patches yfinance: worker processes would not
 # see that patch. Set for the whole session (module- and session-scoped fixtures run before the per-test
@@ -27,6 +27,15 @@ def _loopback_only_connect(sock, address):
     if isinstance(host, str) and host not in LOOPBACK and not host.startswith("127.") and sock.family != socket.AF_UNIX:
         raise OSError(f"test tried to reach the network: {address!r}")
     return _real_connect(sock, address)
+
+
+@pytest.fixture
+def fake_yahoo():
+    """An installed FakeYahoo (no latency, no limit, the market complete) in a cold process; program it.
+    (Defined here, not in tests/yahoo_fake.py, so that the benchmarks' measured processes, which import that
+    module, do not import pytest.)"""
+    with FakeYahoo().installed() as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,7 @@ faults on the clock: `storm(seconds, retry_after=...)` (every request 429, "Too 
 client it blocks), `poison_crumb(times)` (the crumb body is "Too Many Requests", status 200).
 
 Use it
-    - in pytest: the `fake_yahoo` fixture (registered in tests/conftest.py) yields an installed FakeYahoo
+    - in pytest: the `fake_yahoo` fixture (tests/conftest.py) yields an installed FakeYahoo
       in a cold process: yfinance's cookie, crumb and strategy forgotten, stockstream's session new;
     - anywhere else (benchmarks): `with FakeYahoo(latency=0.2, rate_limit=5).installed() as fake: ...`;
       benchmarks/fake_server.py serves `FakeYahoo.serve` to other processes.
@@ -826,16 +826,3 @@ def _empty_body(ticker: str) -> dict:
     """A valid symbol with no bars in the window: meta, no timestamps, empty indicator objects."""
     meta = _meta(ticker, dt.date(2026, 1, 2), [], period_range="")
     return {"chart": {"result": [{"meta": meta, "indicators": {"quote": [{}], "adjclose": [{}]}}], "error": None}}
-
-
-try:  # the pytest fixture, when pytest is there (benchmarks use FakeYahoo().installed() instead)
-    import pytest
-
-    @pytest.fixture
-    def fake_yahoo() -> Iterator[FakeYahoo]:
-        """An installed FakeYahoo (no latency, no limit, the market complete) in a cold process; program it."""
-        with FakeYahoo().installed() as fake:
-            yield fake
-
-except ImportError:  # pragma: no cover
-    pass
