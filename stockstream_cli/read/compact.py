@@ -153,22 +153,19 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
 
 
 def folded_batches(store, key: str) -> dict[str, list[int]] | None:
-    """{"YYYY-MM-DD": [batch numbers]} the compacted file `key` holds the rows of; None when there is no
-    such file, or it was written before the record was kept (then nothing is known of its days)."""
-    import polars as pl
-
-    from ..errors import KeyNotFound
+    """{"YYYY-MM-DD": [batch numbers]} the compacted file `key` holds the rows of (read from its footer alone);
+    None when there is no such file, or it was written before the record was kept (then nothing is known of
+    its days)."""
+    from ..errors import CorruptFileError, KeyNotFound
+    from .file_index import footer_metadata
 
     try:
-        data = store.get(key)
+        metadata = footer_metadata(store, key)
     except KeyNotFound:
         return None
-    try:
-        text = pl.read_parquet_metadata(io.BytesIO(data)).get(FOLDED_METADATA)
-    except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a broken file
-        from ..errors import CorruptFileError
-
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a broken file
         raise CorruptFileError(key, f"not a readable Parquet file: {exc}") from None
+    text = (metadata.metadata or {}).get(FOLDED_METADATA.encode())
     return None if text is None else json.loads(text)
 
 

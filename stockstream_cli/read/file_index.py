@@ -184,15 +184,22 @@ def ranges_of_file(data: bytes) -> Ranges | None:
 def read_footer(store: "Store", key: str) -> Ranges | None:
     """The ranges from the key's Parquet footer (read from the file's tail); None when it cannot be read."""
     try:
-        tail = store.read_tail(key, TAIL_BYTES)
-        needed = _footer_length(tail) + 8
-        if needed > len(tail):
-            tail = store.read_tail(key, needed)
-            if needed > len(tail):
-                return None  # the footer claims more bytes than the file has
-        return ranges_of(_parse_footer(tail[-needed:]))
+        return ranges_of(footer_metadata(store, key))
     except Exception:
         return None
+
+
+def footer_metadata(store: "Store", key: str):
+    """pyarrow's FileMetaData of the key's Parquet file, from its tail alone (a second read when the footer
+    is longer than TAIL_BYTES). KeyNotFound when there is no such key; ValueError (or pyarrow's errors) when
+    it is not a readable Parquet file."""
+    tail = store.read_tail(key, TAIL_BYTES)
+    needed = _footer_length(tail) + 8
+    if needed > len(tail):
+        tail = store.read_tail(key, needed)
+        if needed > len(tail):
+            raise ValueError("the footer claims more bytes than the file has")
+    return _parse_footer(tail[-needed:])
 
 
 def _footer_length(tail: bytes) -> int:
