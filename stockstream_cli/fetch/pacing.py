@@ -12,7 +12,9 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering, or only to `NEAR` x it when that
-  rate is the limit already found (a probe that touched it: Yahoo's limit has not moved); the 429s of
+  rate is a measurement of the limit: the first 429 of an uncapped budget (the workers sent as fast as they
+  could, so Yahoo's answers were all it let through), or a probe that touched the limit already found
+  (Yahoo's limit has not moved); the 429s of
   requests sent before that drop are ignored (they report the old rate), and answers landing after it to
   requests sent in the second before the refused one count towards the limit found (they were in flight
   when its 429 came: Yahoo accepted them all within that second). Each answer
@@ -38,6 +40,7 @@ PROBE_AFTER has passed since the storm's last 429; tests/test_pacing.py checks i
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import random
 import threading
@@ -140,6 +143,7 @@ class RateBudget:
         self._burst_answered = 0  # answers to requests of that second (Yahoo accepted them all)
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
+        self._cut = DECREASE  # the fraction of the rate answered the last decrease kept
         self._step = 0.0
         self._peak = 0.0  # the highest rate Yahoo had been answering when it said 429 (this run)
         self.requests = 0
@@ -240,7 +244,7 @@ class RateBudget:
                 self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
-        """Multiplicative decrease: the cap becomes DECREASE x the rate Yahoo has been answering.
+        """Multiplicative decrease: the cap becomes DECREASE (or NEAR, see below) x the rate Yahoo has been answering.
 
         A 429 to a request sent before the last decrease is ignored: it reports the old rate, and the
         cap already reacted to it (at most one decrease per round of requests in flight). `retry_after`
@@ -259,13 +263,16 @@ class RateBudget:
             if sent_at <= self._last_decrease:
                 return
             tolerated = self._answered_rate(now)
-            # a probe that touched the limit found (the cap and Yahoo's answers both near it): the limit has
-            # not moved; anything else (the first 429, a storm, a lower limit) cuts deep, from the lower of the
-            # cap and the rate answered, so that a storm's 429s (answers stopped) halve the cap each round
+            # the rate answered is a measurement of the limit when the workers were uncapped (they sent as fast
+            # as they could: Yahoo's answers were all it let through) or when a probe touched the limit found
+            # (the cap and the answers both near it: the limit has not moved), and the cut is gentle; anything
+            # else (a storm, a lower limit) cuts deep, from the lower of the cap and the rate answered, so that
+            # a storm's 429s (answers stopped) halve the cap each round
             near = NEAR * self._peak
             at_the_limit = self._peak > 0 and tolerated >= near and self._cap >= near
-            cut = (NEAR if at_the_limit else DECREASE) * min(self._cap, tolerated)
-            self._cap = max(MIN_RATE, min(self.ceiling, cut))
+            measured = self._cap == math.inf and len(self._answered) >= 2
+            self._cut = NEAR if at_the_limit or measured else DECREASE
+            self._cap = max(MIN_RATE, min(self.ceiling, self._cut * min(self._cap, tolerated)))
             # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
             # it tolerates, so the increase stays sized on the highest rate that drew a 429
             self._peak = max(self._peak, tolerated)
@@ -284,15 +291,18 @@ class RateBudget:
     def _count_towards_the_limit(self, answered: float) -> None:
         """An answer to a request sent in the second before the one whose 429 dropped the cap: Yahoo accepted
         all of them within one second, so they count towards the limit. (The first 429 of a burst is often
-        handled before the answers to requests sent just before it.) The cap follows the limit up."""
+        handled before the answers to requests sent just before it.) The cap follows the limit up, at the
+        fraction of it the decrease kept."""
         if answered > self._peak:
             self._peak = answered
             self._step = max(MIN_RATE, INCREASE_FRACTION * answered)
-            self._cap = min(self.ceiling, max(self._cap, DECREASE * answered))
+            self._cap = min(self.ceiling, max(self._cap, self._cut * answered))
 
     def _answered_rate(self, now: float) -> float:
         """Requests per second Yahoo answered lately: over the last WINDOW seconds, or over the last
-        SAMPLES answers when they are sparser; the rate requests were sent at when none was answered."""
+        SAMPLES/4 answers when they are sparser: every answer of the whole WINDOWs those span (a server
+        allowing L in any second may answer 2L within 1.1 s, but never more than kL in k s); the rate
+        requests were sent at when none was answered."""
         recent = 0
         for answered_at in reversed(self._answered):
             if answered_at <= now - WINDOW:
@@ -302,8 +312,9 @@ class RateBudget:
             return recent / WINDOW
         if len(self._answered) >= 2:
             first = self._answered[-min(len(self._answered), SAMPLES // 4)]
-            span = max(now - first, WINDOW)
-            return max(MIN_RATE, min(len(self._answered), SAMPLES // 4) / span)
+            span = WINDOW * max(math.ceil((now - first) / WINDOW - 1e-9), 1)
+            answered = sum(1 for _ in itertools.takewhile(lambda at: at >= now - span, reversed(self._answered)))
+            return max(MIN_RATE, answered / span)
         if len(self._sent) >= 2 and self._sent[-1] > self._sent[0]:
             return (len(self._sent) - 1) / (self._sent[-1] - self._sent[0])
         return 1.0
