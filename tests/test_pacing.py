@@ -10,6 +10,7 @@ import pytest
 from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
 from stockstream_cli.fetch.pacing import (DECREASE, HORIZON, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER,
+                                          PROBE_AFTER_MEASURED,
                                           FixedDelayPacer, Paced, RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
 
@@ -34,9 +35,9 @@ class FakeTime:
         self.now += seconds
 
 
-def budget(rate=None, backoff=True):
+def budget(rate=None, backoff=True, greedy=False):
     fake = FakeTime()
-    return RateBudget(rate, backoff=backoff, sleep=fake.sleep, clock=fake.clock), fake
+    return RateBudget(rate, backoff=backoff, greedy=greedy, sleep=fake.sleep, clock=fake.clock), fake
 
 
 def answer_every(bucket: RateBudget, fake: FakeTime, gap: float, count: int) -> None:
@@ -365,19 +366,30 @@ def test_run_local_workers_share_one_budget(monkeypatch):
     assert sorted(outcomes) == [0, 1, 2] and len(built) == 1
 
 
-def test_at_the_limit_found_the_cap_holds_then_probes_beyond_it_a_quarter_as_fast():
-    bucket, fake = budget(None)
+@pytest.mark.parametrize("delay, greedy", [(0.0, True), (2.0, False)])
+def test_a_runs_budget_is_greedy_only_when_its_workers_have_no_delay(delay, greedy):
+    budget_of_run = pacing.budget_for(Settings.resolve(environ={}, delay=delay, retry_wait=2.0))
+    assert budget_of_run.greedy is greedy and budget_of_run.backoff and budget_of_run.ceiling == float("inf")
+
+
+@pytest.mark.parametrize("rate, greedy, hold", [(None, True, PROBE_AFTER_MEASURED), (None, False, PROBE_AFTER),
+                                                 (10.5, True, PROBE_AFTER)])
+def test_at_the_limit_found_the_cap_holds_then_probes_beyond_it_a_quarter_as_fast(rate, greedy, hold):
+    """Uncapped, the first 429's rate measured the limit: a gentle cut; workers with no delay of their own
+    (greedy) then hold the long time before probing, as each probe is a 429. With --rate the rate answered
+    was the pacer's: a deep cut, and probing sooner."""
+    bucket, fake = budget(rate, greedy=greedy)
     answer_every(bucket, fake, 0.1, 20)  # 10 answers per second
-    bucket.on_rate_limited()  # the limit: 10; cap 7, then 1 req/s per second up to 10 itself
+    bucket.on_rate_limited()  # the limit: 10; cap 9 (or 7), then 1 req/s per second up to 10 itself
     dropped_at = fake.now
     while bucket.cap < 10.0:
         bucket.acquire()
         bucket.on_success()
     assert fake.now - dropped_at < 4.0
-    while fake.now - dropped_at < PROBE_AFTER:  # held at the limit found
+    while fake.now - dropped_at < hold:  # held at the limit found
         bucket.acquire()
         bucket.on_success()
-        assert bucket.cap == pytest.approx(10.0) or fake.now - dropped_at >= PROBE_AFTER
+        assert bucket.cap == pytest.approx(10.0) or fake.now - dropped_at >= hold
     start, cap = fake.now, bucket.cap
     while fake.now - start < 2.0:
         bucket.acquire()
@@ -436,7 +448,7 @@ def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = N
     import types
 
     fake = FakeTime()
-    bucket = RateBudget(rate, clock=fake.clock, sleep=fake.sleep)
+    bucket = RateBudget(rate, greedy=delay == 0, clock=fake.clock, sleep=fake.sleep)
     states = [types.SimpleNamespace() for _ in range(workers)]
     events = [(0.0, w, "reserve") for w in range(workers)]  # (time, worker, step): each worker's next step
     accepted: list[float] = []

@@ -21,7 +21,9 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
   to a request the cap held back (however long it waited: one worker at 2 s recovers too) raises the cap
   additively, by `INCREASE_FRACTION` per second of the highest rate that drew a 429 (the limit), at most
   doubling it per answer and never carrying it past `NEAR` x that rate in one step; then on to the limit
-  itself; beyond it only `PROBE_AFTER` seconds after the last 429, a quarter as fast. Never above R. The
+  itself; beyond it only `PROBE_AFTER` seconds after the last 429 (`PROBE_AFTER_MEASURED` after a gentle
+  cut, whose rate measured the limit, when the workers have no delay of their own), a quarter as fast.
+  Never above R. The
   starts of the last second stay on record through a drop, so confirm() lets nothing go until they fit the
   new cap: the server's window drains instead of refusing every request sent into it. A `Retry-After`
   holds every slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff.
@@ -56,6 +58,8 @@ INCREASE_FRACTION = 0.1  # additive increase: 10% of the rate at the last decrea
 NEAR = 0.9  # the cap climbs to 90% of the limit in one go; a 429 at the limit found cuts it only to 90%
 PROBE_AFTER = 30.0  # seconds at the limit found before the cap probes beyond it: a 429 costs a resend (and
 # often a crumb) of the budget, so probing a steady limit every few seconds costs more than it finds (B1)
+PROBE_AFTER_MEASURED = 120.0  # the same after a cut whose rate measured the limit (a gentle cut): a probe then
+# rarely finds more, and each costs a 429 (at 5 requests/s one 429 every 30 s is 0.65 % of the requests)
 MIN_RATE = 0.1  # never slower than one request per 10 s (Yahoo refusing that is an outage: retries record it)
 WINDOW = 1.0  # seconds over which the rate Yahoo answers is measured
 MARGIN = 0.03  # slots 3% wider than 1/cap: jitter between a slot and the request's arrival at Yahoo (thread
@@ -121,14 +125,19 @@ class RateBudget:
     one token (no bursts): request k may start no earlier than (1 + MARGIN)/cap after request k-1 was
     allowed to.
     backoff: False keeps the cap fixed (and adaptive never caps).
+    greedy: the workers have no delay of their own (--delay 0) and send whenever the budget lets them, so its
+    cap sits at Yahoo's limit and every probe beyond it is a 429: after a cut whose rate measured the limit
+    it probes only PROBE_AFTER_MEASURED later. With a delay, what a 429 interrupts is the workers' own pace,
+    to be recovered: PROBE_AFTER.
     """
 
-    def __init__(self, rate: float | None = None, *, backoff: bool = True, sleep: Sleep = time.sleep,
-                 clock: Clock = time.monotonic):
+    def __init__(self, rate: float | None = None, *, backoff: bool = True, greedy: bool = False,
+                 sleep: Sleep = time.sleep, clock: Clock = time.monotonic):
         if rate is not None and not rate > 0:
             raise ValueError(f"rate must be above 0, got {rate}")
         self.ceiling = math.inf if rate is None else float(rate)
         self.backoff = backoff
+        self.greedy = greedy
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
@@ -144,6 +153,7 @@ class RateBudget:
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
         self._cut = DECREASE  # the fraction of the rate answered the last decrease kept
+        self._hold = PROBE_AFTER  # seconds after the last decrease before the cap probes beyond the limit found
         self._step = 0.0
         self._peak = 0.0  # the highest rate Yahoo had been answering when it said 429 (this run)
         self.requests = 0
@@ -240,7 +250,7 @@ class RateBudget:
                 self._cap = min(self._cap + min(self._step / self._cap, self._cap), near, self.ceiling)
             elif self._cap < self._peak:
                 self._cap = min(self._cap + self._step / self._cap, self._peak, self.ceiling)
-            elif now - self._last_decrease >= PROBE_AFTER:  # beyond the limit found: probe, a quarter as fast
+            elif now - self._last_decrease >= self._hold:  # beyond the limit found: probe, a quarter as fast
                 self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
@@ -272,6 +282,7 @@ class RateBudget:
             at_the_limit = self._peak > 0 and tolerated >= near and self._cap >= near
             measured = self._cap == math.inf and len(self._answered) >= 2
             self._cut = NEAR if at_the_limit or measured else DECREASE
+            self._hold = PROBE_AFTER_MEASURED if self.greedy and (at_the_limit or measured) else PROBE_AFTER
             self._cap = max(MIN_RATE, min(self.ceiling, self._cut * min(self._cap, tolerated)))
             # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
             # it tolerates, so the increase stays sized on the highest rate that drew a 429
@@ -350,8 +361,14 @@ def pacer_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monoto
     elsewhere (workers.RemoteBudget in a worker process); by default a new RateBudget(settings.rate).
     """
     if budget is None:
-        budget = RateBudget(settings.rate, backoff=settings.retry_wait > 0, sleep=sleep, clock=clock)
+        budget = budget_for(settings, sleep=sleep, clock=clock)
     return Paced(FixedDelayPacer(settings.delay, sleep=sleep, clock=clock), budget)
+
+
+def budget_for(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> RateBudget:
+    """The budget of a run: settings.rate, backing off unless --retry-wait 0, greedy when --delay is 0."""
+    return RateBudget(settings.rate, backoff=settings.retry_wait > 0, greedy=settings.delay == 0, sleep=sleep,
+                      clock=clock)
 
 
 def pacer_from_settings(settings, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic) -> Paced:

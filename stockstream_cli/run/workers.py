@@ -219,7 +219,7 @@ class WorkerPool:
     def __init__(self, store_spec: tuple[str, str | None, str | None], day, settings, processes: int, control):
         import multiprocessing
 
-        from ..fetch.pacing import RateBudget
+        from ..fetch.pacing import budget_for
 
         context = multiprocessing.get_context("spawn")  # fork is unsafe beside threads (progress, polars)
         self._control = control
@@ -228,7 +228,7 @@ class WorkerPool:
         # thread held it (mid-put) would leave every other worker's puts, and so the run, waiting forever
         self._event_queues = [context.Queue() for _ in thread_shares(settings.concurrency, processes)]
         self._stop = context.Event()
-        self._service = BudgetService(RateBudget(settings.rate, backoff=settings.retry_wait > 0))
+        self._service = BudgetService(budget_for(settings))
         self._threads = thread_shares(settings.concurrency, processes)
         self._processes = [
             context.Process(target=worker_main, name=f"stockstream-worker-{index}", daemon=True,
