@@ -41,7 +41,7 @@ class FakeServer:
     def __init__(self, *, latency: float = 0.0, rate_limit: float | None = None):
         self.fake = fake_yahoo_class()(latency=latency, rate_limit=rate_limit)
         self.address = os.path.join(tempfile.mkdtemp(prefix="stockstream-bench-"), "yahoo.sock")
-        self._listener = Listener(self.address, family="AF_UNIX", authkey=AUTHKEY)
+        self._listener = Listener(self.address, family="AF_UNIX", backlog=64, authkey=AUTHKEY)  # every worker at once
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="fake-yahoo-accept", daemon=True)
 

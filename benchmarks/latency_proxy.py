@@ -28,6 +28,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade"}
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: the readers' 32 connections at once overflowed it, and each
+    # dropped SYN cost its connection the kernel's 1-s retransmit (3 s for a second): stalls S3 never has
+    request_queue_size = 256
+
+
 class LatencyProxy:
     def __init__(self, upstream: str, *, latency: float):
         parsed = urllib.parse.urlparse(upstream)
@@ -35,7 +41,7 @@ class LatencyProxy:
         self.latency = latency
         self.requests = 0
         self._count = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="latency-proxy", daemon=True)
 
