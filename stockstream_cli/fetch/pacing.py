@@ -12,8 +12,8 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
     * `--rate R`: at most R requests per second, from the first request;
     * no `--rate` (adaptive): no cap of its own until Yahoo answers 429; from then on a cap found by AIMD.
   On a 429 the cap drops to `DECREASE` x the rate Yahoo has been answering, or only to `NEAR` x it when that
-  rate is a measurement of the limit: the first 429 of an uncapped budget (the workers sent as fast as they
-  could, so Yahoo's answers were all it let through), or a probe that touched the limit already found
+  rate is a measurement of the limit: the first 429 of an uncapped budget after answers (the workers sent as
+  fast as they could, so Yahoo's answers were all it let through), or a probe that touched the limit already found
   (Yahoo's limit has not moved); the 429s of
   requests sent before that drop are ignored (they report the old rate), and answers landing after it to
   requests sent in the second before the refused one count towards the limit found (they were in flight
@@ -152,8 +152,7 @@ class RateBudget:
         self._burst_answered = 0  # answers to requests of that second (Yahoo accepted them all)
         self._blocked_until = -math.inf  # a Retry-After: no slot before this
         self._last_decrease = -math.inf
-        self._cut = DECREASE  # the fraction of the rate answered the last decrease kept
-        self._hold = PROBE_AFTER  # seconds after the last decrease before the cap probes beyond the limit found
+        self._gentle = False  # the last decrease's rate measured the limit: it kept NEAR of it, not DECREASE
         self._step = 0.0
         self._peak = 0.0  # the highest rate Yahoo had been answering when it said 429 (this run)
         self.requests = 0
@@ -250,7 +249,7 @@ class RateBudget:
                 self._cap = min(self._cap + min(self._step / self._cap, self._cap), near, self.ceiling)
             elif self._cap < self._peak:
                 self._cap = min(self._cap + self._step / self._cap, self._peak, self.ceiling)
-            elif now - self._last_decrease >= self._hold:  # beyond the limit found: probe, a quarter as fast
+            elif now - self._last_decrease >= self._hold():  # beyond the limit found: probe, a quarter as fast
                 self._cap = min(self.ceiling, self._cap + self._step / 4 / self._cap)
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
@@ -281,9 +280,8 @@ class RateBudget:
             near = NEAR * self._peak
             at_the_limit = self._peak > 0 and tolerated >= near and self._cap >= near
             measured = self._cap == math.inf and len(self._answered) >= 2
-            self._cut = NEAR if at_the_limit or measured else DECREASE
-            self._hold = PROBE_AFTER_MEASURED if self.greedy and (at_the_limit or measured) else PROBE_AFTER
-            self._cap = max(MIN_RATE, min(self.ceiling, self._cut * min(self._cap, tolerated)))
+            self._gentle = at_the_limit or measured
+            self._cap = max(MIN_RATE, min(self.ceiling, self._cut() * min(self._cap, tolerated)))
             # a storm's 429s arrive while Yahoo answers nothing: the rate measured then says nothing of what
             # it tolerates, so the increase stays sized on the highest rate that drew a 429
             self._peak = max(self._peak, tolerated)
@@ -293,6 +291,14 @@ class RateBudget:
             self._burst_answered = sum(1 for slot in self._answered_slots if sent_at - WINDOW < slot <= sent_at)
             self.decreases += 1
             self.lowest_cap = min(self.lowest_cap, self._cap)
+
+    def _cut(self) -> float:
+        """The fraction of the rate answered the last decrease kept."""
+        return NEAR if self._gentle else DECREASE
+
+    def _hold(self) -> float:
+        """Seconds after the last decrease before the cap probes beyond the limit found."""
+        return PROBE_AFTER_MEASURED if self.greedy and self._gentle else PROBE_AFTER
 
     def _thread_slot(self, unknown: float) -> float:
         """The slot of the calling thread's request (`unknown` when it has none)."""
@@ -307,7 +313,7 @@ class RateBudget:
         if answered > self._peak:
             self._peak = answered
             self._step = max(MIN_RATE, INCREASE_FRACTION * answered)
-            self._cap = min(self.ceiling, max(self._cap, self._cut * answered))
+            self._cap = min(self.ceiling, max(self._cap, self._cut() * answered))
 
     def _answered_rate(self, now: float) -> float:
         """Requests per second Yahoo answered lately: over the last WINDOW seconds, or over the last
