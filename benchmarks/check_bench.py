@@ -25,7 +25,7 @@ def build(root: Path, symbols: int, days: int) -> tuple[dt.date, dt.date]:
     from storefactory import build_day
 
     from stockstream_cli import calendar
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     store = open_store(str(root))
     codes = [f"S{i:04d}" for i in range(symbols)]

@@ -27,7 +27,7 @@ def measure(*, symbols: int, rounds: int) -> list[Figure]:
     from stockstream_cli.fetch import batch as fetch
     from stockstream_cli.sources import yahoo
     from stockstream_cli.settings import Settings
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     codes = asx_codes(symbols * 2 * (rounds + 1))
     chunks = [codes[i:i + symbols] for i in range(0, len(codes), symbols)]

@@ -24,7 +24,7 @@ LAST_DAY = dt.date(2026, 11, 13)
 MEASURE = """
 import json, resource, sys, time
 from stockstream_cli.quality.check import run_quality
-from stockstream_cli.store import open_store
+from stockstream_cli.dataset.store import open_store
 started = time.perf_counter()
 block = run_quality(open_store(sys.argv[1]), __import__("datetime").date.fromisoformat(sys.argv[2]), sys.argv[3])
 print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
@@ -38,7 +38,7 @@ def build(root: str, symbols: int, days: int) -> None:
     from storefactory import build_day
 
     from stockstream_cli import calendar
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     store = open_store(root)
     codes = [f"S{i:04d}" for i in range(symbols)]

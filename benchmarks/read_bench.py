@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import DAY, Figure, median_time, run_process, stockstream_env
+from stockstream_cli.dataset import symbols as stored_symbols
 
 SYMBOLS = ["BHP", "CBA"]
 BATCH_SIZE = 100
@@ -79,15 +80,15 @@ def day_frame(codes: list[str], fetch_day: dt.date):
 
 def build_year(root: Path, *, days: int, batches: int) -> dict[str, bytes]:
     """Write the year into the local store `root`; returns {key: bytes} of everything written (for S3)."""
-    from stockstream_cli import datafile, layout
+    from stockstream_cli.dataset import datafile, layout
     from stockstream_cli.sources import asx
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     store = open_store(str(root))
     codes = universe(batches)
-    listings = [asx.Listing(code, f"{code} LIMITED", "Materials", dt.date(2000, 1, 4), 1_000_000 + i, i // BATCH_SIZE)
+    listings = [stored_symbols.Listing(code, f"{code} LIMITED", "Materials", dt.date(2000, 1, 4), 1_000_000 + i, i // BATCH_SIZE)
                 for i, code in enumerate(codes)]
-    symbols_csv = asx.to_csv(listings)
+    symbols_csv = stored_symbols.to_csv(listings)
     files: dict[str, bytes] = {}
     for day in trading_days(days):
         files[layout.symbols_key(day)] = symbols_csv
@@ -146,7 +147,7 @@ def empty_cache_folder():
 
 def load_in_process(store: str, repeats: int) -> tuple[float, float, int]:
     """(first load with the index cold, median of `repeats` later loads with it warm, rows)."""
-    from stockstream_cli.read.aggregate import DataAggregator
+    from stockstream_cli.dataset.aggregate import DataAggregator
 
     with empty_cache_folder():
         aggregator = DataAggregator(store)
@@ -281,8 +282,8 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
     """The year on S3 `latency` seconds away (a proxy in front of moto), as the pipeline leaves it: its own
     compaction step (compact_earlier_days for the last day) folds every day before the last one."""
     from benchmarks.latency_proxy import LatencyProxy
-    from stockstream_cli.read.compact import compact_earlier_days
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.compact import compact_earlier_days
+    from stockstream_cli.dataset.store import open_store
 
     ms = f"{latency * 1000:g} ms"
     with moto_s3(own_process=True) as endpoint:
@@ -301,7 +302,7 @@ def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, laten
             naive = time.perf_counter() - started
             naive_requests = proxy.requests - before
             with empty_cache_folder():
-                from stockstream_cli.read.aggregate import DataAggregator
+                from stockstream_cli.dataset.aggregate import DataAggregator
 
                 before = proxy.requests
                 aggregator = DataAggregator(store)

@@ -31,10 +31,10 @@ def play(codes: list[str], sessions: list[dt.date], actions: list[tuple]) -> tup
     from pipeline_support import write_markit_csv
     from yahoo_fake import FakeYahoo
 
-    from stockstream_cli.read.aggregate import DataAggregator
+    from stockstream_cli.dataset.aggregate import DataAggregator
     from stockstream_cli.run import local
     from stockstream_cli.settings import Settings
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     with tempfile.TemporaryDirectory() as folder, FakeYahoo().installed() as fake:
         for code, day, kind, value in actions:

@@ -32,8 +32,8 @@ def compacted_store(work: Path, *, days: int, batches: int) -> Path:
     """A year of batch files (read_bench's) compacted as the pipeline's own step leaves a store after the run
     of its last day: the month files, and that day's batch files."""
     from benchmarks.read_bench import DAY, build_year
-    from stockstream_cli.read.compact import compact_earlier_days
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.compact import compact_earlier_days
+    from stockstream_cli.dataset.store import open_store
 
     root = work / "startup-store"
     if not (root / "raw-data").is_dir():

@@ -5,15 +5,16 @@ Input: {} or {"date": "YYYY-MM-DD"} (default: today in Sydney). Output: the `sym
 Emits TotalSymbols (EMF). Raises when no list can be produced, so the state machine's Retry and Catch see it.
 """
 
-from stockstream_cli.sources.asx import update_symbols
+from stockstream_cli.run.symbols import update_symbols
 from stockstream_cli.run.lambda_runtime import emit_metrics, event_date, lambda_settings, with_run_date
 from stockstream_cli.values import parse_date
+from stockstream_cli.dataset.store import store_of
 
 
 def handler(event, context):
     settings = lambda_settings()
     day = parse_date(event_date(event), option="date")
-    store = settings.open_store()
+    store = store_of(settings)
     document = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
     emit_metrics({"TotalSymbols": document["metadata"]["total_symbols"]})  # the fetch-rate alarm's denominator
     return with_run_date(document, day.isoformat())

@@ -15,9 +15,7 @@ raw-data/compacted-YYYY-MM.parquet, under those days' locks (the state machine's
 check); returns {"date", "months", "files", "rows", "kept", "skipped"} ("skipped": who held a day, or null).
 """
 
-from stockstream_cli.run.lambda_runtime import (COMPACT_ACTION, FINALIZE_ACTION, batch_metrics, compact_event,
-                                                emit_metrics, event_action, fetch_event_batch, finalize_event,
-                                                lambda_settings)
+from stockstream_cli.run.lambda_runtime import (COMPACT_ACTION, FINALIZE_ACTION, batch_metrics, compact_event, emit_metrics, event_action, fetch_event_batch, finalize_event, lambda_settings)
 from stockstream_cli.errors import StockstreamError
 
 

@@ -5,7 +5,7 @@ concurrency and retries and never touches rows; the CLI, the two Lambda handlers
 faces over this library, which knows none of them (no typer or rich outside cli.py, options.py, commands/).
 
     cli.py, options.py   the Typer app; the one map from outcomes and domain errors to exit codes
-    settings.py          defaults < STOCKSTREAM_* < command line; Settings.open_store()
+    settings.py          defaults < STOCKSTREAM_* < command line; dataset.store.store_of() opens the store they name
     errors.py outcome.py reasons.py layout.py schema.py store.py values.py datafile.py calendar.py
                          one fact each: errors, outcomes, failure reasons and their retry policy, keys,
                          columns, store I/O, parsing and validation, a data file's bytes, ASX sessions
@@ -30,7 +30,7 @@ __all__ = ["DataAggregator", "__version__"]
 def __getattr__(name: str):
     # DataAggregator pulls in polars; import it only when asked for, so `stockstream --help` stays instant.
     if name == "DataAggregator":
-        from .read.aggregate import DataAggregator
+        from .dataset.aggregate import DataAggregator
 
         return DataAggregator
     raise AttributeError(name)

@@ -74,16 +74,6 @@ class Settings:
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
             raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
 
-    def open_store(self, *, must_exist: bool = False):
-        """The store these settings name (store.open_store with the AWS profile and region).
-
-        must_exist: for commands that only read: InputError naming the store when it is not there
-        (store.require_exists); commands that write create it."""
-        from .store import open_store, require_exists
-
-        store = open_store(self.store, profile=self.profile, region=self.region)
-        return require_exists(store) if must_exist else store
-
     @property
     def cache_folder(self) -> str:
         """The folder of stockstream's caches (yfinance's, the footer index): cache_dir, else the default."""

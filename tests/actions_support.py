@@ -100,7 +100,7 @@ def assert_restated(store, fake) :
 
 
 def _aggregator(store):
-    from stockstream_cli.read.aggregate import DataAggregator
+    from stockstream_cli.dataset.aggregate import DataAggregator
 
     return DataAggregator(store)
 

@@ -88,7 +88,7 @@ def clean_run_rows(store_root: Path, day, list_path: Path, batch_size: int) -> "
 
     from stockstream_cli.run import local
     from stockstream_cli.settings import Settings
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     settings = Settings.resolve(batch_size=batch_size, delay=0, retry_wait=0, processes=1,
                                 cache_dir=str(store_root / "yfcache"))

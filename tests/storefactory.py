@@ -18,8 +18,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from stockstream_cli import layout, schema
-from stockstream_cli.store import Store, open_store
+from stockstream_cli.dataset import layout
+from stockstream_cli import schema
+from stockstream_cli.dataset.store import Store, open_store
 
 DEFAULT_TIMESTAMP = "2026-01-05T08:00:00.000Z"
 
@@ -106,7 +107,7 @@ def write_manifest(store: Store, day: dt.date, document: Mapping[str, Any]) -> s
 
 def write_symbols(store: Store, day: dt.date, symbols: Iterable[str], batch_size: int = 100) -> dict[int, list[str]]:
     """symbols/D-symbols.csv in the contract's columns; returns {batch_number: [symbols]}."""
-    from stockstream_cli.sources.asx import Listing, to_csv
+    from stockstream_cli.dataset.symbols import Listing, to_csv
 
     ordered = sorted(set(symbols))
     listings = [

@@ -22,12 +22,13 @@ import actions_support as play
 from actions_support import assert_restated, stored_actions
 from stockstream_cli.fetch import batch
 from stockstream_cli.quality.check import check
-from stockstream_cli.read.aggregate import DataAggregator
+from stockstream_cli.dataset.aggregate import DataAggregator
 from stockstream_cli.run import rerun
 from stockstream_cli.settings import Settings
 from stockstream_cli.sources import yahoo
-from stockstream_cli.store import LocalStore, open_store
+from stockstream_cli.dataset.store import LocalStore, open_store
 from yahoo_fake import SYDNEY
+from stockstream_cli.run import symbols as symbols_step
 
 LAST = play.SESSIONS[-1]
 SUPPORT = Path(__file__).resolve().parent / "actions_support.py"
@@ -108,7 +109,7 @@ def test_a_failed_refetch_stores_nothing_of_the_symbol_and_rerun_failed_complete
     settings = Settings.resolve(delay=0, retry_wait=0, retries=1, batch_size=play.BATCH_SIZE)
     from stockstream_cli.sources import asx
 
-    asx.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
+    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
     document = batch.fetch_batch(store, split_day, 0, settings, fetcher=refetch_fails)
     assert document["metadata"]["failure_reasons"] == {"AAA": "restate_failed"}
     assert "refetch" in document["metadata"]["failure_details"]["AAA"]
@@ -206,7 +207,7 @@ def test_chart_marks_the_split_and_the_ex_dividend_dates(tmp_path, fake_yahoo, a
 
 def test_a_change_an_action_does_not_explain_stays_a_revision():
     from stockstream_cli.quality.check import split_restatements
-    from stockstream_cli.read.actions import action_schema
+    from stockstream_cli.dataset.actions import action_schema
 
     actions = pl.DataFrame([("AAA", dt.date(2026, 11, 13), "split", 2.0, "t"), ("BBB", dt.date(2026, 11, 13), "dividend", 0.1, "t")],
                            schema=action_schema(), orient="row")
@@ -234,7 +235,7 @@ def test_actions_that_cannot_be_written_fail_the_batch_and_its_retry_restates_ag
     play.play_local(store, fake_yahoo, asx_list, days=play.SESSIONS[:4])
     fake_yahoo.set_as_of(play.after_close(split_day))
     settings = Settings.resolve(delay=0, retry_wait=0, batch_size=play.BATCH_SIZE)
-    asx.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
+    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
     failing = FailingPutStore(store, "actions/AAA.parquet")
     with pytest.raises(BatchFailed, match="actions could not be written"):
         batch.fetch_batch(failing, split_day, 0, settings)

@@ -11,8 +11,8 @@ import pytest
 
 import actions_support as play
 from aws_support import REGION, deployed_pipeline, wait_for
-from stockstream_cli.read.aggregate import DataAggregator
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.aggregate import DataAggregator
+from stockstream_cli.dataset.store import LocalStore
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from storefactory import as_store, bar, bars, build_day, price, weekdays, write_batch
 from stockstream_cli import DataAggregator, schema
-from stockstream_cli.read.aggregate import data_files
+from stockstream_cli.dataset.aggregate import data_files
 from stockstream_cli.errors import CorruptFileError, InputError
 
 MON, TUE, WED, THU, FRI = (dt.date(2026, 1, day) for day in (5, 6, 7, 8, 9))
@@ -179,7 +179,7 @@ def row_groups_read(polars_log: str) -> list[int]:
 
 
 def test_a_symbol_filter_reads_the_rows_of_only_the_files_holding_those_symbols(many_files, capfd, monkeypatch):
-    from stockstream_cli.read import aggregate
+    from stockstream_cli.dataset import aggregate
 
     monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 0)  # 48 files: the index is what this test is about
     aggregator = DataAggregator(str(many_files))
@@ -198,7 +198,7 @@ def test_a_symbol_filter_reads_the_rows_of_only_the_files_holding_those_symbols(
 
 
 def test_a_date_filter_never_opens_files_from_before_the_start(many_files, capfd, monkeypatch):
-    from stockstream_cli.read import aggregate
+    from stockstream_cli.dataset import aggregate
 
     monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 0)  # the index's date pruning, whatever the file count
     aggregator = DataAggregator(str(many_files))

@@ -19,10 +19,13 @@ from fixtures.asx.asx_lists import (
     markit_csv,
 )
 from stockstream_cli.sources import asx
-from stockstream_cli.sources.asx import Company, Listing
+from stockstream_cli.dataset.symbols import Listing
+from stockstream_cli.sources.asx import Company
 from stockstream_cli.errors import CorruptFileError, InputError, SourceError
 from stockstream_cli.settings import MARKIT_URL, Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
+from stockstream_cli.run import symbols as symbols_step
+from stockstream_cli.dataset import symbols as stored_symbols
 
 D1, D2, D3 = dt.date(2026, 8, 21), dt.date(2026, 8, 22), dt.date(2026, 8, 23)
 
@@ -135,18 +138,18 @@ def test_listing_date(text, expected):
 
 def test_batches_split_the_ascii_sorted_list():
     codes = make_codes(250)
-    listings = asx.assign_batches([Company(code, code) for code in reversed(codes)], 100)
+    listings = stored_symbols.assign_batches([Company(code, code) for code in reversed(codes)], 100)
     assert [item.symbol for item in listings] == codes == sorted(codes)
     assert codes[0] == "000"  # digits sort before letters
-    assert asx.batch_numbers(listings) == [0, 1, 2]
-    assert asx.batch_symbols(listings, 0) == codes[:100]
-    assert asx.batch_symbols(listings, 2) == codes[200:250]
-    assert [len(b["symbols"]) for b in asx.symbol_batches(listings)] == [100, 100, 50]
-    assert [b["batchNumber"] for b in asx.symbol_batches(listings)] == [0, 1, 2]
+    assert stored_symbols.batch_numbers(listings) == [0, 1, 2]
+    assert stored_symbols.batch_symbols(listings, 0) == codes[:100]
+    assert stored_symbols.batch_symbols(listings, 2) == codes[200:250]
+    assert [len(b["symbols"]) for b in stored_symbols.symbol_batches(listings)] == [100, 100, 50]
+    assert [b["batchNumber"] for b in stored_symbols.symbol_batches(listings)] == [0, 1, 2]
     with pytest.raises(InputError, match="batch 3 is out of range: valid batch numbers are 0 to 2"):
-        asx.batch_symbols(listings, 3)
+        stored_symbols.batch_symbols(listings, 3)
     with pytest.raises(InputError, match="--batch-size must be at least 1"):
-        asx.assign_batches([], 0)
+        stored_symbols.assign_batches([], 0)
 
 
 def test_csv_written_exactly_and_read_back():
@@ -155,14 +158,14 @@ def test_csv_written_exactly_and_read_back():
         Listing("14D", "1414 DEGREES LIMITED", "Capital Goods", dt.date(2018, 9, 12), 43541178, 0),
         Listing("DMP", "DOMINO'S PIZZA, ENTERPRISES", "", None, None, 1),
     ]
-    data = asx.to_csv(listings)
+    data = stored_symbols.to_csv(listings)
     assert data == (
         b"symbol,company_name,industry_group,listing_date,market_cap,batch_number\n"
         b"14D,1414 DEGREES LIMITED,Capital Goods,2018-09-12,43541178,0\n"
         b"BHP,BHP GROUP LIMITED,Materials,1885-08-13,334284993458,0\n"
         b'DMP,"DOMINO\'S PIZZA, ENTERPRISES",,,,1\n'
     )
-    assert asx.from_csv(data, "k") == sorted(listings, key=lambda item: item.symbol)
+    assert stored_symbols.from_csv(data, "k") == sorted(listings, key=lambda item: item.symbol)
 
 
 @pytest.mark.parametrize(
@@ -176,12 +179,12 @@ def test_read_symbols_names_a_corrupt_file(tmp_path, data, reason):
     store = LocalStore(tmp_path)
     store.put("symbols/2026-08-22-symbols.csv", data)
     with pytest.raises(CorruptFileError, match=f"symbols/2026-08-22-symbols.csv.*{reason}"):
-        asx.read_symbols(store, D2)
+        stored_symbols.read_symbols(store, D2)
 
 
 def test_read_symbols_when_missing_says_what_to_run(tmp_path):
     with pytest.raises(InputError) as caught:
-        asx.read_symbols(LocalStore(tmp_path), D2)
+        stored_symbols.read_symbols(LocalStore(tmp_path), D2)
     assert str(caught.value) == (
         f"no ASX list for 2026-08-22 in {tmp_path}: run `stockstream symbols --date 2026-08-22` first"
     )
@@ -203,7 +206,7 @@ def write_file(tmp_path, name, data: bytes) -> str:
 def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
     store = LocalStore(tmp_path / "store")
     first = write_file(tmp_path, "first.csv", markit_csv(["BHP", "CBA", "14D", "NWSLV"]))
-    document = asx.update_symbols(store, D1, settings(batch_size=3), from_file=first)
+    document = symbols_step.update_symbols(store, D1, settings(batch_size=3), from_file=first)
     assert document == {
         "statusCode": 200,
         "symbols": ["14D", "BHP", "CBA", "NWSLV"],
@@ -211,11 +214,11 @@ def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
         "metadata": {"total_symbols": 4, "num_batches": 2, "s3_key": "symbols/2026-08-21-symbols.csv",
                      "changes": {"added": [], "removed": []}, "previous_key": None},
     }
-    assert [item.batch_number for item in asx.read_symbols(store, D1)] == [0, 0, 0, 1]
+    assert [item.batch_number for item in stored_symbols.read_symbols(store, D1)] == [0, 0, 0, 1]
 
     later = write_file(tmp_path, "later.csv", markit_csv(["BHP", "CBA", "14D", "WOW"]))
-    store.put("symbols/2026-08-25-symbols.csv", asx.to_csv(asx.assign_batches([Company("XYZ", "X")], 1)))  # later: ignored
-    document = asx.update_symbols(store, D3, settings(), from_file=later)
+    store.put("symbols/2026-08-25-symbols.csv", stored_symbols.to_csv(stored_symbols.assign_batches([Company("XYZ", "X")], 1)))  # later: ignored
+    document = symbols_step.update_symbols(store, D3, settings(), from_file=later)
     assert document["metadata"]["previous_key"] == "symbols/2026-08-21-symbols.csv"
     assert document["metadata"]["changes"] == {"added": ["WOW"], "removed": ["NWSLV"]}
     assert document["metadata"]["s3_key"] == "symbols/2026-08-23-symbols.csv"
@@ -223,7 +226,7 @@ def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
 
 def test_written_csv_is_exactly_the_contract_columns(tmp_path):
     store = LocalStore(tmp_path / "store")
-    asx.update_symbols(store, D2, settings(batch_size=20), from_file=str(MARKIT_SAMPLE))
+    symbols_step.update_symbols(store, D2, settings(batch_size=20), from_file=str(MARKIT_SAMPLE))
     lines = store.get("symbols/2026-08-22-symbols.csv").decode().split("\n")
     assert lines[0] == "symbol,company_name,industry_group,listing_date,market_cap,batch_number"
     assert lines[1] == "10X,EXULTANT MINING LIMITED,Materials,2025-12-11,4675000,0"
@@ -238,7 +241,7 @@ def full_list_stored(tmp_path, count=1838) -> tuple[LocalStore, bytes]:
     store = LocalStore(tmp_path / "store")
     real = codes_in(PARTIAL_1130.read_bytes()) if count >= 1130 else []
     path = write_file(tmp_path, "full.csv", markit_csv(real + make_codes(count - len(real))))
-    assert asx.update_symbols(store, D1, settings(), from_file=path)["metadata"]["total_symbols"] == count
+    assert symbols_step.update_symbols(store, D1, settings(), from_file=path)["metadata"]["total_symbols"] == count
     return store, store.get("symbols/2026-08-21-symbols.csv")
 
 
@@ -252,7 +255,7 @@ def test_every_real_failure_body_from_the_source_is_refused_previous_list_intact
     store, previous = full_list_stored(tmp_path)
     with ListServer().answer((200, FAILURE_BODIES[name].read_bytes(), "text/plain")) as server:
         with pytest.raises(SourceError) as caught:
-            asx.update_symbols(store, D2, settings(source_url=server.url, retries=2))
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url, retries=2))
     assert f"the ASX source {server.url} answered with {FAILURE_MESSAGES[name]}" in str(caught.value)
     assert str(caught.value).endswith("(3 tries)")
     assert server.hits == 3  # a non-list body may be transient: retried like a 5xx
@@ -264,7 +267,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
     notes = []
     with ListServer().answer((200, PARTIAL_1130.read_bytes())) as server:
         with pytest.raises(SourceError) as caught:
-            asx.update_symbols(store, D2, settings(source_url=server.url), note=notes.append)
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url), note=notes.append)
     assert server.hits == 3
     assert str(caught.value) == (
         f"the ASX list from {server.url} has 1,130 symbols (the largest of 3 downloads) but needs at least 1,783 "
@@ -275,7 +278,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
     assert_untouched(store, previous)
 
     with pytest.raises(SourceError, match="has 1,130 symbols but needs at least 1,783"):
-        asx.update_symbols(store, D2, settings(), from_file=str(PARTIAL_1130))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(PARTIAL_1130))
     assert_untouched(store, previous)
 
 
@@ -283,7 +286,7 @@ def test_short_download_retried_until_a_full_list_comes(tmp_path):
     store, _ = full_list_stored(tmp_path)
     full = markit_csv(make_codes(1800))
     with ListServer().answer((200, PARTIAL_1130.read_bytes()), (200, full)) as server:
-        document = asx.update_symbols(store, D2, settings(source_url=server.url))
+        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url))
     assert server.hits == 2 and document["metadata"]["total_symbols"] == 1800
     assert document["metadata"]["num_batches"] == 18
 
@@ -293,14 +296,14 @@ def test_still_short_after_three_tries_keeps_the_largest_and_force_accepts_it(tm
     answers = [(200, PARTIAL_1130.read_bytes()), (200, markit_csv(make_codes(1700))), (200, markit_csv(make_codes(1200)))]
     with ListServer().answer(*answers) as server:
         with pytest.raises(SourceError, match="has 1,700 symbols \\(the largest of 3 downloads\\)"):
-            asx.update_symbols(store, D2, settings(source_url=server.url))
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url))
     assert_untouched(store, previous)
 
     with ListServer().answer(*answers) as server:
-        document = asx.update_symbols(store, D2, settings(source_url=server.url), force=True)
+        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url), force=True)
     assert server.hits == 3 and document["metadata"]["total_symbols"] == 1700
     assert document["symbols"] == make_codes(1700)
-    assert len(asx.read_symbols(store, D2)) == 1700
+    assert len(stored_symbols.read_symbols(store, D2)) == 1700
     assert store.get("symbols/2026-08-21-symbols.csv") == previous
 
 
@@ -308,9 +311,9 @@ def test_97_percent_boundary(tmp_path):
     store, _ = full_list_stored(tmp_path, count=1000)
     path = write_file(tmp_path, "969.csv", markit_csv(make_codes(969, skip=2000)))
     with pytest.raises(SourceError, match="needs at least 970"):
-        asx.update_symbols(store, D2, settings(), from_file=path)
+        symbols_step.update_symbols(store, D2, settings(), from_file=path)
     path = write_file(tmp_path, "970.csv", markit_csv(make_codes(970, skip=2000)))
-    assert asx.update_symbols(store, D2, settings(), from_file=path)["metadata"]["total_symbols"] == 970
+    assert symbols_step.update_symbols(store, D2, settings(), from_file=path)["metadata"]["total_symbols"] == 970
 
 
 class FakeResponse:
@@ -337,16 +340,16 @@ def test_floor_of_1500_guards_the_default_source_only(tmp_path):
     store = LocalStore(tmp_path / "store")
     get = fake_get((200, markit_csv(make_codes(1499))))
     with pytest.raises(SourceError, match="has 1,499 symbols .* needs at least 1,500 \\(the floor of 1,500 for the ASX source\\)"):
-        asx.update_symbols(store, D2, settings(), http_get=get)
+        symbols_step.update_symbols(store, D2, settings(), http_get=get)
     assert len(get.calls) == 3 and get.calls[0] == (MARKIT_URL, 30.0)
     assert store.list() == []
 
     get = fake_get((200, markit_csv(make_codes(1500))))
-    assert asx.update_symbols(store, D2, settings(), http_get=get)["metadata"]["total_symbols"] == 1500
+    assert symbols_step.update_symbols(store, D2, settings(), http_get=get)["metadata"]["total_symbols"] == 1500
 
     small = LocalStore(tmp_path / "small")
     with ListServer().answer((200, markit_csv(["BHP", "CBA"]))) as server:
-        document = asx.update_symbols(small, D2, settings(source_url=server.url))
+        document = symbols_step.update_symbols(small, D2, settings(source_url=server.url))
     assert server.hits == 1 and document["symbols"] == ["BHP", "CBA"]
 
 
@@ -401,11 +404,11 @@ def test_connection_refused_is_a_clear_source_error(tmp_path):
 def test_bad_source_url_and_missing_file_are_input_errors_before_any_io(tmp_path):
     store = LocalStore(tmp_path / "store")
     with pytest.raises(InputError, match="--source-url 'ftp://x' is not an http\\(s\\) URL"):
-        asx.update_symbols(store, D2, settings(source_url="ftp://x"))
+        symbols_step.update_symbols(store, D2, settings(source_url="ftp://x"))
     with pytest.raises(InputError, match="--from-file .*nope.csv: no such file"):
-        asx.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv"))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv"))
     with pytest.raises(InputError, match="not a file"):
-        asx.update_symbols(store, D2, settings(), from_file=str(tmp_path))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path))
     assert not (tmp_path / "store").exists()
 
 
@@ -413,16 +416,16 @@ def test_corrupt_previous_list_is_named(tmp_path):
     store = LocalStore(tmp_path / "store")
     store.put("symbols/2026-08-21-symbols.csv", b"<html>oops</html>")
     with pytest.raises(CorruptFileError, match="symbols/2026-08-21-symbols.csv"):
-        asx.update_symbols(store, D2, settings(), from_file=str(MARKIT_SAMPLE))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(MARKIT_SAMPLE))
     assert store.list() == ["symbols/2026-08-21-symbols.csv"]
 
 
 def test_s3_store_round_trip(s3_bucket):
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     store = open_store(f"s3://{s3_bucket}/asx")
-    asx.update_symbols(store, D1, settings(batch_size=10), from_file=str(OLD_FORMAT_SAMPLE))
-    document = asx.update_symbols(store, D2, settings(batch_size=10), from_file=str(MARKIT_SAMPLE))
+    symbols_step.update_symbols(store, D1, settings(batch_size=10), from_file=str(OLD_FORMAT_SAMPLE))
+    document = symbols_step.update_symbols(store, D2, settings(batch_size=10), from_file=str(MARKIT_SAMPLE))
     assert document["metadata"]["previous_key"] == "symbols/2026-08-21-symbols.csv"
     assert "BHP" in document["metadata"]["changes"]["added"]
-    assert [item.symbol for item in asx.read_symbols(store, D2)] == document["symbols"]
+    assert [item.symbol for item in stored_symbols.read_symbols(store, D2)] == document["symbols"]

@@ -13,9 +13,9 @@ import datetime as dt
 import json
 
 from helpers import run_stockstream
-from stockstream_cli import layout, locks
-from stockstream_cli.read.aggregate import DataAggregator
-from stockstream_cli.store import open_store
+from stockstream_cli.dataset import layout, locks
+from stockstream_cli.dataset.aggregate import DataAggregator
+from stockstream_cli.dataset.store import open_store
 from storefactory import as_store, build_day
 from test_aws_pipeline import CODES, DAY, _keys, _start, pipeline  # noqa: F401  (the deployed pipeline fixture)
 

@@ -126,7 +126,7 @@ def test_every_s3_call_of_deploy_names_the_owner_and_a_bucket_of_another_account
 
 def test_the_functions_store_names_the_owner_on_every_call(moto_endpoint, monkeypatch):
     """STOCKSTREAM_BUCKET_OWNER (deploy sets it on the functions): the store refuses a bucket of another account."""
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     owner = ExpectedBucketOwner().install(monkeypatch)
     s3 = _client("s3")
@@ -351,7 +351,7 @@ def test_deploy_ends_with_the_arns_and_console_links_and_a_dry_run_prices_the_st
 
 def test_the_cost_uses_the_run_the_bucket_records(moto_endpoint):
     from stockstream_cli.aws.cost import executions_per_month, measured_profile
-    from stockstream_cli.store import open_store
+    from stockstream_cli.dataset.store import open_store
 
     document = _deploy()
     from aws_support import allow_plain_http_in_moto

@@ -10,14 +10,15 @@ import pytest
 
 from storefactory import as_store, build_day
 from helpers import runner
-from stockstream_cli import DataAggregator, calendar, layout
+from stockstream_cli import DataAggregator, calendar
+from stockstream_cli.dataset import layout
 from stockstream_cli.run import backfill
 from stockstream_cli.quality import check as quality
-from stockstream_cli.sources.asx import Listing, to_csv
+from stockstream_cli.dataset.symbols import Listing, to_csv
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
-from stockstream_cli.fetch import manifest
+from stockstream_cli.dataset import manifest
 from stockstream_cli.cli import exit_code_for
 
 D = dt.date

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pipeline_support import asx_codes, write_markit_csv
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.errors import BatchBlocked, BatchInterrupted, Interrupted
 from stockstream_cli.fetch import block
 from stockstream_cli.fetch.batch import fetch_batch
@@ -22,7 +22,8 @@ from stockstream_cli.run import local, rerun
 from stockstream_cli.run.lambda_runtime import fetch_event_batch
 from stockstream_cli.run.types import Observer
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
+from stockstream_cli.run import symbols as symbols_step
 
 DAY = dt.date(2025, 4, 8)
 CODES = [f"S{i:02d}" for i in range(20)]
@@ -124,7 +125,7 @@ def test_a_deadline_half_way_stores_what_was_fetched_and_rerun_failed_finishes_e
     settings = Settings.resolve(batch_size=20, store=store.uri)
     from stockstream_cli.sources import asx
 
-    asx.update_symbols(store, DAY, settings, from_file=str(list_path))
+    symbols_step.update_symbols(store, DAY, settings, from_file=str(list_path))
     # 10 symbols' worth of time before the margin: the 11th is not taken
     context = FakeContext(60_000 + 10 * 1_000 + 500, per_call=1_000)
     event = {"symbols": codes, "batchNumber": 0, "date": DAY.isoformat()}

@@ -26,7 +26,7 @@ def store(store):
 
     import polars as pl
 
-    from stockstream_cli import layout
+    from stockstream_cli.dataset import layout
 
     data = store
     for day in RUN_DAYS:

@@ -10,9 +10,10 @@ import pytest
 
 from storefactory import as_store, bar, manifest, write_batch, write_manifest
 from helpers import runner
-from stockstream_cli import calendar, layout
+from stockstream_cli import calendar
+from stockstream_cli.dataset import layout
 from stockstream_cli.quality import check as quality
-from stockstream_cli.sources.asx import Listing, to_csv
+from stockstream_cli.dataset.symbols import Listing, to_csv
 from stockstream_cli.cli import app
 from stockstream_cli.cli import exit_code_for
 

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from helpers import runner
-from stockstream_cli.read import compact
-from stockstream_cli import layout
-from stockstream_cli.read.aggregate import DataAggregator
+from stockstream_cli.dataset import compact
+from stockstream_cli.dataset import layout
+from stockstream_cli.dataset.aggregate import DataAggregator
 from stockstream_cli.cli import app
 from stockstream_cli.errors import InputError
 from storefactory import as_store, bar, build_day, write_batch

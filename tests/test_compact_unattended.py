@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline_support import asx_codes, write_markit_csv
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.cli import app
-from stockstream_cli.read import compact
-from stockstream_cli.read.aggregate import DataAggregator
+from stockstream_cli.dataset import compact
+from stockstream_cli.dataset.aggregate import DataAggregator
 from storefactory import as_store, bar, build_day, write_batch
 
 D = dt.date
@@ -177,7 +177,7 @@ def test_run_local_day_after_day_leaves_one_file_a_month_and_the_last_days_batch
 
 
 def test_a_day_another_process_writes_is_not_folded_and_the_next_run_folds_it(tmp_path, fake_yahoo):
-    from stockstream_cli import locks
+    from stockstream_cli.dataset import locks
 
     store, reference = as_store(tmp_path / "data"), as_store(tmp_path / "never-compacted")
     codes = asx_codes(6)
@@ -228,7 +228,7 @@ def test_of_two_compactors_of_one_month_the_second_folds_nothing_while_the_first
 
 
 def test_the_compact_command_is_refused_while_a_day_it_would_fold_is_written(tmp_path):
-    from stockstream_cli import locks
+    from stockstream_cli.dataset import locks
 
     store = build(tmp_path / "data")
     files = raw_data(store)

@@ -15,10 +15,11 @@ import polars as pl
 import pytest
 
 from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
-from stockstream_cli import locks
-from stockstream_cli.run import rerun, summary as run_summary
+from stockstream_cli.dataset import locks
+from stockstream_cli.run import rerun
+from stockstream_cli.dataset import summary as run_summary
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)

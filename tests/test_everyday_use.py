@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from pipeline_support import asx_codes, store_files, write_markit_csv
 from storefactory import bars, build_day, parquet_bytes
-from stockstream_cli import hints, layout
+from stockstream_cli import hints
+from stockstream_cli.dataset import layout
 from stockstream_cli.cli import app
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 
 DAY = dt.date(2026, 8, 21)  # a Friday, an ASX session
 SATURDAY = dt.date(2026, 8, 22)

@@ -10,14 +10,16 @@ import polars as pl
 import pytest
 
 from stockstream_cli.sources import asx
-from stockstream_cli import layout, schema
+from stockstream_cli.dataset import layout
+from stockstream_cli import schema
 from stockstream_cli.errors import BatchFailed, CorruptFileError, InputError, StoreError
 from stockstream_cli.fetch.batch import fetch_batch, lookback_window
 from stockstream_cli.fetch.pacing import FixedDelayPacer, backoff_wait
 from stockstream_cli.sources.http import RequestCounts
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 from yahoo_fake import generated_bar
+from stockstream_cli.dataset import symbols as stored_symbols
 
 DAY = dt.date(2025, 4, 8)  # a Tuesday; the default 5-day window is Fri 4 .. Tue 8 April (3 weekdays)
 WINDOW_DAYS = [dt.date(2025, 4, 4), dt.date(2025, 4, 7), dt.date(2025, 4, 8)]
@@ -32,7 +34,7 @@ def settings():
 
 def write_symbols(store, day, codes, batch_size=100):
     companies = [asx.Company(symbol=code, company_name=f"{code} Ltd") for code in codes]
-    store.put(layout.symbols_key(day), asx.to_csv(asx.assign_batches(companies, batch_size)))
+    store.put(layout.symbols_key(day), stored_symbols.to_csv(stored_symbols.assign_batches(companies, batch_size)))
 
 
 def stored_rows(store, day=DAY, batch=0) -> pl.DataFrame:

@@ -9,9 +9,10 @@ import pytest
 
 from helpers import run_stockstream, runner
 from stockstream_cli.sources import asx
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.cli import app
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
+from stockstream_cli.dataset import symbols as stored_symbols
 
 DAY = "2025-04-08"
 
@@ -21,7 +22,7 @@ def data(tmp_path):
     folder = tmp_path / "data"
     store = LocalStore(folder)
     companies = [asx.Company(symbol=code, company_name=f"{code} Ltd") for code in ("BHP", "CBA", "NAB")]
-    store.put(layout.symbols_key(dt.date(2025, 4, 8)), asx.to_csv(asx.assign_batches(companies, 2)))
+    store.put(layout.symbols_key(dt.date(2025, 4, 8)), stored_symbols.to_csv(stored_symbols.assign_batches(companies, 2)))
     return store
 
 

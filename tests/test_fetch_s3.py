@@ -10,7 +10,7 @@ import polars as pl
 from stockstream_cli import schema
 from stockstream_cli.fetch.batch import fetch_batch
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import open_store
+from stockstream_cli.dataset.store import open_store
 from yahoo_fake import generated_bar
 
 DAY = dt.date(2025, 4, 8)

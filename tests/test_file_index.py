@@ -12,12 +12,13 @@ import polars as pl
 import pytest
 
 from storefactory import as_store, bar, bars, build_day, parquet_bytes, price, write_batch
-from stockstream_cli import DataAggregator, layout, schema
-from stockstream_cli.read import file_index
-from stockstream_cli.read.aggregate import _predicate, data_files
-from stockstream_cli.read.compact import compact
+from stockstream_cli import DataAggregator, schema
+from stockstream_cli.dataset import layout
+from stockstream_cli.dataset import file_index
+from stockstream_cli.dataset.aggregate import _predicate, data_files
+from stockstream_cli.dataset.compact import compact
 from stockstream_cli.errors import CorruptFileError
-from stockstream_cli.read.file_index import UNKNOWN, FileIndex, may_match
+from stockstream_cli.dataset.file_index import UNKNOWN, FileIndex, may_match
 
 UNIVERSE = [f"{letter}{index:02d}" for letter in "ABCD" for index in range(4)] + ["BHP", "CBA"]
 FIRST = dt.date(2026, 1, 26)
@@ -28,7 +29,7 @@ DAYS = [FIRST + dt.timedelta(days=offset) for offset in range(12)]  # into Febru
 @pytest.fixture(autouse=True)
 def index_every_store(monkeypatch):
     """These stores are small; the index is what is tested, so it is consulted whatever the file count."""
-    from stockstream_cli.read import aggregate
+    from stockstream_cli.dataset import aggregate
 
     monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 0)
 
@@ -331,7 +332,7 @@ def test_on_s3_the_index_learns_from_the_files_it_reads_and_is_kept_current(s3_b
                                                                              monkeypatch):
     """On S3 no footer is read for the index (a request each, as a small file whole): the files a query reads
     teach it their ranges, so the next query skips those that cannot match; a rewritten file is read again."""
-    from stockstream_cli.store import S3Store
+    from stockstream_cli.dataset.store import S3Store
 
     remote, local = as_store(f"s3://{s3_bucket}/prod"), as_store(tmp_path / "local")
     for store in (remote, local):
@@ -409,7 +410,7 @@ def test_a_store_object_without_list_versions_is_read_without_the_index(store, n
 
 def test_a_compacted_store_is_read_without_the_index(tmp_path, monkeypatch):
     """A handful of files (a month each): polars prunes them by their own footers; no index is read or kept."""
-    from stockstream_cli.read import aggregate
+    from stockstream_cli.dataset import aggregate
 
     monkeypatch.setattr(aggregate, "INDEX_MIN_FILES", 64)
     store = as_store(tmp_path / "data")

@@ -15,7 +15,7 @@ from stockstream_cli.fetch import batch as fetch, pacing
 from stockstream_cli.errors import BatchFailed
 from stockstream_cli.settings import Settings
 from stockstream_cli.sources.http import RequestCounts, request_kind
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 from yahoo_fake import FakeYahoo
 
 DAY = dt.date(2026, 1, 9)

@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline_support import asx_codes, write_markit_csv
-from stockstream_cli import locks
+from stockstream_cli.dataset import locks
 from stockstream_cli.cli import app
 from stockstream_cli.errors import InputError
-from stockstream_cli.store import LocalStore, open_store
+from stockstream_cli.dataset.store import LocalStore, open_store
 
 DAY = dt.date(2026, 8, 21)
 SUPPORT = Path(__file__).resolve().parent / "pipeline_support.py"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from stockstream_cli import layout, settings
+from stockstream_cli.dataset import layout
+from stockstream_cli import settings
 from stockstream_cli.aws import resources
 from stockstream_cli.aws.assets import find_sources
 from stockstream_cli.run import types as run_types

@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 
 from stockstream_cli import schema
-from stockstream_cli.read.newest import merge_rows, newest_per_symbol_and_date
+from stockstream_cli.dataset.newest import merge_rows, newest_per_symbol_and_date
 
 DAY = dt.date(2026, 11, 24)
 

@@ -9,9 +9,7 @@ import pytest
 
 from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
-from stockstream_cli.fetch.pacing import (DECREASE, HORIZON, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER,
-                                          PROBE_AFTER_MEASURED,
-                                          FixedDelayPacer, Paced, RateBudget, pacer_for)
+from stockstream_cli.fetch.pacing import (DECREASE, HORIZON, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER, PROBE_AFTER_MEASURED, FixedDelayPacer, Paced, RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
 
 
@@ -330,7 +328,7 @@ def test_pacer_for_builds_the_settings_budget():
 def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, tmp_path):
     """fetch_batch with the budget: the 429 lowers the cap, the symbol is fetched on its retry."""
     from stockstream_cli.fetch import batch as fetch
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     fake = FakeTime()
     settings = Settings.resolve(rate=10, retry_wait=1.0)
@@ -579,7 +577,7 @@ def test_yahoos_retry_after_is_honoured_through_the_session(tmp_path, retry_afte
     """Through yfinance and the session: a storm answering Retry-After (seconds, or an HTTP date) holds the
     next request until then."""
     from stockstream_cli.fetch import batch as fetch
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
     from yahoo_fake import FakeYahoo
 
     time_ = FakeTime()

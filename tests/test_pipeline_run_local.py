@@ -11,12 +11,13 @@ import pytest
 from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
 from helpers import runner
 from stockstream_cli.fetch import batch as fetch
-from stockstream_cli import layout
-from stockstream_cli.run import local, summary as run_summary, types as run_types
+from stockstream_cli.dataset import layout
+from stockstream_cli.run import local, types as run_types
+from stockstream_cli.dataset import summary as run_summary
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 from stockstream_cli.cli import exit_code_for
 
 DAY = dt.date(2026, 8, 21)  # a Friday: the 5-day lookback window is Monday to Friday

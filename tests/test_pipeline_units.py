@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from stockstream_cli.run import local, rerun, summary as run_summary, types as run_types
-from stockstream_cli.fetch.manifest import failure_reasons
+from stockstream_cli.run import local, rerun, types as run_types
+from stockstream_cli.dataset import summary as run_summary
+from stockstream_cli.dataset.manifest import failure_reasons
 from stockstream_cli.errors import InputError, Interrupted, SourceError
 from stockstream_cli.settings import Settings
 from stockstream_cli.cli import exit_code_for
@@ -127,7 +128,7 @@ class FlakySource:
 
 
 def test_symbols_step_is_retried_three_times_with_backoff(tmp_path):
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     waits = []
     source = FlakySource(failures=3)
@@ -139,7 +140,7 @@ def test_symbols_step_is_retried_three_times_with_backoff(tmp_path):
 
 
 def test_symbols_step_failing_every_time_stops_the_run_with_exit_1(tmp_path):
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     source = FlakySource(failures=99)
     with pytest.raises(SourceError) as raised:
@@ -151,7 +152,7 @@ def test_symbols_step_failing_every_time_stops_the_run_with_exit_1(tmp_path):
 
 
 def test_symbols_step_bad_input_is_not_retried(tmp_path):
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     source = FlakySource(failures=99, error=InputError("--from-file x.csv: no such file"))
     with pytest.raises(InputError):
@@ -160,7 +161,7 @@ def test_symbols_step_bad_input_is_not_retried(tmp_path):
 
 
 def test_stop_during_the_symbols_step_is_an_interruption(tmp_path):
-    from stockstream_cli.store import LocalStore
+    from stockstream_cli.dataset.store import LocalStore
 
     stop = threading.Event()
     stop.set()

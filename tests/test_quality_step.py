@@ -11,12 +11,13 @@ import pytest
 
 from aws_support import load_handler
 from storefactory import build_day
-from stockstream_cli import calendar, layout
+from stockstream_cli import calendar
+from stockstream_cli.dataset import layout
 from stockstream_cli.quality import check as quality
 from stockstream_cli.run import lambda_runtime
 from stockstream_cli.aws import resources as res
 from stockstream_cli.errors import InputError
-from stockstream_cli.store import open_store
+from stockstream_cli.dataset.store import open_store
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 D = dt.date

@@ -8,11 +8,11 @@ import json
 
 from pipeline_support import FailingPutStore, asx_codes, store_files, stored_rows, write_markit_csv
 from helpers import runner
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.run import local
 from stockstream_cli.cli import app
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore, open_store
+from stockstream_cli.dataset.store import LocalStore, open_store
 
 DAY = dt.date(2026, 8, 21)
 
@@ -173,7 +173,7 @@ def s3_objects(bucket):
 
 
 def test_rerun_after_the_month_was_compacted_fetches_only_what_failed(tmp_path, fake_yahoo):
-    from stockstream_cli.read import compact
+    from stockstream_cli.dataset import compact
 
     codes = asx_codes(50)
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
@@ -195,7 +195,7 @@ def test_a_batch_file_lost_after_its_manifest_is_refetched_though_the_month_has_
     """The run of DAY folds the day before into compacted-2026-08; DAY's batch 1 file is then lost. The
     compacted file's record says which days it holds, so rerun-failed refetches DAY's batch 1 (and nothing
     of the folded day)."""
-    from stockstream_cli.read.compact import folded_batches
+    from stockstream_cli.dataset.compact import folded_batches
 
     codes = asx_codes(50)
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)

@@ -8,10 +8,11 @@ import io
 import polars as pl
 import pytest
 
-from stockstream_cli import layout, schema
+from stockstream_cli.dataset import layout
+from stockstream_cli import schema
 from stockstream_cli.errors import CorruptFileError
-from stockstream_cli.read.aggregate import DataAggregator
-from stockstream_cli.read.row_groups import read_matching_groups
+from stockstream_cli.dataset.aggregate import DataAggregator
+from stockstream_cli.dataset.row_groups import read_matching_groups
 from storefactory import as_store, bars
 
 D = dt.date
@@ -65,7 +66,7 @@ def test_only_the_groups_that_can_hold_the_symbols_are_fetched(s3):
     s3.put(KEY, data)
     counted = Counting(s3)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("stockstream_cli.read.row_groups.TAIL_BYTES", footer_size(data))  # groups come by range
+        patch.setattr("stockstream_cli.dataset.row_groups.TAIL_BYTES", footer_size(data))  # groups come by range
         rows, ranges = read_matching_groups(counted, KEY, ["S012", "S015"])
     assert ranges == ("S000", "S039", "2026-10-01", "2026-10-20")  # the whole file's, for the footer index
     assert rows["symbol"].unique().sort().to_list() == [f"S{n:03d}" for n in range(10, 20)]  # one group, whole
@@ -101,7 +102,7 @@ def test_a_file_rewritten_between_its_reads_is_read_whole_in_its_new_version(s3)
     rewrite = lambda: s3.put(KEY, month_file(version=2))  # noqa: E731 - compaction rewrote the month meanwhile
     counted = Counting(s3, before_range=rewrite)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("stockstream_cli.read.row_groups.TAIL_BYTES", footer_size(data))
+        patch.setattr("stockstream_cli.dataset.row_groups.TAIL_BYTES", footer_size(data))
         assert read_matching_groups(counted, KEY, ["S001"]) is None  # If-Match refused the range: not pieced
     assert counted.ranges == 1
     newest = DataAggregator(s3).load_symbols(["S001"])

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from stockstream_cli.read.compact import compact
+from stockstream_cli.dataset.compact import compact
 from storefactory import as_store, build_day
 
 # what a local read never needs: AWS, pandas, the trading calendar, Yahoo, pydantic (Typer's option coercion),

@@ -11,7 +11,7 @@ from helpers import run_stockstream, runner
 from storefactory import as_store, build_day, manifest, write_manifest
 from stockstream_cli.cli import app
 from stockstream_cli.errors import CorruptFileError, InputError
-from stockstream_cli.read.status import batch_record, day_status, describe_days, store_days
+from stockstream_cli.dataset.status import batch_record, day_status, describe_days, store_days
 
 WED, THU, FRI = dt.date(2026, 1, 7), dt.date(2026, 1, 8), dt.date(2026, 1, 9)
 SYMBOLS = ["AAA", "BHP", "CBA", "NAB", "QQQ", "WBC", "XYZ"]  # batch size 2: batches 0-3

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from stockstream_cli.errors import InputError, KeyNotFound, StoreError
-from stockstream_cli.store import LocalStore, S3Store, open_store
+from stockstream_cli.dataset.store import LocalStore, S3Store, open_store
 
 
 def _exercise(store):

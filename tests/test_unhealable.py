@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline_support import asx_codes, write_markit_csv
-from stockstream_cli import store as store_module
+from stockstream_cli.dataset import store as store_module
 from stockstream_cli.cli import app
 
 DAY = "2026-08-21"

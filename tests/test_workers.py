@@ -16,11 +16,12 @@ import pytest
 
 from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
 from stockstream_cli.fetch import pacing
-from stockstream_cli.run import rerun, summary as run_summary
+from stockstream_cli.run import rerun
+from stockstream_cli.dataset import summary as run_summary
 from stockstream_cli.run import workers
 from stockstream_cli.cli import exit_code_for
 from stockstream_cli.settings import Settings
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 
 DAY = dt.date(2026, 8, 21)
 SUPPORT = Path(__file__).resolve().parent / "pipeline_support.py"

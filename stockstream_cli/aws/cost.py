@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .. import layout
+from ..dataset import layout
 from . import defaults
 from . import resources as res
 

@@ -87,7 +87,7 @@ class CallLog:
 
 def aws_session(profile: str | None, region: str | None):
     """A boto3 session with a region (from --region, the profile or the environment), counting its calls."""
-    from .session import boto3_session
+    from ..clients import boto3_session
 
     session = boto3_session(profile=profile, region=region)
     if not session.region_name:
@@ -180,7 +180,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
 def _measured_profile(prepared: Prepared, plan: Plan):
     """The latest run in the bucket, when the bucket exists and is readable (reads only)."""
     from ..errors import StockstreamError
-    from ..store import open_store
+    from ..dataset.store import open_store
     from .cost import measured_profile
 
     if any(s.resource == "s3 bucket" and s.action == "create" for s in plan.steps):

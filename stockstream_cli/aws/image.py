@@ -83,7 +83,7 @@ dependencies = [
 stockstream = "stockstream_cli.cli:main"
 
 [tool.setuptools]
-packages = ["stockstream_cli", "stockstream_cli.commands", "stockstream_cli.sources", "stockstream_cli.fetch", "stockstream_cli.run", "stockstream_cli.read", "stockstream_cli.quality", "stockstream_cli.aws", "stockstream_cli.infra", "stockstream_cli.lambda_src"]
+packages = ["stockstream_cli", "stockstream_cli.commands", "stockstream_cli.sources", "stockstream_cli.fetch", "stockstream_cli.run", "stockstream_cli.dataset", "stockstream_cli.quality", "stockstream_cli.aws", "stockstream_cli.infra", "stockstream_cli.lambda_src"]
 
 [tool.setuptools.package-dir]
 "stockstream_cli.infra" = "infra"

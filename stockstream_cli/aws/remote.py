@@ -113,9 +113,9 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from ..run.summary import read_manifests, run_document, utc_now, write_run
+    from ..dataset.summary import read_manifests, run_document, utc_now, write_run
     from ..run.types import Observer
-    from ..store import open_store
+    from ..dataset.store import open_store
 
     session = _session(session, profile, region)
     if store_uri is not None and not store_uri.startswith("s3://"):
@@ -144,7 +144,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
                 "batches_started": [item["batchNumber"] for item in items]}
 
     described = wait_for_execution(sfn, execution, poll_interval=poll_interval, timeout=timeout, sleep=sleep)
-    manifests = read_manifests(store, day, batches, Observer())
+    manifests = read_manifests(store, day, batches, Observer().note)
     errors = {r["batchNumber"]: r.get("error", "failed") for r in _batch_results(described) if r.get("failed")}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed --remote",
                        finished_at=utc_now(), batch_errors=errors)

@@ -16,12 +16,12 @@ import json
 import re
 from typing import Any
 
-from ..layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
+from ..dataset.layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, env_name
 from .defaults import DEFAULT_ARCH, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SCHEDULE
-from .session import BUCKET_OWNER_ENV
+from ..clients import BUCKET_OWNER_ENV
 
 APP_TAG = {"app": "stockstream"}
 STAGE_TAG = "stage"

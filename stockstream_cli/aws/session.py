@@ -1,55 +1,11 @@
-"""One way to make a boto3 session: the standard credential chain, --profile, --region.
-
-boto3 itself honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) for every client. Every client made
-from the session retries in botocore's "standard" mode (throttling and transient errors, with backoff).
-"""
+"""botocore's exceptions as domain errors, for the deployer and the remote operations (the session itself is
+clients.py's, shared with the store)."""
 
 from __future__ import annotations
 
 import contextlib
 
 from ..errors import InputError
-
-
-def boto3_session(*, profile: str | None = None, region: str | None = None):
-    import boto3
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        core = botocore.session.Session(profile=profile)
-        core.set_default_client_config(client_config())
-        return boto3.session.Session(region_name=region, botocore_session=core)
-    except botocore.exceptions.ProfileNotFound:
-        raise InputError(f"--profile {profile!r}: no such AWS profile in your AWS config") from None
-
-
-def client_config():
-    """The botocore Config every stockstream client gets."""
-    from botocore.config import Config
-
-    return Config(retries={"mode": "standard"})
-
-
-BUCKET_OWNER_ENV = "STOCKSTREAM_BUCKET_OWNER"
-
-
-def expect_bucket_owner(client, owner: str | None = None):
-    """Every call of this S3 client that can carry ExpectedBucketOwner carries it: S3 then refuses a bucket
-    another account owns (403) instead of reading or writing someone else's data. The owner: `owner`, or
-    STOCKSTREAM_BUCKET_OWNER (deploy sets it on the functions to the deploying account); neither: unchanged."""
-    import os
-
-    owner = owner or os.environ.get(BUCKET_OWNER_ENV)
-    if not owner:
-        return client
-
-    def add_owner(params, model, **_):
-        if "ExpectedBucketOwner" in model.input_shape.members and "ExpectedBucketOwner" not in params:
-            params["ExpectedBucketOwner"] = owner
-
-    client.meta.events.register("before-parameter-build.s3", add_owner)
-    return client
 
 
 @contextlib.contextmanager

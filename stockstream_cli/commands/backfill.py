@@ -8,6 +8,7 @@ import typer
 
 from ..outcome import Outcome
 from .. import options
+from ..dataset.store import store_of
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +51,7 @@ def backfill(
 
     Example: stockstream backfill --start 2020-01-01 --symbols NEWCO --concurrency 10
     """
-    from ..fetch import manifest
+    from ..dataset import manifest
     from ..run import backfill as backfill_module
     from .output import emit_json
     from ..settings import Settings
@@ -62,7 +63,7 @@ def backfill(
     check_range(first, last)
     settings = Settings.resolve(store=store, concurrency=concurrency, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
-    data_store = settings.open_store()
+    data_store = store_of(settings)
     from .running import day_locked
 
     locked_day = last or backfill_module.default_end(data_store)  # runs/D/backfill-N.json, D = --end

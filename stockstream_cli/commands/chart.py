@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
+from ..dataset.store import store_of
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +54,7 @@ def chart(
     chart_module.require_matplotlib()
     target = chart_module.output_path(output, code)
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    data_store = settings.open_store(must_exist=True)
+    data_store = store_of(settings, must_exist=True)
     result = chart_module.write_chart(data_store, code, target, start=first, end=last)
     if result.missing_sessions:
         say(f"{counted(len(result.missing_sessions), 'ASX session')} without a row, shown as gaps: "

@@ -9,6 +9,7 @@ import typer
 from ..outcome import Outcome
 from .. import options
 from ..thresholds import BIG_MOVE, STALE_SESSIONS
+from ..dataset.store import store_of
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +71,7 @@ def check(
     given = _given_range(date, start, end)
     codes = parse_symbols(symbols)
     settings = Settings.resolve(store=store, lookback_days=lookback_days, profile=profile, region=region)
-    data_store = settings.open_store(must_exist=True)
+    data_store = store_of(settings, must_exist=True)
     first, last = _range(data_store, *given)
     document = quality.check(data_store, first, last, symbols=codes, lookback_days=settings.lookback_days)
     if json_output:
@@ -99,7 +100,7 @@ def _given_range(date, start, end) -> tuple:
 
 def _range(data_store, first, last):
     """Fill what was not given: the end is the latest day in the store (as `status`), the start the end."""
-    from ..read.status import latest_day
+    from ..dataset.status import latest_day
     from ..values import check_range
 
     last = last or latest_day(data_store)

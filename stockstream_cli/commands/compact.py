@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
+from ..dataset.store import store_of
 
 Months = Annotated[
     Optional[list[str]],
@@ -38,12 +39,12 @@ def compact(
 
     Examples: `stockstream compact --dry-run`; `stockstream compact --month 2026-01 --store s3://bucket`.
     """
-    from ..read.compact import compact as run_compact, compact_locked
+    from ..dataset.compact import compact as run_compact, compact_locked
     from .output import emit_json
     from ..settings import Settings
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    target = settings.open_store(must_exist=True)
+    target = store_of(settings, must_exist=True)
     if dry_run:
         result = run_compact(target, months=month, dry_run=True)
     else:  # holding the day lock of every day it folds, as the pipeline's step does

@@ -8,6 +8,7 @@ import typer
 
 from ..outcome import Outcome
 from .. import options
+from ..dataset.store import store_of
 
 
 def register(app) -> None:
@@ -51,7 +52,7 @@ def fetch_batch(
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
-    from ..fetch import manifest
+    from ..dataset import manifest
     from ..errors import InputError
     from ..fetch.batch import batch_codes, batches_of
     from ..outcome import worst
@@ -64,7 +65,7 @@ def fetch_batch(
     codes = parse_symbols(symbols)
     settings = Settings.resolve(delay=delay, rate=rate, retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
                                 allow_plain_requests=allow_plain_requests, store=store, profile=profile, region=region)
-    target = settings.open_store()
+    target = store_of(settings)
     # bad input fails here, before any request
     if codes is None:
         if batch_number is None:
@@ -73,7 +74,7 @@ def fetch_batch(
     else:
         plan = batches_of(target, day, codes, batch_number)
 
-    from ..locks import batch_lock
+    from ..dataset.locks import batch_lock
 
     documents = []
     for number, members in plan.items():

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import options
+from ..dataset.store import store_of
 
 TABLE_ROWS = 30  # a bigger result shows its first and last 15 rows; --format csv or --output gives them all
 PIPED_WIDTH = 160  # piped, the table is not squeezed into a terminal's 80 characters
@@ -119,11 +120,11 @@ def choose_format(format: Format | None, output: Path | None) -> Format:
 
 def open_reader(store, profile, region):
     """The DataAggregator of the store the options name (load's and actions'); a store not there: exit 2."""
-    from ..read.aggregate import DataAggregator
+    from ..dataset.aggregate import DataAggregator
     from ..settings import Settings
 
     settings = Settings.resolve(store=store, profile=profile, region=region)
-    return DataAggregator(settings.open_store(must_exist=True))
+    return DataAggregator(store_of(settings, must_exist=True))
 
 
 def date_range(date, start, end):
@@ -178,7 +179,7 @@ def _render_text(frame, chosen: Format) -> str:
 def _write_file(frame, chosen: Format, output: Path) -> None:
     """Write next to the target and rename over it: a reader never sees half a file."""
     from ..errors import StoreError
-    from ..store import write_atomically
+    from ..dataset.store import write_atomically
 
     def write(handle) -> None:
         if chosen is Format.parquet:

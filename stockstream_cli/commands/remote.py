@@ -17,7 +17,7 @@ FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | None, region: str | None,
                         include_all: bool, wait: bool, json_output: bool, stage: str | None = None) -> Outcome:
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
-    from ..run import summary as pipeline
+    from ..dataset import summary as pipeline
     from ..aws.remote import rerun_remote
     from ..aws.session import aws_errors
     from ..settings import Settings

@@ -8,22 +8,7 @@ import typer
 
 from ..outcome import Outcome
 from ..reasons import ALL, LASTING
-from ..options import (
-    AllowPlainRequests,
-    Concurrency,
-    Date,
-    Delay,
-    Json,
-    LookbackDays,
-    Processes,
-    Profile,
-    Rate,
-    Region,
-    Retries,
-    RetryWait,
-    Store,
-    Wait,
-)
+from ..options import (AllowPlainRequests, Concurrency, Date, Delay, Json, LookbackDays, Processes, Profile, Rate, Region, Retries, RetryWait, Store, Wait)
 from ..options import NoWait as NoWaitFlag
 from ..options import Stage
 from ..options import Remote as RemoteFlag

@@ -5,26 +5,7 @@ from __future__ import annotations
 import typer
 
 from ..outcome import Outcome
-from ..options import (
-    AllowPlainRequests,
-    BatchSize,
-    Concurrency,
-    Date,
-    Delay,
-    Force,
-    FromFile,
-    Json,
-    LookbackDays,
-    Processes,
-    Profile,
-    Rate,
-    Region,
-    Retries,
-    RetryWait,
-    SourceUrl,
-    Store,
-    Wait,
-)
+from ..options import (AllowPlainRequests, BatchSize, Concurrency, Date, Delay, Force, FromFile, Json, LookbackDays, Processes, Profile, Rate, Region, Retries, RetryWait, SourceUrl, Store, Wait)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from ..outcome import Outcome
+from ..dataset.store import store_of
 
 
 def prepare(date, store, profile, region, **typed):
@@ -14,7 +15,7 @@ def prepare(date, store, profile, region, **typed):
 
     day = pipeline_day(date)
     settings = Settings.resolve(store=store, profile=profile, region=region, **typed)
-    return day, settings, settings.open_store()
+    return day, settings, store_of(settings)
 
 
 def run_observer(json_output: bool, title: str):
@@ -41,7 +42,7 @@ def day_locked(data_store, days, command: str, wait: bool):
     """Hold the store's lock on the day(s) this command writes (locks.py): a second writer exits 2 naming
     the holder, or waits with --wait. Taking it is also the store's write probe: a store that cannot be
     written fails here, before any request to Yahoo."""
-    from ..locks import day_lock
+    from ..dataset.locks import day_lock
 
     return day_lock(data_store, days, command, wait=wait)
 
@@ -58,7 +59,7 @@ def _say_nothing_to_do(run: dict) -> None:
 
 
 def finish(run: dict, json_output: bool) -> Outcome:
-    from ..run import summary as pipeline
+    from ..dataset import summary as pipeline
     from .output import emit_json, stdout_console
     from .progress import render_run
 

@@ -8,6 +8,7 @@ from ..outcome import Outcome
 from .. import options
 
 from ..options import Remote as RemoteFlag
+from ..dataset.store import store_of
 
 FAILED_SYMBOLS_SHOWN = 12  # per reason, in the human view; --json lists them all
 
@@ -52,11 +53,11 @@ def status(
 
 
 def _local_status(settings, date: str | None):
-    from ..read.status import day_status
+    from ..dataset.status import day_status
     from ..values import parse_date
 
     day = None if date is None else parse_date(date)
-    return day_status(settings.open_store(must_exist=True), day)
+    return day_status(store_of(settings, must_exist=True), day)
 
 
 def _print_report(report) -> None:

@@ -7,6 +7,7 @@ import typer
 
 from .. import options
 from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+from ..dataset.store import store_of
 
 
 def register(app) -> None:
@@ -33,7 +34,7 @@ def symbols(
 
     Example: stockstream symbols --date 2026-08-22 --store ./data --json
     """
-    from ..sources.asx import update_symbols
+    from ..run.symbols import update_symbols
     from ..errors import InputError
     from .output import emit_json
     from ..settings import Settings
@@ -43,7 +44,7 @@ def symbols(
     if source_url is not None and from_file is not None:
         raise InputError("--source-url and --from-file cannot be used together: choose one source")
     settings = Settings.resolve(store=store, batch_size=batch_size, source_url=source_url, profile=profile, region=region)
-    target = settings.open_store()
+    target = store_of(settings)
 
     document = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
     if json:

@@ -18,15 +18,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import hints, layout, schema
-from . import manifest, restate
+from .. import hints, schema
+from ..dataset import layout
+from ..dataset import manifest
+from . import restate
 from .cut_short import BatchProgress
 from ..calendar import last_final_day
-from ..read.actions import actions_from_raw
+from ..dataset.actions import actions_from_raw
 from ..sources import yahoo
 from ..errors import BatchFailed, InputError, StoreError, Unhealable
-from ..datafile import read_batch_rows, to_parquet_bytes
-from ..read.newest import merge_rows
+from ..dataset.datafile import read_batch_rows, to_parquet_bytes
+from ..dataset.newest import merge_rows
 from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
 from ..values import check_batch_number, check_symbol
 
@@ -68,7 +70,7 @@ def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] |
         if not codes:
             raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
         return codes
-    from ..sources.asx import batch_symbols, read_symbols
+    from ..dataset.symbols import batch_symbols, read_symbols
 
     return batch_symbols(read_symbols(store, day), batch_number)
 
@@ -77,7 +79,7 @@ def batches_of(store, day: dt.date, symbols: Iterable[str], batch_number: int | 
     """{batch number: its symbols} that `fetch-batch --symbols` fetches, checked against the day's list before
     any request: with a batch number, every symbol must be in that batch (InputError naming the right one);
     without, each symbol is filed under its own batch. A day with no list: only with a batch number, as given."""
-    from ..sources.asx import read_symbols
+    from ..dataset.symbols import read_symbols
 
     codes = batch_codes(store, day, 0 if batch_number is None else batch_number, symbols)
     try:

@@ -46,7 +46,7 @@ def restate(store, results: list[SymbolResult], window_first: dt.date, day: dt.d
             first_dates: FirstDates | None = None) -> Restatement:
     """Refetch every symbol of `results` whose window shows an action the store does not know, over its
     stored range (first stored date .. `day`), when that range reaches before the window."""
-    from ..read import actions as stored_actions
+    from ..dataset import actions as stored_actions
 
     known = {r.symbol: stored_actions.read_symbol_actions(store, r.symbol) for r in results if _has_actions(r)}
     news = [r.symbol for r in results if r.symbol in known
@@ -76,7 +76,7 @@ def restate(store, results: list[SymbolResult], window_first: dt.date, day: dt.d
 
 def write_actions(store, results: list[SymbolResult]) -> list[str]:
     """Store the actions of every symbol fetched (merged, only where something is new); the symbols written."""
-    from ..read.actions import store_actions
+    from ..dataset.actions import store_actions
 
     return [r.symbol for r in results if _has_actions(r) and store_actions(store, r.symbol, r.actions)]
 
@@ -86,6 +86,6 @@ def _has_actions(result: SymbolResult) -> bool:
 
 
 def _earliest_rows(store, codes: list[str]) -> dict[str, dt.date]:
-    from ..read.aggregate import earliest_rows
+    from ..dataset.aggregate import earliest_rows
 
     return earliest_rows(store, codes)

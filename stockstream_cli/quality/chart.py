@@ -70,7 +70,7 @@ def chart_data(store, symbol: str, start: dt.date | None = None, end: dt.date | 
     `end` defaults to the symbol's latest stored day, `start` to three months before `end` but not before the
     symbol's first stored day (sessions before the store held it are not "missing").
     """
-    from ..read.aggregate import DataAggregator
+    from ..dataset.aggregate import DataAggregator
 
     reader = DataAggregator(store)
     if end is None or start is None:

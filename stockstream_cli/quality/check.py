@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import calendar, hints, layout
-from ..fetch import manifest
+from .. import calendar, hints
+from ..dataset import layout
+from ..dataset import manifest
 from ..errors import InputError, StockstreamError
 from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
@@ -54,7 +55,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     lists and rows; what one span hands the next (the rows the suspicious-data rules look back on, the lists
     after it) makes the document exactly what one span over the whole range gives.
     """
-    from ..read.aggregate import DataAggregator
+    from ..dataset.aggregate import DataAggregator
 
     check_range(start, end)
     sessions = calendar.sessions(start, end)
@@ -118,7 +119,7 @@ def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists
                 fetches: "FetchRecord", reader, universe: list[str], symbols: list[str] | None,
                 tails: dict[str, list[dict]], *, final: bool) -> dict[str, list[dict]]:
     """Adds one span's findings to `found`; returns the tails the next span's suspicious-data rules need."""
-    from ..read.newest import newest_per_symbol_and_date
+    from ..dataset.newest import newest_per_symbol_and_date
 
     raw = read_raw_rows(reader, span.first, span.last, universe)
     newest = newest_per_symbol_and_date(raw.lazy()).collect()
@@ -182,7 +183,7 @@ def read_list_keys(store) -> dict[dt.date, str]:
 
 
 def _read_list(store, key: str) -> dict[str, Any]:
-    from ..sources.asx import from_csv
+    from ..dataset.symbols import from_csv
 
     return {item.symbol: item for item in from_csv(store.get(key), key)}
 
@@ -469,7 +470,7 @@ def read_raw_rows(reader, start: dt.date, end: dt.date, symbols: list[str] | Non
 
 
 def _earliest_rows(store, symbols: list[str]) -> dict[str, dt.date]:
-    from ..read.aggregate import earliest_rows
+    from ..dataset.aggregate import earliest_rows
 
     return earliest_rows(store, symbols)
 
@@ -631,7 +632,7 @@ RESTATEMENT_TOLERANCE = 1e-6  # relative: prices moved by one factor, within thi
 
 
 def _actions_in(store, symbols: list[str], start: dt.date, end: dt.date) -> "pl.DataFrame":
-    from ..read.actions import load_actions
+    from ..dataset.actions import load_actions
 
     return load_actions(store, symbols or None, start, None)  # actions after `end` restate rows of the range too
 

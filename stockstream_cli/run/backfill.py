@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import calendar, hints, layout, schema
-from ..fetch import manifest
+from .. import calendar, hints, schema
+from ..dataset import layout
+from ..dataset import manifest
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
 from ..reasons import FINAL
@@ -92,18 +93,18 @@ def never_fetched(store, start: dt.date, end: dt.date, symbols: list[str] | None
 
 def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
     """The symbols the latest list added against the previous one whose history does not reach `start`."""
-    from ..read.aggregate import earliest_rows
-    from ..sources.asx import diff_symbols, from_csv, previous_list_key
+    from ..dataset.aggregate import earliest_rows
+    from ..dataset.symbols import from_csv, previous_symbols
+    from ..sources.asx import diff_symbols
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
         raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
     latest_key = layout.symbols_key(days[-1])
     latest = {item.symbol: item for item in from_csv(store.get(latest_key), latest_key)}
-    previous_key = previous_list_key(store, days[-1])
+    previous_key, previous = previous_symbols(store, days[-1])
     if previous_key is None:
         return [], f"added in {latest_key} (no earlier list to compare with)"
-    previous = [item.symbol for item in from_csv(store.get(previous_key), previous_key)]
     added = diff_symbols(previous, latest)["added"]
     first_rows = earliest_rows(store, added)
     lacking = [s for s in added if not _reaches(first_rows.get(s), _history_starts(start, latest[s].listing_date))]
@@ -208,10 +209,10 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
-    from ..datafile import to_parquet_bytes
+    from ..dataset.datafile import to_parquet_bytes
     from ..fetch import restate
     from ..fetch.batch import fetch_symbol
-    from ..read.newest import merge_rows
+    from ..dataset.newest import merge_rows
 
     started = time.monotonic()
     number = next_number(store, work.end)

@@ -26,13 +26,14 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     Every batch of the day's list counts, as in rerun-failed: a rerun execution that carried only the
     failed batches still leaves the summary of the whole day.
     """
-    from .summary import day_batches, read_manifests, run_document, write_run
+    from ..dataset.summary import read_manifests, run_document, write_run
+    from ..dataset.symbols import day_batches
     from .types import Observer
     from ..quality.check import run_quality
     from ..schema import utc_timestamp
 
     batches = day_batches(store, day)
-    manifests = read_manifests(store, day, batches, Observer())
+    manifests = read_manifests(store, day, batches, Observer().note)
     finished = now or dt.datetime.now(dt.timezone.utc)
     run = run_document(day, batches, manifests, max((finished - run_started).total_seconds(), 0.0),
                        command=DEPLOYED_COMMAND, finished_at=utc_timestamp(finished),

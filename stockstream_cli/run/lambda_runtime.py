@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..settings import CACHE_DIR_ENV, LAMBDA_CACHE_DIR, STAGE_ENV, STORE_ENV, Settings
+from ..dataset.store import store_of
 
 METRICS_NAMESPACE = "StockStream"
 
@@ -109,8 +110,8 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
     except (TypeError, ValueError):
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
-    store = settings.open_store()
-    from ..locks import batch_lock
+    store = store_of(settings)
+    from ..dataset.locks import batch_lock
 
     with batch_lock(store, day, batch_number, "stock-data-fetcher"):  # a remote rerun and the Map never overlap
         symbols = resumed_symbols(store, day, batch_number, symbols)
@@ -120,8 +121,8 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
 def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) -> list[str] | None:
     """The Map's retry of a batch an earlier attempt cut short (the day's manifest records some of its
     symbols as interrupted or blocked): only those, and any of the item's symbols the manifest never saw."""
-    from .. import layout
-    from ..fetch import manifest
+    from ..dataset import layout
+    from ..dataset import manifest
     from ..reasons import LATER
 
     stored = manifest.read(store, layout.batch_manifest_key(day, batch_number))
@@ -178,7 +179,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     numbers, failed = event.get("batchNumbers") or [], event.get("batchFailed") or []
     errors = {int(number): f"failed in execution {event.get('execution') or '?'}"
               for number, flag in zip(numbers, failed) if flag is True}
-    store = settings.open_store()
+    store = store_of(settings)
     run = finalize_day(store, day, run_started=started, lookback_days=settings.lookback_days,
                        execution=event.get("execution"), batch_errors=errors, now=now)
     quality = run["quality"]
@@ -197,13 +198,13 @@ def compact_event(event: dict, settings: Settings) -> dict:
     month included, under those days' locks (read/compact.py); returns {"date", "months": ["YYYY-MM", ...],
     "files", "rows", "kept", "skipped"}: "skipped" names the holder when another process held one of
     those days (nothing folded; the next execution folds it), else null."""
-    from ..read.compact import compact_earlier_days
+    from ..dataset.compact import compact_earlier_days
     from ..values import parse_date
 
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the compact event needs 'date', got keys {sorted(event)}")
     day = parse_date(str(event["date"]), option="date")
-    result = compact_earlier_days(settings.open_store(), day, command=COMPACT_STATE)
+    result = compact_earlier_days(store_of(settings), day, command=COMPACT_STATE)
     emit_metrics({"FilesCompacted": result["files"]})
     return {"date": day.isoformat(), **result}

@@ -29,10 +29,9 @@ from collections.abc import Callable
 
 from .. import hints
 from ..errors import InputError, Interrupted, StockstreamError, Unhealable
-from .summary import run_document, utc_now, write_run
+from ..dataset.summary import run_document, utc_now, write_run
 from .task import run_batch, run_pacer
-from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource,
-                    backoff_waits)
+from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource, backoff_waits)
 
 SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread wakes up to notice a Ctrl-C
 
@@ -40,12 +39,12 @@ SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread wakes up to notice a Ctr
 
 
 def asx_source(*, from_file: str | None = None, force: bool = False) -> SymbolSource:
-    """The symbols step as run-local runs it: asx.update_symbols with the CLI's --from-file and --force."""
+    """The symbols step as run-local runs it: symbols.update_symbols with the CLI's --from-file and --force."""
 
     def update(store, day: dt.date, settings, *, note: Callable[[str], None]) -> dict:
-        from ..sources import asx
+        from .symbols import update_symbols
 
-        return asx.update_symbols(store, day, settings, from_file=from_file, force=force, note=note)
+        return update_symbols(store, day, settings, from_file=from_file, force=force, note=note)
 
     return update
 
@@ -115,7 +114,7 @@ def _compaction_step(store, day: dt.date, command: str, observer: Observer) -> d
     """Fold every day before `day` into its month's compacted file, so reading back stays fast with nobody
     running `compact`; a failure is a note (the data is fetched, and the next run compacts what is left).
     The command holds `day`'s lock itself; the step takes the earlier days' (compact_earlier_days)."""
-    from ..read.compact import compact_earlier_days
+    from ..dataset.compact import compact_earlier_days
 
     try:
         return compact_earlier_days(store, day, command=command, note=observer.note)

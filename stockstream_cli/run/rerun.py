@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from .. import layout, reasons
-from ..fetch import manifest
+from ..dataset import layout
+from .. import reasons
+from ..dataset import manifest
 from .local import batch_runner, finish_run
-from .summary import day_batches, read_manifests, run_document, same_outcome, stored_run, utc_now
+from ..dataset.summary import read_manifests, run_document, same_outcome, stored_run, utc_now
+from ..dataset.symbols import day_batches
 from .types import BatchJob, Control, Observer
 
 
@@ -41,7 +43,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     with batch_runner(store, day, settings, control, jobs=len(jobs)) as run_batches:
         outcomes, interrupted = run_batches(jobs, observer)
     if jobs:
-        manifests = read_manifests(store, day, batches, observer)
+        manifests = read_manifests(store, day, batches, observer.note)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="rerun-failed",
                        finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
@@ -60,7 +62,7 @@ def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Obse
                ) -> tuple[dict[int, tuple[str, ...]], dict[int, dict | None], list[BatchJob]]:
     """What rerun-failed fetches for `day`, from the store alone: (the day's batches, their manifests, the jobs)."""
     batches = day_batches(store, day)
-    manifests = read_manifests(store, day, batches, observer or Observer())
+    manifests = read_manifests(store, day, batches, (observer or Observer()).note)
     return batches, manifests, plan_rerun(batches, manifests, _batches_with_data(store, day, batches),
                                           include_all=include_all)
 
@@ -68,7 +70,7 @@ def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Obse
 def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
     """The batches whose rows are stored: in their batch file, or folded into the month's compacted file
     (as its record says; a compacted file from before the record: every batch, as nothing says otherwise)."""
-    from ..read.compact import folded_batches
+    from ..dataset.compact import folded_batches
 
     batches = set(batches)
     data_keys = set(store.list(layout.batch_data_prefix(day)))

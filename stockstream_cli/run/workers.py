@@ -75,7 +75,7 @@ def expected_rate(settings) -> float:
 def reopenable(store) -> tuple[str, str | None, str | None] | None:
     """(uri, profile, region) a worker process opens the same store with; None for a store object it could
     not (a test's wrapper, say): such a run keeps its batches on threads."""
-    from ..store import LocalStore, S3Store
+    from ..dataset.store import LocalStore, S3Store
 
     if type(store) is LocalStore:
         return os.path.abspath(store.uri), None, None
@@ -399,7 +399,7 @@ def worker_main(store_spec, day, settings, threads: int, budget_address: str, au
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
     from ..fetch import pacing
     from .types import Control, StoppablePacer
-    from ..store import open_store
+    from ..dataset.store import open_store
 
     _preload()
     uri, profile, region = store_spec

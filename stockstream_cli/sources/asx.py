@@ -1,7 +1,6 @@
-"""The ASX list: download, parse (both formats), validate, guard, diff, split into batches, store.
+"""The ASX list: download, parse (both formats), validate, guard against a short list, diff.
 
-Pure functions do the parsing, checking, diffing and batching; the edges (HTTP, the file system, the store)
-are passed in, so tests swap an edge rather than patch the middle. No typer or rich here: the Lambda
+Pure functions do the parsing, checking and diffing; the edges (HTTP, the file system) are passed in, so tests swap an edge rather than patch the middle. No typer or rich here: the Lambda
 symbol updater imports this module.
 """
 
@@ -15,19 +14,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .. import hints, layout
-from ..errors import CorruptFileError, InputError, KeyNotFound, SourceError, SourceUnreachable, is_dns_failure
+from ..errors import InputError, SourceError, SourceUnreachable, is_dns_failure
 from ..settings import MARKIT_URL, Settings
 from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 from ..values import SYMBOL_RE
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("symbol", "company_name", "industry_group", "listing_date", "market_cap", "batch_number")
 GUARD_TRIES = 3  # downloads, keeping the largest, before a short list is refused
 USER_AGENT = "stockstream (+https://pypi.org/project/stockstream/)"
 
@@ -48,18 +45,6 @@ class Company:
     industry_group: str = ""
     listing_date: dt.date | None = None
     market_cap: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Listing:
-    """One row of symbols/D-symbols.csv."""
-
-    symbol: str
-    company_name: str
-    industry_group: str
-    listing_date: dt.date | None
-    market_cap: int | None
-    batch_number: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,111 +186,6 @@ def _clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# ---------------------------------------------------------------------------------------------- batches
-
-
-def assign_batches(companies: Iterable[Company], batch_size: int) -> list[Listing]:
-    """Batch N holds symbols [N*size, (N+1)*size) of the ASCII-sorted list."""
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    ordered = sorted(companies, key=lambda c: c.symbol)
-    return [Listing(**dataclasses.asdict(c), batch_number=i // batch_size) for i, c in enumerate(ordered)]
-
-
-def batch_numbers(listings: Iterable[Listing]) -> list[int]:
-    return sorted({listing.batch_number for listing in listings})
-
-
-def batch_symbols(listings: list[Listing], batch_number: int) -> list[str]:
-    """The symbols of one batch, sorted; InputError naming the valid range when there is no such batch."""
-    symbols = sorted(listing.symbol for listing in listings if listing.batch_number == batch_number)
-    if not symbols:
-        numbers = batch_numbers(listings)
-        valid = f"0 to {numbers[-1]}" if numbers else "none (the list is empty)"
-        raise InputError(f"batch {batch_number} is out of range: valid batch numbers are {valid}")
-    return symbols
-
-
-def symbol_batches(listings: Sequence[Listing]) -> list[dict[str, Any]]:
-    """The state machine's shape: [{"symbols": [...], "batchNumber": N}, ...]."""
-    groups: dict[int, list[str]] = {}
-    for listing in sorted(listings, key=lambda item: item.symbol):
-        groups.setdefault(listing.batch_number, []).append(listing.symbol)
-    return [{"symbols": groups[number], "batchNumber": number} for number in sorted(groups)]
-
-
-# ---------------------------------------------------------------------------------------------- the stored CSV
-
-
-def to_csv(listings: Iterable[Listing]) -> bytes:
-    """symbols/D-symbols.csv: the contract's columns, ISO dates, integer or empty market cap, sorted by symbol."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for item in sorted(listings, key=lambda listing: listing.symbol):
-        writer.writerow([
-            item.symbol,
-            item.company_name,
-            item.industry_group,
-            item.listing_date.isoformat() if item.listing_date else "",
-            "" if item.market_cap is None else item.market_cap,
-            item.batch_number,
-        ])
-    return out.getvalue().encode("utf-8")
-
-
-def from_csv(data: bytes, key: str) -> list[Listing]:
-    """Read symbols/D-symbols.csv back; CorruptFileError (naming the key) when it is not what we write."""
-    try:
-        reader = csv.reader(io.StringIO(data.decode("utf-8")))
-        header = next(reader, None)
-        if header is None or tuple(header) != CSV_COLUMNS:
-            raise ValueError(f"header is {header!r}, expected {','.join(CSV_COLUMNS)}")
-        listings = [_listing_from_row(row, line) for line, row in enumerate(reader, start=2) if row]
-    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
-        raise CorruptFileError(key, str(exc)) from None
-    if not listings:
-        raise CorruptFileError(key, "no rows")
-    return listings
-
-
-def _listing_from_row(row: list[str], line: int) -> Listing:
-    if len(row) != len(CSV_COLUMNS):
-        raise ValueError(f"line {line} has {len(row)} fields, expected {len(CSV_COLUMNS)}")
-    symbol, name, industry, listed, cap, batch = row
-    if not SYMBOL_RE.match(symbol):
-        raise ValueError(f"line {line}: {symbol!r} is not an ASX code")
-    try:
-        return Listing(
-            symbol=symbol,
-            company_name=name,
-            industry_group=industry,
-            listing_date=dt.date.fromisoformat(listed) if listed else None,
-            market_cap=int(cap) if cap else None,
-            batch_number=int(batch),
-        )
-    except ValueError as exc:
-        raise ValueError(f"line {line}: {exc}") from None
-
-
-def read_symbols(store, day: dt.date) -> list[Listing]:
-    """The stored list of day D; InputError when there is none, CorruptFileError when it is unreadable."""
-    key = layout.symbols_key(day)
-    try:
-        data = store.get(key)
-    except KeyNotFound:
-        raise InputError(
-            f"no ASX list for {day.isoformat()} in {store.uri}: run `{hints.command('symbols', '--date', day.isoformat())}` first"
-        ) from None
-    return from_csv(data, key)
-
-
-def previous_list_key(store, day: dt.date) -> str | None:
-    """The key of the latest list strictly before D, or None."""
-    earlier = [(d, key) for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)) and d < day]
-    return max(earlier)[1] if earlier else None
-
-
 def diff_symbols(previous: Iterable[str], current: Iterable[str]) -> dict[str, list[str]]:
     before, after = set(previous), set(current)
     return {"added": sorted(after - before), "removed": sorted(before - after)}
@@ -371,48 +251,6 @@ def _root_cause(exc: BaseException) -> str:
     return _clip(text.split("]", 1)[-1].strip() if text.startswith("[") else text, 100)
 
 
-# ---------------------------------------------------------------------------------------------- the step
-
-
-def update_symbols(store, day: dt.date, settings: Settings, *, from_file: str | None = None, force: bool = False,
-                   http_get: HttpGet | None = None, note: Note | None = None) -> dict:
-    """The whole `symbols` step: fetch, validate, guard, diff, batch, write. Returns the contract's --json document.
-
-    Raises InputError for bad input (before any I/O), SourceError when the source gives no usable list
-    (nothing written, the previous list untouched).
-    """
-    note = note or log.warning
-    if from_file is None:
-        check_source_url(settings.source_url)
-    else:
-        check_from_file(from_file)
-    previous_key = previous_list_key(store, day)
-    previous = [item.symbol for item in from_csv(store.get(previous_key), previous_key)] if previous_key else None
-    floor = _required_size(previous, is_default_source=from_file is None and settings.source_url == MARKIT_URL)
-
-    parsed = _fetch_guarded(settings, from_file, floor, force, previous_key, http_get, note)
-    for line in parsed.skipped:
-        note(f"left out of the ASX list: {line}")
-    listings = assign_batches(parsed.companies, settings.batch_size)
-    key = layout.symbols_key(day)
-    store.put(key, to_csv(listings))
-
-    symbols = [item.symbol for item in listings]
-    batches = symbol_batches(listings)
-    return {
-        "statusCode": 200,
-        "symbols": symbols,
-        "symbolBatches": batches,
-        "metadata": {
-            "total_symbols": len(symbols),
-            "num_batches": len(batches),
-            "s3_key": key,
-            "changes": diff_symbols(previous, symbols) if previous is not None else {"added": [], "removed": []},
-            "previous_key": previous_key,
-        },
-    }
-
-
 def check_source_url(url: str) -> None:
     if not re.match(r"^https?://[^/\s]+", url or ""):
         raise InputError(f"--source-url {url!r} is not an http(s) URL, e.g. {MARKIT_URL}")
@@ -426,7 +264,7 @@ def check_from_file(path: str) -> None:
         raise InputError(f"--from-file {path}: not a file")
 
 
-def _required_size(previous: list[str] | None, *, is_default_source: bool) -> int:
+def required_size(previous: list[str] | None, *, is_default_source: bool) -> int:
     """The fewest symbols a new list may have: MIN_SHARE_OF_PREVIOUS percent of the previous list, else the
     default source's floor."""
     if previous is not None:
@@ -434,7 +272,7 @@ def _required_size(previous: list[str] | None, *, is_default_source: bool) -> in
     return DEFAULT_SOURCE_FLOOR if is_default_source else 1
 
 
-def _fetch_guarded(settings: Settings, from_file: str | None, floor: int, force: bool, previous_key: str | None,
+def fetch_guarded(settings: Settings, from_file: str | None, floor: int, force: bool, previous_key: str | None,
                    http_get: HttpGet | None, note: Note) -> ParsedList:
     """Fetch until the list is long enough: GUARD_TRIES downloads (one read of a file), keeping the largest.
     Still short: SourceError, or with --force the largest is accepted."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from . import schema
-from .errors import CorruptFileError, KeyNotFound
+from .. import schema
+from ..errors import CorruptFileError, KeyNotFound
 
 if TYPE_CHECKING:
     import polars as pl

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from . import layout
-from .errors import InputError, StoreError, aws_error_code
+from ..errors import InputError, StoreError, aws_error_code
 
 LOCK_PREFIX = layout.LOCKS_PREFIX
 STALE_AFTER_SECONDS = 120.0

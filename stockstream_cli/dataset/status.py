@@ -11,10 +11,11 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from .. import hints, layout
-from ..fetch import manifest
+from .. import hints
+from . import layout
+from . import manifest
 from ..outcome import Outcome
-from ..run.summary import read_run
+from .summary import read_run
 from ..errors import CorruptFileError, InputError, KeyNotFound, first_line
 
 
@@ -179,7 +180,7 @@ def _status_of(store, day: dt.date) -> DayStatus:
 
 def _batch_members(store, day: dt.date) -> dict[str, int] | None:
     """symbol -> batch_number from symbols/D-symbols.csv, None when the day has no list."""
-    from ..sources.asx import from_csv
+    from .symbols import from_csv
 
     key = layout.symbols_key(day)
     try:

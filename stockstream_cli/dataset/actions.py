@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .. import layout
+from . import layout
 
 if TYPE_CHECKING:
     import polars as pl
@@ -100,7 +100,7 @@ def to_bytes(frame: "pl.DataFrame") -> bytes:
 
 def read_symbol_actions(store, symbol: str) -> "pl.DataFrame | None":
     """actions/SYMBOL.parquet, checked against the schema; None when the store knows no action of it."""
-    from ..datafile import read_parquet_key
+    from .datafile import read_parquet_key
 
     return read_parquet_key(store, layout.actions_key(symbol), action_schema(), "the actions schema")
 

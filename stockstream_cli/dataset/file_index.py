@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..settings import Settings
-    from ..store import Store
+    from .store import Store
 
 FORMAT = 1
 TAIL_BYTES = 64 * 1024  # holds the footer of a batch or compacted file (a few KiB); a longer one takes a second read
@@ -137,7 +137,7 @@ class FileIndex:
         return {key: tuple(entries[key][1:]) if key in entries else UNKNOWN for key in keys}
 
     def _read_footers(self, keys: list[str]) -> list[Ranges | None]:
-        from ..store import LocalStore
+        from .store import LocalStore
 
         if len(keys) <= 1 or isinstance(self.store, LocalStore):
             # Parsing a footer holds the GIL: threads made 4,750 local footers slower, not faster, on 2 cores.
@@ -293,7 +293,7 @@ def _drop_unlisted(entries: dict[str, list], versions: Mapping[str, str]) -> boo
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write through a temporary file renamed over the index; a folder that cannot be written is no error."""
-    from ..store import write_atomically
+    from .store import write_atomically
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

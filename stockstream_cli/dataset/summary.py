@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .. import layout
+from . import layout
 from ..errors import CorruptFileError, KeyNotFound, first_line
-from ..fetch import manifest
+from . import manifest
 from ..outcome import Outcome
-from .types import Observer
 
 SUMMARY_KEYS = (
     "date",
@@ -87,29 +86,21 @@ def outcome(run: Mapping[str, Any]) -> Outcome:
     return Outcome.COMPLETE
 
 
-def day_batches(store, day: dt.date) -> dict[int, tuple[str, ...]]:
-    """{batch_number: its symbols}: every batch of symbols/D-symbols.csv."""
-    from ..sources import asx
-
-    listings = asx.read_symbols(store, day)
-    return {n: tuple(asx.batch_symbols(listings, n)) for n in asx.batch_numbers(listings)}
-
-
-def read_manifests(store, day: dt.date, batches: Iterable[int], observer: Observer) -> dict[int, dict | None]:
+def read_manifests(store, day: dt.date, batches: Iterable[int], note: Callable[[str], None]) -> dict[int, dict | None]:
     """Each batch's stored result; None for a batch with none, or with a corrupt one (noted: fetched again)."""
     present = set(store.list(layout.run_prefix(day)))
     manifests: dict[int, dict | None] = {}
     for number in batches:
         key = layout.batch_manifest_key(day, number)
-        manifests[number] = _read_manifest(store, key, observer) if key in present else None
+        manifests[number] = _read_manifest(store, key, note) if key in present else None
     return manifests
 
 
-def _read_manifest(store, key: str, observer: Observer) -> dict | None:
+def _read_manifest(store, key: str, note: Callable[[str], None]) -> dict | None:
     try:
         return manifest.read(store, key)
     except CorruptFileError:
-        observer.note(f"{key} is not a batch result: the batch is fetched again")
+        note(f"{key} is not a batch result: the batch is fetched again")
         return None
 
 

@@ -26,7 +26,8 @@ import io
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 
-from .. import layout, schema
+from . import layout
+from .. import schema
 from ..errors import InputError
 
 FOLDED_METADATA = "stockstream.folded"  # {"YYYY-MM-DD": [batch numbers]} folded into the compacted file
@@ -126,7 +127,7 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
     still the version that was read (see the module's docstring)."""
     import polars as pl
 
-    from ..datafile import read_batch_rows
+    from .datafile import read_batch_rows
     from .newest import newest_per_symbol_and_date
 
     keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
@@ -200,7 +201,7 @@ def compact_locked(store, *, command: str, months: Iterable[str] | None = None, 
     LockHeld while another process holds one, or a live batch lock of one, unless `wait`), then compact
     only those days' batch files, re-listed under the locks (a day that appeared meanwhile waits its turn).
     The `compact` command and the pipeline's step (`compact_earlier_days`) both come through here."""
-    from ..locks import day_lock
+    from .locks import day_lock
     from ..values import today_sydney
 
     today = today or today_sydney()
@@ -218,7 +219,7 @@ def compact_earlier_days(store, day: dt.date, *, command: str, note: Callable[[s
     included, under those days' locks, taken without waiting. When another process holds one, nothing is
     folded this time and "skipped" says who holds it (the next run folds it); the run never fails for it.
     The small record run.json and the state machine keep: {"months", "files", "rows", "kept", "skipped"}."""
-    from ..locks import LockHeld
+    from .locks import LockHeld
 
     try:
         result = compact_locked(store, command=command, before=day, today=day, note=note, step=step)

@@ -32,16 +32,18 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .. import layout, schema
+from . import layout
+from .. import schema
 from ..errors import CorruptFileError, InputError, KeyNotFound, StoreError, first_line
 from ..values import check_range, parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
+from .store import store_of
 
 if TYPE_CHECKING:
     import polars as pl
 
     from .file_index import FileIndex
-    from ..store import Store
+    from .store import Store
 
 # Below this many files (a compacted store: a file a month, and the current month's batch files so far) the
 # footer index is not consulted: polars reads the few footers itself, in parallel, so the index would only add
@@ -122,7 +124,7 @@ class DataAggregator:
         self._settings = Settings.resolve(
             store=os.fspath(store_uri) if store_uri is not None else None, profile=profile, region=region
         )
-        self.store = self._settings.open_store()
+        self.store = store_of(self._settings)
 
     def __repr__(self) -> str:
         return f"DataAggregator({self.store.uri!r})"
@@ -272,7 +274,7 @@ class DataAggregator:
         a symbol filter by its matching row groups, two GETs: row_groups.py), rather than left to polars, which
         asks for a footer, then the row groups, a few files at a time: with S3's ~20 ms a request, the number
         of round trips is what a read costs, and then the bytes."""
-        from ..store import S3Store
+        from .store import S3Store
 
         return isinstance(self.store, S3Store)
 

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from .errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable,
-                     VersionChanged, aws_error_code, first_line, is_dns_failure, os_error_kind)
+from ..errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable, VersionChanged, aws_error_code, first_line, is_dns_failure, os_error_kind)
 
 
 def _process_umask() -> int:
@@ -100,12 +99,19 @@ def open_store(uri: str, *, profile: str | None = None, region: str | None = Non
     return LocalStore(uri)
 
 
+def store_of(settings, *, must_exist: bool = False) -> Store:
+    """The store `settings` names, with their AWS profile and region. must_exist: for readers, InputError
+    naming the store when it is not there (require_exists); writers create it."""
+    store = open_store(settings.store, profile=settings.profile, region=settings.region)
+    return require_exists(store) if must_exist else store
+
+
 def require_exists(store: "Store") -> "Store":
     """The store, when there is one to read: InputError naming it when a local store is missing or not a
     folder (a mistyped path reads as an empty store otherwise). S3 stores are checked by their first read."""
     if isinstance(store, LocalStore) and not store.root.is_dir():
         what = "is not a folder" if store.root.exists() else "does not exist"
-        from . import hints
+        from .. import hints
 
         hint = f"check the path; `{hints.command('run-local')}` creates it"
         if store.uri.startswith("s3:") and not store.uri.startswith("s3://"):
@@ -272,7 +278,7 @@ class S3Store:
     @property
     def session(self):
         if self._session is None:
-            from .aws.session import boto3_session
+            from ..clients import boto3_session
 
             self._session = boto3_session(profile=self._profile, region=self._region)
         return self._session
@@ -280,7 +286,7 @@ class S3Store:
     @property
     def client(self):
         if self._client is None:
-            from .aws.session import client_config, expect_bucket_owner
+            from ..clients import client_config, expect_bucket_owner
 
             # STOCKSTREAM_BUCKET_OWNER, if set, goes on every call as ExpectedBucketOwner
             from botocore.config import Config

@@ -1,0 +1,51 @@
+"""The symbols step, the state machine's first state: the ASX list from its source, guarded against the
+previous stored list, split into batches and stored (the Lambda symbol updater and run-local run it).
+No typer or rich here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from ..dataset import symbols as stored
+from ..settings import MARKIT_URL, Settings
+from ..sources import asx
+
+log = logging.getLogger(__name__)
+
+
+def update_symbols(store, day: dt.date, settings: Settings, *, from_file: str | None = None, force: bool = False,
+                   http_get: asx.HttpGet | None = None, note: asx.Note | None = None) -> dict:
+    """The whole `symbols` step: fetch, validate, guard, diff, batch, write. Returns the contract's --json document.
+
+    Raises InputError for bad input (before any I/O), SourceError when the source gives no usable list
+    (nothing written, the previous list untouched).
+    """
+    note = note or log.warning
+    if from_file is None:
+        asx.check_source_url(settings.source_url)
+    else:
+        asx.check_from_file(from_file)
+    previous_key, previous = stored.previous_symbols(store, day)
+    floor = asx.required_size(previous, is_default_source=from_file is None and settings.source_url == MARKIT_URL)
+
+    parsed = asx.fetch_guarded(settings, from_file, floor, force, previous_key, http_get, note)
+    for line in parsed.skipped:
+        note(f"left out of the ASX list: {line}")
+    listings = stored.assign_batches(parsed.companies, settings.batch_size)
+    key = stored.write_symbols(store, day, listings)
+
+    symbols = [item.symbol for item in listings]
+    batches = stored.symbol_batches(listings)
+    return {
+        "statusCode": 200,
+        "symbols": symbols,
+        "symbolBatches": batches,
+        "metadata": {
+            "total_symbols": len(symbols),
+            "num_batches": len(batches),
+            "s3_key": key,
+            "changes": asx.diff_symbols(previous, symbols) if previous is not None else {"added": [], "removed": []},
+            "previous_key": previous_key,
+        },
+    }
