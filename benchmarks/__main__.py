@@ -227,7 +227,7 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
   the pacing, sets that pace on two cores.
 - **B2**: every HTTP request the simulator received (cookie, crumb, consent, chart, other) per symbol, in a
   `run-local --rate 100` of its own over a cold yfinance cache against a simulator with no limit.
-- **B3**: CPU per symbol in one process with no latency: `fetch.fetch_batch` (yfinance's parse, cleaning,
+- **B3**: CPU per symbol in one process with no latency: `run.batch.fetch_batch` (yfinance's parse, cleaning,
   polars, the Parquet file) against a bare `yf.Ticker(s).history(...)` loop on the same responses; fresh
   symbols each round; the two run in back-to-back pairs, alternating which goes first, and the speed is the
   median over the pairs of the ratio within each pair (the machine's speed drifts between minutes).

@@ -1,7 +1,7 @@
 """B3 CPU per symbol: stockstream's fetch path against a bare yfinance loop, on the same responses.
 
 In this process, Yahoo simulated with no latency and no limit (FakeYahoo at the HTTP transport), so only CPU
-counts. The fetch path is fetch.fetch_batch (yfinance's parse, cleaning, polars, the Parquet file and the
+counts. The fetch path is run.batch.fetch_batch (yfinance's parse, cleaning, polars, the Parquet file and the
 manifest); the bare loop is `yf.Ticker(code).history(...)` with the same window and flags. Each round
 fetches fresh symbols (yfinance keeps answers in memory). The two run in pairs, back to back, in alternating
 order, and the figure is the median over the pairs of bare/fetch: this machine's speed drifts by tens of
@@ -24,7 +24,9 @@ def measure(*, symbols: int, rounds: int) -> list[Figure]:
 
     fake_yahoo = fake_yahoo_class()  # and tests/ on sys.path
     from pipeline_support import asx_codes
+    from stockstream_cli.dataset.commit import Writer
     from stockstream_cli.fetch import batch as fetch
+    from stockstream_cli.run.batch import fetch_batch
     from stockstream_cli.sources import yahoo
     from stockstream_cli.settings import Settings
     from stockstream_cli.dataset.store import open_store
@@ -36,7 +38,7 @@ def measure(*, symbols: int, rounds: int) -> list[Figure]:
     first, last = fetch.lookback_window(DAY, settings.lookback_days)
 
     def fetch_path(chunk: list[str]) -> None:
-        fetch.fetch_batch(store, DAY, 0, settings, symbols=chunk)
+        fetch_batch(Writer(store, "benchmark"), DAY, 0, settings, symbols=chunk)
 
     def bare_loop(chunk: list[str]) -> None:
         for code in chunk:

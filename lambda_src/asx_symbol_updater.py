@@ -15,6 +15,6 @@ def handler(event, context):
     settings = lambda_settings()
     day = parse_date(event_date(event), option="date")
     store = store_of(settings)
-    document = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
-    emit_metrics({"TotalSymbols": document["metadata"]["total_symbols"]})  # the fetch-rate alarm's denominator
-    return with_run_date(document, day.isoformat())
+    update = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
+    emit_metrics({"TotalSymbols": len(update.symbols)})  # the fetch-rate alarm's denominator
+    return with_run_date(update.to_document(), day.isoformat())

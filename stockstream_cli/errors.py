@@ -64,11 +64,12 @@ class BatchFailed(StockstreamError):
 
 
 class BatchCutShort(BatchFailed):
-    """A batch stopped before its end, after writing what it fetched (`document`, its stored manifest)."""
+    """A batch stopped before its end, after committing what it fetched (`record`, its stored record: a
+    dataset.manifest.Record)."""
 
-    def __init__(self, message: str, document: dict | None = None):
+    def __init__(self, message: str, record=None):
         super().__init__(message)
-        self.document = document
+        self.record = record
 
 
 class BatchBlocked(BatchCutShort):

@@ -1,10 +1,11 @@
-"""The Parquet schema of raw-data/ files, exactly as the contract gives it, and the empty frame of it.
-
-Cleaning rules live beside it (see `clean`), so what a row must satisfy is written down once.
+"""The contract's two row schemas — prices (raw-data/ files) and corporate actions (actions/ files) — their
+empty frames, and how a symbol's raw Yahoo bars become rows of them (cleaning, the actions they carry), so what
+a row must satisfy is written down once. A leaf: fetch produces these rows, the dataset stores them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import TYPE_CHECKING
 
@@ -164,3 +165,49 @@ def ohlc_problem(open_, high, low, close, volume=None) -> str | None:
     if volume is not None and volume < 0:
         return f"negative volume {volume}"
     return None
+
+
+# ---------------------------------------------------------------------------------------------- actions
+
+ACTION_COLUMNS = ("symbol", "date", "kind", "value", "fetch_timestamp")
+DIVIDEND, SPLIT = "dividend", "split"
+KINDS = (DIVIDEND, SPLIT)
+SAME_VALUE = 1e-9  # relative: a value that differs by less is the same action seen again
+
+
+def action_schema() -> "pl.Schema":
+    import polars as pl
+
+    return pl.Schema({"symbol": pl.String, "date": pl.Date, "kind": pl.String, "value": pl.Float64,
+                      "fetch_timestamp": pl.String})
+
+
+def empty_actions() -> "pl.DataFrame":
+    import polars as pl
+
+    return pl.DataFrame(schema=action_schema())
+
+
+def actions_from_raw(raw: "pl.DataFrame", *, symbol: str, fetch_timestamp: str, first_day: dt.date | None = None,
+                     last_day: dt.date | None = None) -> "pl.DataFrame":
+    """The actions in a symbol's raw bars (sources.yahoo's `dividend` and `split` columns), ex-dates in
+    first_day..last_day: dividends above 0, splits other than 0 and 1 (yfinance's "no split")."""
+    import polars as pl
+
+    found = []
+    if "date" in raw.columns:
+        for kind, column in ((DIVIDEND, "dividend"), (SPLIT, "split")):
+            if column not in raw.columns:
+                continue
+            for day, value in zip(raw.get_column("date").to_list(), raw.get_column(column).to_list()):
+                if day is None or value is None or not math.isfinite(value) or value <= 0:
+                    continue
+                if kind == SPLIT and abs(value - 1.0) < SAME_VALUE:
+                    continue
+                if (first_day is not None and day < first_day) or (last_day is not None and day > last_day):
+                    continue
+                found.append((symbol, day, kind, float(value), fetch_timestamp))
+    if not found:
+        return empty_actions()
+    frame = pl.DataFrame(found, schema=action_schema(), orient="row")
+    return frame.unique(subset=["symbol", "date", "kind"], keep="last", maintain_order=True).sort("date", "kind")

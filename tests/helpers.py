@@ -25,3 +25,12 @@ def run_stockstream(*args: str, env: dict | None = None, cwd=None, timeout: floa
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def fetch_batch(store, day, batch_number: int, settings, **options) -> dict:
+    """One batch fetched and committed as fetch-batch does it, without taking its lock: the contract's
+    document (the options are run.batch.fetch_batch's)."""
+    from stockstream_cli.dataset.commit import Writer
+    from stockstream_cli.run.batch import fetch_batch as fetch_and_commit
+
+    return fetch_and_commit(Writer(store, "test"), day, batch_number, settings, **options).to_document()

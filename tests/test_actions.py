@@ -29,6 +29,7 @@ from stockstream_cli.sources import yahoo
 from stockstream_cli.dataset.store import LocalStore, open_store
 from yahoo_fake import SYDNEY
 from stockstream_cli.run import symbols as symbols_step
+from helpers import fetch_batch
 
 LAST = play.SESSIONS[-1]
 SUPPORT = Path(__file__).resolve().parent / "actions_support.py"
@@ -109,8 +110,8 @@ def test_a_failed_refetch_stores_nothing_of_the_symbol_and_rerun_failed_complete
     settings = Settings.resolve(delay=0, retry_wait=0, retries=1, batch_size=play.BATCH_SIZE)
     from stockstream_cli.sources import asx
 
-    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
-    document = batch.fetch_batch(store, split_day, 0, settings, fetcher=refetch_fails)
+    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None).to_document()
+    document = fetch_batch(store, split_day, 0, settings, fetcher=refetch_fails)
     assert document["metadata"]["failure_reasons"] == {"AAA": "restate_failed"}
     assert "refetch" in document["metadata"]["failure_details"]["AAA"]
     assert DataAggregator(store).load(["AAA"]).equals(before)  # not the window's rows either: no mixed units
@@ -156,7 +157,7 @@ def test_a_run_during_the_session_stores_no_bar_for_that_day_the_run_after_the_c
     settings = Settings.resolve(delay=0, retry_wait=0)
     at_two = dt.datetime.combine(day, dt.time(14, 0), tzinfo=SYDNEY)
     fake_yahoo.set_as_of(at_two)
-    live = batch.fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=at_two)
+    live = fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=at_two)
     rows = DataAggregator(store).load()
     assert live["metadata"]["symbols_failed"] == [] and rows["date"].max() == day - dt.timedelta(days=1)
     assert live["metadata"]["rows_dropped"]["outside_window"] == 2  # the live bar of each symbol
@@ -164,7 +165,7 @@ def test_a_run_during_the_session_stores_no_bar_for_that_day_the_run_after_the_c
 
     after = dt.datetime.combine(day, dt.time(16, 20), tzinfo=SYDNEY)
     fake_yahoo.set_as_of(after)
-    batch.fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=after)
+    fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=after)
     final = DataAggregator(store).load_date(day)
     assert final["symbol"].to_list() == ["AAA", "BBB"]
     assert final["close"].to_list() == [fake_yahoo.bar(code, day)["close"] for code in ("AAA", "BBB")]
@@ -235,15 +236,15 @@ def test_actions_that_cannot_be_written_fail_the_batch_and_its_retry_restates_ag
     play.play_local(store, fake_yahoo, asx_list, days=play.SESSIONS[:4])
     fake_yahoo.set_as_of(play.after_close(split_day))
     settings = Settings.resolve(delay=0, retry_wait=0, batch_size=play.BATCH_SIZE)
-    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None)
+    symbols_step.update_symbols(store, split_day, settings, from_file=str(asx_list), note=lambda message: None).to_document()
     failing = FailingPutStore(store, "actions/AAA.parquet")
     with pytest.raises(BatchFailed, match="actions could not be written"):
-        batch.fetch_batch(failing, split_day, 0, settings)
+        fetch_batch(failing, split_day, 0, settings)
     assert not store.exists(f"runs/{split_day}/batch-0.json")  # not done: the Map (or rerun-failed) runs it again
     assert ("AAA", split_day, "split", 2.0) not in stored_actions(store)
 
     fake_yahoo.reset_counts()
-    batch.fetch_batch(store, split_day, 0, settings)
+    fetch_batch(store, split_day, 0, settings)
     assert play.refetches(fake_yahoo) == 1  # the action still looked new: fetched again, now recorded
     assert ("AAA", split_day, "split", 2.0) in stored_actions(store)
     frame = DataAggregator(store).load(["AAA"])
@@ -256,7 +257,7 @@ def test_without_the_refetch_the_same_play_leaves_the_rows_older_than_the_window
     """The play's comparison can fail: with restatement off, exactly the rows older than the window differ."""
     from stockstream_cli.fetch import restate
 
-    monkeypatch.setattr(restate, "restate", lambda store, results, *a, **k: restate.Restatement(results, [], [], 0))
+    monkeypatch.setattr(restate, "restate", lambda results, *a, **k: restate.Restatement(results, [], [], 0))
     play.program(fake_yahoo)
     store = LocalStore(tmp_path / "data")
     play.play_local(store, fake_yahoo, asx_list)

@@ -206,7 +206,7 @@ def write_file(tmp_path, name, data: bytes) -> str:
 def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
     store = LocalStore(tmp_path / "store")
     first = write_file(tmp_path, "first.csv", markit_csv(["BHP", "CBA", "14D", "NWSLV"]))
-    document = symbols_step.update_symbols(store, D1, settings(batch_size=3), from_file=first)
+    document = symbols_step.update_symbols(store, D1, settings(batch_size=3), from_file=first).to_document()
     assert document == {
         "statusCode": 200,
         "symbols": ["14D", "BHP", "CBA", "NWSLV"],
@@ -218,7 +218,7 @@ def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
 
     later = write_file(tmp_path, "later.csv", markit_csv(["BHP", "CBA", "14D", "WOW"]))
     store.put("symbols/2026-08-25-symbols.csv", stored_symbols.to_csv(stored_symbols.assign_batches([Company("XYZ", "X")], 1)))  # later: ignored
-    document = symbols_step.update_symbols(store, D3, settings(), from_file=later)
+    document = symbols_step.update_symbols(store, D3, settings(), from_file=later).to_document()
     assert document["metadata"]["previous_key"] == "symbols/2026-08-21-symbols.csv"
     assert document["metadata"]["changes"] == {"added": ["WOW"], "removed": ["NWSLV"]}
     assert document["metadata"]["s3_key"] == "symbols/2026-08-23-symbols.csv"
@@ -226,7 +226,7 @@ def test_first_list_then_diff_against_the_latest_earlier_list(tmp_path):
 
 def test_written_csv_is_exactly_the_contract_columns(tmp_path):
     store = LocalStore(tmp_path / "store")
-    symbols_step.update_symbols(store, D2, settings(batch_size=20), from_file=str(MARKIT_SAMPLE))
+    symbols_step.update_symbols(store, D2, settings(batch_size=20), from_file=str(MARKIT_SAMPLE)).to_document()
     lines = store.get("symbols/2026-08-22-symbols.csv").decode().split("\n")
     assert lines[0] == "symbol,company_name,industry_group,listing_date,market_cap,batch_number"
     assert lines[1] == "10X,EXULTANT MINING LIMITED,Materials,2025-12-11,4675000,0"
@@ -241,7 +241,7 @@ def full_list_stored(tmp_path, count=1838) -> tuple[LocalStore, bytes]:
     store = LocalStore(tmp_path / "store")
     real = codes_in(PARTIAL_1130.read_bytes()) if count >= 1130 else []
     path = write_file(tmp_path, "full.csv", markit_csv(real + make_codes(count - len(real))))
-    assert symbols_step.update_symbols(store, D1, settings(), from_file=path)["metadata"]["total_symbols"] == count
+    assert symbols_step.update_symbols(store, D1, settings(), from_file=path).to_document()["metadata"]["total_symbols"] == count
     return store, store.get("symbols/2026-08-21-symbols.csv")
 
 
@@ -255,7 +255,7 @@ def test_every_real_failure_body_from_the_source_is_refused_previous_list_intact
     store, previous = full_list_stored(tmp_path)
     with ListServer().answer((200, FAILURE_BODIES[name].read_bytes(), "text/plain")) as server:
         with pytest.raises(SourceError) as caught:
-            symbols_step.update_symbols(store, D2, settings(source_url=server.url, retries=2))
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url, retries=2)).to_document()
     assert f"the ASX source {server.url} answered with {FAILURE_MESSAGES[name]}" in str(caught.value)
     assert str(caught.value).endswith("(3 tries)")
     assert server.hits == 3  # a non-list body may be transient: retried like a 5xx
@@ -267,7 +267,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
     notes = []
     with ListServer().answer((200, PARTIAL_1130.read_bytes())) as server:
         with pytest.raises(SourceError) as caught:
-            symbols_step.update_symbols(store, D2, settings(source_url=server.url), note=notes.append)
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url), note=notes.append).to_document()
     assert server.hits == 3
     assert str(caught.value) == (
         f"the ASX list from {server.url} has 1,130 symbols (the largest of 3 downloads) but needs at least 1,783 "
@@ -278,7 +278,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
     assert_untouched(store, previous)
 
     with pytest.raises(SourceError, match="has 1,130 symbols but needs at least 1,783"):
-        symbols_step.update_symbols(store, D2, settings(), from_file=str(PARTIAL_1130))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(PARTIAL_1130)).to_document()
     assert_untouched(store, previous)
 
 
@@ -286,7 +286,7 @@ def test_short_download_retried_until_a_full_list_comes(tmp_path):
     store, _ = full_list_stored(tmp_path)
     full = markit_csv(make_codes(1800))
     with ListServer().answer((200, PARTIAL_1130.read_bytes()), (200, full)) as server:
-        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url))
+        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url)).to_document()
     assert server.hits == 2 and document["metadata"]["total_symbols"] == 1800
     assert document["metadata"]["num_batches"] == 18
 
@@ -296,11 +296,11 @@ def test_still_short_after_three_tries_keeps_the_largest_and_force_accepts_it(tm
     answers = [(200, PARTIAL_1130.read_bytes()), (200, markit_csv(make_codes(1700))), (200, markit_csv(make_codes(1200)))]
     with ListServer().answer(*answers) as server:
         with pytest.raises(SourceError, match="has 1,700 symbols \\(the largest of 3 downloads\\)"):
-            symbols_step.update_symbols(store, D2, settings(source_url=server.url))
+            symbols_step.update_symbols(store, D2, settings(source_url=server.url)).to_document()
     assert_untouched(store, previous)
 
     with ListServer().answer(*answers) as server:
-        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url), force=True)
+        document = symbols_step.update_symbols(store, D2, settings(source_url=server.url), force=True).to_document()
     assert server.hits == 3 and document["metadata"]["total_symbols"] == 1700
     assert document["symbols"] == make_codes(1700)
     assert len(stored_symbols.read_symbols(store, D2)) == 1700
@@ -311,9 +311,9 @@ def test_97_percent_boundary(tmp_path):
     store, _ = full_list_stored(tmp_path, count=1000)
     path = write_file(tmp_path, "969.csv", markit_csv(make_codes(969, skip=2000)))
     with pytest.raises(SourceError, match="needs at least 970"):
-        symbols_step.update_symbols(store, D2, settings(), from_file=path)
+        symbols_step.update_symbols(store, D2, settings(), from_file=path).to_document()
     path = write_file(tmp_path, "970.csv", markit_csv(make_codes(970, skip=2000)))
-    assert symbols_step.update_symbols(store, D2, settings(), from_file=path)["metadata"]["total_symbols"] == 970
+    assert symbols_step.update_symbols(store, D2, settings(), from_file=path).to_document()["metadata"]["total_symbols"] == 970
 
 
 class FakeResponse:
@@ -340,16 +340,16 @@ def test_floor_of_1500_guards_the_default_source_only(tmp_path):
     store = LocalStore(tmp_path / "store")
     get = fake_get((200, markit_csv(make_codes(1499))))
     with pytest.raises(SourceError, match="has 1,499 symbols .* needs at least 1,500 \\(the floor of 1,500 for the ASX source\\)"):
-        symbols_step.update_symbols(store, D2, settings(), http_get=get)
+        symbols_step.update_symbols(store, D2, settings(), http_get=get).to_document()
     assert len(get.calls) == 3 and get.calls[0] == (MARKIT_URL, 30.0)
     assert store.list() == []
 
     get = fake_get((200, markit_csv(make_codes(1500))))
-    assert symbols_step.update_symbols(store, D2, settings(), http_get=get)["metadata"]["total_symbols"] == 1500
+    assert symbols_step.update_symbols(store, D2, settings(), http_get=get).to_document()["metadata"]["total_symbols"] == 1500
 
     small = LocalStore(tmp_path / "small")
     with ListServer().answer((200, markit_csv(["BHP", "CBA"]))) as server:
-        document = symbols_step.update_symbols(small, D2, settings(source_url=server.url))
+        document = symbols_step.update_symbols(small, D2, settings(source_url=server.url)).to_document()
     assert server.hits == 1 and document["symbols"] == ["BHP", "CBA"]
 
 
@@ -404,11 +404,11 @@ def test_connection_refused_is_a_clear_source_error(tmp_path):
 def test_bad_source_url_and_missing_file_are_input_errors_before_any_io(tmp_path):
     store = LocalStore(tmp_path / "store")
     with pytest.raises(InputError, match="--source-url 'ftp://x' is not an http\\(s\\) URL"):
-        symbols_step.update_symbols(store, D2, settings(source_url="ftp://x"))
+        symbols_step.update_symbols(store, D2, settings(source_url="ftp://x")).to_document()
     with pytest.raises(InputError, match="--from-file .*nope.csv: no such file"):
-        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv"))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv")).to_document()
     with pytest.raises(InputError, match="not a file"):
-        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path)).to_document()
     assert not (tmp_path / "store").exists()
 
 
@@ -416,7 +416,7 @@ def test_corrupt_previous_list_is_named(tmp_path):
     store = LocalStore(tmp_path / "store")
     store.put("symbols/2026-08-21-symbols.csv", b"<html>oops</html>")
     with pytest.raises(CorruptFileError, match="symbols/2026-08-21-symbols.csv"):
-        symbols_step.update_symbols(store, D2, settings(), from_file=str(MARKIT_SAMPLE))
+        symbols_step.update_symbols(store, D2, settings(), from_file=str(MARKIT_SAMPLE)).to_document()
     assert store.list() == ["symbols/2026-08-21-symbols.csv"]
 
 
@@ -424,8 +424,8 @@ def test_s3_store_round_trip(s3_bucket):
     from stockstream_cli.dataset.store import open_store
 
     store = open_store(f"s3://{s3_bucket}/asx")
-    symbols_step.update_symbols(store, D1, settings(batch_size=10), from_file=str(OLD_FORMAT_SAMPLE))
-    document = symbols_step.update_symbols(store, D2, settings(batch_size=10), from_file=str(MARKIT_SAMPLE))
+    symbols_step.update_symbols(store, D1, settings(batch_size=10), from_file=str(OLD_FORMAT_SAMPLE)).to_document()
+    document = symbols_step.update_symbols(store, D2, settings(batch_size=10), from_file=str(MARKIT_SAMPLE)).to_document()
     assert document["metadata"]["previous_key"] == "symbols/2026-08-21-symbols.csv"
     assert "BHP" in document["metadata"]["changes"]["added"]
     assert [item.symbol for item in stored_symbols.read_symbols(store, D2)] == document["symbols"]

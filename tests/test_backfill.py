@@ -58,7 +58,7 @@ def test_default_backfills_the_added_symbol_without_history_and_check_then_finds
     before = quality.check(store, START, LATEST, symbols=["NEWCO"])
     assert before["missing_counts"]["not_fetched"] > 0 and not before["complete"]
 
-    document = backfill.backfill(store, START, None, settings())
+    document = backfill.backfill(store, START, None, settings()).to_document()
     assert document["symbols"] == ["NEWCO"]  # IPO was listed on the latest list's day: it has its history
     meta = document["metadata"]
     assert meta["end"] == LATEST.isoformat()  # the latest list's day
@@ -82,7 +82,7 @@ def test_default_backfills_the_added_symbol_without_history_and_check_then_finds
 
 
 def test_load_returns_backfilled_and_daily_rows_once_per_symbol_and_date(store, fake_yahoo):
-    backfill.backfill(store, START, None, settings())
+    backfill.backfill(store, START, None, settings()).to_document()
     loaded = DataAggregator(store).load_symbols(["NEWCO"])
     assert loaded.height == loaded.select("symbol", "date").unique().height == len(calendar.sessions(START, LATEST))
     # The daily runs also hold NEWCO's last week; the backfill fetched later, so its values win.
@@ -111,12 +111,12 @@ def test_resumes_after_an_interruption_without_duplicates(store, fake_yahoo):
     yahoo.prepare(codes)
     with pytest.raises(Interrupted, match="2 of 5 symbols done and recorded"):
         backfill.backfill(store, START, None, settings(batch_size=2, concurrency=1), symbols=codes,
-                          fetcher=interrupted_at_ccc)
+                          fetcher=interrupted_at_ccc).to_document()
     assert calls == ["AAA", "BBB", "CCC"]
     assert [k for k in store.list("raw-data/") if "backfill" in k] == ["raw-data/2026-11-25-backfill-0.parquet"]
     assert [k for k in store.list("runs/") if "backfill" in k] == ["runs/2026-11-25/backfill-0.json"]
 
-    document = backfill.backfill(store, START, None, settings(batch_size=2), symbols=codes)
+    document = backfill.backfill(store, START, None, settings(batch_size=2), symbols=codes).to_document()
     assert document["metadata"]["skipped_done"] == ["AAA", "BBB"]
     assert document["symbols"] == ["CCC", "DDD", "EEE"]
     assert fake_yahoo.per_ticker() == {"AAA.AX": 1, "BBB.AX": 1, "CCC.AX": 1, "DDD.AX": 1, "EEE.AX": 1}
@@ -126,7 +126,7 @@ def test_resumes_after_an_interruption_without_duplicates(store, fake_yahoo):
     rows = raw_rows(store)
     assert rows.height == rows.select("symbol", "date").unique().height == 5 * len(calendar.sessions(START, LATEST))
 
-    again = backfill.backfill(store, START, None, settings(batch_size=2), symbols=codes)
+    again = backfill.backfill(store, START, None, settings(batch_size=2), symbols=codes).to_document()
     assert again["symbols"] == [] and again["metadata"]["skipped_done"] == codes
     assert fake_yahoo.chart_requests() == 5
     assert raw_rows(store).height == rows.height
@@ -143,12 +143,12 @@ def test_a_chunk_written_without_its_record_is_overwritten_not_duplicated(store,
 
     store.put = dies_before_the_first_record
     with pytest.raises(Interrupted):
-        backfill.backfill(store, START, None, settings(), symbols=["AAA", "BBB"])
+        backfill.backfill(store, START, None, settings(), symbols=["AAA", "BBB"]).to_document()
     store.put = real_put
     assert store.exists("raw-data/2026-11-25-backfill-0.parquet")
     assert not store.exists("runs/2026-11-25/backfill-0.json")
 
-    document = backfill.backfill(store, START, None, settings(), symbols=["AAA", "BBB"])
+    document = backfill.backfill(store, START, None, settings(), symbols=["AAA", "BBB"]).to_document()
     assert document["metadata"]["s3_keys"] == ["raw-data/2026-11-25-backfill-0.parquet"]
     rows = raw_rows(store)
     assert rows.height == rows.select("symbol", "date").unique().height == 2 * len(calendar.sessions(START, LATEST))
@@ -157,16 +157,18 @@ def test_a_chunk_written_without_its_record_is_overwritten_not_duplicated(store,
 def test_failures_are_recorded_and_only_the_retryable_ones_are_fetched_again(store, fake_yahoo):
     fake_yahoo.fault("GONE", "not_found")
     fake_yahoo.fault("BUSY", "rate_limited", times=4)  # 1 try + 3 retries, all refused
-    document = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
+    report = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
+    document = report.to_document()
     assert document["metadata"]["failure_reasons"] == {"BUSY": "rate_limited", "GONE": "not_found"}
     assert document["metadata"]["symbols_fetched"] == 1
-    assert exit_code_for(manifest.outcome(document)) == 3
+    assert exit_code_for(report.outcome) == 3
     # at the transport each refused or not-found attempt is the request and yfinance's resend of it
     assert fake_yahoo.chart_requests("BUSY") == 8 and fake_yahoo.chart_requests("GONE") == 2
 
-    rerun = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
+    again = backfill.backfill(store, START, None, settings(), symbols=["BUSY", "GONE", "OKAY"])
+    rerun = again.to_document()
     assert rerun["symbols"] == ["BUSY"]  # GONE failed for good, OKAY is done
-    assert rerun["metadata"]["symbols_failed"] == [] and exit_code_for(manifest.outcome(rerun)) == 0
+    assert rerun["metadata"]["symbols_failed"] == [] and exit_code_for(again.outcome) == 0
     assert quality.check(store, START, LATEST, symbols=["BUSY", "OKAY"])["missing_counts"]["fetch_failed"] == 0
 
 
@@ -174,7 +176,7 @@ def test_paced_and_retried_like_any_fetch(store, fake_yahoo):
     waits = []
     fake_yahoo.fault("BBB", "server_error", times=1)
     backfill.backfill(store, START, None, settings(delay=2.0, retry_wait=1.0, concurrency=1), symbols=["AAA", "BBB", "CCC"],
-                      sleep=waits.append)
+                      sleep=waits.append).to_document()
     pacing = [w for w in waits if w > 1.5]
     backoff = [w for w in waits if w <= 1.0]
     # at least --delay between any two HTTP requests: after AAA's cookie, its crumb and chart; BBB's chart,
@@ -211,28 +213,28 @@ def test_concurrency_fetches_that_many_symbols_at_once_and_stores_what_one_at_a_
     observer = backfill.Observer()
     observer.symbol_done = lambda symbol, reason: seen.append((symbol, reason))
     document = backfill.backfill(store, START, None, settings(concurrency=3), symbols=codes, fetcher=three_at_once,
-                                 observer=observer)
+                                 observer=observer).to_document()
     assert peak[0] == 3 and sorted(seen) == [(code, None) for code in codes]
     assert document["metadata"]["symbols_fetched"] == 6 and fake_yahoo.chart_requests() == 6
 
     one_at_a_time = as_store(tmp_path / "sequential")
     build_day(one_at_a_time, LATEST, ["BHP"])
-    backfill.backfill(one_at_a_time, START, None, settings(concurrency=1), symbols=codes)
+    backfill.backfill(one_at_a_time, START, None, settings(concurrency=1), symbols=codes).to_document()
     columns = ["symbol", "date", "open", "high", "low", "close", "volume", "adjusted_close"]
     assert raw_rows(store).select(columns).sort("symbol", "date").equals(
         raw_rows(one_at_a_time).select(columns).sort("symbol", "date"))
 
 
 def test_a_wider_range_than_recorded_is_fetched_again(store, fake_yahoo):
-    backfill.backfill(store, D(2026, 11, 2), None, settings(), symbols=["AAA"])
-    wider = backfill.backfill(store, START, None, settings(), symbols=["AAA"])
+    backfill.backfill(store, D(2026, 11, 2), None, settings(), symbols=["AAA"]).to_document()
+    wider = backfill.backfill(store, START, None, settings(), symbols=["AAA"]).to_document()
     assert wider["symbols"] == ["AAA"] and fake_yahoo.chart_requests("AAA") == 2
 
 
 def test_nothing_to_do_without_an_earlier_list(tmp_path, fake_yahoo):
     data = as_store(tmp_path / "data")
     build_day(data, LATEST, ["BHP"])
-    document = backfill.backfill(data, START, None, settings())
+    document = backfill.backfill(data, START, None, settings()).to_document()
     assert document["symbols"] == [] and "no earlier list" in document["metadata"]["chosen_by"]
     assert fake_yahoo.chart_requests() == 0
 

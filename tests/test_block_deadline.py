@@ -15,7 +15,7 @@ from pipeline_support import asx_codes, write_markit_csv
 from stockstream_cli.dataset import layout
 from stockstream_cli.errors import BatchBlocked, BatchInterrupted, Interrupted
 from stockstream_cli.fetch import block
-from stockstream_cli.fetch.batch import fetch_batch
+from helpers import fetch_batch
 from stockstream_cli.fetch.deadline import Deadline
 from stockstream_cli.reasons import BLOCKED, FINAL, INTERRUPTED, RERUN
 from stockstream_cli.run import local, rerun
@@ -125,7 +125,7 @@ def test_a_deadline_half_way_stores_what_was_fetched_and_rerun_failed_finishes_e
     settings = Settings.resolve(batch_size=20, store=store.uri)
     from stockstream_cli.sources import asx
 
-    symbols_step.update_symbols(store, DAY, settings, from_file=str(list_path))
+    symbols_step.update_symbols(store, DAY, settings, from_file=str(list_path)).to_document()
     # 10 symbols' worth of time before the margin: the 11th is not taken
     context = FakeContext(60_000 + 10 * 1_000 + 500, per_call=1_000)
     event = {"symbols": codes, "batchNumber": 0, "date": DAY.isoformat()}

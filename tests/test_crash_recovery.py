@@ -130,8 +130,7 @@ def test_sigkill_part_way_then_rerun_failed_restores_a_clean_run(tmp_path, asx_l
     assert left["pid"] == process.pid and locks.is_stale(left)
 
     fake_yahoo.reset_counts()
-    with locks.day_lock(LocalStore(data), DAY, "rerun-failed"):  # as the command does: the stale lock taken over
-        healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
+    healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())  # the stale day lock taken over
     assert not (data / "locks").exists()
     assert exit_code_for(run_summary.outcome(healed)) == 0
     assert (healed["symbols_fetched"], healed["num_batches"], healed["batches_failed"]) == (SYMBOLS, BATCHES, [])

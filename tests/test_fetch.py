@@ -13,7 +13,8 @@ from stockstream_cli.sources import asx
 from stockstream_cli.dataset import layout
 from stockstream_cli import schema
 from stockstream_cli.errors import BatchFailed, CorruptFileError, InputError, StoreError
-from stockstream_cli.fetch.batch import fetch_batch, lookback_window
+from stockstream_cli.fetch.batch import lookback_window
+from helpers import fetch_batch
 from stockstream_cli.fetch.pacing import FixedDelayPacer, backoff_wait
 from stockstream_cli.sources.http import RequestCounts
 from stockstream_cli.settings import Settings

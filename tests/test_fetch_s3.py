@@ -8,7 +8,7 @@ import json
 import polars as pl
 
 from stockstream_cli import schema
-from stockstream_cli.fetch.batch import fetch_batch
+from helpers import fetch_batch
 from stockstream_cli.settings import Settings
 from stockstream_cli.dataset.store import open_store
 from yahoo_fake import generated_bar

@@ -17,6 +17,7 @@ from stockstream_cli.settings import Settings
 from stockstream_cli.sources.http import RequestCounts, request_kind
 from stockstream_cli.dataset.store import LocalStore
 from yahoo_fake import FakeYahoo
+from helpers import fetch_batch
 
 DAY = dt.date(2026, 1, 9)
 RATE = 5.0
@@ -48,7 +49,7 @@ def paced_world(tmp_path):
         pacer = pacing.pacer_for(settings, sleep=clock.sleep, clock=clock)
         counts = RequestCounts()
         try:
-            result = fetch.fetch_batch(LocalStore(tmp_path / "store"), DAY, 0, settings, symbols=codes,
+            result = fetch_batch(LocalStore(tmp_path / "store"), DAY, 0, settings, symbols=codes,
                                        pacer=pacer, sleep=clock.sleep, requests=counts)
         except BatchFailed as failed:
             result = failed
@@ -178,6 +179,6 @@ def test_a_failing_pacer_is_not_taken_for_yahoos_answer(fake_yahoo, tmp_path):
             raise BrokenPipeError(32, "Broken pipe")
 
     with pytest.raises(BrokenPipeError):
-        fetch.fetch_batch(LocalStore(tmp_path), DAY, 0, Settings.resolve(environ={}, delay=0, retry_wait=0),
+        fetch_batch(LocalStore(tmp_path), DAY, 0, Settings.resolve(environ={}, delay=0, retry_wait=0),
                           symbols=["AAA", "BBB"], pacer=Gone())
     assert not (tmp_path / "runs").exists()

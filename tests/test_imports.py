@@ -101,3 +101,71 @@ def test_only_the_cli_layer_imports_typer_or_rich(name):
     if name.startswith(CLI_LAYER):
         return
     assert not ui, f"{name} imports {sorted(ui)}: only cli.py, options.py and commands/ may"
+
+
+# The rooms (first-level subpackages and modules; the package itself is the Python API, a face) by floor, as
+# the README's code map draws them: an import may only point down, or to a leaf. Leaves import only leaves.
+FLOORS = {"stockstream_cli": 0, "cli": 0, "__main__": 0, "commands": 0, "options": 0, "aws": 1, "run": 2,
+          "quality": 3, "fetch": 4, "sources": 5, "dataset": 6}
+LEAF = 7
+
+
+def room_of(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def room_graph() -> dict[str, dict[str, set[str]]]:
+    """{room: {room it imports: the module pairs that do}}, every import counted (function-local too)."""
+    rooms: dict[str, dict[str, set[str]]] = {}
+    for name, targets in package_graph().items():
+        here = room_of(name)
+        edges = rooms.setdefault(here, {})
+        for target in targets:
+            if room_of(target) != here and target != "stockstream_cli":
+                edges.setdefault(room_of(target), set()).add(f"{name} -> {target}")
+    return rooms
+
+
+def test_the_rooms_form_no_cycle():
+    graph = room_graph()
+    state: dict[str, str] = {}
+
+    def cycle_from(room: str, path: list[str]) -> list[str] | None:
+        state[room] = "open"
+        for target in sorted(graph.get(room, {})):
+            if state.get(target) == "open":
+                return path + [room, target]
+            if target not in state and (found := cycle_from(target, path + [room])):
+                return found
+        state[room] = "done"
+        return None
+
+    for room in sorted(graph):
+        if room not in state and (found := cycle_from(room, [])):
+            pytest.fail("rooms import each other: " + " -> ".join(found))
+
+
+def test_every_import_points_down_a_floor_or_to_a_leaf():
+    upward = []
+    for room, edges in room_graph().items():
+        for target, pairs in edges.items():
+            floor, target_floor = FLOORS.get(room, LEAF), FLOORS.get(target, LEAF)
+            if target_floor < floor or (floor == LEAF and target_floor != LEAF):
+                upward.append(sorted(pairs)[0])
+    assert not upward, upward
+
+
+@pytest.mark.parametrize("room, forbidden, why", [
+    ("fetch", "dataset", "fetch is pure: rows out, the commit stores them"),
+    ("sources", "dataset", "the outside world knows no store"),
+    ("commands", "dataset.locks", "faces take no lock"),
+    ("run", "dataset.locks", "locks are the dataset's"),
+    ("aws", "dataset.locks", "locks are the dataset's"),
+    ("quality", "run", "check reads, never runs"),
+])
+def test_what_a_room_never_imports(room, forbidden, why):
+    found = sorted(pair for name, targets in package_graph().items() if room_of(name) == room
+                   for target in targets if target == f"stockstream_cli.{forbidden}"
+                   or target.startswith(f"stockstream_cli.{forbidden}.") for pair in [f"{name} -> {target}"])
+    assert not found, f"{why}: {found}"

@@ -334,7 +334,7 @@ def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, 
     settings = Settings.resolve(rate=10, retry_wait=1.0)
     pacer = pacer_for(settings, sleep=fake.sleep, clock=fake.clock)
     fake_yahoo.fault("CCC", "rate_limited", times=1)
-    document = fetch.fetch_batch(LocalStore(tmp_path), dt.date(2026, 1, 9), 0, settings,
+    document = fetch_batch(LocalStore(tmp_path), dt.date(2026, 1, 9), 0, settings,
                                  symbols=["AAA", "BBB", "CCC", "DDD"], pacer=pacer, sleep=fake.sleep,
                                  rng=lambda: 0.0)
     assert document["metadata"]["symbols_failed"] == [] and document["metadata"]["requests"] == 5
@@ -432,6 +432,7 @@ def test_answers_in_flight_at_the_first_429_count_towards_the_limit():
 # ---------------------------------------------------------------------------------------------- storms and recovery
 
 from stockstream_cli.fetch.pacing import RECOVERY_BOUND  # noqa: E402 (the README's pacing section states it)
+from helpers import fetch_batch
 
 
 def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = None, storm=(60.0, 660.0),
@@ -586,7 +587,7 @@ def test_yahoos_retry_after_is_honoured_through_the_session(tmp_path, retry_afte
     pacer = pacer_for(settings, sleep=time_.sleep, clock=time_.clock)
     with fake.installed():
         fake.storm(7.0, retry_after=retry_after)
-        document = fetch.fetch_batch(LocalStore(tmp_path / "store"), dt.date(2026, 1, 9), 0, settings,
+        document = fetch_batch(LocalStore(tmp_path / "store"), dt.date(2026, 1, 9), 0, settings,
                                      symbols=["AAA", "BBB"], pacer=pacer, sleep=time_.sleep)
     assert document["metadata"]["symbols_fetched"] == 2
     first, *rest = fake.requests

@@ -10,9 +10,8 @@ import pytest
 
 from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
 from helpers import runner
-from stockstream_cli.fetch import batch as fetch
 from stockstream_cli.dataset import layout
-from stockstream_cli.run import local, types as run_types
+from stockstream_cli.run import local, task, types as run_types
 from stockstream_cli.dataset import summary as run_summary
 from stockstream_cli.cli import app
 from stockstream_cli.errors import Interrupted
@@ -175,7 +174,7 @@ def test_a_batch_that_fails_every_attempt_is_isolated(tmp_path, small_list, fake
 def test_at_most_concurrency_batches_run_at_once(tmp_path, monkeypatch, fake_yahoo):
     codes = asx_codes(60)
     list_path = write_markit_csv(tmp_path / "asx.csv", codes)
-    real_fetch_batch = fetch.fetch_batch
+    real_fetch_batch = task.fetch_batch
     lock = threading.Lock()
     running = {"now": 0, "most": 0}
 
@@ -189,7 +188,7 @@ def test_at_most_concurrency_batches_run_at_once(tmp_path, monkeypatch, fake_yah
             with lock:
                 running["now"] -= 1
 
-    monkeypatch.setattr(fetch, "fetch_batch", counting_fetch_batch)
+    monkeypatch.setattr(task, "fetch_batch", counting_fetch_batch)
     run = local.run_local(LocalStore(tmp_path / "data"), DAY, Settings.resolve(batch_size=5, concurrency=3),
                              source=local.asx_source(from_file=str(list_path)))
     assert run["num_batches"] == 12 and run["symbols_fetched"] == 60

@@ -9,7 +9,7 @@ import pytest
 
 from stockstream_cli.run import local, rerun, types as run_types
 from stockstream_cli.dataset import summary as run_summary
-from stockstream_cli.dataset.manifest import failure_reasons
+from stockstream_cli.dataset.manifest import from_document
 from stockstream_cli.errors import InputError, Interrupted, SourceError
 from stockstream_cli.settings import Settings
 from stockstream_cli.cli import exit_code_for
@@ -19,8 +19,9 @@ FINISHED = "2026-08-21T08:00:12.345Z"
 
 
 def manifest(number, symbols, reasons=None):
+    """A batch's record as the store holds it (the contract's document, parsed)."""
     reasons = reasons or {}
-    return {
+    return from_document({
         "statusCode": 200,
         "body": "",
         "metadata": {
@@ -32,7 +33,7 @@ def manifest(number, symbols, reasons=None):
             "execution_time": 1.0,
             "s3_key": f"raw-data/{DAY}-batch-{number}.parquet",
         },
-    }
+    })
 
 
 BATCHES = {0: ["AAA", "BBB", "CCC"], 1: ["DDD", "EEE", "FFF"], 2: ["GGG", "HHH"]}
@@ -71,9 +72,9 @@ def test_plan_rerun_manifest_without_its_data_file_fetches_the_batch_whole():
 
 
 def test_failed_symbol_without_a_reason_counts_as_error():
-    document = manifest(0, BATCHES[0])
+    document = manifest(0, BATCHES[0]).to_document()
     document["metadata"]["symbols_failed"] = ["AAA"]
-    assert failure_reasons(document) == {"AAA": "error"}
+    assert from_document(document).failure_reasons == {"AAA": "error"}
 
 
 def test_run_document_counts_a_failed_batch_as_failed_symbols():

@@ -51,7 +51,6 @@ def backfill(
 
     Example: stockstream backfill --start 2020-01-01 --symbols NEWCO --concurrency 10
     """
-    from ..dataset import manifest
     from ..run import backfill as backfill_module
     from .output import emit_json
     from ..settings import Settings
@@ -64,17 +63,14 @@ def backfill(
     settings = Settings.resolve(store=store, concurrency=concurrency, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = store_of(settings)
-    from .running import day_locked
-
-    locked_day = last or backfill_module.default_end(data_store)  # runs/D/backfill-N.json, D = --end
-    with day_locked(data_store, locked_day, "backfill", wait), _backfill_progress(json_output) as observer:
-        document = backfill_module.backfill(data_store, first, last, settings, symbols=codes, missing=missing,
-                                            observer=observer)
+    with _backfill_progress(json_output) as observer:
+        report = backfill_module.backfill(data_store, first, last, settings, symbols=codes, missing=missing,
+                                            observer=observer, wait=wait)
     if json_output:
-        emit_json(document)
+        emit_json(report.to_document())
     else:
-        _render_backfill(document)
-    return manifest.outcome(document)
+        _render_backfill(report)
+    return report.outcome
 
 
 class _RichBackfillObserver:
@@ -116,17 +112,17 @@ def _backfill_progress(json_output: bool):
     return observed()
 
 
-def _render_backfill(document: dict) -> None:
+def _render_backfill(report) -> None:
     from .output import counted, stdout_console
 
     console = stdout_console()
-    meta = document["metadata"]
-    console.print(f"[bold]backfill {meta['start']} to {meta['end']}[/]: {counted(len(document['symbols']), 'symbol')} "
-                  f"asked, {len(meta['skipped_done']):,} already done, {meta['symbols_fetched']:,} fetched "
-                  f"({counted(meta['rows_written'], 'row')}), {len(meta['symbols_failed']):,} failed", soft_wrap=True)
-    for symbol in meta["symbols_failed"]:
-        console.print(f"  [red]{symbol}[/]: {meta['failure_reasons'][symbol]}")
-    for key in meta["s3_keys"]:
+    work, reasons = report.plan, report.failure_reasons
+    console.print(f"[bold]backfill {work.start} to {work.end}[/]: {counted(len(work.todo), 'symbol')} "
+                  f"asked, {len(work.done):,} already done, {report.symbols_fetched:,} fetched "
+                  f"({counted(report.rows_written, 'row')}), {len(reasons):,} failed", soft_wrap=True)
+    for symbol, reason in reasons.items():
+        console.print(f"  [red]{symbol}[/]: {reason}")
+    for key in report.data_keys:
         console.print(f"  wrote {key}")
-    if not document["symbols"]:
+    if not work.todo:
         console.print("nothing to backfill: every symbol asked for already has its history")

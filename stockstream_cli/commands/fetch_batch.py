@@ -52,9 +52,8 @@ def fetch_batch(
 
     Example: stockstream fetch-batch --date 2026-11-25 --batch-number 0 --store ./data --json
     """
-    from ..dataset import manifest
+    from ..dataset.symbols import batch_codes, batches_of
     from ..errors import InputError
-    from ..fetch.batch import batch_codes, batches_of
     from ..outcome import worst
     from .output import emit_json
     from ..settings import Settings
@@ -74,29 +73,28 @@ def fetch_batch(
     else:
         plan = batches_of(target, day, codes, batch_number)
 
-    from ..dataset.locks import batch_lock
-
-    documents = []
-    for number, members in plan.items():
-        with batch_lock(target, day, number, "fetch-batch", wait=wait):  # also the store's write probe
-            documents.append(_fetch(target, day, number, settings, members, json))
+    records = [_fetch(target, day, number, settings, members, json, wait) for number, members in plan.items()]
     if json:
+        documents = [record.to_document() for record in records]
         emit_json(documents[0] if len(documents) == 1 else documents)
-    return worst([manifest.outcome(document) for document in documents])
+    return worst([record.outcome for record in records])
 
 
-def _fetch(target, day, batch_number: int, settings, codes: list[str], json: bool) -> dict:
-    from ..fetch.batch import fetch_batch as run_fetch_batch
+def _fetch(target, day, batch_number: int, settings, codes: list[str], json: bool, wait: bool):
+    from ..run.batch import fetch_batch_locked
+
+    def fetch(on_symbol):
+        return fetch_batch_locked(target, day, batch_number, settings, command="fetch-batch", wait=wait,
+                                  symbols=codes, on_symbol=on_symbol)
 
     if json:
-        return run_fetch_batch(target, day, batch_number, settings, symbols=codes)
-    document = _with_progress(lambda on_symbol: run_fetch_batch(
-        target, day, batch_number, settings, symbols=codes, on_symbol=on_symbol), len(codes), batch_number)
-    _print_summary(document, target.uri)
-    return document
+        return fetch(None)
+    record = _with_progress(fetch, len(codes), batch_number)
+    _print_summary(record, target.uri)
+    return record
 
 
-def _with_progress(run, total: int, batch_number: int) -> dict:
+def _with_progress(run, total: int, batch_number: int):
     """A progress bar on stderr (only when it is a terminal), advanced after each symbol."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -114,22 +112,22 @@ def _with_progress(run, total: int, batch_number: int) -> dict:
         return run(on_symbol)
 
 
-def _print_summary(document: dict, store_uri: str) -> None:
+def _print_summary(record, store_uri: str) -> None:
     from .output import counted
 
-    meta = document["metadata"]
+    details = record.details
+    first, last = record.window
     lines = [
-        f"batch {meta['batch_number']} of {meta['date']}: {meta['symbols_fetched']:,} of "
-        f"{counted(meta['symbols_processed'], 'symbol')} fetched, {len(meta['symbols_failed']):,} failed "
-        f"({meta['execution_time']:.1f} s)",
-        f"{counted(meta['rows'], 'row')} for {meta['window']['start']}..{meta['window']['end']} "
-        f"in {store_uri.rstrip('/')}/{meta['s3_key']}",
+        f"batch {record.batch_number} of {details['date']}: {record.symbols_fetched:,} of "
+        f"{counted(record.symbols_processed, 'symbol')} fetched, {len(record.failure_reasons):,} failed "
+        f"({record.execution_time:.1f} s)",
+        f"{counted(details['rows'], 'row')} for {first}..{last} in {store_uri.rstrip('/')}/{record.s3_key}",
     ]
-    dropped = {reason: count for reason, count in meta["rows_dropped"].items() if count}
+    dropped = {reason: count for reason, count in details["rows_dropped"].items() if count}
     if dropped:
         lines.append("rows dropped: " + ", ".join(f"{count} {reason.replace('_', '-')}" for reason, count in dropped.items()))
     by_reason: dict[str, list[str]] = {}
-    for symbol, reason in meta["failure_reasons"].items():
+    for symbol, reason in record.failure_reasons.items():
         by_reason.setdefault(reason, []).append(symbol)
     for reason, failed in sorted(by_reason.items()):
         shown = " ".join(failed[:SHOWN_FAILURES]) + (f" ... and {len(failed) - SHOWN_FAILURES} more" if len(failed) > SHOWN_FAILURES else "")

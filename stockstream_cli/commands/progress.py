@@ -43,7 +43,7 @@ class LogObserver(Observer):
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
         self.note(f"batch {batch_number} failed (attempt {attempt}), retrying: {error}")
 
-    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
+    def batch_done(self, batch_number: int, record, error: str | None) -> None:
         if error:
             self.note(f"batch {batch_number} failed after every retry: {error}")
 
@@ -135,7 +135,7 @@ class LiveProgress(LogObserver):
                 self._refresh()
         super().batch_retrying(batch_number, attempt, error)
 
-    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
+    def batch_done(self, batch_number: int, record, error: str | None) -> None:
         with self._lock:
             count = self._batches.get(batch_number)
             if count is not None:
@@ -144,7 +144,7 @@ class LiveProgress(LogObserver):
                 count.fetched = count.size - count.failed
                 count.finished = True
                 self._refresh()
-        super().batch_done(batch_number, document, error)
+        super().batch_done(batch_number, record, error)
 
     def stopping(self) -> None:
         for task in (self._symbols, self._batch_task):

@@ -66,14 +66,13 @@ def rerun_failed(
                                    include_all=include_all, wait=not no_wait, json_output=json_output,
                                    stage=stage)
     from ..run.rerun import rerun_failed as run_rerun_failed
-    from .running import day_locked, finish, interruptible, prepare, run_observer
+    from .running import finish, interruptible, prepare, run_observer
 
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, delay=delay, rate=rate, processes=processes,
         retries=retries, retry_wait=retry_wait, lookback_days=lookback_days,
         allow_plain_requests=allow_plain_requests,
     )
-    with interruptible(day), day_locked(data_store, day, "rerun-failed", wait), \
-            run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer:
-        run = run_rerun_failed(data_store, day, settings, include_all=include_all, observer=observer)
+    with interruptible(day), run_observer(json_output, f"rerun-failed {day.isoformat()}") as observer:
+        run = run_rerun_failed(data_store, day, settings, include_all=include_all, observer=observer, wait=wait)
     return finish(run, json_output)

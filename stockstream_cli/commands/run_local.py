@@ -43,7 +43,7 @@ def run_local(
     """
     from ..run import local
     from ..sources import http
-    from .running import day_locked, finish, interruptible, prepare, run_observer
+    from .running import finish, interruptible, prepare, run_observer
 
     day, settings, data_store = prepare(
         date, store, profile, region, concurrency=concurrency, batch_size=batch_size, delay=delay, rate=rate,
@@ -53,7 +53,6 @@ def run_local(
     )
     source = local.asx_source(from_file=from_file, force=force)
     http.require_impersonation(settings.allow_plain_requests)  # bad configuration: exit 2 before the lock
-    with interruptible(day), day_locked(data_store, day, "run-local", wait), \
-            run_observer(json_output, f"run-local {day.isoformat()}") as observer:
-        run = local.run_local(data_store, day, settings, source=source, observer=observer)
+    with interruptible(day), run_observer(json_output, f"run-local {day.isoformat()}") as observer:
+        run = local.run_local(data_store, day, settings, source=source, observer=observer, wait=wait)
     return finish(run, json_output)

@@ -38,15 +38,6 @@ def interruptible(day):
         ) from None
 
 
-def day_locked(data_store, days, command: str, wait: bool):
-    """Hold the store's lock on the day(s) this command writes (locks.py): a second writer exits 2 naming
-    the holder, or waits with --wait. Taking it is also the store's write probe: a store that cannot be
-    written fails here, before any request to Yahoo."""
-    from ..dataset.locks import day_lock
-
-    return day_lock(data_store, days, command, wait=wait)
-
-
 def _say_nothing_to_do(run: dict) -> None:
     import typer
 

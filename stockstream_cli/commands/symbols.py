@@ -46,11 +46,11 @@ def symbols(
     settings = Settings.resolve(store=store, batch_size=batch_size, source_url=source_url, profile=profile, region=region)
     target = store_of(settings)
 
-    document = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
+    update = update_symbols(target, day, settings, from_file=from_file, force=force, note=_note)
     if json:
-        emit_json(document)
+        emit_json(update.to_document())
     else:
-        _print_summary(document, day, target.uri, settings.batch_size)
+        _print_summary(update, day, target.uri, settings.batch_size)
 
 
 def _note(message: str) -> None:
@@ -58,18 +58,18 @@ def _note(message: str) -> None:
     typer.echo(f"stockstream: {message}", err=True)
 
 
-def _print_summary(document: dict, day, store_uri: str, batch_size: int) -> None:
-    meta = document["metadata"]
+def _print_summary(update, day, store_uri: str, batch_size: int) -> None:
+    batches = len(update.batches)
     lines = [
-        f"ASX list for {day.isoformat()}: {meta['total_symbols']:,} symbols in {meta['num_batches']} "
-        f"batch{'es' if meta['num_batches'] != 1 else ''} of up to {batch_size}",
-        f"written to {store_uri.rstrip('/')}/{meta['s3_key']}",
+        f"ASX list for {day.isoformat()}: {len(update.symbols):,} symbols in {batches} "
+        f"batch{'es' if batches != 1 else ''} of up to {batch_size}",
+        f"written to {store_uri.rstrip('/')}/{update.key}",
     ]
-    if meta["previous_key"] is None:
+    if update.previous_key is None:
         lines.append("no earlier list in the store to compare with")
     else:
-        added, removed = meta["changes"]["added"], meta["changes"]["removed"]
-        lines.append(f"since {meta['previous_key']}: {len(added)} added{_some(added)}, {len(removed)} removed{_some(removed)}")
+        added, removed = update.changes["added"], update.changes["removed"]
+        lines.append(f"since {update.previous_key}: {len(added)} added{_some(added)}, {len(removed)} removed{_some(removed)}")
     typer.echo("\n".join(lines))
 
 

@@ -13,58 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import layout
+from ..schema import ACTION_COLUMNS, DIVIDEND, KINDS, SAME_VALUE, SPLIT, action_schema, empty_actions  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import polars as pl
-
-ACTION_COLUMNS = ("symbol", "date", "kind", "value", "fetch_timestamp")
-DIVIDEND, SPLIT = "dividend", "split"
-KINDS = (DIVIDEND, SPLIT)
-SAME_VALUE = 1e-9  # relative: a value that differs by less is the same action seen again
-
-
-def action_schema() -> "pl.Schema":
-    import polars as pl
-
-    return pl.Schema({"symbol": pl.String, "date": pl.Date, "kind": pl.String, "value": pl.Float64,
-                      "fetch_timestamp": pl.String})
-
-
-def empty_actions() -> "pl.DataFrame":
-    import polars as pl
-
-    return pl.DataFrame(schema=action_schema())
-
-
-def actions_from_raw(raw: "pl.DataFrame", *, symbol: str, fetch_timestamp: str, first_day: dt.date | None = None,
-                     last_day: dt.date | None = None) -> "pl.DataFrame":
-    """The actions in a symbol's raw bars (sources.yahoo's `dividend` and `split` columns), ex-dates in
-    first_day..last_day: dividends above 0, splits other than 0 and 1 (yfinance's "no split")."""
-    import polars as pl
-
-    found = []
-    if "date" in raw.columns:
-        for kind, column in ((DIVIDEND, "dividend"), (SPLIT, "split")):
-            if column not in raw.columns:
-                continue
-            for day, value in zip(raw.get_column("date").to_list(), raw.get_column(column).to_list()):
-                if day is None or value is None or not math.isfinite(value) or value <= 0:
-                    continue
-                if kind == SPLIT and abs(value - 1.0) < SAME_VALUE:
-                    continue
-                if (first_day is not None and day < first_day) or (last_day is not None and day > last_day):
-                    continue
-                found.append((symbol, day, kind, float(value), fetch_timestamp))
-    if not found:
-        return empty_actions()
-    frame = pl.DataFrame(found, schema=action_schema(), orient="row")
-    return frame.unique(subset=["symbol", "date", "kind"], keep="last", maintain_order=True).sort("date", "kind")
-
 
 def newest_actions(frame: "pl.DataFrame") -> "pl.DataFrame":
     """One row per (symbol, date, kind), the newest fetch_timestamp winning (the later row on a tie); sorted by
@@ -103,6 +59,13 @@ def read_symbol_actions(store, symbol: str) -> "pl.DataFrame | None":
     from .datafile import read_parquet_key
 
     return read_parquet_key(store, layout.actions_key(symbol), action_schema(), "the actions schema")
+
+
+def symbols_with_news(store, seen: dict[str, "pl.DataFrame"]) -> set[str]:
+    """The symbols of `seen` ({symbol: the actions a fetch saw}) with an action their file does not hold yet, or
+    holds with another value: reads only those symbols' files."""
+    return {symbol for symbol, frame in seen.items()
+            if not unknown_actions(frame, read_symbol_actions(store, symbol)).is_empty()}
 
 
 def store_actions(store, symbol: str, seen: "pl.DataFrame", known: "pl.DataFrame | None" = None) -> bool:

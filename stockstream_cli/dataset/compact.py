@@ -197,19 +197,19 @@ def _step(step: Step | None, name: str, month: str) -> None:
 def compact_locked(store, *, command: str, months: Iterable[str] | None = None, today: dt.date | None = None,
                    before: dt.date | None = None, wait: bool = False,
                    note: Callable[[str], None] | None = None, step: Step | None = None) -> dict:
-    """`compact` under the day lock of every day it folds: plan the days, take their locks (locks.day_lock:
+    """`compact` as the writer of every day it folds: plan the days, take their locks (commit.day_writer:
     LockHeld while another process holds one, or a live batch lock of one, unless `wait`), then compact
     only those days' batch files, re-listed under the locks (a day that appeared meanwhile waits its turn).
     The `compact` command and the pipeline's step (`compact_earlier_days`) both come through here."""
-    from .locks import day_lock
+    from .commit import day_writer
     from ..values import today_sydney
 
     today = today or today_sydney()
     days = folded_days(plan(store.list(layout.RAW_DATA_PREFIX), months=months, today=today, before=before))
     if not days:
         return {"months": [], "files": 0, "rows": 0, "dry_run": False}
-    with day_lock(store, days, command, wait=wait):
-        return compact(store, months=months, today=today, before=before, days=days, note=note, step=step)
+    with day_writer(store, days, command, wait=wait) as writer:
+        return compact(writer.store, months=months, today=today, before=before, days=days, note=note, step=step)
 
 
 def compact_earlier_days(store, day: dt.date, *, command: str, note: Callable[[str], None] | None = None,

@@ -23,17 +23,6 @@ RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors")
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchRecord:
-    """One runs/D/batch-N.json, as far as status needs it."""
-
-    batch_number: int
-    symbols_processed: int
-    symbols_fetched: int
-    failure_reasons: dict[str, str]  # symbol -> reason, every failed symbol included
-    execution_time: float | None
-
-
-@dataclasses.dataclass(frozen=True)
 class DayStatus:
     date: dt.date
     store: str
@@ -190,7 +179,7 @@ def _batch_members(store, day: dt.date) -> dict[str, int] | None:
     return {listing.symbol: listing.batch_number for listing in from_csv(data, key)}
 
 
-def _batch_records(store, day: dt.date) -> dict[int, BatchRecord]:
+def _batch_records(store, day: dt.date) -> dict[int, manifest.Record]:
     records = {}
     for key in store.list(layout.run_prefix(day)):
         parsed = layout.parse_batch_manifest_key(key)
@@ -199,24 +188,10 @@ def _batch_records(store, day: dt.date) -> dict[int, BatchRecord]:
     return records
 
 
-def batch_record(data: bytes, key: str) -> BatchRecord:
-    """A runs/D/batch-N.json (manifest.parse) as status needs it; CorruptFileError naming the key otherwise."""
-    document = manifest.parse(data, key)
-    metadata = document["metadata"]
-    try:
-        time = metadata.get("execution_time")
-        return BatchRecord(
-            batch_number=metadata["batch_number"],
-            symbols_processed=manifest.count(document, "symbols_processed"),
-            symbols_fetched=manifest.count(document, "symbols_fetched"),
-            failure_reasons=manifest.failure_reasons(document),
-            execution_time=None if time is None else float(time),
-        )
-    except (ValueError, TypeError, KeyError) as error:
-        raise CorruptFileError(key, f"not a fetch-batch result: {_describe(error)}") from None
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, KeyError):
-        return f"no {error.args[0]!r} field"
-    return first_line(error)
+def batch_record(data: bytes, key: str) -> manifest.Record:
+    """A runs/D/batch-N.json as status needs it (without its per-symbol details); CorruptFileError naming the
+    key otherwise."""
+    record = manifest.parse(data, key, details=False)
+    if record.batch_number is None:
+        raise CorruptFileError(key, "not a fetch-batch result: no 'batch_number' field")
+    return record

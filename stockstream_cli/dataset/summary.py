@@ -28,14 +28,14 @@ SUMMARY_KEYS = (
 )
 
 
-def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
+def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: Mapping[int, manifest.Record | None],
                  execution_time: float, *, command: str, finished_at: str, started_at: str = "",
                  batch_errors: Mapping[int, str] | None = None, interrupted: bool = False) -> dict:
     """runs/D/run.json: the contract's summary first, then the failure reasons and batch errors.
 
     `finished_at` is the caller's reading of the clock (ISO UTC): nothing here reads it.
 
-    A batch without a manifest failed as a whole: its symbols count as failed (total = fetched + failed).
+    A batch without a record failed as a whole: its symbols count as failed (total = fetched + failed).
     """
     failed_symbols: set[str] = set()
     reasons: dict[str, str] = {}
@@ -44,12 +44,12 @@ def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: 
     for number, symbols in sorted(batches.items()):
         symbols = set(symbols)
         total += len(symbols)
-        document = manifests.get(number)
-        if document is None:
+        record = manifests.get(number)
+        if record is None:
             failed_batches.append(number)
             failed_symbols |= symbols
             continue
-        for symbol, reason in manifest.failure_reasons(document).items():
+        for symbol, reason in record.failure_reasons.items():
             if symbol in symbols:
                 failed_symbols.add(symbol)
                 reasons[symbol] = reason
@@ -86,17 +86,17 @@ def outcome(run: Mapping[str, Any]) -> Outcome:
     return Outcome.COMPLETE
 
 
-def read_manifests(store, day: dt.date, batches: Iterable[int], note: Callable[[str], None]) -> dict[int, dict | None]:
+def read_manifests(store, day: dt.date, batches: Iterable[int], note: Callable[[str], None]) -> dict[int, manifest.Record | None]:
     """Each batch's stored result; None for a batch with none, or with a corrupt one (noted: fetched again)."""
     present = set(store.list(layout.run_prefix(day)))
-    manifests: dict[int, dict | None] = {}
+    manifests: dict[int, manifest.Record | None] = {}
     for number in batches:
         key = layout.batch_manifest_key(day, number)
         manifests[number] = _read_manifest(store, key, note) if key in present else None
     return manifests
 
 
-def _read_manifest(store, key: str, note: Callable[[str], None]) -> dict | None:
+def _read_manifest(store, key: str, note: Callable[[str], None]) -> manifest.Record | None:
     try:
         return manifest.read(store, key)
     except CorruptFileError:
@@ -144,4 +144,4 @@ def read_run(store, day: dt.date) -> dict[str, Any] | None:
 
 
 def write_run(store, day: dt.date, run: dict[str, Any]) -> None:
-    store.put(layout.run_summary_key(day), manifest.encode(run))
+    store.put(layout.run_summary_key(day), manifest.encode_json(run))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .. import hints
 from ..errors import CorruptFileError, InputError, KeyNotFound
-from ..values import SYMBOL_RE
+from ..values import SYMBOL_RE, check_batch_number, check_symbol
 from . import layout
 
 CSV_COLUMNS = ("symbol", "company_name", "industry_group", "listing_date", "market_cap", "batch_number")
@@ -164,3 +164,44 @@ def day_batches(store, day: dt.date) -> dict[int, tuple[str, ...]]:
     """{batch_number: its symbols}: every batch of symbols/D-symbols.csv."""
     listings = read_symbols(store, day)
     return {n: tuple(batch_symbols(listings, n)) for n in batch_numbers(listings)}
+
+
+def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] | None = None) -> list[str]:
+    """The symbols to fetch: those given (checked, sorted, unique), else batch N of symbols/D-symbols.csv."""
+    check_batch_number(batch_number)
+    if symbols is not None:
+        codes = sorted({check_symbol(code) for code in symbols})
+        if not codes:
+            raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
+        return codes
+    return batch_symbols(read_symbols(store, day), batch_number)
+
+
+def batches_of(store, day: dt.date, symbols: Iterable[str], batch_number: int | None) -> dict[int, list[str]]:
+    """{batch number: its symbols} that `fetch-batch --symbols` fetches, checked against the day's list before
+    any request: with a batch number, every symbol must be in that batch (InputError naming the right one);
+    without, each symbol is filed under its own batch. A day with no list: only with a batch number, as given."""
+    codes = batch_codes(store, day, 0 if batch_number is None else batch_number, symbols)
+    try:
+        listings = read_symbols(store, day)
+    except InputError:
+        if batch_number is None:
+            raise InputError(f"no ASX list for {day.isoformat()} in {store.uri} to find the symbols' batches in: "
+                             "give --batch-number, or run `" + hints.command("symbols", "--date", day.isoformat())
+                             + "` first") from None
+        return {batch_number: codes}
+    home = {listing.symbol: listing.batch_number for listing in listings}
+    unlisted = [code for code in codes if code not in home]
+    if unlisted:
+        raise InputError(f"not in the ASX list of {day.isoformat()}: {' '.join(unlisted)}")
+    if batch_number is not None:
+        elsewhere = {code: home[code] for code in codes if home[code] != batch_number}
+        if elsewhere:
+            where = ", ".join(f"{code} is in batch {number}" for code, number in elsewhere.items())
+            raise InputError(f"not in batch {batch_number} of {day.isoformat()}: {where}; give that --batch-number, "
+                             "or leave --batch-number out to file each symbol under its own batch")
+        return {batch_number: codes}
+    grouped: dict[int, list[str]] = {}
+    for code in codes:
+        grouped.setdefault(home[code], []).append(code)
+    return dict(sorted(grouped.items()))

@@ -1,11 +1,9 @@
-"""One batch: pace, retry, fetch, clean, merge, write, report (`stockstream fetch-batch` and the Lambda).
+"""One batch's symbols fetched: pace, retry, fetch, clean, report — symbols and a window in, rows, actions and
+outcomes out, nothing stored (run/batch.py commits them through dataset/commit.py).
 
-The batch is the unit the state machine's Map retries, so everything about it lives here: each symbol is
-fetched through yahoo.fetch with the pacer's delay and backoff, cleaned (schema.clean_bars), merged into what
-is stored (a rerun of some symbols never loses the others' rows) and written data first, manifest last (the
-manifest is the "done" mark). A batch fails as a whole (errors.BatchFailed) only when its files cannot be
-written or Yahoo refused every symbol for a retryable reason; the README (fetch-batch) has the retry, cleaning
-and merging rules.
+Each symbol is fetched through yahoo.fetch with the pacer's delay and backoff and cleaned (schema.clean_bars);
+a deadline or a suspected block cuts the batch short (cut_short.py). The README (fetch-batch) has the retry
+and cleaning rules.
 """
 
 from __future__ import annotations
@@ -15,22 +13,15 @@ import dataclasses
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .. import hints, schema
-from ..dataset import layout
-from ..dataset import manifest
-from . import restate
-from .cut_short import BatchProgress
+from .. import schema
 from ..calendar import last_final_day
-from ..dataset.actions import actions_from_raw
+from ..errors import InputError
+from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT
 from ..sources import yahoo
-from ..errors import BatchFailed, InputError, StoreError, Unhealable
-from ..dataset.datafile import read_batch_rows, to_parquet_bytes
-from ..dataset.newest import merge_rows
-from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
-from ..values import check_batch_number, check_symbol
+from .cut_short import BatchProgress
 
 if TYPE_CHECKING:
     import polars as pl
@@ -62,58 +53,22 @@ def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]
     return day - dt.timedelta(days=lookback_days - 1), day
 
 
-def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] | None = None) -> list[str]:
-    """The symbols to fetch: those given (checked, sorted, unique), else batch N of symbols/D-symbols.csv."""
-    check_batch_number(batch_number)
-    if symbols is not None:
-        codes = sorted({check_symbol(code) for code in symbols})
-        if not codes:
-            raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
-        return codes
-    from ..dataset.symbols import batch_symbols, read_symbols
+@dataclasses.dataclass
+class FetchedBatch:
+    """One batch's symbols as fetched (fetch_symbols): nothing stored yet."""
 
-    return batch_symbols(read_symbols(store, day), batch_number)
+    results: list[SymbolResult]
+    window: tuple[dt.date, dt.date]  # the days asked for
+    progress: BatchProgress  # whether the batch was cut short (raise_if_cut_short once it is committed)
+    refetch: Callable[[str, dt.date, dt.date], SymbolResult]  # one symbol again over other days (restate.py)
 
 
-def batches_of(store, day: dt.date, symbols: Iterable[str], batch_number: int | None) -> dict[int, list[str]]:
-    """{batch number: its symbols} that `fetch-batch --symbols` fetches, checked against the day's list before
-    any request: with a batch number, every symbol must be in that batch (InputError naming the right one);
-    without, each symbol is filed under its own batch. A day with no list: only with a batch number, as given."""
-    from ..dataset.symbols import read_symbols
-
-    codes = batch_codes(store, day, 0 if batch_number is None else batch_number, symbols)
-    try:
-        listings = read_symbols(store, day)
-    except InputError:
-        if batch_number is None:
-            raise InputError(f"no ASX list for {day.isoformat()} in {store.uri} to find the symbols' batches in: "
-                             "give --batch-number, or run `" + hints.command("symbols", "--date", day.isoformat())
-                             + "` first") from None
-        return {batch_number: codes}
-    home = {listing.symbol: listing.batch_number for listing in listings}
-    unlisted = [code for code in codes if code not in home]
-    if unlisted:
-        raise InputError(f"not in the ASX list of {day.isoformat()}: {' '.join(unlisted)}")
-    if batch_number is not None:
-        elsewhere = {code: home[code] for code in codes if home[code] != batch_number}
-        if elsewhere:
-            where = ", ".join(f"{code} is in batch {number}" for code, number in elsewhere.items())
-            raise InputError(f"not in batch {batch_number} of {day.isoformat()}: {where}; give that --batch-number, "
-                             "or leave --batch-number out to file each symbol under its own batch")
-        return {batch_number: codes}
-    grouped: dict[int, list[str]] = {}
-    for code in codes:
-        grouped.setdefault(home[code], []).append(code)
-    return dict(sorted(grouped.items()))
-
-
-def fetch_batch(
-    store,
+def fetch_symbols(
+    codes: list[str],
     day: dt.date,
     batch_number: int,
     settings,
     *,
-    symbols: Iterable[str] | None = None,
     pacer: "Pacer | None" = None,
     on_symbol: OnSymbol | None = None,
     sleep: Callable[[float], None] | None = None,
@@ -122,23 +77,21 @@ def fetch_batch(
     requests: "RequestCounts | None" = None,
     now: dt.datetime | None = None,
     deadline: "Deadline | None" = None,
-) -> dict:
-    """Fetch, clean and store batch `batch_number` of `day`; return its manifest (the contract's JSON).
+) -> FetchedBatch:
+    """Fetch and clean batch `batch_number`'s symbols over the lookback window ending at `day`. Pure of the
+    store: rows, actions and outcomes out; the commit (dataset/commit.py) stores them.
 
-    symbols: fetch these (a rerun, or the state machine's item) instead of the batch read from the store.
-    pacer: shared pacing (default: the fixed --delay of this worker). on_symbol(symbol, reason or None):
+    pacer: shared pacing (default: the fixed delay of this worker). on_symbol(symbol, reason or None):
     called after each symbol. sleep, fetcher, rng: the edges, swappable in tests (fetcher defaults to
     yahoo.fetch). requests: a sources.http.RequestCounts that gets every HTTP request the batch sends, by kind.
     now: the moment of the fetch (default: this machine's clock), for the live-bar rule (calendar.last_final_day).
-    deadline: a fetch.deadline.Deadline; once due, no new symbol is taken, what was fetched is written and the
-    rest recorded as `interrupted` (then the stop's exception is raised again, or BatchInterrupted).
-    A suspected block (fetch/block.py) is written likewise, then raises BatchBlocked.
+    deadline: a fetch.deadline.Deadline; once due, no new symbol is taken and the rest is recorded as
+    `interrupted`; a suspected block (fetch/block.py) likewise records the rest as `blocked`. Either way the
+    results are returned, to be committed before progress.raise_if_cut_short raises what the orchestrator retries.
     """
     from ..sources import http
     from . import pacing
 
-    started = time.monotonic()
-    codes = batch_codes(store, day, batch_number, symbols)
     first, last = lookback_window(day, settings.lookback_days)
     final_through = last_final_day(last, now or dt.datetime.now(dt.timezone.utc))
     sleep = sleep or time.sleep
@@ -197,31 +150,7 @@ def fetch_batch(
                 raise
             return SymbolResult(code, None, INTERRUPTED, "not refetched: the fetcher's deadline came", 0, {})
 
-    results = restate.restate(store, results, first, day, refetch=refetch).results
-
-    data_key = layout.batch_data_key(day, batch_number)
-    manifest_key = layout.batch_manifest_key(day, batch_number)
-    previous_rows = read_batch_rows(store, data_key)
-    previous = manifest.read(store, manifest_key)
-    rows = merge_rows(previous_rows, [r.rows for r in results if r.rows is not None])
-    document = build_manifest(day, batch_number, results, rows, previous, previous_rows, first, last,
-                              execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp())
-    if _whole_batch_failed(document):
-        raise BatchFailed(
-            f"batch {batch_number} of {day.isoformat()} failed: no symbol has data and every failure is retryable "
-            f"({_reason_counts(document['metadata']['failure_reasons'])}); nothing was written"
-        )
-    # data before actions before the manifest: see fetch/restate.py (never an action over unrestated rows)
-    _write(store, data_key, to_parquet_bytes(rows), batch_number, day)
-    try:
-        document["metadata"]["actions_written"] = restate.write_actions(store, results)
-    except StoreError as exc:
-        if isinstance(exc, Unhealable):
-            raise
-        raise BatchFailed(f"batch {batch_number} of {day.isoformat()}: actions could not be written: {exc}") from exc
-    _write(store, manifest_key, manifest.encode(document), batch_number, day)
-    run.raise_if_cut_short(document, batch_number, day)
-    return document
+    return FetchedBatch(results, (first, last), run, refetch)
 
 
 @contextlib.contextmanager
@@ -299,107 +228,8 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
                                       fetch_timestamp=fetched_at, first_day=first, last_day=last)
     dropped = {reason: count for reason, count in dropped.items() if count}
     if rows.height:
-        actions = actions_from_raw(raw, symbol=code, fetch_timestamp=fetched_at, first_day=first, last_day=last)
+        actions = schema.actions_from_raw(raw, symbol=code, fetch_timestamp=fetched_at, first_day=first, last_day=last)
         return SymbolResult(code, rows, None, "", attempts, dropped, actions)
     if dropped.get("invalid"):
         return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
     return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)
-
-
-# ---------------------------------------------------------------------------------------------- the files
-
-
-def _write(store, key: str, data: bytes, batch_number: int, day: dt.date) -> None:
-    try:
-        store.put(key, data)
-    except StoreError as exc:
-        if isinstance(exc, Unhealable):
-            raise  # no retry heals it (errors.Unhealable): said once, as it is
-        raise BatchFailed(f"batch {batch_number} of {day.isoformat()} could not be written: {exc}") from exc
-
-
-# ---------------------------------------------------------------------------------------------- the manifest
-
-
-def build_manifest(
-    day: dt.date,
-    batch_number: int,
-    results: list[SymbolResult],
-    rows: "pl.DataFrame",
-    previous: dict | None,
-    previous_rows: "pl.DataFrame | None",
-    first: dt.date,
-    last: dt.date,
-    *,
-    execution_time: float,
-    fetched_at: str,
-) -> dict:
-    """The contract's document for the whole batch, merged with the stored one when there is one. Pure: the
-    clock's reading comes in as `fetched_at`."""
-    before = (previous or {}).get("metadata", {})
-    now = {r.symbol for r in results}
-    before_reasons = manifest.failure_reasons(previous) if previous else {}
-    members = sorted(now | _previous_members(before, before_reasons, previous_rows))
-
-    reasons = {s: r for s, r in before_reasons.items() if s not in now}
-    details = {s: d for s, d in before.get("failure_details", {}).items() if s not in now}
-    dropped_by_symbol = {s: d for s, d in before.get("rows_dropped_by_symbol", {}).items() if s not in now}
-    for result in results:
-        if result.failure:
-            reasons[result.symbol] = result.failure
-            details[result.symbol] = result.detail
-        if result.dropped:
-            dropped_by_symbol[result.symbol] = result.dropped
-    reasons = dict(sorted(reasons.items()))
-    totals = dict.fromkeys(schema.DROP_REASONS, 0)
-    for counts in dropped_by_symbol.values():
-        for reason, count in counts.items():
-            totals[reason] = totals.get(reason, 0) + count
-
-    fetched = len(members) - len(reasons)
-    failed = sorted(reasons)
-    metadata: dict[str, Any] = {
-        "batch_number": batch_number,
-        "symbols_processed": len(members),
-        "symbols_fetched": fetched,
-        "symbols_failed": failed,
-        "failure_reasons": reasons,
-        "execution_time": round(execution_time, 3),
-        "s3_key": layout.batch_data_key(day, batch_number),
-        "date": day.isoformat(),
-        "window": {"start": first.isoformat(), "end": last.isoformat()},
-        "rows": rows.height,
-        "rows_dropped": totals,
-        "rows_dropped_by_symbol": dict(sorted(dropped_by_symbol.items())),
-        "failure_details": dict(sorted(details.items())),
-        "symbols": members,
-        "symbols_this_run": sorted(now),
-        "restated": {r.symbol: r.restated_from.isoformat() for r in results if r.restated_from is not None},
-        "requests": sum(r.attempts for r in results),
-        "fetched_at": fetched_at,
-    }
-    body = (f"batch {batch_number} of {day.isoformat()}: {fetched} of {len(members)} symbols fetched, "
-            f"{len(failed)} failed; {rows.height} rows in {metadata['s3_key']}")
-    return {"statusCode": 200, "body": body, "metadata": metadata}
-
-
-def _previous_members(before: dict, before_reasons: dict[str, str], previous_rows: "pl.DataFrame | None") -> set[str]:
-    if isinstance(before.get("symbols"), list):
-        return set(before["symbols"])
-    members = set(before_reasons)
-    if previous_rows is not None:
-        members |= set(previous_rows.get_column("symbol").unique().to_list())
-    return members
-
-
-def _whole_batch_failed(document: dict) -> bool:
-    metadata = document["metadata"]
-    reasons = metadata["failure_reasons"].values()
-    return metadata["symbols_fetched"] == 0 and bool(reasons) and all(r in TRANSIENT for r in reasons)
-
-
-def _reason_counts(reasons: dict[str, str]) -> str:
-    counts: dict[str, int] = {}
-    for reason in reasons.values():
-        counts[reason] = counts.get(reason, 0) + 1
-    return ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items()))

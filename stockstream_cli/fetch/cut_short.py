@@ -3,7 +3,7 @@
 `BatchProgress` follows one batch's symbols as fetch/batch.py fetches them: it says when to stop taking
 symbols, records the ones not fetched (`interrupted` after the deadline, `blocked` after a run of missing
 answers), relabels a suspected block's not_found/no_data answers as `blocked`, and, once what was fetched is
-written, raises what the orchestrator retries (BatchBlocked, BatchInterrupted) or the stop's own exception.
+committed, raises what the orchestrator retries (BatchBlocked, BatchInterrupted) or the stop's own exception.
 """
 
 from __future__ import annotations
@@ -70,18 +70,19 @@ class BatchProgress:
             block.back_off(pacer, settings)
         return self.results
 
-    def raise_if_cut_short(self, document: dict, batch_number: int, day: dt.date) -> None:
-        """After the batch's files are written: the stop's exception, BatchBlocked or BatchInterrupted."""
+    def raise_if_cut_short(self, record, batch_number: int, day: dt.date) -> None:
+        """After the batch is committed (`record`, its stored record): the stop's exception, BatchBlocked or
+        BatchInterrupted, carrying the record."""
         if self.stop_error is not None:
             raise self.stop_error
         what = f"batch {batch_number} of {day.isoformat()}"
-        kept = f"{document['metadata']['symbols_fetched']} symbols fetched are stored"
+        kept = f"{record.symbols_fetched} symbols fetched are stored"
         if self.blocked:
             raise BatchBlocked(f"{what}: {self.detector.describe()}; {kept}, the rest recorded as blocked "
-                               f"and retried later", document)
+                               f"and retried later", record)
         if self.interrupted:
             raise BatchInterrupted(f"{what} stopped at its deadline; {kept}, the rest recorded as interrupted",
-                                   document)
+                                   record)
 
     def _record(self, codes: list[str], reason: str, detail: str) -> None:
         self.results.extend(self.failed_result(code, reason, detail) for code in codes)

@@ -6,8 +6,8 @@ new units, and each dividend lowers every earlier adjusted close. So when the da
 dividend or split that actions/SYMBOL.parquet does not hold (or holds with another value: a later split
 restates earlier dividends), the symbol's whole stored range — its first stored date to the day — is fetched
 again in one chart request through the same paced session, and those rows (and the actions of the whole
-range) replace the window's. They go into the batch's one write with a newer fetch_timestamp than anything
-stored, so the one newest-fetch-wins rule (read/newest.py) restates every earlier row.
+range) replace the window's. They go into the batch's one commit with a newer fetch_timestamp than anything
+stored, so the one newest-fetch-wins rule (dataset/newest.py) restates every earlier row.
 
 Never half-applied: a refetch that fails turns the symbol into a failure (reasons.RESTATE_FAILED, retried by
 rerun-failed and the Map) with neither its window rows nor its new actions stored, so the next fetch still
@@ -15,8 +15,9 @@ sees the action as new. The batch writes its data file before the actions files 
 manifest: a crash between them leaves at worst restated rows with the action unrecorded, which the rerun
 refetches again (the same answer), never a recorded action over rows in the old units.
 
-The first stored date comes from the rows themselves (read.aggregate.earliest_rows: the footer index prunes
-the scan to about one file per stored day, for the few symbols with a new action only). No typer or rich here.
+Pure: which symbols show news (dataset.actions.symbols_with_news) and where their stored rows begin
+(dataset.aggregate.earliest_rows) are read from the store by the caller (run/batch.py), and the commit
+(dataset/commit.py) stores rows before actions. No typer or rich here.
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 from ..reasons import RESTATE_FAILED
-
-SymbolResult = Any  # fetch.batch.SymbolResult (which imports this module: not imported back)
+from .batch import SymbolResult
 
 Refetch = Callable[[str, dt.date, dt.date], SymbolResult]
-FirstDates = Callable[[list[str]], dict[str, dt.date]]
 
 
 @dataclasses.dataclass
@@ -42,19 +40,13 @@ class Restatement:
     requests: int  # requests the refetches sent
 
 
-def restate(store, results: list[SymbolResult], window_first: dt.date, day: dt.date, *, refetch: Refetch,
-            first_dates: FirstDates | None = None) -> Restatement:
-    """Refetch every symbol of `results` whose window shows an action the store does not know, over its
-    stored range (first stored date .. `day`), when that range reaches before the window."""
-    from ..dataset import actions as stored_actions
-
-    known = {r.symbol: stored_actions.read_symbol_actions(store, r.symbol) for r in results if _has_actions(r)}
-    news = [r.symbol for r in results if r.symbol in known
-            and not stored_actions.unknown_actions(r.actions, known[r.symbol]).is_empty()]
-    firsts = (first_dates or (lambda codes: _earliest_rows(store, codes)))(news) if news else {}
+def restate(results: list[SymbolResult], window_first: dt.date, day: dt.date, *, news: set[str],
+            first_dates: dict[str, dt.date], refetch: Refetch) -> Restatement:
+    """Refetch every symbol of `news` (its window shows an action the store does not know) over its stored
+    range, first_dates[symbol] .. `day`, when that range reaches before the window."""
     out, refetched, failed, requests = [], [], [], 0
     for result in results:
-        first = firsts.get(result.symbol)
+        first = first_dates.get(result.symbol)
         if result.symbol not in news or first is None or first >= window_first:
             out.append(result)  # no action news, or nothing stored before the window: the window is the history
             continue
@@ -74,18 +66,7 @@ def restate(store, results: list[SymbolResult], window_first: dt.date, day: dt.d
     return Restatement(out, refetched, failed, requests)
 
 
-def write_actions(store, results: list[SymbolResult]) -> list[str]:
-    """Store the actions of every symbol fetched (merged, only where something is new); the symbols written."""
-    from ..dataset.actions import store_actions
-
-    return [r.symbol for r in results if _has_actions(r) and store_actions(store, r.symbol, r.actions)]
-
-
-def _has_actions(result: SymbolResult) -> bool:
-    return result.failure is None and result.actions is not None and not result.actions.is_empty()
-
-
-def _earliest_rows(store, codes: list[str]) -> dict[str, dt.date]:
-    from ..dataset.aggregate import earliest_rows
-
-    return earliest_rows(store, codes)
+def with_actions(results: list[SymbolResult]) -> dict:
+    """{symbol: the actions its answer carried} of every symbol fetched whose window shows any."""
+    return {r.symbol: r.actions for r in results
+            if r.failure is None and r.actions is not None and not r.actions.is_empty()}

@@ -314,14 +314,14 @@ def read_fetches(store, start: dt.date, end: dt.date, lookback: dt.timedelta,
     """The manifests of the runs whose fetch window covered [start, end], and every backfill's, each read
     once; `list_dates`: the days the store has a list of (a run day even where no batch left a result)."""
     last_run = end + lookback
-    batches: dict[dt.date, dict[int, _Manifest]] = defaultdict(dict)
-    backfills: list[tuple[str, _Manifest]] = []
+    batches: dict[dt.date, dict[int, manifest.Record]] = defaultdict(dict)
+    backfills: list[tuple[str, manifest.Record]] = []
     for key in store.list(layout.RUNS_PREFIX):
         if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
-            batches[parsed[0]][parsed[1]] = _Manifest.read(store, key)
+            batches[parsed[0]][parsed[1]] = _read_record(store, key)
         elif parsed_backfill := layout.parse_backfill_manifest_key(key):
             label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
-            backfills.append((label, _Manifest.read(store, key)))
+            backfills.append((label, _read_record(store, key)))
     run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
     return FetchRecord(lookback, dict(batches), backfills, run_days)
 
@@ -332,16 +332,16 @@ class FetchRecord:
     read by read_fetches, judged here without reading anything."""
 
     lookback: dt.timedelta
-    batches: dict[dt.date, dict[int, "_Manifest"]]
-    backfills: list[tuple[str, "_Manifest"]]
+    batches: dict[dt.date, dict[int, manifest.Record]]
+    backfills: list[tuple[str, manifest.Record]]
     run_days: list[dt.date]
 
     def outcomes(self, symbol: str, day: dt.date, lists: ListsInForce) -> list[Outcome]:
         found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
         for label, record in self.backfills:
-            covers = record.backfill_range
-            if covers and covers[0] <= day <= covers[1] and symbol in record.metadata.get("symbols", ()):
-                found.append(Outcome(label, record.reasons.get(symbol, "ok"), covers[0]))
+            covers = record.covers
+            if covers and covers[0] <= day <= covers[1] and symbol in (record.symbols or ()):
+                found.append(Outcome(label, record.failure_reasons.get(symbol, "ok"), covers[0]))
         return found
 
     def _runs_covering(self, day: dt.date) -> list[dt.date]:
@@ -350,40 +350,25 @@ class FetchRecord:
     def _run_outcome(self, symbol: str, run_day: dt.date, lists: ListsInForce) -> Outcome | None:
         manifests = self.batches.get(run_day, {})
         for number, record in sorted(manifests.items()):
-            if symbol in record.reasons:
-                return Outcome(f"run {run_day} batch {number}", record.reasons[symbol],
-                               self._window_start(run_day, record.metadata))
+            if symbol in record.failure_reasons:
+                return Outcome(f"run {run_day} batch {number}", record.failure_reasons[symbol],
+                               self._window_start(run_day, record))
         listed = lists.exact(run_day)
         if listed is None or symbol not in listed:
             return None
         number = listed[symbol].batch_number
         if number in manifests:
-            return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number].metadata))
+            return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number]))
         return Outcome(f"run {run_day} batch {number}", "batch_failed", run_day - self.lookback)
 
-    def _window_start(self, run_day: dt.date, meta: dict) -> dt.date:
-        try:
-            return dt.date.fromisoformat(meta["window"]["start"])
-        except (KeyError, TypeError, ValueError):
-            return run_day - self.lookback
+    def _window_start(self, run_day: dt.date, record: manifest.Record) -> dt.date:
+        return record.window[0] if record.window is not None else run_day - self.lookback
 
 
-@dataclasses.dataclass(frozen=True)
-class _Manifest:
-    """A batch or backfill manifest as check reads it: parsed once (manifest.parse), its reasons resolved once."""
-
-    metadata: dict  # only what check reads: "window", and a backfill's "symbols"
-    reasons: dict[str, str]  # manifest.failure_reasons
-    backfill_range: tuple[dt.date, dt.date] | None
-
-    @classmethod
-    def read(cls, store, key: str) -> "_Manifest":
-        document = manifest.parse(store.get(key), key)
-        covers = manifest.backfill_range(document)
-        # a year holds ~5,000 manifests: keeping each whole (per-symbol details, drops) took ~1 GB
-        kept = ("window", "symbols") if covers else ("window",)
-        metadata = {name: document["metadata"][name] for name in kept if name in document["metadata"]}
-        return cls(metadata, manifest.failure_reasons(document), covers)
+def _read_record(store, key: str) -> manifest.Record:
+    """A batch or backfill record as check reads it: without its per-symbol details (a year holds ~5,000
+    records: keeping each whole took ~1 GB)."""
+    return manifest.parse(store.get(key), key, details=False)
 
 
 @dataclasses.dataclass(frozen=True)

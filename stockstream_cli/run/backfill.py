@@ -6,8 +6,9 @@ and whose stored history does not reach back to `start` (to their listing date w
 How: `settings.concurrency` symbols at a time (each worker with its own --delay, all sharing the run's --rate
 budget, as run-local's batches) through fetch.fetch_symbol, the same pacing, retries, cleaning and failure
 reasons as any batch. The symbols are fetched in chunks of `settings.batch_size`; each chunk is written as
-raw-data/D-backfill-N.parquet (D = `end`, the contract's schema, `batch_number` = N) and then, last, its
-record runs/D/backfill-N.json (what `check` reads, and what makes the backfill resumable):
+raw-data/D-backfill-N.parquet (D = `end`, the contract's schema, each row's `batch_number` its symbol's batch
+in the latest list) and then, last, its record runs/D/backfill-N.json (what `check` reads, and what makes the
+backfill resumable), all through one commit (dataset/commit.py) under the lock of day D:
 
 - a symbol recorded as fetched, or failed for a final reason (not_found, no_data, invalid_data), by a
   backfill whose range covers [start, end] is skipped: a rerun after an interruption fetches only the rest;
@@ -30,10 +31,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import calendar, hints, schema
-from ..dataset import layout
-from ..dataset import manifest
+from ..dataset import layout, manifest
+from ..dataset.commit import Writer, day_writer
+from ..dataset.symbols import read_symbols
 from ..sources import yahoo
 from ..errors import CorruptFileError, InputError, Interrupted
+from ..outcome import Outcome
 from ..reasons import FINAL
 from ..values import check_range
 
@@ -125,18 +128,18 @@ def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
     """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason."""
     done: set[str] = set()
     for key, record in backfill_records(store):
-        covers = manifest.backfill_range(record)
+        covers = record.covers
         if covers is None:
             raise CorruptFileError(key, "no start/end dates in a backfill record")
         if covers[0] <= start and end <= covers[1]:
-            reasons = manifest.failure_reasons(record)
-            done.update(s for s in record["metadata"].get("symbols", ())
+            reasons = record.failure_reasons
+            done.update(s for s in record.symbols or ()
                         if reasons.get(s) is None or reasons[s] in FINAL)
     return done
 
 
-def backfill_records(store) -> list[tuple[str, dict]]:
-    """(key, document) of every runs/D/backfill-N.json; CorruptFileError for one that is not a manifest."""
+def backfill_records(store) -> list[tuple[str, manifest.Record]]:
+    """(key, record) of every runs/D/backfill-N.json; CorruptFileError for one that is not a record."""
     return [(key, manifest.parse(store.get(key), key))
             for key in store.list(layout.RUNS_PREFIX) if layout.parse_backfill_manifest_key(key)]
 
@@ -166,16 +169,27 @@ def backfill(
     fetcher: Callable | None = None,
     sleep: Callable[[float], None] | None = None,
     pacer=None,
-) -> dict:
-    """Plan, then fetch and write chunk after chunk; returns the `backfill --json` document.
+    wait: bool = False,
+) -> "Report":
+    """Plan, then fetch and commit chunk after chunk, under the lock of the day its records are filed under
+    (`end`); what it did (Report; its to_document() is the `backfill --json` document).
 
     fetcher, sleep, pacer: the edges (default yahoo.fetch, time.sleep, the settings' pacer).
     """
+    end = end or default_end(store)
+    check_range(start, end)
+    with day_writer(store, end, "backfill", wait=wait) as writer:
+        return _backfill(writer, start, end, settings, symbols, missing, observer, fetcher, sleep, pacer)
+
+
+def _backfill(writer: Writer, start: dt.date, end: dt.date, settings, symbols: list[str] | None, missing: bool,
+              observer: "Observer | None", fetcher: Callable | None, sleep: Callable[[float], None] | None,
+              pacer) -> "Report":
     from ..fetch import pacing
 
+    store = writer.store
     started = time.monotonic()
     observer = observer or Observer()
-    end = end or default_end(store)
     work = plan(store, start, end, symbols, missing=missing)
     if work.done:
         shown = " ".join(work.done[:SKIPPED_SHOWN])
@@ -189,18 +203,19 @@ def backfill(
         fetcher = yahoo.fetch
 
     observer.started(len(work.todo))
-    records: list[dict] = []
+    records: list[manifest.Record] = []
+    homes = home_batches(store, end)
     try:
         for chunk in _chunks(work.todo, settings.batch_size):
-            records.append(_fetch_chunk(store, work, chunk, settings, pacer=pacer, sleep=sleep, fetcher=fetcher,
-                                        observer=observer))
+            records.append(_fetch_chunk(writer, work, chunk, settings, homes, pacer=pacer, sleep=sleep,
+                                        fetcher=fetcher, observer=observer))
     except KeyboardInterrupt:
-        recorded = sum(len(record["metadata"]["symbols"]) for record in records)
+        recorded = sum(len(record.symbols or ()) for record in records)
         raise Interrupted(
             f"backfill interrupted: {recorded} of {len(work.todo)} symbols done and recorded "
             f"(runs/{work.end.isoformat()}/backfill-N.json); run the same command again to fetch the rest"
         ) from None
-    return _document(work, records, time.monotonic() - started)
+    return Report(work, records, time.monotonic() - started)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -208,36 +223,44 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[index:index + size]
 
 
-def _fetch_chunk(store, work: Plan, chunk: list[str], settings, *, pacer, sleep, fetcher, observer: Observer) -> dict:
-    from ..dataset.datafile import to_parquet_bytes
+def _fetch_chunk(writer: Writer, work: Plan, chunk: list[str], settings, homes: dict[str, int], *, pacer, sleep,
+                 fetcher, observer: Observer) -> manifest.Record:
+    from ..dataset.actions import symbols_with_news
+    from ..dataset.aggregate import earliest_rows
     from ..fetch import restate
     from ..fetch.batch import fetch_symbol
-    from ..dataset.newest import merge_rows
 
     started = time.monotonic()
-    number = next_number(store, work.end)
+    number = next_number(writer.store, work.end)
     reported = threading.Lock()  # symbol_done is called from the fetching threads, one at a time
 
+    def fetch(code: str, first: dt.date, last: dt.date):
+        # a row keeps its symbol's own batch (the latest list's); a symbol no list holds, the chunk's number
+        return fetch_symbol(code, first, last, homes.get(code, number), settings, pacer=pacer, sleep=sleep,
+                            fetcher=fetcher)
+
     def fetch_one(code: str):
-        result = fetch_symbol(code, work.start, work.end, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)
+        result = fetch(code, work.start, work.end)
         with reported:
             observer.symbol_done(code, result.failure)
         return result
 
     results = _fetch_all(chunk, fetch_one, min(settings.concurrency, len(chunk)), f"backfill-{number}")
     # an action the store did not know, with rows stored before the backfill's range: those are fetched
-    # again too, as the daily fetch does (fetch/restate.py); the actions seen are stored after the rows
-    results = restate.restate(store, results, work.start, work.end, refetch=lambda code, first, last: fetch_symbol(
-        code, first, last, number, settings, pacer=pacer, sleep=sleep, fetcher=fetcher)).results
-    rows = merge_rows(None, [r.rows for r in results if r.rows is not None])
-    data_key = layout.backfill_data_key(work.end, number)
-    if rows.height:
-        store.put(data_key, to_parquet_bytes(rows))
-    restate.write_actions(store, results)
-    record = _record(work, number, chunk, results, rows, data_key if rows.height else None,
-                     time.monotonic() - started)
-    store.put(layout.backfill_manifest_key(work.end, number), manifest.encode(record))
-    return record
+    # again too, as the daily fetch does (fetch/restate.py); the commit stores the actions after the rows
+    news = symbols_with_news(writer.store, restate.with_actions(results))
+    firsts = earliest_rows(writer.store, sorted(news)) if news else {}
+    results = restate.restate(results, work.start, work.end, news=news, first_dates=firsts, refetch=fetch).results
+    return writer.commit_backfill(work.end, number, work.start, chunk, results,
+                                  execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp())
+
+
+def home_batches(store, day: dt.date) -> dict[str, int]:
+    """{symbol: its batch} in the latest ASX list up to `day` (none: empty)."""
+    days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)) and d <= day)
+    if not days:
+        return {}
+    return {listing.symbol: listing.batch_number for listing in read_symbols(store, days[-1])}
 
 
 def _fetch_all(codes: list[str], fetch_one: Callable, workers: int, name: str) -> list:
@@ -258,57 +281,57 @@ def _fetch_all(codes: list[str], fetch_one: Callable, workers: int, name: str) -
             raise
 
 
-def _record(work: Plan, number: int, chunk: list[str], results, rows, data_key: str | None, elapsed: float) -> dict:
-    reasons = {r.symbol: r.failure for r in results if r.failure}
-    metadata: dict[str, Any] = {
-        "backfill_number": number,
-        "start": work.start.isoformat(),
-        "end": work.end.isoformat(),
-        "symbols": list(chunk),
-        "symbols_processed": len(chunk),
-        "symbols_fetched": len(chunk) - len(reasons),
-        "symbols_failed": sorted(reasons),
-        "failure_reasons": dict(sorted(reasons.items())),
-        "failure_details": {r.symbol: r.detail for r in results if r.failure},
-        "rows": rows.height,
-        "rows_by_symbol": {s: n for s, n in zip(*_counts(rows))},
-        "requests": sum(r.attempts for r in results),
-        "execution_time": round(elapsed, 3),
-        "s3_key": data_key,
-        "fetched_at": schema.utc_timestamp(),
-    }
-    body = (f"backfill #{number} {work.start}..{work.end}: {metadata['symbols_fetched']} of {len(chunk)} symbols "
-            f"fetched, {rows.height} rows" + (f" in {data_key}" if data_key else ""))
-    return {"statusCode": 200, "body": body, "metadata": metadata}
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What a backfill did: its plan and the records of the chunks it committed."""
 
+    plan: Plan
+    records: list[manifest.Record]
+    execution_time: float
 
-def _counts(rows) -> tuple[list[str], list[int]]:
-    if rows.height == 0:
-        return [], []
-    counts = rows.group_by("symbol").len().sort("symbol")
-    return counts["symbol"].to_list(), counts["len"].to_list()
+    @property
+    def failure_reasons(self) -> dict[str, str]:
+        reasons: dict[str, str] = {}
+        for record in self.records:
+            reasons.update(record.failure_reasons)
+        return dict(sorted(reasons.items()))
 
+    @property
+    def symbols_fetched(self) -> int:
+        return sum(record.symbols_fetched for record in self.records)
 
-def _document(work: Plan, records: list[dict], elapsed: float) -> dict:
-    reasons: dict[str, str] = {}
-    for record in records:
-        reasons.update(record["metadata"]["failure_reasons"])
-    fetched = sum(record["metadata"]["symbols_fetched"] for record in records)
-    return {
-        "statusCode": 200,
-        "symbols": work.todo,
-        "metadata": {
-            "start": work.start.isoformat(),
-            "end": work.end.isoformat(),
-            "chosen_by": work.chosen_by,
-            "symbols_asked": work.asked,
-            "skipped_done": work.done,
-            "symbols_fetched": fetched,
-            "symbols_failed": sorted(reasons),
-            "failure_reasons": dict(sorted(reasons.items())),
-            "rows_written": sum(record["metadata"]["rows"] for record in records),
-            "s3_keys": [k for record in records if (k := record["metadata"]["s3_key"])],
-            "records": [layout.backfill_manifest_key(work.end, r["metadata"]["backfill_number"]) for r in records],
-            "execution_time": round(elapsed, 3),
-        },
-    }
+    @property
+    def rows_written(self) -> int:
+        return sum(record.details.get("rows", 0) for record in self.records)
+
+    @property
+    def data_keys(self) -> list[str]:
+        return [record.s3_key for record in self.records if record.s3_key]
+
+    @property
+    def outcome(self) -> Outcome:
+        """PARTIAL when some symbol failed (recorded: the same command fetches it again), else COMPLETE."""
+        return Outcome.PARTIAL if self.failure_reasons else Outcome.COMPLETE
+
+    def to_document(self) -> dict:
+        """The `backfill --json` document."""
+        work = self.plan
+        reasons = self.failure_reasons
+        return {
+            "statusCode": 200,
+            "symbols": work.todo,
+            "metadata": {
+                "start": work.start.isoformat(),
+                "end": work.end.isoformat(),
+                "chosen_by": work.chosen_by,
+                "symbols_asked": work.asked,
+                "skipped_done": work.done,
+                "symbols_fetched": self.symbols_fetched,
+                "symbols_failed": sorted(reasons),
+                "failure_reasons": reasons,
+                "rows_written": self.rows_written,
+                "s3_keys": self.data_keys,
+                "records": [layout.backfill_manifest_key(work.end, record.backfill_number) for record in self.records],
+                "execution_time": round(self.execution_time, 3),
+            },
+        }

@@ -97,8 +97,10 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
     stops in time, writes what it fetched and raises BatchInterrupted, which the Map's Retry (States.TaskFailed)
     sends again; that attempt fetches only what the stored manifest records as interrupted or blocked.
     """
-    from ..fetch.batch import fetch_batch
+    from ..dataset import layout, manifest
+    from ..dataset.commit import batch_writer
     from ..fetch.deadline import Deadline
+    from .batch import fetch_batch
     from ..values import parse_date, parse_symbols
 
     event = event or {}
@@ -111,30 +113,10 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = store_of(settings)
-    from ..dataset.locks import batch_lock
-
-    with batch_lock(store, day, batch_number, "stock-data-fetcher"):  # a remote rerun and the Map never overlap
-        symbols = resumed_symbols(store, day, batch_number, symbols)
-        return fetch_batch(store, day, batch_number, settings, symbols=symbols, deadline=Deadline.of_lambda(context))
-
-
-def resumed_symbols(store, day, batch_number: int, symbols: list[str] | None) -> list[str] | None:
-    """The Map's retry of a batch an earlier attempt cut short (the day's manifest records some of its
-    symbols as interrupted or blocked): only those, and any of the item's symbols the manifest never saw."""
-    from ..dataset import layout
-    from ..dataset import manifest
-    from ..reasons import LATER
-
-    stored = manifest.read(store, layout.batch_manifest_key(day, batch_number))
-    if not stored:
-        return symbols
-    reasons = manifest.failure_reasons(stored)
-    later = {s for s, r in reasons.items() if r in LATER}
-    if not later:
-        return symbols
-    seen = set(stored["metadata"].get("symbols") or [])
-    unseen = {s for s in (symbols or []) if s not in seen}
-    return sorted(later | unseen)
+    with batch_writer(store, day, batch_number, "stock-data-fetcher") as writer:  # a remote rerun and the Map never overlap
+        resumed = manifest.resume(manifest.read(store, layout.batch_manifest_key(day, batch_number)), symbols)
+        record = fetch_batch(writer, day, batch_number, settings, symbols=resumed, deadline=Deadline.of_lambda(context))
+    return record.to_document()
 
 
 # ---------------------------------------------------------------- the data-quality step (CheckDataQuality)

@@ -1,7 +1,7 @@
 """run-local and rerun-failed: the state machine's semantics on threads.
 
-The orchestration decides order, concurrency and retries, never rows: the symbols step (asx.py) and each
-batch (fetch.py) read and write the store themselves. It mirrors infra/asl.json:
+The orchestration decides order, concurrency and retries, never rows: the symbols step (symbols.py) and each
+batch (batch.py) commit through the day's writer (dataset/commit.py), taken here. It mirrors infra/asl.json:
 
 - the symbols step is retried on failure (MaxAttempts 3 after the first try, BackoffRate 2); when it still
   fails the run stops (the local stand-in for the SNS alert);
@@ -14,7 +14,7 @@ batch (fetch.py) read and write the store themselves. It mirrors infra/asl.json:
   failure there, or a day another process holds, is a warning, never a failed run.
 
 Ctrl-C: the main thread sets a stop event; every worker's pacer raises `RunCancelled` before its next
-request, so a batch in flight is dropped before anything of it is written (fetch.py writes a batch only at
+request, so a batch in flight is dropped before anything of it is written (a batch is committed only at
 its end, atomically) and finished batches stay. No typer or rich here.
 """
 
@@ -29,7 +29,8 @@ from collections.abc import Callable
 
 from .. import hints
 from ..errors import InputError, Interrupted, StockstreamError, Unhealable
-from ..dataset.summary import run_document, utc_now, write_run
+from ..dataset.commit import Writer, day_writer
+from ..dataset.summary import run_document, utc_now
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource, backoff_waits)
 
@@ -44,28 +45,37 @@ def asx_source(*, from_file: str | None = None, force: bool = False) -> SymbolSo
     def update(store, day: dt.date, settings, *, note: Callable[[str], None]) -> dict:
         from .symbols import update_symbols
 
-        return update_symbols(store, day, settings, from_file=from_file, force=force, note=note)
+        return update_symbols(store, day, settings, from_file=from_file, force=force, note=note).to_document()
 
     return update
 
 
 def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = None,
               observer: Observer | None = None, stop: threading.Event | None = None,
-              sleep: Callable[[float], None] | None = None) -> dict:
-    """The whole pipeline for day D: symbols step, batches, aggregate. Returns the run document (run.json).
+              sleep: Callable[[float], None] | None = None, command: str = "run-local", wait: bool = False) -> dict:
+    """The whole pipeline for day D, under the day's lock: symbols step, batches, aggregate. Returns the run
+    document (run.json).
 
     Raises SourceError/StoreError when the symbols step fails after its retries (exit 1), InputError for
-    bad input (exit 2), Interrupted on Ctrl-C (exit 130; finished batches are kept).
+    bad input (exit 2; LockHeld when another writer holds the day, unless `wait`), Interrupted on Ctrl-C
+    (exit 130; finished batches are kept).
     """
     from ..sources import http
 
     http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
+    with day_writer(store, day, command, wait=wait) as writer:
+        return _run_day(writer, day, settings, source, observer, stop, sleep)
+
+
+def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None, observer: Observer | None,
+             stop: threading.Event | None, sleep: Callable[[float], None] | None) -> dict:
+    store = writer.store
     observer = observer or Observer()
     control = Control(stop or threading.Event(), sleep)
     started = time.monotonic()
     started_at = utc_now()
     source = source or asx_source()
-    with batch_runner(store, day, settings, control) as run_batches:  # worker processes start now, if any
+    with batch_runner(writer, day, settings, control) as run_batches:  # worker processes start now, if any
         try:
             document = _symbols_step(store, day, settings, source, observer, control)
         except (KeyboardInterrupt, RunCancelled):
@@ -77,20 +87,21 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
         jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
         observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
         outcomes, interrupted = run_batches(jobs, observer)
-    manifests = {number: outcome.document for number, outcome in outcomes.items() if outcome.document}
+    records = {number: outcome.record for number, outcome in outcomes.items() if outcome.record}
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
-    run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
+    run = run_document(day, batches, records, time.monotonic() - started, command=writer.command,
                        finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
-    return finish_run(store, day, settings, run, started_at, observer, interrupted)
+    return finish_run(writer, day, settings, run, started_at, observer, interrupted)
 
 
-def finish_run(store, day: dt.date, settings, run: dict, started_at: str, observer: Observer, interrupted: bool) -> dict:
+def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: str, observer: Observer,
+               interrupted: bool) -> dict:
     """The aggregate's last steps: the data-quality check and the compaction of earlier days (unless stopped),
     run.json, Interrupted when stopped."""
     if not interrupted:
-        run["quality"] = _quality_step(store, day, settings, started_at, observer)
-        run["compaction"] = _compaction_step(store, day, run["command"], observer)
-    write_run(store, day, run)
+        run["quality"] = _quality_step(writer.store, day, settings, started_at, observer)
+        run["compaction"] = _compaction_step(writer.store, day, run["command"], observer)
+    writer.commit_run(day, run)
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
@@ -146,17 +157,18 @@ def _symbols_step(store, day, settings, source: SymbolSource, observer: Observer
 
 
 @contextlib.contextmanager
-def batch_runner(store, day: dt.date, settings, control: "Control", jobs: int | None = None):
+def batch_runner(writer: Writer, day: dt.date, settings, control: "Control", jobs: int | None = None):
     """How the batches run: `run(jobs, observer) -> (outcomes, interrupted)`, on threads of this process,
-    or in worker processes (started on entering, stopped on leaving) when the rate needs them (workers.py)."""
+    or in worker processes (started on entering, stopped on leaving) when the rate needs them (workers.py);
+    they commit through `writer`, whose day lock this process holds."""
     from . import workers
 
-    spec = workers.reopenable(store)
+    spec = workers.reopenable(writer.store)
     processes = workers.planned_processes(settings, jobs) if spec is not None else 1
     if processes <= 1:
-        yield lambda batch_jobs, observer: _run_batches(store, day, settings, batch_jobs, observer, control)
+        yield lambda batch_jobs, observer: _run_batches(writer, day, settings, batch_jobs, observer, control)
         return
-    with workers.WorkerPool(spec, day, settings, processes, control) as pool:
+    with workers.WorkerPool(spec, day, settings, processes, control, command=writer.command) as pool:
         # this process idles while the workers fetch: build the trading calendar the quality step needs meanwhile
         threading.Thread(target=_warm_calendar, args=(day,), name="stockstream-calendar", daemon=True).start()
         yield pool.run
@@ -169,7 +181,7 @@ def _warm_calendar(day: dt.date) -> None:
         calendar.sessions(day, day)
 
 
-def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
+def _run_batches(writer: Writer, day, settings, jobs: list[BatchJob], observer: Observer,
                  control: Control) -> tuple[dict[int, BatchOutcome], bool]:
     """Run the jobs, at most settings.concurrency at once. Returns the outcomes and whether it was stopped."""
     outcomes: dict[int, BatchOutcome] = {}
@@ -179,7 +191,7 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
                                                  thread_name_prefix="stockstream-batch")
     pacer = run_pacer(settings, control)  # one budget for every worker of the run
     fatal: list[Unhealable] = []  # an error no retry heals, seen by a batch: it stops the run (_run_or_stop)
-    futures = [pool.submit(_run_or_stop, fatal, store, day, settings, job, observer, control, pacer) for job in jobs]
+    futures = [pool.submit(_run_or_stop, fatal, writer, day, settings, job, observer, control, pacer) for job in jobs]
     interrupted = False
     try:
         for future in _as_completed(futures):
@@ -206,11 +218,11 @@ def _run_batches(store, day, settings, jobs: list[BatchJob], observer: Observer,
     return outcomes, interrupted
 
 
-def _run_or_stop(fatal: list, store, day, settings, job: BatchJob, observer: Observer, control: Control,
+def _run_or_stop(fatal: list, writer: Writer, day, settings, job: BatchJob, observer: Observer, control: Control,
                  pacer) -> BatchOutcome:
     """run_batch, stopping the run at once on an error no retry heals (every batch would fail the same way)."""
     try:
-        return run_batch(store, day, settings, job, observer, control, pacer)
+        return run_batch(writer, day, settings, job, observer, control, pacer)
     except Unhealable as error:
         fatal.append(error)  # before the stop, so whoever sees the stop sees why
         control.stop.set()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ..dataset import layout
 from .. import reasons
 from ..dataset import manifest
+from ..dataset.commit import Writer, day_writer
 from .local import batch_runner, finish_run
 from ..dataset.summary import read_manifests, run_document, same_outcome, stored_run, utc_now
 from ..dataset.symbols import day_batches
@@ -23,16 +24,24 @@ from .types import BatchJob, Control, Observer
 
 
 def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, observer: Observer | None = None,
-                 stop: threading.Event | None = None, sleep: Callable[[float], None] | None = None) -> dict:
-    """Fetch again exactly what failed on D, from the store alone, and rewrite run.json.
+                 stop: threading.Event | None = None, sleep: Callable[[float], None] | None = None,
+                 wait: bool = False) -> dict:
+    """Fetch again exactly what failed on D, from the store alone, and rewrite run.json, under the day's lock.
 
-    Batches of the day's list without a manifest are fetched whole; symbols recorded as failed with a
+    Batches of the day's list without a record are fetched whole; symbols recorded as failed with a
     retryable reason (`include_all`: any reason) are fetched and merged into their batch. When there is
     nothing to fetch and run.json already says what the store holds, no file is written.
     """
     from ..sources import http
 
     http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
+    with day_writer(store, day, "rerun-failed", wait=wait) as writer:
+        return _rerun(writer, day, settings, include_all, observer, stop, sleep)
+
+
+def _rerun(writer: Writer, day: dt.date, settings, include_all: bool, observer: Observer | None,
+           stop: threading.Event | None, sleep: Callable[[float], None] | None) -> dict:
+    store = writer.store
     observer = observer or Observer()
     control = Control(stop or threading.Event(), sleep)
     started = time.monotonic()
@@ -40,7 +49,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     batches, manifests, jobs = rerun_plan(store, day, include_all=include_all, observer=observer)
 
     observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
-    with batch_runner(store, day, settings, control, jobs=len(jobs)) as run_batches:
+    with batch_runner(writer, day, settings, control, jobs=len(jobs)) as run_batches:
         outcomes, interrupted = run_batches(jobs, observer)
     if jobs:
         manifests = read_manifests(store, day, batches, observer.note)
@@ -51,7 +60,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     if not jobs and same_outcome(stored, run):
         # nothing changed: the day's run.json already says so, and stays as it is
         return {**stored, NOTHING_TO_DO: True}
-    finished = finish_run(store, day, settings, run, started_at, observer, interrupted)
+    finished = finish_run(writer, day, settings, run, started_at, observer, interrupted)
     return finished if jobs else {**finished, NOTHING_TO_DO: True}
 
 
@@ -59,7 +68,7 @@ NOTHING_TO_DO = "nothing_to_do"  # marks the run rerun_failed returns when there
 
 
 def rerun_plan(store, day: dt.date, *, include_all: bool = False, observer: Observer | None = None,
-               ) -> tuple[dict[int, tuple[str, ...]], dict[int, dict | None], list[BatchJob]]:
+               ) -> tuple[dict[int, tuple[str, ...]], dict[int, manifest.Record | None], list[BatchJob]]:
     """What rerun-failed fetches for `day`, from the store alone: (the day's batches, their manifests, the jobs)."""
     batches = day_batches(store, day)
     manifests = read_manifests(store, day, batches, (observer or Observer()).note)
@@ -84,7 +93,7 @@ def _batches_with_data(store, day: dt.date, batches: Iterable[int]) -> set[int]:
     return with_files | (batches & set(folded.get(day.isoformat(), ())))
 
 
-def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dict | None],
+def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, manifest.Record | None],
                batches_with_data: set[int], *, include_all: bool = False) -> list[BatchJob]:
     """What rerun-failed fetches: whole batches with no (usable) result, and the retryable failed symbols.
 
@@ -93,11 +102,11 @@ def plan_rerun(batches: Mapping[int, Iterable[str]], manifests: Mapping[int, dic
     jobs = []
     for number, symbols in sorted(batches.items()):
         symbols = tuple(symbols)
-        document = manifests.get(number)
-        if document is None or (manifest.count(document, "symbols_fetched") > 0 and number not in batches_with_data):
+        record = manifests.get(number)
+        if record is None or (record.symbols_fetched > 0 and number not in batches_with_data):
             jobs.append(BatchJob(number, symbols))
             continue
-        retry = sorted(s for s, reason in manifest.failure_reasons(document).items()
+        retry = sorted(s for s, reason in record.failure_reasons.items()
                        if s in symbols and (include_all or reason in reasons.RERUN))
         if retry:
             jobs.append(BatchJob(number, symbols, tuple(retry)))

@@ -4,8 +4,10 @@ No typer or rich here."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+from typing import Any
 
 from ..dataset import symbols as stored
 from ..settings import MARKIT_URL, Settings
@@ -14,9 +16,35 @@ from ..sources import asx
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class ListUpdate:
+    """What the symbols step stored: the day's list, its batches, and how it changed since the previous list."""
+
+    symbols: list[str]
+    batches: list[dict[str, Any]]  # the state machine's items: {"symbols": [...], "batchNumber": N}
+    key: str  # where the list is stored
+    changes: dict[str, list[str]]  # {"added": [...], "removed": [...]} against the previous list
+    previous_key: str | None  # the previous list's key (None: no earlier list, and no changes)
+
+    def to_document(self) -> dict[str, Any]:
+        """The contract's `symbols --json` document (also the symbol updater's output)."""
+        return {
+            "statusCode": 200,
+            "symbols": self.symbols,
+            "symbolBatches": self.batches,
+            "metadata": {
+                "total_symbols": len(self.symbols),
+                "num_batches": len(self.batches),
+                "s3_key": self.key,
+                "changes": self.changes,
+                "previous_key": self.previous_key,
+            },
+        }
+
+
 def update_symbols(store, day: dt.date, settings: Settings, *, from_file: str | None = None, force: bool = False,
-                   http_get: asx.HttpGet | None = None, note: asx.Note | None = None) -> dict:
-    """The whole `symbols` step: fetch, validate, guard, diff, batch, write. Returns the contract's --json document.
+                   http_get: asx.HttpGet | None = None, note: asx.Note | None = None) -> ListUpdate:
+    """The whole `symbols` step: fetch, validate, guard, diff, batch, write.
 
     Raises InputError for bad input (before any I/O), SourceError when the source gives no usable list
     (nothing written, the previous list untouched).
@@ -36,16 +64,5 @@ def update_symbols(store, day: dt.date, settings: Settings, *, from_file: str | 
     key = stored.write_symbols(store, day, listings)
 
     symbols = [item.symbol for item in listings]
-    batches = stored.symbol_batches(listings)
-    return {
-        "statusCode": 200,
-        "symbols": symbols,
-        "symbolBatches": batches,
-        "metadata": {
-            "total_symbols": len(symbols),
-            "num_batches": len(batches),
-            "s3_key": key,
-            "changes": asx.diff_symbols(previous, symbols) if previous is not None else {"added": [], "removed": []},
-            "previous_key": previous_key,
-        },
-    }
+    changes = asx.diff_symbols(previous, symbols) if previous is not None else {"added": [], "removed": []}
+    return ListUpdate(symbols, stored.symbol_batches(listings), key, changes, previous_key)

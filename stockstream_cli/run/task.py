@@ -6,17 +6,17 @@ so a batch is retried and recorded the same way whichever runs it. No typer or r
 
 from __future__ import annotations
 
+from ..dataset import manifest
 from ..errors import BatchCutShort, StockstreamError, Unhealable
 from ..fetch.deadline import Deadline
-from ..reasons import LATER
+from .batch import fetch_batch
 from .types import BATCH_RETRIES, BatchJob, BatchOutcome, Control, Observer, StoppablePacer, backoff_waits
 
 
-def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: Control,
+def run_batch(writer, day, settings, job: BatchJob, observer: Observer, control: Control,
                pacer: "StoppablePacer | None" = None) -> BatchOutcome:
-    """One batch as the Map state runs it: the task, retried on failure, then caught and recorded."""
-    from ..fetch import batch as fetch
-
+    """One batch as the Map state runs it: the task, retried on failure, then caught and recorded; its
+    commits go through `writer` (dataset.commit.Writer, holding the day's lock)."""
     waits = backoff_waits(settings.retry_wait, BATCH_RETRIES)
 
     def on_symbol(symbol: str, reason: str | None) -> None:
@@ -26,34 +26,25 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
     for attempt in range(1, BATCH_RETRIES + 2):
         control.check()
         try:
-            document = fetch.fetch_batch(store, day, job.batch_number, settings,
-                                         symbols=list(subset) if subset is not None else None,
-                                         pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
-                                         sleep=control.wait, deadline=Deadline(stop=control.stop))
+            record = fetch_batch(writer, day, job.batch_number, settings,
+                                 symbols=list(subset) if subset is not None else None,
+                                 pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
+                                 sleep=control.wait, deadline=Deadline(stop=control.stop))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
             if isinstance(exc, Unhealable):
                 raise  # a full disk, a store that is a file: no retry heals it (the runner stops the run)
             error = _describe(exc)
-            subset = resume_subset(exc, subset)
+            if isinstance(exc, BatchCutShort):
+                subset = manifest.resume(exc.record, subset)
             if attempt > BATCH_RETRIES:
                 observer.batch_done(job.batch_number, None, error)
                 return BatchOutcome(job.batch_number, None, error, attempt)
             observer.batch_retrying(job.batch_number, attempt, error)
             control.wait(waits[attempt - 1])
             continue
-        observer.batch_done(job.batch_number, document, None)
-        return BatchOutcome(job.batch_number, document, None, attempt)
+        observer.batch_done(job.batch_number, record, None)
+        return BatchOutcome(job.batch_number, record, None, attempt)
     raise AssertionError("unreachable")
-
-
-def resume_subset(error: BaseException, subset):
-    """What the next attempt fetches: after a batch cut short (blocked, a deadline), only the symbols it
-    recorded as blocked or interrupted (what it fetched is stored); else the same as this attempt."""
-    document = getattr(error, "document", None) if isinstance(error, BatchCutShort) else None
-    if not document:
-        return subset
-    later = sorted(s for s, r in document["metadata"]["failure_reasons"].items() if r in LATER)
-    return tuple(later) or subset
 
 
 def run_pacer(settings, control: Control) -> StoppablePacer:

@@ -40,7 +40,8 @@ class Observer:
 
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None: ...
 
-    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None: ...
+    def batch_done(self, batch_number: int, record, error: str | None) -> None:
+        """record: the batch's stored record (dataset.manifest.Record), None when the batch failed."""
 
     def stopping(self) -> None: ...
 
@@ -61,7 +62,7 @@ class BatchJob:
 @dataclasses.dataclass(frozen=True)
 class BatchOutcome:
     batch_number: int
-    document: dict | None  # the fetcher's result (None when the batch failed)
+    record: object | None  # the batch's stored record, a dataset.manifest.Record (None when the batch failed)
     error: str | None = None
     attempts: int = 1
 

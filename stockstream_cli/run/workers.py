@@ -216,7 +216,8 @@ class WorkerPool:
     control: the run's types.Control (its stop event, set by a caller, stops the workers too).
     """
 
-    def __init__(self, store_spec: tuple[str, str | None, str | None], day, settings, processes: int, control):
+    def __init__(self, store_spec: tuple[str, str | None, str | None], day, settings, processes: int, control,
+                 command: str = "run-local"):
         import multiprocessing
 
         from ..fetch.pacing import budget_for
@@ -233,7 +234,7 @@ class WorkerPool:
         self._processes = [
             context.Process(target=worker_main, name=f"stockstream-worker-{index}", daemon=True,
                             args=(store_spec, day, settings, threads, self._service.address, self._service.authkey,
-                                  self._jobs, self._event_queues[index], self._stop, os.getpid()))
+                                  self._jobs, self._event_queues[index], self._stop, os.getpid(), command))
             for index, threads in enumerate(self._threads)
         ]
         with _sigint_ignored():  # the workers inherit SIGINT ignored, from their first instruction on
@@ -394,22 +395,24 @@ def _join(process, event_queues) -> None:
 
 
 def worker_main(store_spec, day, settings, threads: int, budget_address: str, authkey: bytes, jobs, events, stop,
-                parent_pid: int) -> None:
-    """A worker process: `threads` threads taking batch jobs until the queue says there are no more."""
+                parent_pid: int, command: str) -> None:
+    """A worker process: `threads` threads taking batch jobs until the queue says there are no more; they
+    commit under the day lock the parent holds (dataset/commit.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
     from ..fetch import pacing
     from .types import Control, StoppablePacer
+    from ..dataset.commit import Writer
     from ..dataset.store import open_store
 
     _preload()
     uri, profile, region = store_spec
-    store = open_store(uri, profile=profile, region=region)
+    writer = Writer(open_store(uri, profile=profile, region=region), command)
     control = Control(stop, None)
     budget = RemoteBudget(budget_address, authkey, sleep=control.wait)
     pacer = StoppablePacer(pacing.pacer_for(settings, sleep=control.wait, budget=budget), control)
     observer = _RelayObserver(events)
     workers = [threading.Thread(target=_take_jobs, name=f"stockstream-batch-{i}",
-                                args=(store, day, settings, jobs, events, observer, control, pacer, parent_pid))
+                                args=(writer, day, settings, jobs, events, observer, control, pacer, parent_pid))
                for i in range(threads)]
     for worker in workers:
         worker.start()
@@ -435,7 +438,7 @@ def _preload() -> None:
     yahoo.silence_third_party_warnings()  # before any thread of this process parses a response
 
 
-def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
+def _take_jobs(writer, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
     from ..errors import Unhealable
     from .task import run_batch
     from .types import BatchOutcome, RunCancelled
@@ -449,7 +452,7 @@ def _take_jobs(store, day, settings, jobs, events, observer, control, pacer, par
             return
         events.put((STARTED, job.batch_number, os.getpid()))
         try:
-            outcome = run_batch(store, day, settings, job, observer, control, pacer)
+            outcome = run_batch(writer, day, settings, job, observer, control, pacer)
         except RunCancelled:
             events.put((CANCELLED, job.batch_number))
             return
@@ -473,5 +476,5 @@ class _RelayObserver:
     def batch_retrying(self, batch_number: int, attempt: int, error: str) -> None:
         self._events.put((RETRYING, batch_number, attempt, error))
 
-    def batch_done(self, batch_number: int, document: dict | None, error: str | None) -> None:
-        self._events.put((DONE, batch_number, document, error))
+    def batch_done(self, batch_number: int, record, error: str | None) -> None:
+        self._events.put((DONE, batch_number, record, error))

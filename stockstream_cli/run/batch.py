@@ -1,0 +1,73 @@
+"""One batch, end to end: its symbols from the day's stored list, fetched (fetch/batch.py), restated where a
+new action shows (fetch/restate.py), then committed (dataset/commit.py): what `fetch-batch`, each deployed
+fetcher and every batch of run-local run. No typer or rich here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from .. import schema
+from ..dataset import manifest
+from ..dataset.actions import symbols_with_news
+from ..dataset.aggregate import earliest_rows
+from ..dataset.symbols import batch_codes
+from ..fetch import restate
+from ..fetch.batch import Fetcher, OnSymbol, fetch_symbols
+
+if TYPE_CHECKING:
+    from ..dataset.commit import Writer
+    from ..fetch.deadline import Deadline
+    from ..fetch.pacing import Pacer
+    from ..sources.http import RequestCounts
+
+
+def fetch_batch(
+    writer: "Writer",
+    day: dt.date,
+    batch_number: int,
+    settings,
+    *,
+    symbols: Iterable[str] | None = None,
+    pacer: "Pacer | None" = None,
+    on_symbol: OnSymbol | None = None,
+    sleep: Callable[[float], None] | None = None,
+    fetcher: Fetcher | None = None,
+    rng: Callable[[], float] = random.random,
+    requests: "RequestCounts | None" = None,
+    now: dt.datetime | None = None,
+    deadline: "Deadline | None" = None,
+) -> manifest.Record:
+    """Fetch batch `batch_number` of `day` (or just `symbols` of it: a rerun, the state machine's item) and
+    commit it through `writer`; its stored record. A batch cut short (a deadline, a suspected block) is
+    committed first, then BatchInterrupted or BatchBlocked (or the stop's own exception) is raised, carrying
+    the record. The keyword arguments are fetch.batch.fetch_symbols'."""
+    started = time.monotonic()
+    store = writer.store
+    codes = batch_codes(store, day, batch_number, symbols)
+    fetched = fetch_symbols(codes, day, batch_number, settings, pacer=pacer, on_symbol=on_symbol, sleep=sleep,
+                            fetcher=fetcher, rng=rng, requests=requests, now=now, deadline=deadline)
+    window_first = fetched.window[0]
+    news = symbols_with_news(store, restate.with_actions(fetched.results))
+    firsts = earliest_rows(store, sorted(news)) if news else {}
+    results = restate.restate(fetched.results, window_first, day, news=news, first_dates=firsts,
+                              refetch=fetched.refetch).results
+    record = writer.commit_batch(day, batch_number, results, window=fetched.window,
+                                 execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp())
+    fetched.progress.raise_if_cut_short(record, batch_number, day)
+    return record
+
+
+def fetch_batch_locked(store, day: dt.date, batch_number: int, settings, *, command: str, wait: bool = False,
+                       **options) -> manifest.Record:
+    """fetch_batch under batch N's own lock (fetch-batch, the deployed fetcher): a second writer of the batch,
+    or of its whole day, is refused (LockHeld naming the holder) or, with wait, waited for. Taking the lock is
+    also the store's write probe: a store that cannot be written fails here, before any request to Yahoo."""
+    from ..dataset.commit import batch_writer
+
+    with batch_writer(store, day, batch_number, command, wait=wait) as writer:
+        return fetch_batch(writer, day, batch_number, settings, **options)
