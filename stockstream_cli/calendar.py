@@ -76,24 +76,17 @@ def _calendar(first_year: int, last_year: int):
         )
 
 
-# How long after a session's close its daily bar is taken as settled: the ASX closing auction runs to about
-# 16:12, and Yahoo's bar follows. A regular session (16:00 close) counts as closed from 16:30 Sydney time.
-CLOSE_SETTLE = dt.timedelta(minutes=30)
-
-
-def closed_at(session: dt.date) -> dt.datetime:
-    """When `session`'s bar counts as final: its close (early closes included) plus CLOSE_SETTLE, in UTC."""
-    close = _calendar_covering(session, session).session_close(session.isoformat())
-    return close.to_pydatetime().astimezone(dt.timezone.utc) + CLOSE_SETTLE
-
-
-AUCTION_MARGIN = dt.timedelta(minutes=15)  # the closing auction: a session's bar moves until its close plus this
+# The one rule for when a session's daily bar is final: its close (early closes included) plus FINAL_AFTER_CLOSE.
+# The ASX closing auction runs to about 16:12 and Yahoo's bar follows it, so a regular session (16:00 close) is
+# final from 16:30 Sydney time. A fetch stores a session's bar only from then on (last_final_day), and check
+# expects it from then on (session_to_check): what is stored is exactly what is expected.
+FINAL_AFTER_CLOSE = dt.timedelta(minutes=30)
 
 
 def bar_final_at(session: dt.date) -> dt.datetime:
-    """When `session`'s daily bar stops moving: its XASX close (early closes included) plus AUCTION_MARGIN, UTC."""
+    """When `session`'s daily bar is final: its XASX close (early closes included) plus FINAL_AFTER_CLOSE, UTC."""
     close = _calendar_covering(session, session).session_close(session.isoformat())
-    return close.to_pydatetime().astimezone(dt.timezone.utc) + AUCTION_MARGIN
+    return close.to_pydatetime().astimezone(dt.timezone.utc) + FINAL_AFTER_CLOSE
 
 
 def last_final_day(last: dt.date, now: dt.datetime) -> dt.date:
@@ -112,7 +105,7 @@ def last_final_day(last: dt.date, now: dt.datetime) -> dt.date:
 def session_to_check(day: dt.date, run_started: dt.datetime, lookback_days: int) -> dt.date | None:
     """The session a run for `day` that started at `run_started` can be expected to have complete.
 
-    The most recent ASX session that had closed when the run started, if the run's fetch window (the
+    The most recent ASX session whose bar was final when the run started, if the run's fetch window (the
     `lookback_days` calendar days ending at `day`) holds it; else None (nothing to check). The 06:00
     Sydney scheduled run of D thus checks the previous session, a run after D's close checks D itself.
     """
@@ -120,6 +113,6 @@ def session_to_check(day: dt.date, run_started: dt.datetime, lookback_days: int)
         raise ValueError("run_started must be timezone-aware")
     window_start = day - dt.timedelta(days=max(lookback_days, 1) - 1)
     for session in reversed(sessions(window_start, day)):
-        if closed_at(session) <= run_started:
+        if bar_final_at(session) <= run_started:
             return session
     return None

@@ -163,7 +163,12 @@ def test_a_run_during_the_session_stores_no_bar_for_that_day_the_run_after_the_c
     assert live["metadata"]["rows_dropped"]["outside_window"] == 2  # the live bar of each symbol
     assert fake_yahoo.reported("AAA", day, day).height == 1  # Yahoo did serve it, moving
 
-    after = dt.datetime.combine(day, dt.time(16, 20), tzinfo=SYDNEY)
+    settling = dt.datetime.combine(day, dt.time(16, 20), tzinfo=SYDNEY)  # closed, not yet final (16:30)
+    fake_yahoo.set_as_of(settling)
+    fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=settling)
+    assert DataAggregator(store).load_date(day).is_empty()
+
+    after = dt.datetime.combine(day, dt.time(16, 35), tzinfo=SYDNEY)
     fake_yahoo.set_as_of(after)
     fetch_batch(store, day, 0, settings, symbols=["AAA", "BBB"], now=after)
     final = DataAggregator(store).load_date(day)

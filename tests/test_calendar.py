@@ -88,3 +88,20 @@ def test_far_past_and_future_years_work():
         D(1998, 12, 24), D(1998, 12, 29), D(1998, 12, 30), D(1998, 12, 31)
     ]
     assert calendar.is_session(D(2030, 4, 23))
+
+
+@pytest.mark.parametrize("clock", ["15:59", "16:10", "16:20", "16:29", "16:30", "16:45", "23:00"])
+def test_a_fetch_stores_a_session_exactly_when_check_expects_it(clock):
+    """One rule for when a bar is final: a run at any moment stores the day's bar iff its check expects it."""
+    from zoneinfo import ZoneInfo
+
+    day = dt.date(2026, 11, 24)  # a Tuesday session closing at 16:00
+    moment = dt.datetime.combine(day, dt.time.fromisoformat(clock), tzinfo=ZoneInfo("Australia/Sydney"))
+    stored = calendar.last_final_day(day, moment) == day
+    expected = calendar.session_to_check(day, moment, lookback_days=5) == day
+    assert stored == expected == (clock >= "16:30")
+
+
+def test_an_early_close_is_final_thirty_minutes_after_it():
+    final = calendar.bar_final_at(dt.date(2025, 12, 24))  # closes 14:10 Sydney (AEDT, UTC+11)
+    assert final == dt.datetime(2025, 12, 24, 3, 40, tzinfo=dt.timezone.utc)

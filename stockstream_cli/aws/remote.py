@@ -77,7 +77,9 @@ def running_executions(sfn, machine: str, day: dt.date) -> list[str]:
 def _sydney_date(moment: dt.datetime) -> dt.date:
     from zoneinfo import ZoneInfo
 
-    return moment.astimezone(ZoneInfo("Australia/Sydney")).date()
+    from ..calendar import SYDNEY
+
+    return moment.astimezone(ZoneInfo(SYDNEY)).date()
 
 
 def start_remote(day: dt.date | None, *, stage: str | None = None, wait: bool = False, profile: str | None = None,

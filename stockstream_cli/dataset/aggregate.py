@@ -37,7 +37,7 @@ from .. import schema
 from ..errors import CorruptFileError, InputError, KeyNotFound, StoreError, first_line
 from ..values import check_range, parse_date, parse_symbols
 from .newest import newest_per_symbol_and_date
-from .store import store_of
+from .store import S3_CONNECTIONS, store_of  # S3_CONNECTIONS: objects fetched at once on S3
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 # footer index is not consulted: polars reads the few footers itself, in parallel, so the index would only add
 # its own reads (a cold one, a request per footer on S3) and its imports (pyarrow, to parse them).
 INDEX_MIN_FILES = 64
-S3_READERS = 32  # objects fetched at once on S3 (the store's client keeps as many connections)
 
 
 def data_files(keys: Iterable[str], start: dt.date | None = None, end: dt.date | None = None) -> list[str]:
@@ -280,7 +279,7 @@ class DataAggregator:
 
     def _s3_reads(self, keys: list[str], codes, start, end, *,
                   versions: dict[str, str] | None = None) -> tuple[list[bytes], list["pl.DataFrame"]]:
-        """(whole objects, row groups read apart), S3_READERS reads at a time. With a symbol filter a compacted
+        """(whole objects, row groups read apart), S3_CONNECTIONS reads at a time. With a symbol filter a compacted
         file yields only the row groups that can match (row_groups.py); every other file, and a compacted one
         that cannot be read so, comes whole. KeyNotFound for a key gone since it was listed."""
         from .file_index import ranges_of_file
@@ -304,7 +303,7 @@ class DataAggregator:
         if len(keys) <= 1:
             contents = [read(key) for key in keys]
         else:
-            with concurrent.futures.ThreadPoolExecutor(min(S3_READERS, len(keys))) as pool:
+            with concurrent.futures.ThreadPoolExecutor(min(S3_CONNECTIONS, len(keys))) as pool:
                 contents = list(pool.map(read, keys))
         if learnt and versions is not None:
             self._file_index.learn(learnt, versions)

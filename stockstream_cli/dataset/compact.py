@@ -27,12 +27,12 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 from . import layout
+from .store import S3_CONNECTIONS  # batch files read (and deleted) at once: S3 latency, not bandwidth, is the cost
 from .. import schema
 from ..errors import InputError
 
 FOLDED_METADATA = "stockstream.folded"  # {"YYYY-MM-DD": [batch numbers]} folded into the compacted file
 ROW_GROUP_ROWS = 4096  # about 2 symbols x 21 days fits in one; a month of the ASX is ~10 row groups
-READERS = 32  # batch files read (and deleted) at once: S3 latency, not bandwidth, is what a month of small files costs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +131,7 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
     from .newest import newest_per_symbol_and_date
 
     keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
-    with concurrent.futures.ThreadPoolExecutor(min(READERS, max(len(keys), 1))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(min(S3_CONNECTIONS, max(len(keys), 1))) as pool:
         frames = [frame for frame in pool.map(lambda key: read_batch_rows(store, key), keys) if frame is not None]
     combined = pl.concat(frames, how="vertical") if frames else schema.empty_frame()
     rows = newest_per_symbol_and_date(combined.lazy()).collect()
@@ -145,7 +145,7 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
     _step(step, "written", month_plan.month)
     deletable = _unchanged(month_plan, store.list_versions(layout.RAW_DATA_PREFIX))
     _step(step, "deleting", month_plan.month)
-    with concurrent.futures.ThreadPoolExecutor(READERS) as pool:
+    with concurrent.futures.ThreadPoolExecutor(S3_CONNECTIONS) as pool:
         deleted = list(pool.map(lambda item: store.delete_version(*item), deletable.items()))
     gone = {key for key, done in zip(deletable, deleted) if done}
     return {"month": month_plan.month, "key": month_plan.key, "files": len(month_plan.batch_keys),

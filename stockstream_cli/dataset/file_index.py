@@ -32,13 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .store import S3_CONNECTIONS  # footers read at once on S3; a local disk reads faster alone
+
 if TYPE_CHECKING:
     from ..settings import Settings
     from .store import Store
 
 FORMAT = 1
 TAIL_BYTES = 64 * 1024  # holds the footer of a batch or compacted file (a few KiB); a longer one takes a second read
-S3_READERS = 32  # footers read at once on S3 (the store's connection pool); a local disk reads faster alone
 _MAGIC = b"PAR1"
 
 # (symbol min, symbol max, date min, date max); dates as YYYY-MM-DD; None where the footer does not say
@@ -142,7 +143,7 @@ class FileIndex:
         if len(keys) <= 1 or isinstance(self.store, LocalStore):
             # Parsing a footer holds the GIL: threads made 4,750 local footers slower, not faster, on 2 cores.
             return [read_footer(self.store, key) for key in keys]
-        with concurrent.futures.ThreadPoolExecutor(S3_READERS) as pool:
+        with concurrent.futures.ThreadPoolExecutor(S3_CONNECTIONS) as pool:
             return list(pool.map(lambda key: read_footer(self.store, key), keys))
 
     def _load(self) -> dict[str, list]:

@@ -249,7 +249,7 @@ def _walk_files(root: Path, folder: str):
                     yield key_prefix + entry.name, status
 
 
-S3_CONNECTIONS = 32
+S3_CONNECTIONS = 32  # requests at once on S3: the client's connection pool, and how many files the readers fetch at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +291,6 @@ class S3Store:
             # STOCKSTREAM_BUCKET_OWNER, if set, goes on every call as ExpectedBucketOwner
             from botocore.config import Config
 
-            # as many connections as the readers that share the client (aggregate.S3_READERS files at once)
             config = client_config().merge(Config(max_pool_connections=S3_CONNECTIONS))
             self._client = expect_bucket_owner(self.session.client("s3", config=config))
         return self._client

@@ -50,6 +50,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from ..backoff import wait_before
+
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
@@ -385,10 +387,10 @@ def pacer_from_settings(settings, *, sleep: Sleep = time.sleep, clock: Clock = t
 def backoff_wait(retry_wait: float, retry: int, *, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait before retry number `retry` (1, 2, ...): exponential, with equal jitter.
 
-    The base doubles each retry (retry_wait, 2*retry_wait, 4*retry_wait, ...); the wait is drawn in
-    [base/2, base], so concurrent workers spread out but never retry at once. 0 when retry_wait is 0.
+    The base grows by the one backoff (backoff.py: retry_wait, 2*retry_wait, 4*retry_wait, ...); the wait is
+    drawn in [base/2, base], so concurrent workers spread out but never retry at once. 0 when retry_wait is 0.
     """
     if retry_wait <= 0:
         return 0.0
-    base = retry_wait * 2 ** (retry - 1)
+    base = wait_before(retry, retry_wait)
     return base / 2 + rng() * base / 2

@@ -13,9 +13,10 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 
+from ..backoff import BACKOFF_RATE, wait_before  # noqa: F401 (BACKOFF_RATE: the ASL's mirror)
+
 SYMBOLS_STEP_RETRIES = 3  # infra/asl.json UpdateASXSymbols: MaxAttempts 3
 BATCH_RETRIES = 2  # infra/asl.json FetchStockData on States.TaskFailed: MaxAttempts 2
-BACKOFF_RATE = 2.0
 
 SymbolSource = Callable[..., dict]  # (store, day, settings, *, note) -> the `symbols --json` document
 
@@ -67,9 +68,9 @@ class BatchOutcome:
     attempts: int = 1
 
 
-def backoff_waits(first_wait: float, retries: int, rate: float = BACKOFF_RATE) -> list[float]:
-    """The wait before each retry, as Step Functions computes it: first, first*rate, first*rate**2, ..."""
-    return [first_wait * rate**k for k in range(retries)]
+def backoff_waits(first_wait: float, retries: int) -> list[float]:
+    """The wait before each retry, as Step Functions computes it (backoff.py): first, first*rate, ..."""
+    return [wait_before(retry, first_wait) for retry in range(1, retries + 1)]
 
 
 class Control:

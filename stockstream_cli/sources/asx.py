@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..backoff import wait_before
 from ..errors import InputError, SourceError, SourceUnreachable, is_dns_failure
 from ..settings import MARKIT_URL, Settings
 from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
@@ -208,7 +209,7 @@ def download_list(url: str, settings: Settings, *, http_get: HttpGet | None = No
     problem = ""
     for attempt in range(tries):
         if attempt:
-            wait = settings.retry_wait * 2 ** (attempt - 1)
+            wait = wait_before(attempt, settings.retry_wait)
             note(f"{problem}; try {attempt + 1} of {tries}" + (f" in {wait:g}s" if wait else ""))
             if wait > 0:
                 sleep(wait)
