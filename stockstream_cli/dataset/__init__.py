@@ -1,0 +1,1 @@
+"""The dataset: the store's layout, records, readers and SQL views."""
