@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -172,3 +173,9 @@ def test_on_s3_through_httpfs_the_same_rows(played, s3_bucket, moto_endpoint):
     con = views(f"s3://{s3_bucket}/prefix", httpfs_connection(moto_endpoint))
     assert con.sql(PRICES).pl().equals(DataAggregator(played).load())
     assert con.sql(ACTIONS).pl().equals(DataAggregator(played).load_actions())
+
+
+def test_the_readme_shows_the_packages_views():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shown = readme.split("<!-- duckdb-views:", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    assert shown.strip() == duckdb_views("./stockstream-data").strip()
