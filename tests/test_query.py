@@ -26,14 +26,6 @@ from stockstream_cli.store import LocalStore
 EXAMPLE = "SELECT symbol, max(close) FROM prices WHERE date >= '2026-01-01' GROUP BY symbol"
 
 
-@pytest.fixture(scope="module")
-def played(tmp_path_factory):
-    """The played store's folder (built once for the module; tests only read it)."""
-    folder = tmp_path_factory.mktemp("played")
-    play.played_store(LocalStore(folder / "data"), folder)
-    return folder / "data"
-
-
 def invoke(*args):
     return runner.invoke(app, [str(arg) for arg in args])
 

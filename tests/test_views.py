@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+import duckdb
+import duckdb_ext
 import polars as pl
 import pytest
 
@@ -23,20 +25,10 @@ from stockstream_cli.dataset.views import (ACTION_FILE_PATTERN, PRICE_FILE_PATTE
                                            prices_view)
 from stockstream_cli.read.actions import action_schema, to_bytes
 from stockstream_cli.read.aggregate import DataAggregator
-from stockstream_cli.store import LocalStore
 from storefactory import bar, parquet_bytes, write_batch
-
-duckdb = pytest.importorskip("duckdb")
 
 PRICES = "SELECT * FROM prices ORDER BY symbol, date"
 ACTIONS = "SELECT * FROM actions ORDER BY symbol, date, kind"
-
-
-@pytest.fixture(scope="module")
-def played(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("played")
-    play.played_store(LocalStore(folder / "data"), folder)
-    return folder / "data"
 
 
 def connect(**settings):
@@ -152,7 +144,6 @@ def test_the_views_file_patterns_mirror_the_layouts_keys(key):
 def httpfs_connection(endpoint: str):
     """DuckDB with the httpfs extension of the duckdb-ext-httpfs package (signed by DuckDB: loaded with its
     signature checked) and an S3 secret for the moto server."""
-    duckdb_ext = pytest.importorskip("duckdb_ext")
     con = connect(extension_directory=os.path.join(list(duckdb_ext.__path__)[0], "extensions"))
     con.execute("LOAD httpfs")
     con.execute(f"""CREATE SECRET moto (TYPE s3, KEY_ID 'testing', SECRET 'testing', REGION 'ap-southeast-2',
