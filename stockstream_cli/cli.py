@@ -121,6 +121,7 @@ SHORT_HELP = {
     "chart": "Draw a symbol's prices and volume as a PNG.",
     "compact": "Merge each month's batch files into one file.",
     "actions": "Read back dividends and splits.",
+    "query": "Run one SQL query over the tables prices and actions.",
 }
 
 

@@ -125,6 +125,27 @@ def play_local(store, fake, list_path: Path, days=SESSIONS, settings=None):
     return runs
 
 
+def played_store(store, folder: Path):
+    """The play as the pipeline leaves it, with every kind of data file: the ten sessions run (the days before
+    the last folded into raw-data/compacted-2026-11.parquet, the last day's batch files beside it), then a
+    backfill of AAA and EEE reaching three weeks before the play (raw-data/LAST-backfill-0.parquet, its rows
+    newer than the play's). A FakeYahoo of its own, so a module-scoped fixture can build it once; `folder`
+    takes the ASX list and yfinance's cache. Returns the store."""
+    from yahoo_fake import FakeYahoo
+
+    from stockstream_cli.run.backfill import backfill
+    from stockstream_cli.settings import Settings
+
+    settings = Settings.resolve(batch_size=BATCH_SIZE, delay=0, retry_wait=0, processes=1,
+                                cache_dir=str(folder / "yfcache"))
+    with FakeYahoo().installed() as fake:
+        program(fake)
+        play_local(store, fake, write_list(folder / "asx.csv"), settings=settings)
+        fake.set_as_of(after_close(SESSIONS[-1]))
+        backfill(store, SESSIONS[0] - dt.timedelta(days=21), SESSIONS[-1], settings, symbols=["AAA", "EEE"])
+    return store
+
+
 def refetches(fake, window_days: int = 5) -> int:
     """Chart requests that reached before their run's lookback window: the restatement refetches."""
     count = 0

@@ -84,6 +84,18 @@ def store(tmp_path):
     return as_store(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def played(tmp_path_factory):
+    """The folder of a local store holding the ten-session play with every kind of data file
+    (actions_support.played_store), built once per session: tests only read it (copy it to change it)."""
+    from actions_support import played_store
+    from storefactory import as_store
+
+    folder = tmp_path_factory.mktemp("played")
+    played_store(as_store(folder / "data"), folder)
+    return folder / "data"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,6 +16,7 @@ CONTRACT_COMMANDS = [
     "rerun-failed",
     "load",
     "actions",
+    "query",
     "status",
     "deploy",
     "destroy",

@@ -136,8 +136,8 @@ def test_a_day_that_is_no_session_warns_in_one_line_and_fetches_up_to_the_sessio
 # ------------------------------------------------------------------------------------------ 5. missing stores
 
 
-READERS = [["load"], ["actions"], ["status"], ["check", "--date", DAY.isoformat(), "--symbols", "BHP"], ["chart", "BHP"],
-           ["compact"]]
+READERS = [["load"], ["actions"], ["query", "SELECT * FROM prices"], ["status"],
+           ["check", "--date", DAY.isoformat(), "--symbols", "BHP"], ["chart", "BHP"], ["compact"]]
 
 
 @pytest.mark.parametrize("command", READERS, ids=lambda c: c[0])

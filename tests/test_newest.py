@@ -30,3 +30,12 @@ def test_a_tie_goes_to_the_later_frame_and_other_symbols_stay():
     merged = merge_rows(rows(10.0, stamp), [rows(12.0, stamp), rows(5.0, stamp, symbol="CBA")])
     assert merged.select("symbol", "close").rows() == [("BHP", 12.0), ("CBA", 5.0)]
     assert merge_rows(None, []).schema == schema.polars_schema()
+
+
+def test_each_rows_instant_is_its_own_whatever_the_other_rows_look_like():
+    """A timestamp without an offset elsewhere in the frame (first, even) does not change how the others read:
+    the +11:00 fetch is an hour older than the Z one, though its text sorts later."""
+    frame = pl.concat([rows(1.0, "2026-11-25 08:00:00", symbol="ANZ"), rows(10.0, "2026-11-25T19:00:00+11:00"),
+                       rows(11.0, "2026-11-25T09:00:00.000Z")])
+    newest = newest_per_symbol_and_date(frame.lazy()).collect()
+    assert newest.select("symbol", "close").rows() == [("ANZ", 1.0), ("BHP", 11.0)]

@@ -4,5 +4,5 @@ Beside them, what commands share: running.py (run-local and rerun-failed), remot
 progress.py and output.py (rendering, rich). cli.py registers COMMAND_MODULES in this order.
 """
 
-COMMAND_MODULES = ("symbols", "fetch_batch", "run_local", "rerun_failed", "load", "actions", "status", "aws", "check",
+COMMAND_MODULES = ("symbols", "fetch_batch", "run_local", "rerun_failed", "load", "actions", "query", "status", "aws", "check",
                    "backfill", "chart", "compact")

@@ -1,1 +1,1 @@
-"""Reading the store back: DataAggregator, the newest-wins rule, the footer index, compaction, status."""
+"""The dataset: the store's layout, records, the one commit path, readers and SQL views (README, Code map)."""

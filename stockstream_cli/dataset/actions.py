@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 def newest_actions(frame: "pl.DataFrame") -> "pl.DataFrame":
     """One row per (symbol, date, kind), the newest fetch_timestamp winning (the later row on a tie); sorted by
     symbol, date, kind."""
-    import polars as pl
+    from .newest import fetch_moment
 
     moment = "_moment"
-    return (frame.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(moment))
+    return (frame.with_columns(fetch_moment().alias(moment))
             .sort(["symbol", "date", "kind", moment, "fetch_timestamp"], nulls_last=False, maintain_order=True)
             .unique(subset=["symbol", "date", "kind"], keep="last", maintain_order=True)
             .select(ACTION_COLUMNS))

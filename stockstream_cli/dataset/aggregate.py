@@ -170,6 +170,13 @@ class DataAggregator:
         codes, start, end = _filters(symbols, start, end)
         return load_actions(self.store, codes, start, end)
 
+    def query(self, sql: str) -> "pl.DataFrame":
+        """One SQL query (polars' SQL engine) over the tables `prices` (the rows `load()` gives) and `actions`
+        (the rows `load_actions()` gives), e.g. "SELECT symbol, max(close) FROM prices GROUP BY symbol"."""
+        from .query import run_query
+
+        return run_query(self, sql)
+
     def load_fetches(
         self,
         symbols: Iterable[str] | None = None,
@@ -325,13 +332,19 @@ class DataAggregator:
 
     def _diagnose(self, keys: list[str], predicate: "pl.Expr | None", error: Exception) -> Exception:
         """A failed multi-file scan: find and name the file at fault (the error path only, so one scan per file)."""
+        return (self.file_at_fault(keys, predicate)
+                or StoreError(f"cannot read the data in {self.store.uri}: {first_line(error)}"))
+
+    def file_at_fault(self, keys: list[str], predicate: "pl.Expr | None" = None) -> Exception | None:
+        """The error naming the first of the data files `keys` that cannot be scanned (CorruptFileError when it
+        is not Parquet in the schema, StoreError when the store failed); None when every one can."""
         for key in keys:
             try:
                 query = self._scan([key])
                 (query if predicate is None else query.filter(predicate)).collect()
             except Exception as file_error:
                 return self._file_error(key, file_error)
-        return StoreError(f"cannot read the data in {self.store.uri}: {first_line(error)}")
+        return None
 
     def _file_error(self, key: str, error: Exception) -> Exception:
         """Not Parquet or not our schema: corrupt (exit 1, naming the key). Anything else: the store failed."""

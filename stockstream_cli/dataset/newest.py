@@ -17,16 +17,25 @@ if TYPE_CHECKING:
 _UNPARSED_TS = "_fetch_moment"
 
 
+def fetch_moment() -> "pl.Expr":
+    """fetch_timestamp as an instant in UTC: ISO 8601 with an explicit offset (`Z`, `+00:00`, `+11:00`), to the
+    microsecond; null for anything else. One fixed format, so each row's instant depends on that row alone
+    (a filter can be pushed below the sort into the Parquet scan, and other engines can compute the same:
+    dataset/views.py)."""
+    import polars as pl
+
+    return pl.col("fetch_timestamp").str.to_datetime(format="%+", time_zone="UTC", time_unit="us", strict=False)
+
+
 def newest_per_symbol_and_date(query: "pl.LazyFrame") -> "pl.LazyFrame":
     """One row per (symbol, date): the newest fetch_timestamp wins; sorted by symbol then date.
 
-    Timestamps are compared as instants (so `Z` and `+00:00` spellings agree); the string itself breaks ties
-    and orders any timestamp that does not parse; rows equal in both keep their order, the later one winning.
+    Timestamps are compared as instants (fetch_moment: so `Z` and `+00:00` spellings agree); the string itself
+    breaks ties and orders any timestamp that does not parse (before every one that does); rows equal in both
+    keep their order, the later one winning.
     """
-    import polars as pl
-
     return (
-        query.with_columns(pl.col("fetch_timestamp").str.to_datetime(time_zone="UTC", strict=False).alias(_UNPARSED_TS))
+        query.with_columns(fetch_moment().alias(_UNPARSED_TS))
         .sort(["symbol", "date", _UNPARSED_TS, "fetch_timestamp"], nulls_last=False, maintain_order=True)
         .unique(subset=["symbol", "date"], keep="last", maintain_order=True)
         .select(schema.COLUMNS)
