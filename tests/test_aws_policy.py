@@ -271,14 +271,17 @@ def test_a_deploy_and_a_destroy_need_nothing_the_printed_policy_does_not_grant(m
     narrowed = _as_moto_sees_it(_printed_policy(REGION))
     narrowed["Statement"] = [s for s in narrowed["Statement"] if s["Sid"] != "Functions"]
 
-    @set_initial_no_auth_action_count(6)  # two users, their policies and keys are made unchecked; then all is
+    other_stage = _as_moto_sees_it(_printed_policy(REGION, "other"))
+
+    @set_initial_no_auth_action_count(9)  # three users, their policies and keys are made unchecked; then all is
     @mock_aws
     def scenario():
         from stockstream_cli.errors import AwsError
 
         iam = boto3.client("iam", region_name=REGION)
         sessions = {}
-        for user, policy in (("deployer", _as_moto_sees_it(_printed_policy(REGION))), ("narrow", narrowed)):
+        for user, policy in (("deployer", _as_moto_sees_it(_printed_policy(REGION))), ("narrow", narrowed),
+                             ("other-stage", other_stage)):
             iam.create_user(UserName=user)
             iam.put_user_policy(UserName=user, PolicyName="stockstream-deployer", PolicyDocument=json.dumps(policy))
             key = iam.create_access_key(UserName=user)["AccessKey"]
@@ -299,6 +302,9 @@ def test_a_deploy_and_a_destroy_need_nothing_the_printed_policy_does_not_grant(m
         # and the enforcement is real: without the Functions statement the same deploy is refused
         with pytest.raises(AwsError, match="not authorized to perform: lambda:GetFunction"):
             deploy(DeployOptions(image_uri=IMAGE_URI), session=sessions["narrow"], sleep=lambda s: None, waiter_delay=1)
+        # and so is the resource of a role request: another stage's policy cannot read this stage's roles
+        with pytest.raises(AwsError, match="not authorized to perform: iam:GetRole"):
+            deploy(DeployOptions(image_uri=IMAGE_URI), session=sessions["other-stage"], sleep=lambda s: None, waiter_delay=1)
 
     scenario()
 
@@ -326,7 +332,21 @@ def test_every_scoped_resource_pattern_covers_the_stages_own_arns(stage):
     for sid, arns in wanted.items():
         for arn in arns:
             assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in by_sid[sid]), (sid, arn)
-    # a stage's policy does not reach the default stack's roles
+    # a stage's policy does not reach the default stack's roles, nor the roles named before stages
     if stage:
         default_role = target.role_arn(res.Names(None, REGION).lambda_role)
         assert not any(fnmatch.fnmatchcase(default_role, p) for p in by_sid["Roles"])
+        assert "RolesBeforeStages" not in by_sid
+    else:
+        assert by_sid["RolesBeforeStages"] == [target.role_arn(name) for name in res.LEGACY_ROLES]
+
+
+def test_print_policy_with_a_bucket_scopes_the_bucket_statements_to_that_bucket():
+    printed = _printed_policy(REGION, bucket=OWN_BUCKET)
+    by_sid = {s["Sid"]: s["Resource"] for s in printed["Statement"]}
+    assert by_sid["Bucket"] == f"arn:aws:s3:::{OWN_BUCKET}"
+    assert by_sid["Data"] == [f"arn:aws:s3:::{OWN_BUCKET}/{prefix}/*" for prefix in ("symbols", "raw-data", "runs")]
+    assert by_sid["RunRecords"] == f"arn:aws:s3:::{OWN_BUCKET}/runs/*"
+    assert not any("stockstream-data" in json.dumps(s) for s in printed["Statement"])
+    refused = run_stockstream("deploy", "--print-policy", "--bucket", "Not_A_Bucket")
+    assert refused.returncode == 2 and "--bucket 'Not_A_Bucket'" in refused.stderr and not refused.stdout
