@@ -8,6 +8,10 @@ differ from boto3's client names), and so are the actions AWS authorizes implici
 for a role handed to a service, a TagResource for tags given at creation, s3:PutBucketOwnershipControls for
 CreateBucket's ObjectOwnership, the logs delivery actions behind a state machine's logging, and the ECR layer
 actions behind an image push. A call with no rule here is an error, so a new call cannot go unchecked.
+
+Not listed: ecr:GetRepositoryPolicy and ecr:SetRepositoryPolicy behind CreateFunction from an image, which
+Lambda asks of the caller only to add a repository policy letting it pull when there is none (deploy sets that
+policy itself on the repository it builds into).
 """
 
 from __future__ import annotations
@@ -123,10 +127,6 @@ def _given(key: str) -> Callable[[Where, dict], list[str]]:
     return lambda where, params: [params[key]]
 
 
-def _execution_arn(where: Where, params: dict) -> list[str]:
-    return [params["executionArn"]]
-
-
 _function = _named("lambda", "function", "FunctionName")
 _repository = _named("ecr", "repository", "repositoryName", "/")
 _log_group = _named("logs", "log-group", "logGroupName")
@@ -144,7 +144,7 @@ RESOURCES: dict[tuple[str, str], Callable[[Where, dict], list[str]]] = {
     ("stepfunctions", "CreateStateMachine"): lambda w, p: [w.arn("states", f"stateMachine:{p['name']}")],
     **{("stepfunctions", op): _given("stateMachineArn") for op in (
         "UpdateStateMachine", "DescribeStateMachine", "DeleteStateMachine", "StartExecution", "ListExecutions")},
-    ("stepfunctions", "DescribeExecution"): _execution_arn,
+    ("stepfunctions", "DescribeExecution"): _given("executionArn"),
     ("stepfunctions", "TagResource"): _given("resourceArn"),
     ("stepfunctions", "ListTagsForResource"): _given("resourceArn"),
     **{("events", op): _rule_by_name for op in ("DescribeRule", "PutRule", "DeleteRule")},
