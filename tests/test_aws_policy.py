@@ -55,7 +55,9 @@ def _printed_policy(region: str, stage: str | None = None, bucket: str | None = 
 
 class CallRecorder:
     """Every boto3 call made on the test's own thread, under the command it belongs to. The deployed functions
-    run on moto's threads (the state machine invokes them there): their calls are their role's, not the user's."""
+    run on moto's threads (the state machine invokes them there): their calls are their role's, not the user's.
+    The commands checked make theirs on the calling thread (none of them reads the store with a thread pool);
+    `test_every_call...` asserts the calls it means them to make were seen."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, dict, str]] = []  # (command, service, operation, params, region)
