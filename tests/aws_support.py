@@ -156,6 +156,33 @@ def allow_plain_http_in_moto(bucket: str) -> None:
     boto3.client("s3", region_name=REGION).delete_bucket_policy(Bucket=bucket)
 
 
+# moto's IAM enforcement authorizes some requests under names that are no IAM action: S3's under its own
+# (s3:HeadBucket, s3:GetPublicAccessBlock, and from moto 5.2.6 s3:ListObjectsV2 and s3:PutBucketEncryption,
+# where IAM checks s3:ListBucket, s3:GetBucketPublicAccessBlock, s3:PutEncryptionConfiguration...), CloudWatch's and ECR's under their endpoints' names
+# (monitoring:, api.ecr:). A policy replayed on moto gets moto's names beside IAM's; the policies the
+# product writes keep IAM's alone.
+MOTO_ACTION_NAMES = {"s3:ListBucket": ("s3:HeadBucket", "s3:ListObjectsV2"),
+                     "s3:GetBucketPublicAccessBlock": ("s3:GetPublicAccessBlock",),
+                     "s3:PutBucketPublicAccessBlock": ("s3:PutPublicAccessBlock",),
+                     "s3:GetEncryptionConfiguration": ("s3:GetBucketEncryption",),
+                     "s3:PutEncryptionConfiguration": ("s3:PutBucketEncryption",)}
+MOTO_SERVICE_NAMES = {"cloudwatch": "monitoring", "ecr": "api.ecr"}
+
+
+def with_moto_action_names(policy: dict) -> dict:
+    """`policy` with moto's name of each action granted beside IAM's (test-only: see MOTO_ACTION_NAMES)."""
+    def aliases(action: str) -> list[str]:
+        service, name = action.split(":", 1)
+        named = list(MOTO_ACTION_NAMES.get(action, ()))
+        return named + ([f"{MOTO_SERVICE_NAMES[service]}:{name}"] if service in MOTO_SERVICE_NAMES else [])
+
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statements.append({**statement, "Action": actions + [alias for a in actions for alias in aliases(a)]})
+    return {**policy, "Statement": statements}
+
+
 class BucketRequest(NamedTuple):
     method: str
     url: str

@@ -11,7 +11,7 @@ import re
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION, allow_plain_http_in_moto
+from aws_support import IMAGE_URI, REGION, allow_plain_http_in_moto, with_moto_action_names
 from helpers import run_stockstream
 from stockstream_cli.aws import image as image_module
 from stockstream_cli.aws import resources as res
@@ -439,7 +439,7 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
         role = iam.create_role(RoleName=NAMES.lambda_role,
                                AssumeRolePolicyDocument=json.dumps(res.trust_policy("lambda.amazonaws.com")))["Role"]
         iam.put_role_policy(RoleName=NAMES.lambda_role, PolicyName=res.ROLE_POLICY,
-                            PolicyDocument=json.dumps(res.lambda_role_policy(TARGET)))
+                            PolicyDocument=json.dumps(with_moto_action_names(res.lambda_role_policy(TARGET))))
         credentials = boto3.client("sts", region_name=REGION).assume_role(
             RoleArn=role["Arn"], RoleSessionName="fetcher")["Credentials"]
         as_fetcher = boto3.client("s3", region_name=REGION, aws_access_key_id=credentials["AccessKeyId"],

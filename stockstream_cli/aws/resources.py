@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from ..dataset.layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX
+from ..dataset.layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, SYMBOLS_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, env_name
@@ -683,8 +683,10 @@ def dashboard_body(target: Target) -> dict:
 # ---------------------------------------------------------------- the deployer's own permissions
 
 
-def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*", stage: str | None = None) -> dict:
-    """What `stockstream deploy` and `destroy` need, scoped to stockstream's names (printed by --print-policy)."""
+def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*", stage: str | None = None,
+                    bucket: str | None = None) -> dict:
+    """What `deploy`, `destroy`, `run-remote`, `rerun-failed --remote`, `status --remote` and `logs` need,
+    scoped to stockstream's names and to `bucket` when one is chosen (printed by --print-policy)."""
     arn = lambda service, resource, regional=True: (  # noqa: E731
         f"arn:{partition}:{service}:{region if regional else ''}:{account}:{resource}")
     names = Names(stage, region) if region != "*" else None
@@ -692,21 +694,37 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
     role_pattern = f"stockstream-*{sfx}-{region}" if region != "*" else "stockstream-*"
     roles = [arn("iam", f"role/{role_pattern}", regional=False)]
     functions = [arn("lambda", f"function:{n}") for n in (names.functions if names else ("asx-symbol-updater*", "stock-data-fetcher*"))]
+    bucket_arn = f"arn:{partition}:s3:::{bucket or 'stockstream-data-*'}"
+    # destroy without a stage reads (and, when they name its region, removes) the roles named before stages
+    legacy_roles = [] if stage else [
+        {"Sid": "RolesBeforeStages", "Effect": "Allow",
+         "Action": ["iam:GetRole", "iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies",
+                    "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"],
+         "Resource": [arn("iam", f"role/{name}", regional=False) for name in LEGACY_ROLES]}]
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Identity", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+            # CreateBucket sends ObjectOwnership=BucketOwnerEnforced (ACLs off), which S3 authorizes as
+            # s3:PutBucketOwnershipControls: granted rather than left to S3's default for new buckets, so the
+            # bucket's setting is stated in the plan and holds wherever that default does not
             {"Sid": "Bucket", "Effect": "Allow",
-             "Action": ["s3:CreateBucket", "s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketPolicy",
-                        "s3:PutBucketPolicy", "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
-                        "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging",
-                        "s3:PutBucketTagging", "s3:GetObject"],
-             "Resource": [f"arn:{partition}:s3:::stockstream-data-*", f"arn:{partition}:s3:::stockstream-data-*/runs/*"]},
+             "Action": ["s3:CreateBucket", "s3:PutBucketOwnershipControls", "s3:ListBucket", "s3:GetBucketLocation",
+                        "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetEncryptionConfiguration",
+                        "s3:PutEncryptionConfiguration", "s3:GetBucketPublicAccessBlock",
+                        "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging", "s3:PutBucketTagging"],
+             "Resource": bucket_arn},
+            # the dataset's files: `deploy --dry-run` reads the latest run, `rerun-failed --remote` the day's
+            # list, results and data, and writes the day's run.json
+            {"Sid": "Data", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"{bucket_arn}/{prefix}*" for prefix in (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX)]},
+            {"Sid": "RunRecords", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket_arn}/{RUNS_PREFIX}*"},
             {"Sid": "Roles", "Effect": "Allow",
              "Action": ["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
                         "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                        "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:ListRoleTags"],
+                        "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy", "iam:TagRole", "iam:ListRoleTags"],
              "Resource": roles},
+            *legacy_roles,
             {"Sid": "PassRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": roles,
              "Condition": {"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "states.amazonaws.com",
                                                                    "events.amazonaws.com"]}}},

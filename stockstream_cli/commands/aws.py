@@ -98,7 +98,8 @@ def deploy(
     if print_policy:
         from ..aws.resources import check_stage, deployer_policy
 
-        emit_json(deployer_policy(region=region or "*", stage=check_stage(stage)))
+        DeployOptions(bucket=bucket).check()
+        emit_json(deployer_policy(region=region or "*", stage=check_stage(stage), bucket=bucket))
         return
     settings = Settings.resolve(profile=profile, region=region)
     deploy_options = DeployOptions(region=settings.region, profile=settings.profile, stage=stage, bucket=bucket,

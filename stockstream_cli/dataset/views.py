@@ -6,7 +6,7 @@ the `actions` command's, straight from the stored Parquet files, with no stockst
     con.execute(duckdb_views("./stockstream-data"))    # or "s3://bucket/prefix" (DuckDB's httpfs)
     con.sql("SELECT * FROM prices WHERE symbol = 'BHP' ORDER BY date")
 
-The rules are those of read/newest.py and read/actions.py, restated in SQL:
+The rules are those of newest.py and actions.py, restated in SQL:
 - Which files: the data files' keys (layout.py) and nothing else under raw-data/, so a stray file (or an
   actions file, which has its own folder) never mixes in; for actions, actions/SYMBOL.parquet.
 - Which row wins, per (symbol, date) (per (symbol, date, kind) for actions): the newest fetch_timestamp as an
