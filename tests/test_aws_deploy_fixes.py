@@ -116,3 +116,36 @@ def test_any_other_refusal_is_not_retried():
     with pytest.raises(AwsError, match="InvalidDefinition: bad ASL"):
         Executor(session, sleep=waits.append).execute([CREATE])
     assert session.calls == 1 and waits == []
+
+
+# ---------------------------------------------------------------- 6. the no-execution alarm
+
+
+def _evaluate(alarm: dict, datapoint: float | None, state: str) -> tuple[str, list[str]]:
+    """CloudWatch's rule for a one-period alarm: the new state, and the actions its change notifies (a state that
+    does not change notifies nobody). `datapoint` None: no data in the period."""
+    if datapoint is None:
+        new = {"breaching": "ALARM", "notBreaching": "OK", "missing": "INSUFFICIENT_DATA",
+               "ignore": state}[alarm.get("TreatMissingData", "missing")]
+    else:
+        below = datapoint < alarm["Threshold"]
+        assert alarm["ComparisonOperator"] == "LessThanThreshold"
+        new = "ALARM" if below else "OK"
+    if new == state:
+        return state, []
+    actions = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}[new]
+    return new, list(alarm.get(actions, []))
+
+
+def test_no_execution_is_quiet_until_the_first_run_and_alerts_when_a_pipeline_that_ran_stops():
+    from stockstream_cli.aws import resources as res
+
+    target = res.Target(account="123456789012", region=REGION, bucket="b", image_uri=IMAGE_URI)
+    [alarm] = [a for a in res.alarms(target) if a["AlarmName"] == "stockstream-no-execution"]
+    assert alarm["MetricName"] == "ExecutionsStarted" and alarm["Period"] == 86400
+    state, told = "INSUFFICIENT_DATA", []  # every new CloudWatch alarm starts here
+    for day, started in enumerate([None, None, 1.0, 1.0, None, None, 1.0]):  # deployed; 2 days idle; runs; stops
+        state, notified = _evaluate(alarm, started, state)
+        told += [(day, state, topic) for topic in notified]
+    assert told == [(4, "INSUFFICIENT_DATA", target.topic_arn)]  # only when the runs stopped, once
+    assert state == "OK"

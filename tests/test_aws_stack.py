@@ -232,7 +232,8 @@ def test_the_alarms_and_the_dashboard_as_the_design_states_them(moto_endpoint):
     assert (rate["Threshold"], rate["ComparisonOperator"]) == (90, "LessThanThreshold")
     silent = alarms["stockstream-no-execution"]
     assert (silent["MetricName"], silent["Statistic"], silent["Period"]) == ("ExecutionsStarted", "Sum", 86400)
-    assert (silent["ComparisonOperator"], silent["Threshold"], silent["TreatMissingData"]) == ("LessThanThreshold", 1, "breaching")
+    assert (silent["ComparisonOperator"], silent["Threshold"], silent["TreatMissingData"]) == ("LessThanThreshold", 1, "missing")
+    assert silent["InsufficientDataActions"] == [topic]
     assert silent["Dimensions"] == [{"Name": "StateMachineArn", "Value": document["state_machine_arn"]}]
     assert {a["TreatMissingData"] for n, a in alarms.items() if n != "stockstream-no-execution"} == {"notBreaching"}
 

@@ -600,7 +600,11 @@ def alarms(target: Target, topic_arn: str | None = None) -> list[dict[str, Any]]
             "Threshold": 1.0,
             "ComparisonOperator": "LessThanThreshold",
             **common,
-            "TreatMissingData": "breaching",  # no data is exactly what a stopped pipeline looks like
+            # Step Functions sends ExecutionsStarted only when one starts, so a stopped pipeline is missing data:
+            # that is INSUFFICIENT_DATA, which alerts. A new alarm starts in that state (no change: no alert
+            # before the first scheduled run); a pipeline that ran and then stopped goes OK -> INSUFFICIENT_DATA.
+            "TreatMissingData": "missing",
+            "InsufficientDataActions": [topic],
         },
     ]
 
