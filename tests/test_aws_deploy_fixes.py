@@ -149,3 +149,99 @@ def test_no_execution_is_quiet_until_the_first_run_and_alerts_when_a_pipeline_th
         told += [(day, state, topic) for topic in notified]
     assert told == [(4, "INSUFFICIENT_DATA", target.topic_arn)]  # only when the runs stopped, once
     assert state == "OK"
+
+
+# ---------------------------------------------------------------- 7. the design's shape by default
+
+
+def _map_concurrency(machine_arn: str) -> int:
+    definition = _client("stepfunctions").describe_state_machine(stateMachineArn=machine_arn)["definition"]
+    return json.loads(definition)["States"]["SplitIntoBatches"]["MaxConcurrency"]
+
+
+def _reserving(session, unreserved: int = 1000):
+    """moto has no GetAccountSettings: answer it as Lambda does for an account with room to reserve."""
+    answer = {"AccountLimit": {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": unreserved},
+              "AccountUsage": {}, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    class Http:
+        status_code = 200
+
+    session.events.register("before-call.lambda.GetAccountSettings", lambda **_: (Http(), answer))
+    return session
+
+
+def test_deploy_dry_run_shows_the_designs_ten_batches_at_once_on_one_thread_each(moto_endpoint):
+    from helpers import run_stockstream
+
+    result = run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert ("+ create state machine stock-data-pipeline: from infra/asl.json; at most 10 batches at once, "
+            "1 fetcher thread(s) each") in result.stdout
+    assert "shape: at most 10 batches at once, 1 fetcher thread(s) each: 5 requests/s toward Yahoo" in result.stdout
+    plan = json.loads(run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run", "--json").stdout)
+    [create] = [c for s in plan["changes"] for c in s["calls"] if c.get("operation") == "create_state_machine"]
+    assert json.loads(create["params"]["definition"])["States"]["SplitIntoBatches"]["MaxConcurrency"] == 10
+    [fetcher] = [c for s in plan["changes"] for c in s["calls"]
+                 if c.get("operation") == "create_function" and c["params"]["FunctionName"] == "stock-data-fetcher"]
+    assert fetcher["params"]["Environment"]["Variables"]["STOCKSTREAM_WORKERS"] == "1"
+    assert (plan["max_concurrency"], plan["workers"]) == (10, 1)
+
+
+def test_max_concurrency_and_workers_change_the_map_the_reserved_concurrency_and_the_fetchers_threads(moto_endpoint):
+    from stockstream_cli.aws import resources as res
+
+    session = _reserving(boto3.session.Session(region_name=REGION))
+    first = deploy(DeployOptions(image_uri=IMAGE_URI), session=session, sleep=lambda s: None, waiter_delay=1)
+    lam = _client("lambda")
+    assert _map_concurrency(first["state_machine_arn"]) == 10
+    assert lam.get_function_concurrency(FunctionName="stock-data-fetcher")["ReservedConcurrentExecutions"] == 10
+
+    session = _reserving(boto3.session.Session(region_name=REGION))
+    second = deploy(DeployOptions(image_uri=IMAGE_URI, max_concurrency=4, workers=3), session=session,
+                    sleep=lambda s: None, waiter_delay=1)
+    changed = {(s["resource"], s["name"], tuple(s["details"])) for s in second["changes"]}
+    assert ("state machine", "stock-data-pipeline",
+            ("definition (at most 4 batches at once, 3 fetcher thread(s) each)",)) in changed
+    assert ("lambda function", "stock-data-fetcher", ("reserved concurrency 4 (the Map's)",)) in changed
+    assert _map_concurrency(second["state_machine_arn"]) == 4
+    assert lam.get_function_concurrency(FunctionName="stock-data-fetcher")["ReservedConcurrentExecutions"] == 4
+    variables = lam.get_function_configuration(FunctionName="stock-data-fetcher")["Environment"]["Variables"]
+    assert variables[res.WORKERS_ENV] == "3"
+
+
+def test_the_shape_comes_from_the_command_line_or_the_environment(moto_endpoint, monkeypatch):
+    from helpers import run_stockstream
+
+    monkeypatch.setenv("STOCKSTREAM_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("STOCKSTREAM_WORKERS", "5")
+    from_env = json.loads(run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run", "--json").stdout)
+    assert (from_env["max_concurrency"], from_env["workers"]) == (2, 5)
+    assert from_env["cost"]["shape"] == {"max_concurrency": 2, "workers": 5, "requests_per_second": 5.0}
+    typed = json.loads(run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run", "--json",
+                                       "--max-concurrency", "4").stdout)
+    assert (typed["max_concurrency"], typed["workers"]) == (4, 5)  # the command line beats the environment
+    refused = run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run", "--max-concurrency", "0")
+    assert refused.returncode == 2 and "--max-concurrency must be at least 1, got 0" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_the_cost_estimate_follows_the_shape_and_the_readme_quotes_it():
+    """The README's monthly figures are the code's estimate for the default profile, both shapes."""
+    import re
+    from pathlib import Path
+
+    from stockstream_cli.aws.cost import estimate
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+    def monthly(arch: str, concurrency: int, workers: int) -> str:
+        return f"${estimate({'arch': arch, 'max_concurrency': concurrency, 'workers': workers})['monthly_usd']:.2f}"
+
+    design, small = (10, 1), (2, 5)
+    assert estimate({"max_concurrency": 2, "workers": 5})["lines"][0]["monthly_usd"] < \
+        estimate({"max_concurrency": 10, "workers": 1})["lines"][0]["monthly_usd"]
+    quoted = re.search(r"about\s+\*\*(\$[\d.]+) a month\*\* \(x86_64: (\$[\d.]+)\)", readme)
+    assert quoted and quoted.groups() == (monthly("arm64", *design), monthly("x86_64", *design))
+    two_by_five = re.search(r"--max-concurrency 2 --workers 5`[^$]*(\$[\d.]+) a month", readme)
+    assert two_by_five and two_by_five.group(1) == monthly("arm64", *small)

@@ -43,9 +43,14 @@ class DeployOptions:
     log_retention_days: int = defaults.DEFAULT_LOG_RETENTION_DAYS
     tracing: bool = False
     env: tuple[str, ...] = ()  # KEY=VALUE
+    max_concurrency: int = res.MAP_MAX_CONCURRENCY  # the Map's batches at once, and the fetcher's reserved concurrency
+    workers: int = res.FETCHER_WORKERS  # the fetcher's threads per batch
 
     def check(self) -> None:
         res.check_stage(self.stage)
+        for name, value in (("max_concurrency", self.max_concurrency), ("workers", self.workers)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.bucket is not None and not _BUCKET_RE.match(self.bucket):
             raise InputError(f"--bucket {self.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
         if self.alert_email is not None and not _EMAIL_RE.match(self.alert_email):
@@ -147,6 +152,7 @@ def prepare(options: DeployOptions, *, session=None, need_image: bool = True) ->
         bucket=options.bucket or res.default_bucket(account, region, options.stage),
         image_uri=image_uri, arch=arch, schedule=options.schedule, alert_email=options.alert_email,
         log_retention_days=options.log_retention_days, tracing=options.tracing, env=options.env_pairs,
+        max_concurrency=options.max_concurrency, workers=options.workers,
     )
     return Prepared(session, target, RemoteState(session), files, options.profile)
 
@@ -186,7 +192,8 @@ def _measured_profile(prepared: Prepared, plan: Plan):
     if any(s.resource == "s3 bucket" and s.action == "create" for s in plan.steps):
         return None
     try:
-        return measured_profile(open_store(plan.target.store_uri, profile=prepared.profile, region=plan.target.region))
+        return measured_profile(open_store(plan.target.store_uri, profile=prepared.profile, region=plan.target.region),
+                                plan.target.workers)
     except (StockstreamError, ValueError, KeyError):
         return None
 
@@ -229,6 +236,8 @@ def deploy_document(prepared: Prepared, plan: Plan, *, dry_run: bool) -> dict[st
         "topic_arn": target.topic_arn,
         "schedule": target.schedule,
         "arch": target.arch,
+        "max_concurrency": target.max_concurrency,
+        "workers": target.workers,
         "resources": {
             "bucket": target.bucket_arn,
             "state machine": target.state_machine_arn,

@@ -375,12 +375,12 @@ def _reserved_concurrency(remote: RemoteState, target: res.Target, notes: list[s
         return None
     current = _actual_concurrency(remote, target) or 0
     spare = limit["UnreservedConcurrentExecutions"] + current - 100
-    if spare < res.MAP_MAX_CONCURRENCY:
+    if spare < target.max_concurrency:
         notes.append(f"reserved concurrency not set: the account's quota ({limit.get('ConcurrentExecutions')}) leaves "
-                     f"{max(spare, 0)} to reserve, and {res.MAP_MAX_CONCURRENCY} are needed; ask AWS to raise "
+                     f"{max(spare, 0)} to reserve, and {target.max_concurrency} are needed; ask AWS to raise "
                      "'Concurrent executions' in Service Quotas")
         return None
-    return res.MAP_MAX_CONCURRENCY
+    return target.max_concurrency
 
 
 def _actual_concurrency(remote: RemoteState, target: res.Target) -> int | None:
@@ -419,7 +419,7 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
                 "loggingConfiguration": res.state_machine_logging(target),
                 "tracingConfiguration": {"enabled": target.tracing}}
     if actual is None:
-        return [step("create", "state machine", name, ["from infra/asl.json", "logs ERROR",
+        return [step("create", "state machine", name, ["from infra/asl.json", _map_shape(target), "logs ERROR",
                                                        f"X-Ray {'on' if target.tracing else 'off'}"],
                      Call("stepfunctions", "create_state_machine",
                           {"name": name, "type": "STANDARD", **settings, "tags": target.tag_list("key", "value")},
@@ -427,7 +427,7 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
     arn = actual["stateMachineArn"]
     differing = []
     if json.loads(actual["definition"]) != definition:
-        differing.append("definition")
+        differing.append(f"definition ({_map_shape(target)})")
     if actual["roleArn"] != role_arn:
         differing.append("role")
     if not same(settings["loggingConfiguration"], actual.get("loggingConfiguration") or {"level": "OFF"}):
@@ -444,6 +444,10 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
         steps.append(step("update", "state machine", name, ["tags"], Call(
             "stepfunctions", "tag_resource", {"resourceArn": arn, "tags": target.tag_list("key", "value")})))
     return steps, arn
+
+
+def _map_shape(target: res.Target) -> str:
+    return f"at most {target.max_concurrency} batches at once, {target.workers} fetcher thread(s) each"
 
 
 # ---------------------------------------------------------------- EventBridge
