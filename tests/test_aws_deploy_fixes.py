@@ -245,3 +245,39 @@ def test_the_cost_estimate_follows_the_shape_and_the_readme_quotes_it():
     assert quoted and quoted.groups() == (monthly("arm64", *design), monthly("x86_64", *design))
     two_by_five = re.search(r"--max-concurrency 2 --workers 5`[^$]*(\$[\d.]+) a month", readme)
     assert two_by_five and two_by_five.group(1) == monthly("arm64", *small)
+
+
+# ---------------------------------------------------------------- 5. a poisoned image tag
+
+
+def test_an_image_lambda_cannot_run_under_the_content_tag_is_deleted_and_built_again(moto_endpoint, monkeypatch):
+    """A refused push whose delete never happened (an interrupted deploy) must not make deploy skip the build."""
+    from stockstream_cli.aws import image as image_module
+
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []}
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}
+    pushed = []
+
+    def fake_build_and_push(engine, files, image_uri, arch, ecr):
+        repository, tag = image_uri.rsplit("/", 1)[1].split(":")
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+        pushed.append(image_uri)
+
+    dry = deploy(DeployOptions(arch="arm64"), dry_run=True, engine_finder=lambda: None)
+    ecr = _client("ecr")
+    ecr.create_repository(repositoryName="stockstream-lambda", imageTagMutability="IMMUTABLE")
+    tag = dry["image_uri"].rsplit(":", 1)[1]
+    ecr.put_image(repositoryName="stockstream-lambda", imageTag=tag, imageManifest=json.dumps(index))
+
+    monkeypatch.setattr(image_module, "build_and_push", fake_build_and_push)
+    document = deploy(DeployOptions(arch="arm64"), sleep=lambda s: None, waiter_delay=1, engine_finder=lambda: "podman")
+    [rebuild] = [s for s in document["changes"] if s["resource"] == "lambda image"]
+    assert rebuild["action"] == "update" and "application/vnd.oci.image.index.v1+json" in rebuild["details"][0]
+    assert [c.get("operation") for c in rebuild["calls"]] == ["batch_delete_image", None]  # then the build
+    assert pushed == [dry["image_uri"]]
+    [image] = ecr.describe_images(repositoryName="stockstream-lambda")["imageDetails"]
+    assert image["imageManifestMediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    functions = _client("lambda").list_functions()["Functions"]
+    assert len(functions) == 2
+    assert _client("lambda").get_function(FunctionName="stock-data-fetcher")["Code"]["ImageUri"] == dry["image_uri"]

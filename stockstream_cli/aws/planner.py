@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import AwsError
 from ..settings import STORE_ENV
 from . import resources as res
+from .image import lambda_runs
 from .plan import BuildImage, Call, Step, Wait, step, var
 from .remote_state import RemoteState
 
@@ -107,7 +108,9 @@ def _actual_repository(remote: RemoteState, target: res.Target) -> dict | None:
     policy = remote.read("ecr", "get_repository_policy", missing=("RepositoryPolicyNotFoundException",), repositoryName=name)
     lifecycle = remote.read("ecr", "get_lifecycle_policy", missing=("LifecyclePolicyNotFoundException",), repositoryName=name)
     tags = remote.read("ecr", "list_tags_for_resource", resourceArn=repository["repositoryArn"])
+    details = (images or {}).get("imageDetails") or [{}]
     return {"arn": repository["repositoryArn"], "image": bool(images and images.get("imageDetails")),
+            "image_media_type": details[0].get("imageManifestMediaType"),
             "policy": _document(policy["policyText"]) if policy else None,
             "lifecycle": _document(lifecycle["lifecyclePolicyText"]) if lifecycle else None,
             "tags": _pairs(tags.get("tags"))}
@@ -139,6 +142,13 @@ def _plan_repository(target: res.Target, actual: dict | None) -> list[Step]:
                           Call("ecr", "tag_resource", {"resourceArn": actual["arn"], "tags": target.tag_list()})))
     if not actual["image"]:
         steps.append(build)
+    elif not lambda_runs(actual["image_media_type"]):  # a push refused after the fact, whose delete did not happen
+        tag = target.image_uri.rsplit(":", 1)[1]
+        steps.append(step("update", "lambda image", target.image_uri,
+                          [f"the image under this tag is a {actual['image_media_type']}, which Lambda does not run: "
+                           "delete it, then build and push again"],
+                          Call("ecr", "batch_delete_image", {"repositoryName": name, "imageIds": [{"imageTag": tag}]}),
+                          BuildImage(target.image_uri, target.arch)))
     return steps
 
 
