@@ -10,17 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import AwsError, aws_error_code
+from ..errors import aws_error, aws_error_code
+
+__all__ = ["READ_ONLY_PREFIXES", "RemoteState", "aws_error"]
 
 READ_ONLY_PREFIXES = ("Get", "Describe", "List", "Head")
 _READ_METHODS = tuple(p.lower() + "_" for p in READ_ONLY_PREFIXES)
-
-
-def aws_error(exc: Exception, what: str) -> AwsError:
-    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
-    error = AwsError(f"{what}: {aws_error_code(exc) or type(exc).__name__}: {message}")
-    error.code = aws_error_code(exc)  # type: ignore[attr-defined]
-    return error
 
 
 class RemoteState:

@@ -12,6 +12,10 @@ from ..errors import InputError
 
 
 def boto3_session(*, profile: str | None = None, region: str | None = None):
+    """A session in `region`, else AWS_REGION (which the AWS CLI and SDKs honour but botocore's own chain does
+    not), else AWS_DEFAULT_REGION or the profile's."""
+    import os
+
     import boto3
     import botocore.exceptions
     import botocore.session
@@ -19,7 +23,7 @@ def boto3_session(*, profile: str | None = None, region: str | None = None):
     try:
         core = botocore.session.Session(profile=profile)
         core.set_default_client_config(client_config())
-        return boto3.session.Session(region_name=region, botocore_session=core)
+        return boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None, botocore_session=core)
     except botocore.exceptions.ProfileNotFound:
         raise InputError(f"--profile {profile!r}: no such AWS profile in your AWS config") from None
 
@@ -54,20 +58,15 @@ def expect_bucket_owner(client, owner: str | None = None):
 
 @contextlib.contextmanager
 def aws_errors(what: str):
-    """The one place botocore's exceptions become domain errors, one line each: no credentials is bad input
-    (InputError), an unreachable endpoint or any other AWS failure an AwsError saying what was being done."""
-    import botocore.exceptions as bex
-
-    from ..errors import AwsError, first_line
-    from .remote_state import aws_error
+    """botocore's exceptions as domain errors saying what was being done (errors.aws_domain_error: no
+    credentials is bad input, an unreachable endpoint or any other AWS failure an AwsError). The CLI maps
+    any that escape without this context the same way."""
+    from ..errors import aws_domain_error
 
     try:
         yield
-    except (bex.NoCredentialsError, bex.PartialCredentialsError):
-        raise InputError("no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-    except bex.ClientError as exc:
-        raise aws_error(exc, what) from None
-    except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as exc:
-        raise AwsError(f"{what}: cannot reach AWS ({first_line(exc)}); check the network or AWS_ENDPOINT_URL") from None
-    except bex.BotoCoreError as exc:
-        raise AwsError(f"{what}: {first_line(exc)}") from None
+    except Exception as exc:
+        error = aws_domain_error(exc, what)
+        if error is None:
+            raise
+        raise error from None

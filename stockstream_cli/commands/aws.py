@@ -109,6 +109,11 @@ def deploy(
                                    max_concurrency=settings.max_concurrency, workers=settings.workers)
     progress = None if json else (lambda s: say(f"{s.action} {s.resource} {s.name} ..."))
     document = run_deploy(deploy_options, dry_run=dry_run, on_step=progress)
+    if not document["account_state_read"]:
+        from ..aws.deploy import NO_ACCOUNT_STATE
+        from .output import warn
+
+        warn(NO_ACCOUNT_STATE)
     if json:
         emit_json(document)
         return
