@@ -63,7 +63,7 @@ class Settings:
     def check(self) -> None:
         _at_least(self.batch_size, 1, "--batch-size")
         _at_least(self.concurrency, 1, "--concurrency")
-        _at_least(self.workers, 1, env_name("workers"))
+        _at_least(self.workers, 1, "--workers")
         _at_least(self.max_concurrency, 1, "--max-concurrency")
         _at_least(self.delay, 0, "--delay")
         _at_least(self.retries, 0, "--retries")

@@ -19,7 +19,7 @@ from . import resources as res
 from .image import NO_IMAGE_HELP, check_arch, find_engine
 from .plan import Step
 from .planner import Plan, plan_deploy
-from .remote_state import READ_ONLY_PREFIXES, RemoteState
+from .remote_state import READ_ONLY_PREFIXES, AbsentState, RemoteState
 
 __all__ = ["READ_ONLY_PREFIXES", "DeployOptions", "deploy", "prepare"]
 
@@ -118,18 +118,6 @@ def caller_identity(session) -> tuple[str, str]:
 PLACEHOLDER_ACCOUNT = "111122223333"  # AWS's own documentation placeholder
 NO_ACCOUNT_STATE = (f"no AWS credentials: the plan is for a placeholder account ({PLACEHOLDER_ACCOUNT}) as if it "
                     "held nothing yet, since it could not read the account's state")
-
-
-class AbsentState(RemoteState):
-    """An account read as empty, without credentials or a call: every resource missing, every list empty."""
-
-    def read(self, service: str, operation: str, *, missing: tuple[str, ...] = (), **params: Any) -> Any:
-        if not operation.startswith(tuple(p.lower() + "_" for p in READ_ONLY_PREFIXES)):
-            raise ValueError(f"RemoteState reads only: {service}.{operation} is not a read")
-        return None if missing else {}
-
-    def pages(self, service: str, operation: str, result_key: str, **params: Any) -> list:
-        return []
 
 
 @dataclasses.dataclass
