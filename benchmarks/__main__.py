@@ -244,8 +244,9 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
   injectable clock and sleep) instead of sleeping; an invocation's billed duration is its real time in the
   handler plus the simulated waits of its slowest worker thread; GB-s = the sum of those durations x the
   function's configured memory; the wall time = the symbol step + the Map scheduled as Step Functions does
-  (items in order, MaxConcurrency at once) + the quality step. Measured with the deployed sizing and with
-  the design's (1 worker per invocation, MaxConcurrency 10), beside the design's table (2,655 GB-s, 12 min).
+  (items in order, MaxConcurrency at once) + the quality step. Measured in deploy's default shape (the design's:
+  1 thread per invocation, MaxConcurrency 10) and deployed with `--max-concurrency 2 --workers 5`, beside the
+  design's table (2,655 GB-s, 12 min).
 - **B8**: `stockstream check --start --end --json` as a process over a local store of 250 sessions x 1,838
   symbols (tests/storefactory.py's build_day: a list, a file and a manifest per batch, run.json, a 5-day
   lookback; one symbol failed each day): wall time and peak RSS, against the fetcher's 512 MB.

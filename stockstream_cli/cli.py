@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from . import __version__, hints
 from .commands import COMMAND_MODULES
-from .errors import InputError, Interrupted, StockstreamError
+from .errors import InputError, Interrupted, StockstreamError, aws_domain_error
 from .options import light_coercion
 from .outcome import Outcome
 
@@ -172,14 +172,24 @@ class StockstreamGroup(TyperGroup):
             typer.echo(bad_value_line(error), err=True)
             raise typer.Exit(ExitCode.BAD_INPUT) from None
         except StockstreamError as error:
-            import logging
-
-            logging.getLogger("stockstream").error(str(error))
-            typer.echo(f"stockstream: error: {error}", err=True)
-            raise typer.Exit(exit_code_for(error)) from None
+            _report(error)
+        except Exception as error:
+            domain = aws_domain_error(error)  # botocore's, from a call no library code put in context
+            if domain is None:
+                raise
+            _report(domain)
         if exit_code_for(result) != ExitCode.OK:
             raise typer.Exit(exit_code_for(result))
         return result
+
+
+def _report(error: StockstreamError):
+    """The one line a domain error gets, and its exit code."""
+    import logging
+
+    logging.getLogger("stockstream").error(str(error))
+    typer.echo(f"stockstream: error: {error}", err=True)
+    raise typer.Exit(exit_code_for(error)) from None
 
 
 def _long_options(group: TyperGroup, ctx: typer.Context, name: str) -> set[str] | None:

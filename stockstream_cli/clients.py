@@ -11,6 +11,10 @@ from .errors import InputError
 
 
 def boto3_session(*, profile: str | None = None, region: str | None = None):
+    """A session in `region`, else AWS_REGION (which the AWS CLI and SDKs honour but botocore's own chain does
+    not), else AWS_DEFAULT_REGION or the profile's."""
+    import os
+
     import boto3
     import botocore.exceptions
     import botocore.session
@@ -18,7 +22,7 @@ def boto3_session(*, profile: str | None = None, region: str | None = None):
     try:
         core = botocore.session.Session(profile=profile)
         core.set_default_client_config(client_config())
-        return boto3.session.Session(region_name=region, botocore_session=core)
+        return boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None, botocore_session=core)
     except botocore.exceptions.ProfileNotFound:
         raise InputError(f"--profile {profile!r}: no such AWS profile in your AWS config") from None
 

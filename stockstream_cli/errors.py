@@ -90,6 +90,20 @@ class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
 
 
+NO_CREDENTIALS = "no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+
+
+class NoCredentials(InputError, Unhealable):
+    """The standard credential chain found no AWS credentials: configuration the user fixes; nothing was sent."""
+
+    def __init__(self, message: str = NO_CREDENTIALS):
+        super().__init__(message)
+
+
+class StoreWithoutCredentials(NoCredentials, StoreUnusable):
+    """An S3 store read or written without AWS credentials (exit 2, as any missing credentials)."""
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message, first line only (a library's multi-line message in a one-line report);
     its class name when it has none."""
@@ -130,6 +144,47 @@ def is_dns_failure(exc: BaseException) -> bool:
         exc = exc.__cause__ or exc.__context__ or (wrapped if isinstance(wrapped, BaseException) else None) or (
             exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
     return False
+
+
+# botocore's exceptions for an AWS that cannot be reached (by class name: see aws_domain_error)
+_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                "ProxyConnectionError", "SSLError"}
+
+
+def aws_domain_error(exc: BaseException, what: str = "") -> StockstreamError | None:
+    """The domain error a botocore exception stands for, one line: no credentials (NoCredentials), an AWS that
+    cannot be reached, AWS's refusal with its code and message, any other botocore failure (AwsError); None
+    for an exception that is not botocore's (a bug: its traceback is the report). `what`: what was being done.
+    The one place these are mapped; found by class name, so botocore is not imported to ask."""
+    names = {kind.__name__ for kind in type(exc).__mro__}
+    prefix = f"{what}: " if what else ""
+    if names & {"NoCredentialsError", "PartialCredentialsError"}:
+        return NoCredentials()
+    if "ClientError" in names and hasattr(exc, "response"):
+        return aws_error(exc, what or "AWS")
+    if names & _UNREACHABLE:
+        return AwsError(f"{prefix}{unreachable_message(exc)}")
+    if "BotoCoreError" in names:
+        return AwsError(f"{prefix}{first_line(exc)}")
+    return None
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """botocore could not reach the endpoint (refused, timed out, no route, no such host)."""
+    return bool({kind.__name__ for kind in type(exc).__mro__} & _UNREACHABLE)
+
+
+def unreachable_message(exc: BaseException) -> str:
+    return f"cannot reach AWS ({first_line(exc)}); check the network or AWS_ENDPOINT_URL"
+
+
+def aws_error(exc: BaseException, what: str) -> AwsError:
+    """AWS's refusal of a call (a botocore ClientError), one line: what was being done, AWS's code and message;
+    the code kept on the error (`.code`) for callers that decide on it."""
+    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
+    error = AwsError(f"{what}: {aws_error_code(exc) or type(exc).__name__}: {message}")
+    error.code = aws_error_code(exc)  # type: ignore[attr-defined]
+    return error
 
 
 def aws_error_code(exc: BaseException) -> str:

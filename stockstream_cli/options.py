@@ -103,6 +103,18 @@ Processes = Annotated[
         show_default=False,
     ),
 ]
+MaxConcurrency = Annotated[
+    Optional[int],
+    typer.Option("--max-concurrency", help=_setting_help(
+        "max_concurrency", "Batches the deployed state machine fetches at once (its Map's MaxConcurrency); the "
+        "fetcher function reserves as many concurrent executions."), show_default=False, metavar="N"),
+]
+Workers = Annotated[
+    Optional[int],
+    typer.Option("--workers", help=_setting_help(
+        "workers", "Threads fetching one batch, each with its own --delay: with --max-concurrency, the deployed "
+        "pipeline's requests/s toward Yahoo are N x workers / delay."), show_default=False, metavar="N"),
+]
 Retries = Annotated[
     Optional[int],
     typer.Option("--retries", help=_setting_help("retries", "Retries of a symbol after a transient failure."), show_default=False),

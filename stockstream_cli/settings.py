@@ -33,6 +33,7 @@ class Settings:
     cache_dir: str | None = None
     rate: float | None = None
     workers: int = 1  # threads fetching one batch (fetch-batch, a Lambda invocation), each with its own --delay
+    max_concurrency: int = 10  # deploy: the state machine's batches at once (infra/asl.json mirrors it), reserved
     processes: int | None = None  # worker processes of run-local / rerun-failed; None: as many as the rate needs
     timeout: float = 30.0
     profile: str | None = None
@@ -62,7 +63,8 @@ class Settings:
     def check(self) -> None:
         _at_least(self.batch_size, 1, "--batch-size")
         _at_least(self.concurrency, 1, "--concurrency")
-        _at_least(self.workers, 1, env_name("workers"))
+        _at_least(self.workers, 1, "--workers")
+        _at_least(self.max_concurrency, 1, "--max-concurrency")
         _at_least(self.delay, 0, "--delay")
         _at_least(self.retries, 0, "--retries")
         _at_least(self.retry_wait, 0, "--retry-wait")

@@ -68,7 +68,7 @@ def test_the_map_fans_out_batches_with_the_runs_date(asl):
     split = asl["States"]["SplitIntoBatches"]
     assert split["Type"] == "Map"
     assert split["ItemsPath"] == "$.symbolBatches"
-    assert split["MaxConcurrency"] == 2  # x 5 workers per invocation at 2 s: the design's 5 requests/s
+    assert split["MaxConcurrency"] == 10  # x 1 worker per invocation at 2 s: the design's 5 requests/s
     assert split["ItemSelector"]["date.$"] == "$.date"
     assert split["ItemSelector"]["symbols.$"] == "$$.Map.Item.Value.symbols"
     assert split["ItemSelector"]["batchNumber.$"] == "$$.Map.Item.Value.batchNumber"
@@ -208,17 +208,19 @@ def test_every_service_integration_is_in_the_targets_partition(asl, partition):
 
 
 def test_the_maps_concurrency_is_the_one_deploy_reserves(asl):
-    assert asl["States"]["SplitIntoBatches"]["MaxConcurrency"] == res.MAP_MAX_CONCURRENCY
+    from stockstream_cli.settings import default_of
+
+    assert asl["States"]["SplitIntoBatches"]["MaxConcurrency"] == res.MAP_MAX_CONCURRENCY == default_of("max_concurrency")
 
 
 def test_the_deployed_fetchers_ask_yahoo_as_politely_as_the_design(asl):
-    # the design: 10 invocations at once, one worker each, 2 s apart = 5 requests/s; now fewer invocations
-    # with more workers each send the same total, and each Map item is still one batch
+    # the design: 10 invocations at once, one worker each, 2 s apart = 5 requests/s; each Map item one batch
     from stockstream_cli.settings import Settings
 
-    invocations = asl["States"]["SplitIntoBatches"]["MaxConcurrency"]
-    workers = int(res.function_environment(res.Target("1", "r", "b", "i"))["STOCKSTREAM_WORKERS"])
-    assert (invocations, workers) == (res.MAP_MAX_CONCURRENCY, res.FETCHER_WORKERS)
+    target = res.Target("1", "r", "b", "i")
+    invocations = res.state_machine_definition(json.dumps(asl), target)["States"]["SplitIntoBatches"]["MaxConcurrency"]
+    workers = int(res.function_environment(target)["STOCKSTREAM_WORKERS"])
+    assert (invocations, workers) == (res.MAP_MAX_CONCURRENCY, res.FETCHER_WORKERS) == (10, 1)
     assert invocations * workers / Settings().delay == 10 * 1 / 2.0 == 5.0
     assert asl["States"]["SplitIntoBatches"]["ItemSelector"]["symbols.$"] == "$$.Map.Item.Value.symbols"
 

@@ -121,7 +121,7 @@ def _check_functions(image_uri: str) -> None:
         assert config["Environment"]["Variables"] == {"STOCKSTREAM_STORE": f"s3://{BUCKET}",
                                                       "STOCKSTREAM_CACHE_DIR": "/tmp/stockstream-cache",
                                                       "STOCKSTREAM_BUCKET_OWNER": ACCOUNT,
-                                                      "STOCKSTREAM_WORKERS": "5"}
+                                                      "STOCKSTREAM_WORKERS": "1"}
         assert function["Tags"] == {"app": "stockstream"}
 
 

@@ -153,7 +153,16 @@ def test_an_image_index_is_refused_after_the_push_with_the_reason(moto_endpoint,
     result = run_stockstream("deploy")
     assert result.returncode == 1
     assert "is a application/vnd.oci.image.index.v1+json, which Lambda does not run" in result.stderr
+    assert "it was deleted from ECR, so the next deploy builds it again" in result.stderr
     assert boto3.client("lambda", region_name=REGION).list_functions()["Functions"] == []  # never tried
+    # the content tag is free again (tags are immutable): the next deploy, with a fixed builder, builds and deploys
+    ecr = boto3.client("ecr", region_name=REGION)
+    assert ecr.describe_images(repositoryName=REPOSITORY).get("imageDetails", []) == []
+    monkeypatch.delenv("FAKE_DOCKER_PUSHES")
+    again = run_stockstream("deploy", "--json")
+    assert again.returncode == 0, again.stderr
+    assert len(_builds(fake_docker)) == 2
+    assert len(boto3.client("lambda", region_name=REGION).list_functions()["Functions"]) == 2
 
 
 # ---------------------------------------------------------------- retries: only IAM propagation, only for new roles

@@ -208,4 +208,4 @@ def test_environment_variables_deploy_does_not_own_are_kept():
     assert update.params["Environment"]["Variables"] == {
         "MY_PROXY": "http://proxy:3128", "STOCKSTREAM_STORE": f"s3://{BUCKET}",
         "STOCKSTREAM_CACHE_DIR": "/tmp/stockstream-cache", "STOCKSTREAM_BUCKET_OWNER": ACCOUNT,
-        "STOCKSTREAM_WORKERS": "5", "STOCKSTREAM_DELAY": "3"}
+        "STOCKSTREAM_WORKERS": "1", "STOCKSTREAM_DELAY": "3"}

@@ -186,7 +186,7 @@ def test_the_fetcher_reserves_the_maps_concurrency_when_the_quota_allows(moto_en
     assert document["notes"] == []
     assert ("update", "lambda function", "stock-data-fetcher") in [(c["action"], c["resource"], c["name"]) for c in document["changes"]]
     concurrency = _client("lambda").get_function_concurrency(FunctionName="stock-data-fetcher")
-    assert concurrency["ReservedConcurrentExecutions"] == res.MAP_MAX_CONCURRENCY == 2
+    assert concurrency["ReservedConcurrentExecutions"] == res.MAP_MAX_CONCURRENCY == 10
 
     small = boto3.session.Session(region_name=REGION)
     AccountSettings(small, unreserved=10, limit=10)  # a new account's quota of 10: nothing to spare
@@ -232,7 +232,8 @@ def test_the_alarms_and_the_dashboard_as_the_design_states_them(moto_endpoint):
     assert (rate["Threshold"], rate["ComparisonOperator"]) == (90, "LessThanThreshold")
     silent = alarms["stockstream-no-execution"]
     assert (silent["MetricName"], silent["Statistic"], silent["Period"]) == ("ExecutionsStarted", "Sum", 86400)
-    assert (silent["ComparisonOperator"], silent["Threshold"], silent["TreatMissingData"]) == ("LessThanThreshold", 1, "breaching")
+    assert (silent["ComparisonOperator"], silent["Threshold"], silent["TreatMissingData"]) == ("LessThanThreshold", 1, "missing")
+    assert silent["InsufficientDataActions"] == [topic]
     assert silent["Dimensions"] == [{"Name": "StateMachineArn", "Value": document["state_machine_arn"]}]
     assert {a["TreatMissingData"] for n, a in alarms.items() if n != "stockstream-no-execution"} == {"notBreaching"}
 
@@ -340,13 +341,15 @@ def test_deploy_ends_with_the_arns_and_console_links_and_a_dry_run_prices_the_st
     assert cost["profile"]["source"].startswith("default profile")  # the bucket holds no run yet
     assert cost["executions_per_month"] == 30.4
     lines = {line["item"]: line["monthly_usd"] for line in cost["lines"]}
-    # 19 batches x 45 s (100 symbols on 5 workers, 2 s apart) at 0.5 GB + 10 s at 0.25 GB + 30 s at 0.5 GB
-    # = 445 GB-s an execution, arm64
-    assert lines["Lambda compute"] == round(30.4 * 445 * res.PRICE_LAMBDA_ARM_GB_S, 2) == 0.18
+    # 19 batches x 205 s (100 symbols on 1 worker, 2 s apart) at 0.5 GB + 10 s at 0.25 GB + 30 s at 0.5 GB
+    # = 1,965 GB-s an execution, arm64
+    assert lines["Lambda compute"] == round(30.4 * 1965 * res.PRICE_LAMBDA_ARM_GB_S, 2) == 0.80
+    assert cost["shape"] == {"max_concurrency": 10, "workers": 1, "requests_per_second": 5.0}
     assert lines["CloudWatch alarms"] == 0.9  # 1 + 4 + 1 + 2 + 1 alarm metrics at $0.10
     assert cost["monthly_usd"] == round(sum(lines.values()), 2) or abs(cost["monthly_usd"] - sum(lines.values())) < 0.05
     human = run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run")
-    assert "estimated cost: about $" in human.stdout and "Lambda compute: $0.18" in human.stdout
+    assert "estimated cost: about $" in human.stdout and "Lambda compute: $0.80" in human.stdout
+    assert "shape: at most 10 batches at once, 1 fetcher thread(s) each: 5 requests/s toward Yahoo" in human.stdout
 
 
 def test_the_cost_uses_the_run_the_bucket_records(moto_endpoint):

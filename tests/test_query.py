@@ -17,11 +17,11 @@ import pytest
 
 import actions_support as play
 from helpers import run_stockstream, runner
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.cli import app
 from stockstream_cli.dataset.query import prices_table
 from stockstream_cli.dataset.aggregate import DataAggregator
-from stockstream_cli.store import LocalStore
+from stockstream_cli.dataset.store import LocalStore
 
 EXAMPLE = "SELECT symbol, max(close) FROM prices WHERE date >= '2026-01-01' GROUP BY symbol"
 

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 import actions_support as play
-from stockstream_cli import layout
+from stockstream_cli.dataset import layout
 from stockstream_cli.dataset.views import (ACTION_FILE_PATTERN, PRICE_FILE_PATTERN, actions_view, duckdb_views,
                                            prices_view)
 from stockstream_cli.dataset.actions import action_schema, to_bytes

@@ -2,7 +2,8 @@
 
 The profile is measured where it can be: the latest `runs/D/run.json` gives the symbols and batches, the
 day's `runs/D/batch-N.json` the fetcher's seconds per batch. With no run yet, the defaults are the ASX's
-~1,840 symbols in batches of 100 at the default 2 s between requests. Prices are AWS's list prices (USD,
+~1,840 symbols in batches of 100 at the default 2 s between requests, on the deploy's fetcher threads per
+batch (its shape: --workers, and --max-concurrency batches at once). Prices are AWS's list prices (USD,
 2026, ap-southeast-2 and us-east-1 alike for these services); free tiers are left out, so it is an upper bound.
 """
 
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 from ..dataset import layout
+from ..settings import default_of
 from . import defaults
 from . import resources as res
 
@@ -30,20 +32,26 @@ EMF_METRICS = 8  # SymbolsFetched, SymbolsFailed, BatchesProcessed, BatchesFaile
 DAYS_PER_MONTH = 30.4
 
 
+def fetcher_seconds(workers: int, symbols_per_batch: int = 100) -> float:
+    """A batch's billed seconds: its symbols on `workers` threads, each the default delay apart, plus about 5 s
+    of work (B7 measures both shapes: ~200 s on 1 thread, ~39 s on 5)."""
+    return symbols_per_batch / workers * default_of("delay") + 5.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Profile:
     symbols: int = 1840
     batches: int = 19
-    # 100 symbols on FETCHER_WORKERS threads, each 2 s apart, plus the work itself (B7 measures it)
-    fetcher_seconds_per_batch: float = 100 / res.FETCHER_WORKERS * 2.0 + 5.0
+    fetcher_seconds_per_batch: float = fetcher_seconds(res.FETCHER_WORKERS)
     updater_seconds: float = 10.0
     finalize_seconds: float = 30.0
     bytes_per_day: int = 19 * 60_000
     source: str = "default profile: no run in the bucket yet"
 
 
-def measured_profile(store) -> Profile | None:
-    """The latest run the store holds, as a Profile; None when it holds none."""
+def measured_profile(store, workers: int = res.FETCHER_WORKERS) -> Profile | None:
+    """The latest run the store holds, as a Profile; None when it holds none. A run without timings is priced
+    at `workers` threads per batch."""
     days = sorted({day for key in store.list(layout.RUNS_PREFIX) if (day := layout.parse_run_summary_key(key))})
     if not days:
         return None
@@ -58,7 +66,7 @@ def measured_profile(store) -> Profile | None:
     return Profile(
         symbols=int(run.get("total_symbols") or 0),
         batches=int(run.get("num_batches") or len(seconds) or 1),
-        fetcher_seconds_per_batch=sum(measured) / len(measured) if measured else Profile.fetcher_seconds_per_batch,
+        fetcher_seconds_per_batch=sum(measured) / len(measured) if measured else fetcher_seconds(workers),
         bytes_per_day=int(sum(_size(v) for v in sizes.values())) or Profile.bytes_per_day,
         source=f"measured from {layout.run_prefix(day)} in the bucket",
     )
@@ -85,8 +93,11 @@ def executions_per_month(schedule: str) -> float:
 
 
 def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
-    """The monthly cost of the deploy document's stack, line by line."""
-    profile = profile or Profile()
+    """The monthly cost of the deploy document's stack, line by line, for its shape (batches at once, threads each)."""
+    shape = {"max_concurrency": document.get("max_concurrency", res.MAP_MAX_CONCURRENCY),
+             "workers": document.get("workers", res.FETCHER_WORKERS)}
+    shape["requests_per_second"] = round(shape["max_concurrency"] * shape["workers"] / default_of("delay"), 2)
+    profile = profile or Profile(fetcher_seconds_per_batch=fetcher_seconds(shape["workers"]))
     runs = executions_per_month(document.get("schedule") or defaults.DEFAULT_SCHEDULE)
     arm = (document.get("arch") or defaults.DEFAULT_ARCH) == "arm64"
     gb_s = res.PRICE_LAMBDA_ARM_GB_S if arm else res.PRICE_LAMBDA_X86_GB_S
@@ -101,7 +112,7 @@ def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
     lines = [
         ("Lambda compute", runs * lambda_gb_s * gb_s,
          f"{lambda_gb_s:,.0f} GB-s an execution: {profile.batches} batches x {profile.fetcher_seconds_per_batch:.0f} s at "
-         f"{res.FUNCTIONS[1].memory_mb} MB"),
+         f"{res.FUNCTIONS[1].memory_mb} MB, {shape['workers']} fetcher thread(s) each, {shape['max_concurrency']} at once"),
         ("Lambda requests", runs * invocations * res.PRICE_LAMBDA_REQUEST, f"{invocations} invocations an execution"),
         ("Step Functions", runs * transitions * res.PRICE_STATE_TRANSITION, f"{transitions} state transitions an execution"),
         ("S3 requests", runs * (s3_puts * PRICE_S3_PUT + s3_gets * PRICE_S3_GET), f"{s3_puts} PUT, {s3_gets} GET an execution"),
@@ -118,6 +129,7 @@ def estimate(document: dict, profile: Profile | None = None) -> dict[str, Any]:
         "monthly_usd": round(total, 2),
         "per_execution_usd": round((lines[0][1] + lines[1][1] + lines[2][1] + lines[3][1]) / runs, 4) if runs else 0.0,
         "executions_per_month": runs,
+        "shape": shape,
         "profile": dataclasses.asdict(profile),
         "lines": [{"item": item, "monthly_usd": round(cost, 2), "basis": basis} for item, cost, basis in lines],
     }

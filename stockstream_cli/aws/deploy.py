@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import AwsError, InputError
+from ..errors import InputError, NoCredentials
 from . import defaults
 from . import resources as res
 from .image import NO_IMAGE_HELP, check_arch, find_engine
 from .plan import Step
 from .planner import Plan, plan_deploy
-from .remote_state import READ_ONLY_PREFIXES, RemoteState, aws_error
+from .remote_state import READ_ONLY_PREFIXES, AbsentState, RemoteState
 
 __all__ = ["READ_ONLY_PREFIXES", "DeployOptions", "deploy", "prepare"]
 
@@ -43,9 +43,14 @@ class DeployOptions:
     log_retention_days: int = defaults.DEFAULT_LOG_RETENTION_DAYS
     tracing: bool = False
     env: tuple[str, ...] = ()  # KEY=VALUE
+    max_concurrency: int = res.MAP_MAX_CONCURRENCY  # the Map's batches at once, and the fetcher's reserved concurrency
+    workers: int = res.FETCHER_WORKERS  # the fetcher's threads per batch
 
     def check(self) -> None:
         res.check_stage(self.stage)
+        for name, value in (("max_concurrency", self.max_concurrency), ("workers", self.workers)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.bucket is not None and not _BUCKET_RE.match(self.bucket):
             raise InputError(f"--bucket {self.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
         if self.alert_email is not None and not _EMAIL_RE.match(self.alert_email):
@@ -101,19 +106,18 @@ def aws_session(profile: str | None, region: str | None):
 
 
 def caller_identity(session) -> tuple[str, str]:
-    """The account and partition the credentials belong to."""
-    import botocore.exceptions
+    """The account and partition the credentials belong to (NoCredentials when there are none)."""
+    from .session import aws_errors
 
-    try:
+    with aws_errors("checking the AWS credentials"):
         arn = session.client("sts").get_caller_identity()["Arn"]
-    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError):
-        raise InputError("no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-    except botocore.exceptions.ClientError as exc:
-        raise aws_error(exc, "checking the AWS credentials") from None
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise AwsError(f"cannot reach AWS: {exc}") from None
     parts = arn.split(":")
     return parts[4], parts[1]
+
+
+PLACEHOLDER_ACCOUNT = "111122223333"  # AWS's own documentation placeholder
+NO_ACCOUNT_STATE = (f"no AWS credentials: the plan is for a placeholder account ({PLACEHOLDER_ACCOUNT}) as if it "
+                    "held nothing yet, since it could not read the account's state")
 
 
 @dataclasses.dataclass
@@ -123,16 +127,25 @@ class Prepared:
     remote: RemoteState
     image_files: dict[str, bytes] | None  # the build context, when deploy builds the image
     profile: str | None = None
+    account_state_read: bool = True  # False: no credentials, a placeholder account (a dry run only)
 
 
-def prepare(options: DeployOptions, *, session=None, need_image: bool = True) -> Prepared:
-    """Check the options, find the account and the image's content tag (no engine needed), make a target."""
+def prepare(options: DeployOptions, *, session=None, need_image: bool = True,
+            without_credentials: bool = False) -> Prepared:
+    """Check the options, find the account and the image's content tag (no engine needed), make a target.
+    `without_credentials`: with none, plan for a placeholder account read as empty (a dry run's plan)."""
     from .assets import find_sources
     from .image import content_tag, context_files, host_arch
 
     options.check()
     session = session or aws_session(options.profile, options.region)
-    account, partition = caller_identity(session)
+    try:
+        account, partition = caller_identity(session)
+        remote, state_read = RemoteState(session), True
+    except NoCredentials:
+        if not without_credentials:
+            raise
+        (account, partition), remote, state_read = (PLACEHOLDER_ACCOUNT, "aws"), AbsentState(session), False
     region = session.region_name
     builds = need_image and options.image_uri is None
     arch = options.arch or (host_arch() if builds else defaults.DEFAULT_ARCH)
@@ -147,8 +160,9 @@ def prepare(options: DeployOptions, *, session=None, need_image: bool = True) ->
         bucket=options.bucket or res.default_bucket(account, region, options.stage),
         image_uri=image_uri, arch=arch, schedule=options.schedule, alert_email=options.alert_email,
         log_retention_days=options.log_retention_days, tracing=options.tracing, env=options.env_pairs,
+        max_concurrency=options.max_concurrency, workers=options.workers,
     )
-    return Prepared(session, target, RemoteState(session), files, options.profile)
+    return Prepared(session, target, remote, files, options.profile, state_read)
 
 
 def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep: Callable[[float], None] = time.sleep,
@@ -158,7 +172,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
     from .executor import Executor
     from .image import build_command, image_builder
 
-    prepared = prepare(options, session=session)
+    prepared = prepare(options, session=session, without_credentials=dry_run)
     plan = plan_deploy(prepared.target, prepared.remote, build_image=prepared.image_files is not None)
     if not dry_run:
         builder = None
@@ -183,10 +197,11 @@ def _measured_profile(prepared: Prepared, plan: Plan):
     from ..dataset.store import open_store
     from .cost import measured_profile
 
-    if any(s.resource == "s3 bucket" and s.action == "create" for s in plan.steps):
+    if not prepared.account_state_read or any(s.resource == "s3 bucket" and s.action == "create" for s in plan.steps):
         return None
     try:
-        return measured_profile(open_store(plan.target.store_uri, profile=prepared.profile, region=plan.target.region))
+        return measured_profile(open_store(plan.target.store_uri, profile=prepared.profile, region=plan.target.region),
+                                plan.target.workers)
     except (StockstreamError, ValueError, KeyError):
         return None
 
@@ -216,6 +231,7 @@ def deploy_document(prepared: Prepared, plan: Plan, *, dry_run: bool) -> dict[st
     return {
         "region": target.region,
         "account": target.account,
+        "account_state_read": prepared.account_state_read,
         "stage": target.stage,
         "dry_run": dry_run,
         "changes": [s.as_dict() for s in plan.steps],
@@ -229,6 +245,8 @@ def deploy_document(prepared: Prepared, plan: Plan, *, dry_run: bool) -> dict[st
         "topic_arn": target.topic_arn,
         "schedule": target.schedule,
         "arch": target.arch,
+        "max_concurrency": target.max_concurrency,
+        "workers": target.workers,
         "resources": {
             "bucket": target.bucket_arn,
             "state machine": target.state_machine_arn,

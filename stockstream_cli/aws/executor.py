@@ -1,8 +1,13 @@
 """The one place a plan's calls are made: in order, output variables filled in, waiters run.
 
-A call marked `role_propagation` is retried only while AWS refuses it with IAM's "not yet usable" messages
-and only when this run created a role (real IAM takes seconds to show a new role everywhere); anything else
-(an image Lambda does not support, a bad parameter) fails at once with AWS's own message.
+Two refusals are transient and retried, a bounded number of times with waits growing to 10 s (`sleep` is
+injected, so tests wait for nothing), as Terraform's AWS provider retries them:
+- a call marked `role_propagation`, while AWS refuses it with IAM's "not yet usable" messages, and only when
+  this run created the role it passes or changed that role's policy (real IAM takes seconds to show a new
+  role or policy everywhere: Lambda cannot assume it yet, Step Functions cannot deliver logs with it yet);
+- any call answered `StateMachineDeleting`: a state machine of that name is still going away (a destroy just
+  before this deploy).
+Anything else (an image Lambda does not support, a bad parameter) fails at once with AWS's own message.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from ..errors import AwsError, aws_error_code
 from .plan import BuildImage, Call, Step, Wait
 from .remote_state import aws_error
 
-ROLE_PROPAGATION_TRIES = 12
-# What Lambda, Step Functions and EventBridge say while a new role has not reached them yet.
+TRANSIENT_TRIES = 12  # waits of 2, 3, 4.5, 6.75, then 10 s: about 86 s in all
+# What Lambda, Step Functions and EventBridge say while a new role (or its new policy) has not reached them yet.
 PROPAGATION_MESSAGES = re.compile(
     r"role defined for the function cannot be assumed|cannot be assumed by Lambda|"
     r"is not authorized to assume the provided role|not authorized to perform: sts:AssumeRole|"
-    r"Neither the global service principal|The execution role you provide must allow", re.IGNORECASE)
+    r"Neither the global service principal|The execution role you provide must allow|"
+    r"The IAM Role is not authorized to access the Log Destination", re.IGNORECASE)
+# Error codes that mean "not yet": the same call succeeds once AWS has finished what it is doing.
+TRANSIENT_CODES = {"StateMachineDeleting"}
 _VAR = re.compile(r"\$\{var:([A-Za-z0-9_.\-]+)\}")
 
 
@@ -55,7 +63,7 @@ class Executor:
         self.waiter_delay = waiter_delay
         self.build_image = build_image
         self.variables: dict[str, str] = {}
-        self.created_roles: set[str] = set()
+        self.created_roles: set[str] = set()  # created, or their policy put, by this run: they may propagate
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str):
@@ -91,22 +99,27 @@ class Executor:
         params = resolve(call.params, self.variables)
         method = getattr(self.client(call.service), call.operation)
         wait = 2.0
-        for attempt in range(ROLE_PROPAGATION_TRIES):
+        for attempt in range(TRANSIENT_TRIES):
             try:
                 response = method(**params)
                 break
             except Exception as exc:
                 if aws_error_code(exc) and aws_error_code(exc) in call.absent_ok:
                     return
-                if not (call.role_propagation and self._uses_a_new_role(params) and attempt < ROLE_PROPAGATION_TRIES - 1
-                        and PROPAGATION_MESSAGES.search(str(exc))):
+                if attempt == TRANSIENT_TRIES - 1 or not self._transient(call, params, exc):
                     raise
                 self.sleep(wait)
                 wait = min(wait * 1.5, 10.0)
-        if call.service == "iam" and call.operation == "create_role":
+        if call.service == "iam" and call.operation in ("create_role", "put_role_policy"):
             self.created_roles.add(params["RoleName"])
         if call.output:
             self.variables[call.output[0]] = _dig(response, call.output[1])
+
+    def _transient(self, call: Call, params: dict, exc: Exception) -> bool:
+        """Whether AWS's refusal means "not yet" (see the module's docstring)."""
+        if aws_error_code(exc) in TRANSIENT_CODES:
+            return True
+        return call.role_propagation and self._uses_a_new_role(params) and bool(PROPAGATION_MESSAGES.search(str(exc)))
 
     def _uses_a_new_role(self, params: dict) -> bool:
         """Whether the call passes a role this run created (only such a role can still be propagating)."""

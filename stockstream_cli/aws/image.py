@@ -180,9 +180,22 @@ def build_command(engine: str, image_uri: str, arch: str, folder: str, run: Runn
 LAMBDA_MEDIA_TYPES = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
 
 
-def check_pushed_manifest(ecr_client, image_uri: str) -> None:
-    """Lambda runs only a single-platform image manifest: say so now rather than in CreateFunction's error."""
+def lambda_runs(media_type: str | None) -> bool:
+    """Whether Lambda runs an image of this manifest media type (None: not reported, so assumed)."""
+    return media_type is None or media_type in LAMBDA_MEDIA_TYPES
+
+
+def _repository_and_tag(image_uri: str) -> tuple[str, str]:
     repository, tag = image_uri.rsplit("/", 1)[1].split(":", 1)
+    return repository, tag
+
+
+def check_pushed_manifest(ecr_client, image_uri: str) -> None:
+    """Lambda runs only a single-platform image manifest: say so now rather than in CreateFunction's error.
+
+    A refused image is deleted: its tag is the content's, and the repository's tags are immutable, so left
+    there it would make the next deploy skip the build and hand Lambda the same image."""
+    repository, tag = _repository_and_tag(image_uri)
     found = ecr_client.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}],
                                        acceptedMediaTypes=[*LAMBDA_MEDIA_TYPES,
                                                            "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -195,9 +208,23 @@ def check_pushed_manifest(ecr_client, image_uri: str) -> None:
         import json
 
         media_type = json.loads(images[0]["imageManifest"]).get("mediaType")
-    if media_type not in LAMBDA_MEDIA_TYPES:
+    if not lambda_runs(media_type):
+        removed = _remove_image(ecr_client, repository, tag)
         raise AwsError(f"the pushed image {image_uri} is a {media_type}, which Lambda does not run: build one "
-                       "platform without attestations (docker buildx build --provenance=false --sbom=false)")
+                       f"platform without attestations (docker buildx build --provenance=false --sbom=false); {removed}")
+
+
+def _remove_image(ecr_client, repository: str, tag: str) -> str:
+    """Delete the image under `tag`; what happened, as the end of a message."""
+    try:
+        failures = ecr_client.batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": tag}]).get("failures")
+    except Exception as exc:  # noqa: BLE001 - the refusal above is the error to report; this only adds to it
+        failures = [{"failureReason": str(exc)}]
+    if not failures:
+        return "it was deleted from ECR, so the next deploy builds it again"
+    return (f"deleting it from ECR failed ({failures[0].get('failureReason', 'no reason given')}): delete it with "
+            f"`aws ecr batch-delete-image --repository-name {repository} --image-ids imageTag={tag}`, or the next "
+            "deploy does so")
 
 
 def build_and_push(engine: str, files: dict[str, bytes], image_uri: str, arch: str, ecr_client,

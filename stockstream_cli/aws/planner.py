@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import AwsError
 from ..settings import STORE_ENV
 from . import resources as res
+from .image import lambda_runs
 from .plan import BuildImage, Call, Step, Wait, step, var
 from .remote_state import RemoteState
 
@@ -107,7 +108,9 @@ def _actual_repository(remote: RemoteState, target: res.Target) -> dict | None:
     policy = remote.read("ecr", "get_repository_policy", missing=("RepositoryPolicyNotFoundException",), repositoryName=name)
     lifecycle = remote.read("ecr", "get_lifecycle_policy", missing=("LifecyclePolicyNotFoundException",), repositoryName=name)
     tags = remote.read("ecr", "list_tags_for_resource", resourceArn=repository["repositoryArn"])
+    details = (images or {}).get("imageDetails") or [{}]
     return {"arn": repository["repositoryArn"], "image": bool(images and images.get("imageDetails")),
+            "image_media_type": details[0].get("imageManifestMediaType"),
             "policy": _document(policy["policyText"]) if policy else None,
             "lifecycle": _document(lifecycle["lifecyclePolicyText"]) if lifecycle else None,
             "tags": _pairs(tags.get("tags"))}
@@ -139,6 +142,13 @@ def _plan_repository(target: res.Target, actual: dict | None) -> list[Step]:
                           Call("ecr", "tag_resource", {"resourceArn": actual["arn"], "tags": target.tag_list()})))
     if not actual["image"]:
         steps.append(build)
+    elif not lambda_runs(actual["image_media_type"]):  # a push refused after the fact, whose delete did not happen
+        tag = target.image_uri.rsplit(":", 1)[1]
+        steps.append(step("update", "lambda image", target.image_uri,
+                          [f"the image under this tag is a {actual['image_media_type']}, which Lambda does not run: "
+                           "delete it, then build and push again"],
+                          Call("ecr", "batch_delete_image", {"repositoryName": name, "imageIds": [{"imageTag": tag}]}),
+                          BuildImage(target.image_uri, target.arch)))
     return steps
 
 
@@ -375,12 +385,12 @@ def _reserved_concurrency(remote: RemoteState, target: res.Target, notes: list[s
         return None
     current = _actual_concurrency(remote, target) or 0
     spare = limit["UnreservedConcurrentExecutions"] + current - 100
-    if spare < res.MAP_MAX_CONCURRENCY:
+    if spare < target.max_concurrency:
         notes.append(f"reserved concurrency not set: the account's quota ({limit.get('ConcurrentExecutions')}) leaves "
-                     f"{max(spare, 0)} to reserve, and {res.MAP_MAX_CONCURRENCY} are needed; ask AWS to raise "
+                     f"{max(spare, 0)} to reserve, and {target.max_concurrency} are needed; ask AWS to raise "
                      "'Concurrent executions' in Service Quotas")
         return None
-    return res.MAP_MAX_CONCURRENCY
+    return target.max_concurrency
 
 
 def _actual_concurrency(remote: RemoteState, target: res.Target) -> int | None:
@@ -419,7 +429,7 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
                 "loggingConfiguration": res.state_machine_logging(target),
                 "tracingConfiguration": {"enabled": target.tracing}}
     if actual is None:
-        return [step("create", "state machine", name, ["from infra/asl.json", "logs ERROR",
+        return [step("create", "state machine", name, ["from infra/asl.json", _map_shape(target), "logs ERROR",
                                                        f"X-Ray {'on' if target.tracing else 'off'}"],
                      Call("stepfunctions", "create_state_machine",
                           {"name": name, "type": "STANDARD", **settings, "tags": target.tag_list("key", "value")},
@@ -427,7 +437,7 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
     arn = actual["stateMachineArn"]
     differing = []
     if json.loads(actual["definition"]) != definition:
-        differing.append("definition")
+        differing.append(f"definition ({_map_shape(target)})")
     if actual["roleArn"] != role_arn:
         differing.append("role")
     if not same(settings["loggingConfiguration"], actual.get("loggingConfiguration") or {"level": "OFF"}):
@@ -444,6 +454,10 @@ def _plan_state_machine(target: res.Target, role_arn: str, topic_arn: str, funct
         steps.append(step("update", "state machine", name, ["tags"], Call(
             "stepfunctions", "tag_resource", {"resourceArn": arn, "tags": target.tag_list("key", "value")})))
     return steps, arn
+
+
+def _map_shape(target: res.Target) -> str:
+    return f"at most {target.max_concurrency} batches at once, {target.workers} fetcher thread(s) each"
 
 
 # ---------------------------------------------------------------- EventBridge

@@ -10,17 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import AwsError, aws_error_code
+from ..errors import aws_error, aws_error_code
+
+__all__ = ["READ_ONLY_PREFIXES", "AbsentState", "RemoteState", "aws_error"]
 
 READ_ONLY_PREFIXES = ("Get", "Describe", "List", "Head")
 _READ_METHODS = tuple(p.lower() + "_" for p in READ_ONLY_PREFIXES)
-
-
-def aws_error(exc: Exception, what: str) -> AwsError:
-    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
-    error = AwsError(f"{what}: {aws_error_code(exc) or type(exc).__name__}: {message}")
-    error.code = aws_error_code(exc)  # type: ignore[attr-defined]
-    return error
 
 
 class RemoteState:
@@ -86,3 +81,16 @@ class RemoteState:
     def role(self, name: str) -> dict | None:
         found = self.read("iam", "get_role", missing=("NoSuchEntity",), RoleName=name)
         return found["Role"] if found else None
+
+
+class AbsentState(RemoteState):
+    """An account read as empty, with no credentials and no call: every resource missing, every list empty
+    (what `deploy --dry-run` plans against when it cannot read the account)."""
+
+    def read(self, service: str, operation: str, *, missing: tuple[str, ...] = (), **params: Any) -> Any:
+        if not operation.startswith(_READ_METHODS):
+            raise ValueError(f"RemoteState reads only: {service}.{operation} is not a read")
+        return None if missing else {}
+
+    def pages(self, service: str, operation: str, result_key: str, **params: Any) -> list:
+        return []

@@ -19,7 +19,7 @@ from typing import Any
 from ..dataset.layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, SYMBOLS_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
-from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, env_name
+from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, default_of, env_name
 from .defaults import DEFAULT_ARCH, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SCHEDULE
 from ..clients import BUCKET_OWNER_ENV
 
@@ -38,14 +38,14 @@ ALARM_PREFIX = "stockstream-"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)  # what CloudWatch Logs accepts
 KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to
-# The fetcher's sizing. Lambda bills wall time, and a fetcher mostly waits out its --delay (2 s between the
-# requests of a worker): the design's 10 invocations of 1 worker each sent 10 x 1/2 s = 5 requests/s and paid
-# for 10 sleeping functions. FETCHER_WORKERS threads in each invocation (STOCKSTREAM_WORKERS), at most
-# MAP_MAX_CONCURRENCY invocations at once, send the same 5 requests/s (2 x 5 / 2 s) from a fifth of the
-# functions: a fifth of the GB-seconds, the same wall time, and still one batch of 100 per Map item, so a
-# failure isolates 100 symbols (benchmarks/cost_bench.py, B7, measures it).
-MAP_MAX_CONCURRENCY = 2  # infra/asl.json's SplitIntoBatches MaxConcurrency (test_asl compares them)
-FETCHER_WORKERS = 5  # threads fetching one batch in one invocation, each with its own 2 s delay
+# The fetcher's shape: the design's, by default: at most MAP_MAX_CONCURRENCY invocations at once (the Map's
+# MaxConcurrency, and the fetcher's reserved concurrency), each fetching one batch of 100 on FETCHER_WORKERS
+# threads 2 s apart: 10 x 1 / 2 s = 5 requests/s toward Yahoo. `deploy --max-concurrency N --workers W` (or
+# STOCKSTREAM_MAX_CONCURRENCY / STOCKSTREAM_WORKERS) chooses another: 2 x 5 sends the same 5 requests/s from a
+# fifth of the functions, a fifth of the GB-seconds (benchmarks/cost_bench.py, B7, measures both), a saving
+# of well under a dollar a month against CloudWatch's fixed few dollars.
+MAP_MAX_CONCURRENCY = default_of("max_concurrency")  # infra/asl.json's SplitIntoBatches mirrors it (test_asl)
+FETCHER_WORKERS = default_of("workers")  # threads fetching one batch in one invocation, each with its own delay
 STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # Environment variables deploy sets on the functions; any other a user added (console, CLI) is kept.
 WORKERS_ENV = env_name("workers")  # the fetcher's threads per batch (FETCHER_WORKERS)
@@ -175,6 +175,8 @@ class Target:
     env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE, in order
     kms_key_arn: str | None = None  # the bucket's customer-managed key, found by the plan
     reserved_concurrency: int | None = None  # the fetcher's, when the account's quota leaves room
+    max_concurrency: int = MAP_MAX_CONCURRENCY  # the Map's batches at once
+    workers: int = FETCHER_WORKERS  # the fetcher's threads per batch
 
     @property
     def names(self) -> Names:
@@ -432,7 +434,7 @@ def lifecycle_policy(keep: int = KEEP_IMAGES) -> dict:
 def function_environment(target: Target) -> dict[str, str]:
     """The variables deploy owns, then the user's --env ones."""
     owned = {STORE_ENV: target.store_uri, CACHE_DIR_ENV: LAMBDA_CACHE_DIR, BUCKET_OWNER_ENV: target.account,
-             WORKERS_ENV: str(FETCHER_WORKERS)}
+             WORKERS_ENV: str(target.workers)}
     if target.stage:
         owned[STAGE_ENV] = target.stage
     return {**owned, **dict(target.env)}
@@ -479,7 +481,9 @@ def state_machine_definition(asl_text: str, target: Target, *, topic_arn: str | 
     left = re.findall(r"\$\{[A-Za-z]+\}", asl_text)
     if left:
         raise ValueError(f"infra/asl.json has placeholders deploy does not know: {sorted(set(left))}")
-    return json.loads(asl_text)
+    definition = json.loads(asl_text)
+    definition["States"]["SplitIntoBatches"]["MaxConcurrency"] = target.max_concurrency
+    return definition
 
 
 def state_machine_logging(target: Target, log_group_arn: str | None = None) -> dict:
@@ -600,7 +604,11 @@ def alarms(target: Target, topic_arn: str | None = None) -> list[dict[str, Any]]
             "Threshold": 1.0,
             "ComparisonOperator": "LessThanThreshold",
             **common,
-            "TreatMissingData": "breaching",  # no data is exactly what a stopped pipeline looks like
+            # Step Functions sends ExecutionsStarted only when one starts, so a stopped pipeline is missing data:
+            # that is INSUFFICIENT_DATA, which alerts. A new alarm starts in that state (no change: no alert
+            # before the first scheduled run); a pipeline that ran and then stopped goes OK -> INSUFFICIENT_DATA.
+            "TreatMissingData": "missing",
+            "InsufficientDataActions": [topic],
         },
     ]
 

@@ -78,6 +78,8 @@ def deploy(
     log_retention_days: LogRetention = defaults.DEFAULT_LOG_RETENTION_DAYS,
     tracing: Tracing = False,
     env: Env = None,
+    max_concurrency: options.MaxConcurrency = None,
+    workers: options.Workers = None,
     print_policy: PrintPolicy = False,
     dry_run: DryRun = False,
     json: options.Json = False,
@@ -101,12 +103,18 @@ def deploy(
         DeployOptions(bucket=bucket).check()
         emit_json(deployer_policy(region=region or "*", stage=check_stage(stage), bucket=bucket))
         return
-    settings = Settings.resolve(profile=profile, region=region)
+    settings = Settings.resolve(profile=profile, region=region, max_concurrency=max_concurrency, workers=workers)
     deploy_options = DeployOptions(region=settings.region, profile=settings.profile, stage=stage, bucket=bucket,
                                    image_uri=image_uri, alert_email=alert_email, schedule=schedule, arch=arch,
-                                   log_retention_days=log_retention_days, tracing=tracing, env=tuple(env or ()))
+                                   log_retention_days=log_retention_days, tracing=tracing, env=tuple(env or ()),
+                                   max_concurrency=settings.max_concurrency, workers=settings.workers)
     progress = None if json else (lambda s: say(f"{s.action} {s.resource} {s.name} ..."))
     document = run_deploy(deploy_options, dry_run=dry_run, on_step=progress)
+    if not document["account_state_read"]:
+        from ..aws.deploy import NO_ACCOUNT_STATE
+        from .output import warn
+
+        warn(NO_ACCOUNT_STATE)
     if json:
         emit_json(document)
         return
@@ -130,8 +138,11 @@ def deploy(
 
 
 def _print_cost(cost: dict) -> None:
+    shape = cost["shape"]
     typer.echo(f"estimated cost: about ${cost['monthly_usd']:.2f} a month ({cost['executions_per_month']} executions; "
                f"{cost['profile']['source']})")
+    typer.echo(f"  shape: at most {shape['max_concurrency']} batches at once, {shape['workers']} fetcher thread(s) "
+               f"each: {shape['requests_per_second']:g} requests/s toward Yahoo (--max-concurrency, --workers)")
     for line in cost["lines"]:
         typer.echo(f"  {line['item']}: ${line['monthly_usd']:.2f}  ({line['basis']})")
 

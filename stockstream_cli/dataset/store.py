@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from ..errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable, VersionChanged, aws_error_code, first_line, is_dns_failure, os_error_kind)
+from ..errors import (UNHEALABLE_ERRNOS, InputError, KeyNotFound, StoreError, StoreNotAFolder, StoreUnusable,
+                     StoreWithoutCredentials, VersionChanged, aws_error_code, first_line, is_dns_failure,
+                     is_unreachable, os_error_kind, unreachable_message)
 
 
 def _process_umask() -> int:
@@ -443,5 +445,7 @@ def _store_error(exc: Exception, what: str) -> StoreError:
     if is_dns_failure(exc):
         return StoreUnusable(f"{what}: no such host ({first_line(exc)}); check the endpoint and the network")
     if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
-        return StoreError(f"{what}: no AWS credentials found; set a profile (--profile) or AWS_* variables")
+        return StoreWithoutCredentials()
+    if is_unreachable(exc):
+        return StoreError(f"{what}: {unreachable_message(exc)}")
     return StoreError(f"{what}: {exc}")
