@@ -168,7 +168,7 @@ RESOURCES: dict[tuple[str, str], Callable[[Where, dict], list[str]]] = {
     ("cloudwatch", "DeleteDashboards"): _each("cloudwatch", "dashboard", "DashboardNames", "/", regional=False),
     **{("ecr", op): _repository for op in (
         "CreateRepository", "DeleteRepository", "DescribeImages", "GetRepositoryPolicy", "SetRepositoryPolicy",
-        "GetLifecyclePolicy", "PutLifecyclePolicy", "BatchGetImage", "PutImage")},
+        "GetLifecyclePolicy", "PutLifecyclePolicy", "BatchGetImage", "PutImage", "BatchDeleteImage")},
     ("ecr", "DescribeRepositories"): _each("ecr", "repository", "repositoryNames", "/"),
     ("ecr", "TagResource"): _given("resourceArn"),
     ("ecr", "ListTagsForResource"): _given("resourceArn"),

@@ -352,3 +352,13 @@ def test_print_policy_with_a_bucket_scopes_the_bucket_statements_to_that_bucket(
     assert not any("stockstream-data" in json.dumps(s) for s in printed["Statement"])
     refused = run_stockstream("deploy", "--print-policy", "--bucket", "Not_A_Bucket")
     assert refused.returncode == 2 and "--bucket 'Not_A_Bucket'" in refused.stderr and not refused.stdout
+
+
+def test_a_poisoned_image_tag_can_be_deleted_under_the_printed_policy():
+    """The planner deletes an image Lambda cannot run before building again (ecr.BatchDeleteImage); the replay
+    above never meets one, so this call is checked on its own."""
+    where = Where("aws", ACCOUNT, REGION)
+    needs = needs_of_call(where, "ecr", "BatchDeleteImage",
+                          {"repositoryName": res.ECR_REPOSITORY, "imageIds": [{"imageTag": "0123abcd"}]})
+    assert [n.action for n in needs] == ["ecr:BatchDeleteImage"]
+    assert denied(res.deployer_policy(region=REGION), needs) == []

@@ -782,7 +782,7 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
                         "ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy", "ecr:TagResource",
                         "ecr:ListTagsForResource", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
                         "ecr:CompleteLayerUpload", "ecr:BatchCheckLayerAvailability", "ecr:PutImage",
-                        "ecr:GetDownloadUrlForLayer"],
+                        "ecr:GetDownloadUrlForLayer", "ecr:BatchDeleteImage"],
              "Resource": arn("ecr", "repository/stockstream-lambda*")},
             {"Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
             {"Sid": "BucketKey", "Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": "*"},
