@@ -24,7 +24,7 @@ from .cut_short import BatchProgress
 from ..calendar import last_final_day
 from ..read.actions import actions_from_raw
 from ..sources import yahoo
-from ..errors import BatchFailed, InputError, StoreError, Unhealable
+from ..errors import BatchFailed, BatchInterrupted, InputError, StoreError, Unhealable, YahooUnreachable
 from ..datafile import read_batch_rows, to_parquet_bytes
 from ..read.newest import merge_rows
 from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT, TRANSIENT
@@ -183,6 +183,10 @@ def fetch_batch(
             if stop:
                 break
     results = run.finish(pacer, settings)
+    if (run.stop_error is not None or run.interrupted) and all(r.rows is None for r in results):
+        # stopped (Ctrl-C, the run stopping, the deadline) before anything was fetched: nothing to keep or write
+        raise run.stop_error or BatchInterrupted(f"batch {batch_number} of {day.isoformat()} stopped before any "
+                                                 "symbol was fetched; nothing was written")
 
     def refetch(code: str, start: dt.date, end: dt.date) -> SymbolResult:
         # a batch cut short sends nothing more: the symbol is then restate_failed, stored nowhere, retried
@@ -277,6 +281,8 @@ def fetch_symbol(
             if not per_request:
                 pacer.on_success()
             return _cleaned(code, outcome, first, min(last, final_through or last), batch_number, attempts)
+        if outcome.unreachable:
+            raise YahooUnreachable(outcome.detail)  # no retry heals it soon; every symbol would fail alike
         if per_request:
             pass  # the session told the pacer of every answer
         elif outcome.reason == RATE_LIMITED:

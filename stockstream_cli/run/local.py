@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable
 
 from .. import hints
-from ..errors import InputError, Interrupted, StockstreamError, Unhealable
-from .summary import run_document, utc_now, write_run
+from ..errors import InputError, Interrupted, StockstreamError, Unhealable, first_line
+from .summary import read_manifests, run_document, utc_now, write_run
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource,
                     backoff_waits)
@@ -77,7 +77,12 @@ def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = No
         batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
         jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
         observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
-        outcomes, interrupted = run_batches(jobs, observer)
+        try:
+            outcomes, interrupted = run_batches(jobs, observer)
+        except Unhealable as error:
+            if not isinstance(error, InputError):
+                _record_stopped_run(store, day, batches, time.monotonic() - started, started_at, error, observer)
+            raise
     manifests = {number: outcome.document for number, outcome in outcomes.items() if outcome.document}
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, manifests, time.monotonic() - started, command="run-local",
@@ -95,6 +100,19 @@ def finish_run(store, day: dt.date, settings, run: dict, started_at: str, observ
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
+
+
+def _record_stopped_run(store, day: dt.date, batches: dict, seconds: float, started_at: str, error: Unhealable,
+                        observer: Observer) -> None:
+    """run.json of a run stopped by an error no retry heals (Yahoo unreachable, a full disk): the batches
+    the store holds, and the error ("error"). Best effort: the store itself may be what failed."""
+    with contextlib.suppress(StockstreamError):
+        manifests = read_manifests(store, day, batches, observer)
+        missing = {number: first_line(error) for number, document in manifests.items() if document is None}
+        run = run_document(day, batches, manifests, seconds, command="run-local", finished_at=utc_now(),
+                           started_at=started_at, batch_errors=missing)
+        run["error"] = first_line(error)
+        write_run(store, day, run)
 
 
 # ---------------------------------------------------------------------------------------------- pure parts

@@ -35,6 +35,7 @@ def run_batch(store, day, settings, job: BatchJob, observer: Observer, control: 
                 raise  # a full disk, a store that is a file: no retry heals it (the runner stops the run)
             error = _describe(exc)
             subset = resume_subset(exc, subset)
+            control.check()  # the run is stopping (Ctrl-C, an error no retry heals): no retry to announce
             if attempt > BATCH_RETRIES:
                 observer.batch_done(job.batch_number, None, error)
                 return BatchOutcome(job.batch_number, None, error, attempt)
