@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from .. import layout, reasons
 from ..fetch import manifest
 from .local import batch_runner, finish_run
-from .summary import day_batches, read_manifests, run_document, same_outcome, stored_run, utc_now
+from .summary import day_batches, keep_day_run, read_manifests, run_document, same_outcome, stored_run, utc_now
 from .types import BatchJob, Control, Observer
 
 
@@ -49,6 +49,7 @@ def rerun_failed(store, day: dt.date, settings, *, include_all: bool = False, ob
     if not jobs and same_outcome(stored, run):
         # nothing changed: the day's run.json already says so, and stays as it is
         return {**stored, NOTHING_TO_DO: True}
+    keep_day_run(run, stored)
     finished = finish_run(store, day, settings, run, started_at, observer, interrupted)
     return finished if jobs else {**finished, NOTHING_TO_DO: True}
 
