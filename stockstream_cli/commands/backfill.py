@@ -96,19 +96,43 @@ class _RichBackfillObserver:
             self._progress.update(self._task, advance=1, failed=self._failed)
 
 
+class _LogBackfillObserver:
+    """stderr is not a terminal, or --json or -q: the notes and each failure as lines, no bar."""
+
+    def __init__(self, console):
+        self._console = console
+
+    def note(self, message: str) -> None:
+        from .output import quiet
+
+        if not quiet():
+            self._console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def started(self, total: int) -> None:
+        pass
+
+    def symbol_done(self, symbol: str, reason: str | None) -> None:
+        if reason:
+            self.note(f"{symbol}: {reason}")
+
+
 def _backfill_progress(json_output: bool):
     import contextlib
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .output import stderr_console
+    from .output import quiet, stderr_console
+
+    console = stderr_console()
+    if json_output or quiet() or not console.is_terminal:  # no live bar: a bar not drawn still ends in a blank line
+        return contextlib.nullcontext(_LogBackfillObserver(console))
 
     @contextlib.contextmanager
     def observed():
         # labelled: "backfill ━━━  120/200  3 failed  0:01:05 elapsed  0:00:43 left"
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("[red]{task.fields[failed]} failed[/]"), TimeElapsedColumn(), TextColumn("elapsed"),
-                            TimeRemainingColumn(), TextColumn("left"), console=stderr_console(), transient=True)
+                            TimeRemainingColumn(), TextColumn("left"), console=console, transient=True)
         with progress:
             yield _RichBackfillObserver(progress)
 

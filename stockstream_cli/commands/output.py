@@ -86,12 +86,15 @@ def set_verbosity(level: int, log_file: str | None = None) -> None:
 
     global _verbosity
     _verbosity = level
+    # "stockstream" logs what the CLI prints itself (say, warn, errors): to the log file only, never to the
+    # terminal a second time; the library's and yfinance's logs go to both
     loggers = [logging.getLogger(name) for name in ("stockstream", "stockstream_cli", "yfinance")]
     handlers: list[logging.Handler] = []
     if level > 0:
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.INFO if level == 1 else logging.DEBUG)
         console.setFormatter(logging.Formatter("stockstream: %(name)s: %(message)s"))
+        console.addFilter(lambda record: record.name != "stockstream" and not record.name.startswith("stockstream."))
         handlers.append(console)
     if log_file:
         from ..errors import InputError

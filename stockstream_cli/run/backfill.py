@@ -196,7 +196,7 @@ def backfill(
     except KeyboardInterrupt:
         recorded = sum(len(record["metadata"]["symbols"]) for record in records)
         raise Interrupted(
-            f"backfill interrupted: {recorded} of {len(work.todo)} symbols done and recorded "
+            f"backfill interrupted: {recorded:,} of {len(work.todo):,} symbols done and recorded "
             f"(runs/{work.end.isoformat()}/backfill-N.json); run the same command again to fetch the rest"
         ) from None
     return _document(work, records, time.monotonic() - started)
