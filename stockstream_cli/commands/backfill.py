@@ -97,7 +97,7 @@ class _RichBackfillObserver:
 
 
 class _LogBackfillObserver:
-    """stderr is not a terminal, or --json or -q: the notes and each failure as lines, no bar."""
+    """stderr is not a terminal, or --json: the notes and each failure as lines (none with -q), no bar."""
 
     def __init__(self, console):
         self._console = console
@@ -121,10 +121,10 @@ def _backfill_progress(json_output: bool):
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .output import quiet, stderr_console
+    from .output import stderr_console
 
     console = stderr_console()
-    if json_output or quiet() or not console.is_terminal:  # no live bar: a bar not drawn still ends in a blank line
+    if json_output or not console.is_terminal:  # no live bar: a bar not drawn still ends in a blank line
         return contextlib.nullcontext(_LogBackfillObserver(console))
 
     @contextlib.contextmanager
