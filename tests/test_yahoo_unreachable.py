@@ -95,11 +95,17 @@ def test_a_blip_between_answers_is_retried_and_a_minute_without_one_stops(tmp_pa
 
         with pytest.raises(YahooUnreachable):
             fetch_batch(LocalStore(str(tmp_path)), dt.date(2026, 8, 21), 0, Settings.resolve(retries=1),
-                        symbols=["AAA", "BBB", "CCC", "DDD"], on_symbol=on_symbol)
+                        symbols=["AAA", "BBB", "CCC", "DDD", "EEE"], on_symbol=on_symbol)
         charts = fake.per_ticker()
     assert went_away == [0.0]
     # AAA answered at 0 s; BBB (30 s later) and CCC (60 s) failed to connect and were retried; DDD (90 s) stopped it
     assert charts == {"AAA.AX": 1, "BBB.AX": 2, "CCC.AX": 2, "DDD.AX": 1}
+    # what was fetched before is kept, the rest recorded for the batch's next attempt (and rerun-failed)
+    stored = json.loads((tmp_path / "runs" / "2026-08-21" / "batch-0.json").read_text())["metadata"]
+    assert stored["symbols_fetched"] == 1 and stored["failure_reasons"] == {
+        "BBB": "error", "CCC": "error", "DDD": "interrupted", "EEE": "interrupted"}
+    assert stored["failure_details"]["EEE"].startswith("not fetched: Yahoo Finance cannot be reached: Failed to connect")
+    assert (tmp_path / "raw-data" / "2026-08-21-batch-0.parquet").is_file()
 
 
 def test_yfinances_log_lines_about_it_stay_off_the_terminal(tmp_path, fake_yahoo, yfinance_log_unhandled, capsys):
