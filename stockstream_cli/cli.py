@@ -90,7 +90,10 @@ def bad_value_line(error: typer.BadParameter) -> str:
 def readable_metavar(param) -> str | None:
     """'YYYY-MM-DD', 'CODE', 'N' instead of Typer's '<str>', '<list[str]>', '<int>'; None: keep Typer's."""
     names = {"date": "YYYY-MM-DD", "start": "YYYY-MM-DD", "end": "YYYY-MM-DD", "symbols": "CODE",
-             "output": "PATH", "from_file": "PATH", "source_url": "URL", "since": "DURATION"}
+             "output": "PATH", "from_file": "PATH", "source_url": "URL", "since": "DURATION",
+             "bucket": "NAME", "image_uri": "URI", "alert_email": "ADDRESS", "schedule": "EXPRESSION",
+             "arch": "arm64|x86_64", "function": "updater|fetcher", "delay": "SECONDS", "retry_wait": "SECONDS",
+             "rate": "PER_SECOND"}
     if param.name in names:
         return names[param.name]
     if not any(flag.startswith("-") for flag in getattr(param, "opts", ())):
@@ -230,7 +233,7 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr: no progress, notes or warnings.")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False,
                                          help="More on stderr: -v what is done, -vv debugging detail.")] = 0,
     log_file: Annotated[Optional[str], typer.Option("--log-file", metavar="PATH",
                                                     help="Also write a detailed log (debug level) to this file.")] = None,

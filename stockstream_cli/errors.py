@@ -59,6 +59,18 @@ class SourceUnreachable(SourceError, Unhealable):
     """The ASX source's host name does not resolve (DNS): retrying in seconds will not change it."""
 
 
+class YahooUnreachable(Unhealable):
+    """Yahoo Finance cannot be reached at all (DNS, a refused connection, TLS, a proxy): every symbol would
+    fail the same way, so the run (or the deployed batch, which the Map then retries) stops at once."""
+
+    def __init__(self, cause: str):
+        super().__init__(f"Yahoo Finance cannot be reached: {cause}; check the network")
+        self.cause = cause
+
+    def __reduce__(self):  # rebuilt from its cause when it crosses a process boundary (run/workers.py)
+        return (type(self), (self.cause,))
+
+
 class BatchFailed(StockstreamError):
     """A whole batch failed (as opposed to some of its symbols): the orchestrator may retry it."""
 

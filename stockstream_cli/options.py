@@ -135,6 +135,15 @@ LookbackDays = Annotated[
         show_default=False,
     ),
 ]
+CheckLookbackDays = Annotated[  # check: not what to fetch, but how far a run's window reached back
+    Optional[int],
+    typer.Option(
+        "--lookback-days",
+        help=_setting_help("lookback_days", "The runs' lookback: a session's row may come from any run up to this "
+                           "many calendar days after it, whose record then says why it is missing."),
+        show_default=False,
+    ),
+]
 SourceUrl = Annotated[
     Optional[str],
     typer.Option("--source-url", help=_setting_help("source_url", "Where the ASX list is downloaded from."), show_default=False),
@@ -160,8 +169,9 @@ Force = Annotated[
 Remote = Annotated[bool, typer.Option("--remote", help="Act on the deployed pipeline (see `stockstream deploy`).")]
 Stage = Annotated[
     Optional[str],
-    typer.Option("--stage", envvar=STAGE_ENV, help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
-                 "[default: none, the default names].", show_default=False, metavar="NAME",
+    typer.Option("--stage", envvar=STAGE_ENV, show_envvar=False,  # shown as every other option's: [env: ...]
+                 help="The deployed stack: a stack of its own (e.g. prod, test): its name on every resource "
+                 f"[env: {STAGE_ENV}; default: none, the default names].", show_default=False, metavar="NAME",
                  callback=_remembered("stage")),
 ]
 NoWait = Annotated[

@@ -4,8 +4,9 @@ tmux checks and benchmarks).
 
     python tests/pipeline_support.py run-local --from-file list.csv --store ./data ...
 
-The launcher reads STOCKSTREAM_FAKE_LATENCY (seconds per request) and STOCKSTREAM_FAKE_FAULTS (JSON
-{"CODE": ["kind", times-or-null], ...}) from the environment.
+The launcher reads STOCKSTREAM_FAKE_LATENCY (seconds per request), STOCKSTREAM_FAKE_FAULTS (JSON
+{"CODE": ["kind", times-or-null], ...}) and STOCKSTREAM_FAKE_UNREACHABLE (dns, refused, tls or proxy: Yahoo
+never reached) from the environment.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def install_fake_yahoo_from_environment():
     fake = FakeYahoo(latency=float(os.environ.get("STOCKSTREAM_FAKE_LATENCY", "0") or 0))
     for code, (kind, times) in json.loads(os.environ.get("STOCKSTREAM_FAKE_FAULTS", "{}") or "{}").items():
         fake.fault(code, kind, times)
+    if os.environ.get("STOCKSTREAM_FAKE_UNREACHABLE"):  # dns, refused, tls or proxy: no request reaches Yahoo
+        fake.unreachable(os.environ["STOCKSTREAM_FAKE_UNREACHABLE"])
     crash = os.environ.get("STOCKSTREAM_FAKE_CRASH")
     if crash and __name__ == "__mp_main__":
         _crash_on(fake, crash)

@@ -161,6 +161,79 @@ def test_output_replaces_an_existing_file(local_store, tmp_path):
     assert output.read_text().startswith(",".join(schema.COLUMNS))
 
 
+def test_output_writes_into_a_fifo_and_leaves_it_a_fifo(local_store, tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = load("--symbols", "BHP", "--store", local_store, "--format", "csv", "-o", str(fifo))
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert received[0].decode().splitlines()[0] == ",".join(schema.COLUMNS)
+    assert len(received[0].decode().splitlines()) == 1 + 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "pipe"]  # no temporary file beside it
+
+
+def _device(path: Path, minor: int) -> Path:
+    import os
+
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))  # as root: the kernel's memory devices
+    return path
+
+
+def test_output_writes_into_a_character_device_and_never_replaces_it(local_store, tmp_path):
+    null = _device(tmp_path / "null", 3)  # /dev/null's numbers
+    result = load("--symbols", "BHP", "--store", local_store, "--format", "json", "-o", str(null))
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(null.lstat().st_mode) and null.lstat().st_rdev == __import__("os").makedev(1, 3)
+    # /dev/full's numbers: every write fails with ENOSPC, so the rows went into the device, not beside it
+    full = _device(tmp_path / "full", 7)
+    refused = load("--symbols", "BHP", "--store", local_store, "--format", "csv", "-o", str(full))
+    assert refused.exit_code == 1
+    assert f"cannot write {full}: No space left on device" in refused.stderr
+    assert stat.S_ISCHR(full.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "full", "null"]
+
+
+def test_actions_output_never_replaces_a_device_either(local_store, tmp_path):
+    null = _device(tmp_path / "null", 3)
+    result = runner.invoke(app, ["actions", "--store", local_store, "--format", "csv", "-o", str(null)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(null.lstat().st_mode)
+
+
+@pytest.mark.parametrize("output_format", ["csv", "json", "table"])
+def test_output_dash_is_stdout(local_store, tmp_path, output_format):
+    result = load("--symbols", "BHP", "CBA", "--store", local_store, "--format", output_format, "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "-").exists() and not Path("-").exists()
+    if output_format == "table":
+        assert "BHP" in result.stdout and "8 rows" in result.stdout
+    else:
+        assert rows_of(output_format, result.stdout, None) == expected_rows()
+
+
+def test_output_dash_takes_parquet_to_stdout(local_store):
+    result = load("--symbols", "BHP", "CBA", "--store", local_store, "--format", "parquet", "-o", "-")
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(io.BytesIO(result.stdout_bytes))
+    assert sorted(zip(frame["symbol"], frame["date"].cast(str))) == [(s, d) for s, d, _ in expected_rows()]
+
+
+def test_output_through_a_link_replaces_its_target_and_keeps_the_link(local_store, tmp_path):
+    target = tmp_path / "prices.csv"
+    target.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    assert load("--symbols", "BHP", "--store", local_store, "-o", str(link)).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith(",".join(schema.COLUMNS))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

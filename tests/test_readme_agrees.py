@@ -76,3 +76,22 @@ def test_every_command_and_option_the_readme_shows_exists(shown):
     options = {option for option in OPTION.findall(" ".join(words[2 if command else 1:])) if option != "-"}
     missing = sorted(options - help_options(command))
     assert not missing, f"README shows `{shown}`; `stockstream {command or ''} --help` has no {missing}"
+
+
+def test_ci_runs_the_quick_starts_test_command_as_the_readme_writes_it():
+    """.ci/run's readme part reads the command from the README (.ci/readme_command.py), so they cannot drift."""
+    import importlib.util
+    import subprocess
+
+    root = README.parent
+    spec = importlib.util.spec_from_file_location("readme_command", root / ".ci" / "readme_command.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    command = module.quick_start_test_command(README.read_text(encoding="utf-8"))
+    assert command == "pip install '.[test]' && python -m pytest -q"
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8")
+    assert '"$PYTHON" "$SRC/.ci/readme_command.py" "$SRC/README.md"' in ci and 'bash -c "$command"' in ci
+    assert "\npart readme readme_as_written\n" in ci
+    assert subprocess.run(["bash", "-n", str(root / ".ci" / "run")]).returncode == 0
+    with pytest.raises(ValueError, match="2 pytest commands"):
+        module.quick_start_test_command("# x\n## Quick start\n```bash\npytest\n```\n```bash\npython -m pytest\n```\n")

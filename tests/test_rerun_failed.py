@@ -213,3 +213,18 @@ def test_a_batch_file_lost_after_its_manifest_is_refetched_though_the_month_has_
     fake_yahoo.reset_counts()
     result = runner.invoke(app, ["rerun-failed", "--date", before.isoformat(), "--store", str(tmp_path / "data")])
     assert result.exit_code == 0 and fake_yahoo.per_ticker() == {}
+
+
+def test_the_rerun_keeps_the_days_run_apart_in_run_json(tmp_path, fake_yahoo):
+    codes = asx_codes(20)
+    list_path = write_markit_csv(tmp_path / "asx.csv", codes)
+    data = tmp_path / "data"
+    fake_yahoo.fault(codes[3], "rate_limited")
+    first = local.run_local(LocalStore(data), DAY, Settings.resolve(batch_size=10),
+                            source=local.asx_source(from_file=str(list_path)))
+    fake_yahoo.clear_faults()
+    assert rerun_cli(data).exit_code == 0
+    run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
+    assert run["command"] == "rerun-failed" and run["symbols_failed"] == []
+    assert run["day_run"] == {key: first[key] for key in ("command", "execution_time", "started_at", "finished_at")}
+    assert run["day_run"]["command"] == "run-local"

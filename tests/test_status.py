@@ -123,9 +123,9 @@ def test_a_partial_day_exits_3_and_says_what_to_run(store):
     assert result.exit_code == 3, result.output
     text = " ".join(result.stdout.split())
     assert "Day 2026-01-08" in text
-    assert "Batches 3 / 4 done missing: 3" in text
+    assert "Batches 3 / 4 done missing: batch 3" in text  # a batch number, never read as a count
     assert "Failed 3 symbols not_found 1 NAB rate_limited 1 AAA timeout 1 QQQ" in text
-    assert "Run partial in 6 min 11 s, batches failed: 3" in text
+    assert "Run partial in 6 min 11 s, failed: batch 3" in text
     assert "rerun-failed --date 2026-01-08" in text
 
 
@@ -206,8 +206,32 @@ def test_what_run_local_adds_to_run_json_is_shown(store):
     assert (document["command"], document["finished_at"], document["batch_errors"]) == (
         "rerun-failed", "2026-01-08T09:06:11.200Z", {"3": "store write failed"})
     text = " ".join(status("--store", store.uri).stdout.split())
-    assert "Run partial in 6 min 11 s, batches failed: 3 (rerun-failed, finished 2026-01-08T09:06:11.200Z)" in text
+    assert "Run partial in 6 min 11 s, failed: batch 3 (rerun-failed, finished 2026-01-08T09:06:11.200Z)" in text
     write_run_summary(store, THU, dict(run, interrupted=True))
     assert day_status(store, THU).run_outcome == "interrupted"
     write_run_summary(store, THU, dict(run, symbols_fetched=0))
     assert day_status(store, THU).run_outcome == "failed"
+
+
+def test_several_missing_batches_are_named_as_batches(tmp_path):
+    build_day(tmp_path, FRI, SYMBOLS, batch_size=2, missing_batches=[0, 2], write_run=False)
+    text = " ".join(status("--store", str(tmp_path)).stdout.split())
+    assert "missing: batches 0, 2" in text
+
+
+def test_after_a_rerun_status_shows_the_days_run_and_the_rerun_apart(store):
+    from storefactory import write_run_summary
+
+    from stockstream_cli.run.summary import keep_day_run
+
+    day_run = dict(day_status(store, THU).run, command="run-local", finished_at="2026-01-08T09:06:11.200Z")
+    rerun = dict(day_run, command="rerun-failed", execution_time=2.2, finished_at="2026-01-08T10:00:02.000Z")
+    write_run_summary(store, THU, keep_day_run(rerun, day_run))
+    text = " ".join(status("--store", store.uri).stdout.split())
+    assert ("Run partial, failed: batch 3; the day's run took 6 min 11 s (run-local, finished "
+            "2026-01-08T09:06:11.200Z), the last rerun-failed 2.2 s (finished 2026-01-08T10:00:02.000Z)") in text
+    document = json.loads(status("--store", store.uri, "--json").stdout)["run"]
+    assert (document["execution_time"], document["day_run"]["execution_time"]) == (2.2, 371.2)
+    # a second rerun carries the day's run on, not the first rerun's
+    again = keep_day_run(dict(rerun, execution_time=1.0), day_status(store, THU).run)
+    assert again["day_run"]["command"] == "run-local" and again["day_run"]["execution_time"] == 371.2

@@ -257,3 +257,16 @@ def test_a_worker_that_dies_fails_the_batch_it_held_and_the_other_worker_finishe
     assert exit_code_for(run_summary.outcome(healed)) == 0
     assert fake_yahoo.chart_requests() == BATCH_SIZE  # only the lost batch
     assert stored_rows(data, DAY).equals(clean_rows)
+
+
+def test_yahoo_unreachable_in_a_worker_process_stops_the_whole_run_in_one_line(tmp_path, asx_list):
+    data = tmp_path / "data"
+    done = run_local_in_processes(tmp_path, asx_list, data, STOCKSTREAM_FAKE_UNREACHABLE="refused")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "stockstream: error: Yahoo Finance cannot be reached: Failed to connect to query2.finance.yahoo.com port 443 "
+        "after 2 ms: Could not connect to server; check the network"]
+    run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
+    assert run["error"].startswith("Yahoo Finance cannot be reached") and run["symbols_fetched"] == 0
+    assert not (data / "raw-data").exists()

@@ -64,6 +64,13 @@ from zoneinfo import ZoneInfo
 SYDNEY = ZoneInfo("Australia/Sydney")
 CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/"
 FAULTS = ("not_found", "empty", "malformed", "timeout", "rate_limited", "server_error")
+# Yahoo never reached (`unreachable`): curl's error code and message for each way, as libcurl words them
+UNREACHABLE = {
+    "dns": (6, "Could not resolve host: {host} (Domain name not found)"),
+    "refused": (7, "Failed to connect to {host} port 443 after 2 ms: Could not connect to server"),
+    "tls": (35, "TLS connect error: error:0A000126:SSL routines::unexpected eof while reading"),
+    "proxy": (97, "CONNECT tunnel failed, response 403"),
+}
 VALID_RANGES = ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"]
 OPEN = dt.time(10, 0)
 FINAL_AFTER = dt.time(16, 15)  # the close (16:00) plus the closing auction: a session's bar is final after this
@@ -101,6 +108,7 @@ class Reply:
     url: str
     set_cookie: bool = False  # give the client Yahoo's A3 cookie (domain .yahoo.com)
     timeout: bool = False  # no answer: raise the backend's timeout
+    unreachable: str | None = None  # never reached: raise the backend's error for this (UNREACHABLE's keys)
 
 
 @dataclasses.dataclass
@@ -297,6 +305,7 @@ class FakeYahoo:
         self._recent: deque[float] = deque()
         self._storms: list[tuple[float, float, Any]] = []  # (start, end, retry_after) on the clock
         self._blocks: list[tuple[float, float]] = []
+        self._unreachable: list[tuple[float, float, str]] = []  # (start, end, how) on the clock
         self._poisoned_crumbs: int | float = 0
         self._refused_chart: dict[Any, tuple[str, str, int]] = {}  # client -> (ticker, outcome, status) to resend
         self._crumbs = itertools.count(1)
@@ -353,6 +362,16 @@ class FakeYahoo:
         """For `seconds` from now, every chart request is answered "No data found, symbol may be delisted"."""
         begin = self._clock() if start is None else start
         self._blocks.append((begin, begin + seconds))
+        return self
+
+    def unreachable(self, how: str = "dns", seconds: float = math.inf, *, start: float | None = None) -> "FakeYahoo":
+        """For `seconds` from now, no request reaches Yahoo: each raises the backend's error for `how` (a key
+        of UNREACHABLE: dns, refused, tls, proxy), as a machine without network sees it. Not counted as
+        answered (`Request.status` None, outcome "unreachable")."""
+        if how not in UNREACHABLE:
+            raise ValueError(f"unknown way to be unreachable {how!r}; one of {tuple(UNREACHABLE)}")
+        begin = self._clock() if start is None else start
+        self._unreachable.append((begin, begin + seconds, how))
         return self
 
     def poison_crumb(self, times: int | None = None) -> "FakeYahoo":
@@ -513,12 +532,16 @@ class FakeYahoo:
             now = self._clock()
             outcome, reply = self._decide(method, base, full_url, params, ticker, kind, now, client)
             self.requests.append(Request(ticker, kind, _loggable(params), outcome,
-                                         None if reply.timeout else reply.status, method, full_url, now))
+                                         None if reply.timeout or reply.unreachable else reply.status, method,
+                                         full_url, now))
         return reply
 
     def _decide(self, method, base, full_url, params, ticker, kind, now, client) -> tuple[str, Reply]:
         chart = kind in ("chart", "tz_probe", "range")
         resend = self._refused_chart.pop(client, None) if chart else None
+        for begin, end, how in self._unreachable:
+            if begin <= now < end:
+                return "unreachable", Reply(0, b"", [], full_url, unreachable=how)
         if self.rate_limit is not None and self._over_rate_limit(now):
             return "rate_limited", self._reply(429, TOO_MANY_REQUESTS, full_url, content_type="text/plain")
         for begin, end, retry_after in self._storms:
@@ -699,6 +722,8 @@ def to_curl_response(session, reply: Reply, timeout_error: type[BaseException]):
 
     if reply.timeout:
         raise timeout_error(f"fake Yahoo: operation timed out ({reply.url})")
+    if reply.unreachable:
+        raise curl_unreachable_error(reply.unreachable, reply.url)
     if reply.set_cookie:
         _jar(session).set_cookie(yahoo_cookie())
     response = Response()
@@ -711,11 +736,39 @@ def to_curl_response(session, reply: Reply, timeout_error: type[BaseException]):
     return response
 
 
+def curl_unreachable_error(how: str, url: str) -> BaseException:
+    """The exception curl_cffi raises when libcurl fails this way (its class from curl's code, its message
+    in curl_cffi's words), as `Session._request_once` raises it."""
+    from curl_cffi.requests.exceptions import code2error
+
+    code, words = UNREACHABLE[how]
+    message = (f"Failed to perform, curl: ({code}) {words.format(host=urlsplit(url).hostname)}. "
+               "See https://curl.se/libcurl/c/libcurl-errors.html first for more details.")
+    return code2error(code, message)(message, code)
+
+
+def requests_unreachable_error(how: str, url: str) -> BaseException:
+    """What requests raises for the same (yfinance's fallback backend): urllib3's connection error inside."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+
+    host = urlsplit(url).hostname
+    if how == "proxy":
+        return requests.exceptions.ProxyError(f"Unable to connect to proxy for {host}")
+    if how == "tls":
+        return requests.exceptions.SSLError(f"[SSL: UNEXPECTED_EOF_WHILE_READING] EOF ({host})")
+    reason = (NameResolutionError(host, None, OSError(-2, "Name or service not known")) if how == "dns"
+              else NewConnectionError(None, f"Failed to establish a new connection: [Errno 111] Connection refused"))
+    return requests.exceptions.ConnectionError(MaxRetryError(None, url, reason))
+
+
 def to_requests_response(session, reply: Reply, timeout_error: type[BaseException]):
     import requests
 
     if reply.timeout:
         raise timeout_error(f"fake Yahoo: read timed out ({reply.url})")
+    if reply.unreachable:
+        raise requests_unreachable_error(reply.unreachable, reply.url)
     if reply.set_cookie:
         _jar(session).set_cookie(yahoo_cookie())
     response = requests.Response()

@@ -3,7 +3,7 @@
 `run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (pipeline.plan_rerun:
 batches without a result, symbols recorded as failed with a retryable reason), and starts an execution whose
 input already carries those batches as `symbolBatches`, so the state machine skips the symbol step. The
-fetcher merges a batch's refetched symbols into its stored files (fetch.fetch_batch), so nothing is lost.
+fetcher merges a batch's refetched symbols into its stored files (run.batch.fetch_batch), so nothing is lost.
 """
 
 from __future__ import annotations

@@ -93,6 +93,26 @@ class _RichBackfillObserver:
             self._progress.update(self._task, advance=1, failed=self._failed)
 
 
+class _LogBackfillObserver:
+    """stderr is not a terminal, or --json: the notes and each failure as lines (none with -q), no bar."""
+
+    def __init__(self, console):
+        self._console = console
+
+    def note(self, message: str) -> None:
+        from .output import quiet
+
+        if not quiet():
+            self._console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def started(self, total: int) -> None:
+        pass
+
+    def symbol_done(self, symbol: str, reason: str | None) -> None:
+        if reason:
+            self.note(f"{symbol}: {reason}")
+
+
 def _backfill_progress(json_output: bool):
     import contextlib
 
@@ -100,12 +120,16 @@ def _backfill_progress(json_output: bool):
 
     from .output import stderr_console
 
+    console = stderr_console()
+    if json_output or not console.is_terminal:  # no live bar: a bar not drawn still ends in a blank line
+        return contextlib.nullcontext(_LogBackfillObserver(console))
+
     @contextlib.contextmanager
     def observed():
         # labelled: "backfill ━━━  120/200  3 failed  0:01:05 elapsed  0:00:43 left"
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("[red]{task.fields[failed]} failed[/]"), TimeElapsedColumn(), TextColumn("elapsed"),
-                            TimeRemainingColumn(), TextColumn("left"), console=stderr_console(), transient=True)
+                            TimeRemainingColumn(), TextColumn("left"), console=console, transient=True)
         with progress:
             yield _RichBackfillObserver(progress)
 

@@ -47,7 +47,7 @@ def check(
     start: options.Start = None,
     end: End = None,
     symbols: options.Symbols = None,
-    lookback_days: options.LookbackDays = None,
+    lookback_days: options.CheckLookbackDays = None,
     store: options.Store = None,
     profile: options.Profile = None,
     region: options.Region = None,

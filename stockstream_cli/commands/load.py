@@ -39,7 +39,8 @@ OutputFormat = Annotated[
 ]
 Output = Annotated[
     Optional[Path],
-    typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", show_default=False),
+    typer.Option("--output", "-o", help="Write to this file instead of stdout: a file is replaced atomically, a "
+                 "device or FIFO written into; - is stdout.", show_default=False),
 ]
 
 
@@ -85,12 +86,16 @@ def load(
 
 
 def show(frame, chosen: "Format", output: Path | None) -> None:
-    """A result frame to --output (atomically) or stdout in the chosen format (load's and actions' rendering)."""
-    if output is not None:
+    """A result frame to --output or stdout in the chosen format (load's and actions' rendering)."""
+    from .output import to_stdout
+
+    if output is not None and not to_stdout(output):
         _write_file(frame, chosen, output)
         typer.echo(f"wrote {frame.height:,} rows to {output}", err=True)
     elif chosen is Format.table:
         _print_table(frame)
+    elif chosen is Format.parquet:  # `-o -`: Parquet's bytes to stdout, for a pipe
+        _write_file(frame, chosen, output)
     else:
         sys.stdout.write(_render_text(frame, chosen))
         sys.stdout.flush()
@@ -98,7 +103,10 @@ def show(frame, chosen: "Format", output: Path | None) -> None:
 
 def choose_format(format: Format | None, output: Path | None) -> Format:
     from ..errors import InputError
+    from .output import to_stdout
 
+    if to_stdout(output):  # `-o -`: stdout, as without --output, where Parquet's bytes may go too
+        return format or Format.table
     if output is not None:
         if output.is_dir():
             raise InputError(f"--output {output} is a folder: give a file name inside it")
@@ -177,9 +185,9 @@ def _render_text(frame, chosen: Format) -> str:
 
 
 def _write_file(frame, chosen: Format, output: Path) -> None:
-    """Write next to the target and rename over it: a reader never sees half a file."""
+    """A file replaced atomically, a device or FIFO written into, `-` stdout (output.write_output)."""
     from ..errors import StoreError
-    from ..dataset.store import write_atomically
+    from .output import write_output
 
     def write(handle) -> None:
         if chosen is Format.parquet:
@@ -191,7 +199,7 @@ def _write_file(frame, chosen: Format, output: Path) -> None:
             handle.write(b"\n")
 
     try:
-        write_atomically(output, write)
+        write_output(output, write)
     except OSError as error:
         raise StoreError(f"cannot write {output}: {error.strerror or error}") from None
 

@@ -3,14 +3,55 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+STDOUT = "-"  # --output - : stdout
 
 
 def emit_json(document: Any) -> None:
     """Exactly one JSON document on stdout, and nothing else there."""
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def to_stdout(output: Path | str | None) -> bool:
+    """Whether --output means stdout (`-o -`)."""
+    return output is not None and str(output) == STDOUT
+
+
+def write_output(output: Path | str, write: Callable[[IO[bytes]], object]) -> None:
+    """--output, written safely: `-` is stdout; a device, FIFO or socket (or a link into /dev or /proc, as
+    /dev/stdout) is opened and written straight, never replaced; a regular file or a new path is written
+    next to it and renamed over it (store.write_atomically), through a symbolic link to its target, so a
+    reader never sees half a file and the link stays a link. OSError on failure."""
+    from ..store import write_atomically
+
+    if to_stdout(output):
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(output)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if _write_straight(path, target):
+        with open(path, "wb") as handle:
+            write(handle)
+        return
+    write_atomically(target, write)
+
+
+def _write_straight(path: Path, target: Path) -> bool:
+    try:
+        mode = os.stat(path).st_mode  # through links
+    except FileNotFoundError:
+        return False  # a new path (a dangling link's target included)
+    if not stat.S_ISREG(mode):
+        return True  # a character or block device, a FIFO, a socket: never renamed over
+    return target.parts[1:2] in (("dev",), ("proc",))  # /dev/stdout -> /proc/self/fd/1 -> a redirected file
 
 
 def stderr_console():
@@ -45,12 +86,15 @@ def set_verbosity(level: int, log_file: str | None = None) -> None:
 
     global _verbosity
     _verbosity = level
+    # "stockstream" logs what the CLI prints itself (say, warn, errors): to the log file only, never to the
+    # terminal a second time; the library's and yfinance's logs go to both
     loggers = [logging.getLogger(name) for name in ("stockstream", "stockstream_cli", "yfinance")]
     handlers: list[logging.Handler] = []
     if level > 0:
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.INFO if level == 1 else logging.DEBUG)
         console.setFormatter(logging.Formatter("stockstream: %(name)s: %(message)s"))
+        console.addFilter(lambda record: record.name != "stockstream" and not record.name.startswith("stockstream."))
         handlers.append(console)
     if log_file:
         from ..errors import InputError

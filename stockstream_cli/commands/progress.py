@@ -17,6 +17,7 @@ from ..run.types import Observer
 from .output import counted
 
 SHOWN_SYMBOLS = 12  # failed symbols listed per reason before "... and N more"
+RUN_SPEED_PERIOD = 24 * 3600.0  # seconds of progress the time-left estimate averages over: a whole run
 
 
 class LogObserver(Observer):
@@ -63,8 +64,8 @@ class LiveProgress(LogObserver):
     """Live bars on stderr: symbols fetched and failed out of the total, batches done, elapsed and left.
 
         run-local 2026-08-21: 1838 symbols in 19 batches
-        ⠋ symbols ━━━━━━━━━━╸━━━━━━━━━  912/1838  909 fetched  3 failed  0:00:41  0:00:43 left
-        ⠋ batches ━━━━━━━━━━━━━━━━━━━━    9/19                           0:00:41  0:00:49 left
+        ⠋ symbols ━━━━━━━━━━╸━━━━━━━━━    912/1,838  909 fetched  3 failed  0:00:41  0:00:43 left
+        ⠋ batches ━━━━━━━━━━━━━━━━━━━━        9/19                         0:00:41  0:00:49 left
     """
 
     def __init__(self, console: Console, title: str):
@@ -76,7 +77,7 @@ class LiveProgress(LogObserver):
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=None),
-            TextColumn("{task.completed:>5}/{task.total}", justify="right"),
+            TextColumn("{task.fields[count]}", justify="right"),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
@@ -84,9 +85,12 @@ class LiveProgress(LogObserver):
             console=console,
             transient=False,
             refresh_per_second=8,
+            # the whole run's pace, not the last 30 s': the time left stays an estimate through a lull (a batch
+            # retrying, the batches bar between two batches) instead of falling back to -:--:--
+            speed_estimate_period=RUN_SPEED_PERIOD,
         )
-        self._symbols = self._progress.add_task("symbols", total=None, start=False, detail="")
-        self._batch_task = self._progress.add_task("batches", total=None, start=False, detail="")
+        self._symbols = self._progress.add_task("symbols", total=None, start=False, detail="", count="")
+        self._batch_task = self._progress.add_task("batches", total=None, start=False, detail="", count="")
 
     def __enter__(self) -> "LiveProgress":
         self._progress.start()
@@ -155,9 +159,11 @@ class LiveProgress(LogObserver):
         fetched = sum(c.fetched for c in self._batches.values())
         failed = sum(c.failed for c in self._batches.values())
         done = sum(c.finished for c in self._batches.values())
+        symbols_total = sum(c.size for c in self._batches.values())
         self._progress.update(self._symbols, completed=fetched + failed,
-                              detail=f"[green]{fetched} fetched[/]  [red]{failed} failed[/]")
-        self._progress.update(self._batch_task, completed=done)
+                              count=f"{fetched + failed:>6,}/{symbols_total:,}",
+                              detail=f"[green]{fetched:,} fetched[/]  [red]{failed:,} failed[/]")
+        self._progress.update(self._batch_task, completed=done, count=f"{done:>6,}/{len(self._batches):,}")
 
 
 def observer_for(*, json_output: bool, title: str, console: Console | None = None) -> LogObserver:

@@ -95,7 +95,7 @@ def _batches_line(report):
 
     line = Text(f"{len(report.batches_done)} / {len(report.batches)} done")
     if report.batches_missing:
-        line.append(f"  missing: {_numbers(report.batches_missing)}", style="red")
+        line.append(f"  missing: {_batch_numbers(report.batches_missing)}", style="red")
     return line
 
 
@@ -122,14 +122,28 @@ def _failed_text(report):
 def _run_line(report) -> str:
     if report.run is None:
         return "no run summary (runs/D/run.json) for this day"
-    seconds = report.run.get("execution_time")
-    took = _duration(seconds) if isinstance(seconds, (int, float)) else "duration not recorded"
-    failed = report.run.get("batches_failed") or []
-    extra = f", batches failed: {_numbers(failed)}" if failed else ""
-    if report.run.get("command"):
-        extra += f" ({report.run['command']}"
-        extra += f", finished {report.run['finished_at']})" if report.run.get("finished_at") else ")"
-    return f"{report.run_outcome} in {took}{extra}"
+    run = report.run
+    failed = run.get("batches_failed") or []
+    extra = f", failed: {_batch_numbers(failed)}" if failed else ""
+    day_run = run.get("day_run")
+    if isinstance(day_run, dict):  # a rerun rewrote run.json: the day's run first, then the last rerun apart
+        return (f"{report.run_outcome}{extra}; the day's run took {_took(day_run)}{_by(day_run)}, "
+                f"the last {run.get('command') or 'rerun'} {_took(run)}{_by(run, name=False)}")
+    stopped = f"; stopped by: {run['error']}" if run.get("error") else ""
+    return f"{report.run_outcome} in {_took(run)}{extra}{_by(run)}{stopped}"
+
+
+def _took(run: dict) -> str:
+    seconds = run.get("execution_time")
+    return _duration(seconds) if isinstance(seconds, (int, float)) else "a time not recorded"
+
+
+def _by(run: dict, *, name: bool = True) -> str:
+    """' (run-local, finished 2026-...)': who wrote the record, and when."""
+    parts = [run["command"]] if name and run.get("command") else []
+    if run.get("finished_at"):
+        parts.append(f"finished {run['finished_at']}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _verdict(report):
@@ -156,6 +170,11 @@ def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
+
+
+def _batch_numbers(values) -> str:
+    """'batch 0', 'batches 0, 3': never a bare number that reads as a count."""
+    return ("batch " if len(values) == 1 else "batches ") + _numbers(values)
 
 
 def _numbers(values) -> str:

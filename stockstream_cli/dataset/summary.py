@@ -72,6 +72,22 @@ def run_document(day: dt.date, batches: Mapping[int, Iterable[str]], manifests: 
     }
 
 
+DAY_RUN_KEYS = ("command", "execution_time", "started_at", "finished_at")
+
+
+def keep_day_run(run: dict, stored: Mapping[str, Any] | None) -> dict:
+    """A rerun's run.json keeps the day's own run apart ("day_run": its command, duration, start and end), so
+    the day's duration is not lost under the rerun's few seconds; later reruns carry it on."""
+    if stored is None:
+        return run
+    day_run = stored.get("day_run")
+    if not isinstance(day_run, dict) and stored.get("command") not in (None, run.get("command")):
+        day_run = {key: stored[key] for key in DAY_RUN_KEYS if key in stored}
+    if isinstance(day_run, dict):
+        run["day_run"] = day_run
+    return run
+
+
 def summary(run: Mapping[str, Any]) -> dict:
     """The contract's `run-local --json` document: exactly its keys, in its order."""
     return {key: run[key] for key in SUMMARY_KEYS}

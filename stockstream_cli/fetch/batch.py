@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .. import schema
 from ..calendar import last_final_day
-from ..errors import InputError
+from ..errors import BatchInterrupted, InputError, YahooUnreachable
 from ..reasons import INTERRUPTED, INVALID_DATA, NO_DATA, RATE_LIMITED, TIMEOUT
 from ..sources import yahoo
 from .cut_short import BatchProgress
@@ -138,6 +138,10 @@ def fetch_symbols(
             if stop:
                 break
     results = run.finish(pacer, settings)
+    if (run.stop_error is not None or run.interrupted) and all(r.rows is None for r in results):
+        # stopped (Ctrl-C, the run stopping, the deadline) before anything was fetched: nothing to commit
+        raise run.stop_error or BatchInterrupted(f"batch {batch_number} of {day.isoformat()} stopped before any "
+                                                 "symbol was fetched; nothing was written")
 
     def refetch(code: str, start: dt.date, end: dt.date) -> SymbolResult:
         # a batch cut short sends nothing more: the symbol is then restate_failed, stored nowhere, retried
@@ -208,6 +212,8 @@ def fetch_symbol(
             if not per_request:
                 pacer.on_success()
             return _cleaned(code, outcome, first, min(last, final_through or last), batch_number, attempts)
+        if outcome.unreachable:
+            raise YahooUnreachable(outcome.detail)  # no retry heals it soon; every symbol would fail alike
         if per_request:
             pass  # the session told the pacer of every answer
         elif outcome.reason == RATE_LIMITED:

@@ -1,9 +1,10 @@
 """A batch cut short: by its deadline (fetch/deadline.py) or by a suspected block (fetch/block.py).
 
 `BatchProgress` follows one batch's symbols as fetch/batch.py fetches them: it says when to stop taking
-symbols, records the ones not fetched (`interrupted` after the deadline, `blocked` after a run of missing
-answers), relabels a suspected block's not_found/no_data answers as `blocked`, and, once what was fetched is
-committed, raises what the orchestrator retries (BatchBlocked, BatchInterrupted) or the stop's own exception.
+symbols, records the ones not fetched (`interrupted` after the deadline or once Yahoo cannot be reached,
+`blocked` after a run of missing answers), relabels a suspected block's not_found/no_data answers as
+`blocked`, and, once what was fetched is committed, raises what the orchestrator retries (BatchBlocked,
+BatchInterrupted) or the stop's own exception (RunCancelled, YahooUnreachable).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchBlocked, BatchInterrupted
+from ..errors import BatchBlocked, BatchInterrupted, YahooUnreachable
 from ..reasons import BLOCKED, INTERRUPTED
 
 if TYPE_CHECKING:
@@ -42,7 +43,13 @@ class BatchProgress:
         return True
 
     def stopped_by(self, error: BaseException, rest: list[str]) -> bool:
-        """A stop (Ctrl-C's RunCancelled) raised while fetching a symbol: keep what was fetched."""
+        """A stop (Ctrl-C's RunCancelled) raised while fetching a symbol, or Yahoo gone (YahooUnreachable):
+        keep what was fetched, the rest recorded as interrupted."""
+        if isinstance(error, YahooUnreachable):  # no later symbol can be fetched either
+            self._record(rest, INTERRUPTED, f"not fetched: {error}")
+            self.interrupted = True
+            self.stop_error = error
+            return True
         if isinstance(error, Exception) or not self.stopped_before(rest):
             return False
         self.stop_error = error

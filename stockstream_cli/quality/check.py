@@ -695,7 +695,7 @@ def alert_message(document: dict) -> str | None:
     missing = [f"{n} {reason}" for reason, n in document["missing_counts"].items() if n and reason in UNEXPECTED_MISSING]
     flagged = [f"{n} {kind}" for kind, n in document["suspicious_counts"].items() if n]
     examples = [f"{i['symbol']} {i['date']}" for reason in UNEXPECTED_MISSING for i in document["missing"][reason]][:10]
-    lines = [f"stockstream check {span}: {document['present_rows']} of {document['expected_rows']} rows present."]
+    lines = [f"stockstream check {span}: {document['present_rows']:,} of {document['expected_rows']:,} rows present."]
     if missing:
         lines.append(f"Missing: {', '.join(missing)} (e.g. {', '.join(examples)}).")
     if flagged:

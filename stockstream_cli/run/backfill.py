@@ -212,7 +212,7 @@ def _backfill(writer: Writer, start: dt.date, end: dt.date, settings, symbols: l
     except KeyboardInterrupt:
         recorded = sum(len(record.symbols or ()) for record in records)
         raise Interrupted(
-            f"backfill interrupted: {recorded} of {len(work.todo)} symbols done and recorded "
+            f"backfill interrupted: {recorded:,} of {len(work.todo):,} symbols done and recorded "
             f"(runs/{work.end.isoformat()}/backfill-N.json); run the same command again to fetch the rest"
         ) from None
     return Report(work, records, time.monotonic() - started)

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable
 
 from .. import hints
-from ..errors import InputError, Interrupted, StockstreamError, Unhealable
+from ..errors import InputError, Interrupted, StockstreamError, Unhealable, first_line
 from ..dataset.commit import Writer, day_writer
-from ..dataset.summary import run_document, utc_now
+from ..dataset.summary import read_manifests, run_document, utc_now
 from .task import run_batch, run_pacer
 from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource, backoff_waits)
 
@@ -86,7 +86,12 @@ def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None
         batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
         jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
         observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
-        outcomes, interrupted = run_batches(jobs, observer)
+        try:
+            outcomes, interrupted = run_batches(jobs, observer)
+        except Unhealable as error:
+            if not isinstance(error, InputError):
+                _record_stopped_run(writer, day, batches, time.monotonic() - started, started_at, error, observer)
+            raise
     records = {number: outcome.record for number, outcome in outcomes.items() if outcome.record}
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, records, time.monotonic() - started, command=writer.command,
@@ -105,6 +110,19 @@ def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: st
     if interrupted:
         raise Interrupted(_interrupted_message(day, run))
     return run
+
+
+def _record_stopped_run(writer: Writer, day: dt.date, batches: dict, seconds: float, started_at: str,
+                        error: Unhealable, observer: Observer) -> None:
+    """run.json of a run stopped by an error no retry heals (Yahoo unreachable, a full disk): the batches
+    the store holds, and the error ("error"). Best effort: the store itself may be what failed."""
+    with contextlib.suppress(StockstreamError):
+        manifests = read_manifests(writer.store, day, batches, observer.note)
+        missing = {number: first_line(error) for number, record in manifests.items() if record is None}
+        run = run_document(day, batches, manifests, seconds, command=writer.command, finished_at=utc_now(),
+                           started_at=started_at, batch_errors=missing)
+        run["error"] = first_line(error)
+        writer.commit_run(day, run)
 
 
 # ---------------------------------------------------------------------------------------------- pure parts

@@ -17,7 +17,7 @@ from .. import reasons
 from ..dataset import manifest
 from ..dataset.commit import Writer, day_writer
 from .local import batch_runner, finish_run
-from ..dataset.summary import read_manifests, run_document, same_outcome, stored_run, utc_now
+from ..dataset.summary import keep_day_run, read_manifests, run_document, same_outcome, stored_run, utc_now
 from ..dataset.symbols import day_batches
 from .types import BatchJob, Control, Observer
 
@@ -60,6 +60,7 @@ def _rerun(writer: Writer, day: dt.date, settings, include_all: bool, observer: 
     if not jobs and same_outcome(stored, run):
         # nothing changed: the day's run.json already says so, and stays as it is
         return {**stored, NOTHING_TO_DO: True}
+    keep_day_run(run, stored)
     finished = finish_run(writer, day, settings, run, started_at, observer, interrupted)
     return finished if jobs else {**finished, NOTHING_TO_DO: True}
 

@@ -36,6 +36,7 @@ def run_batch(writer, day, settings, job: BatchJob, observer: Observer, control:
             error = _describe(exc)
             if isinstance(exc, BatchCutShort):
                 subset = manifest.resume(exc.record, subset)
+            control.check()  # the run is stopping (Ctrl-C, an error no retry heals): no retry to announce
             if attempt > BATCH_RETRIES:
                 observer.batch_done(job.batch_number, None, error)
                 return BatchOutcome(job.batch_number, None, error, attempt)

@@ -42,6 +42,7 @@ JOIN_SECONDS = 10.0  # how long a worker may take to drop its batch in flight an
 # messages
 RESERVE, CONFIRM, ANSWERED, RATE_LIMITED = "reserve", "confirm", "answered", "rate_limited"  # worker thread -> BudgetService
 STARTED, OUTCOME, CANCELLED = "started", "outcome", "cancelled"  # worker -> parent, besides the observer's
+FATAL = "fatal"  # worker -> parent: an error no retry heals (errors.Unhealable) stops the whole run
 NOTE, SYMBOL, RETRYING, DONE = "note", "symbol", "retrying", "done"
 
 
@@ -271,6 +272,8 @@ class WorkerPool:
                 if not run.interrupted:
                     self._stopping(run, observer)
         self._drain(run, observer)
+        if run.fatal is not None:
+            raise run.fatal  # as the threads of one process stop the run on it (local.py)
         return run.outcomes, run.interrupted
 
     def _stopping(self, run: "_RunState", observer) -> None:
@@ -303,6 +306,12 @@ class WorkerPool:
             run.pending.discard(outcome.batch_number)
         elif kind == CANCELLED:
             run.pending.discard(args[0])
+        elif kind == FATAL:
+            batch_number, error = args
+            run.pending.discard(batch_number)
+            run.fatal = run.fatal or error
+            run.interrupted = True  # wait for the workers to drop what they hold and exit
+            self._stop.set()
         elif kind == NOTE:
             observer.note(*args)
         elif kind == SYMBOL:
@@ -358,6 +367,7 @@ class _RunState:
         self.outcomes: dict = {}
         self.holders: dict[int, int] = {}  # batch number -> pid of the worker that took it
         self.interrupted = False
+        self.fatal: BaseException | None = None  # the first error no retry heals, sent by a worker
 
 
 @contextlib.contextmanager
@@ -441,7 +451,7 @@ def _preload() -> None:
 def _take_jobs(writer, day, settings, jobs, events, observer, control, pacer, parent_pid: int) -> None:
     from ..errors import Unhealable
     from .task import run_batch
-    from .types import BatchOutcome, RunCancelled
+    from .types import RunCancelled
 
     while not control.stop.is_set() and os.getppid() == parent_pid:  # else stopped, or the parent was killed
         try:
@@ -456,8 +466,10 @@ def _take_jobs(writer, day, settings, jobs, events, observer, control, pacer, pa
         except RunCancelled:
             events.put((CANCELLED, job.batch_number))
             return
-        except Unhealable as error:  # a full disk: the batch failed, said in one line (not retried: task.py)
-            outcome = BatchOutcome(job.batch_number, None, str(error), 1)
+        except Unhealable as error:  # a full disk, Yahoo unreachable: the run stops (the parent raises it)
+            events.put((FATAL, job.batch_number, error))
+            control.stop.set()
+            return
         events.put((OUTCOME, outcome))
 
 

@@ -27,12 +27,16 @@ import contextlib
 import datetime as dt
 import email.utils
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import InputError
 
 KINDS = ("cookie", "crumb", "consent", "chart", "other")
+# A request that cannot connect (connection_failure) after this long without any answer from Yahoo means Yahoo
+# cannot be reached at all; within it, a network blip between answers, retried like any error.
+UNREACHED_AFTER_SECONDS = 60.0
 POISONED_CRUMB = "Too Many Requests"
 IMPERSONATE = "chrome"
 
@@ -160,9 +164,16 @@ def _tell(pacer, signal: str, *args) -> None:
 
 
 class _Paced:
-    """What both session classes do around one request: pace it, send it, count it, report it."""
+    """What both session classes do around one request: pace it, send it, count it, report it, and remember
+    when Yahoo last answered at all (`answered_within`)."""
 
     counts: RequestCounts
+    answered_at: float | None = None  # the clock's reading at the last answer (any status)
+    clock = staticmethod(time.monotonic)
+
+    def answered_within(self, seconds: float) -> bool:
+        """Whether any request of this session got an answer (of any status) in the last `seconds`."""
+        return self.answered_at is not None and self.clock() - self.answered_at <= seconds
 
     def _paced(self, url: str, send):
         kind = request_kind(url)
@@ -174,6 +185,7 @@ class _Paced:
         except Exception:
             self._count(kind, False)  # sent, never answered (a timeout): no signal either way
             raise
+        self.answered_at = self.clock()
         refused = is_rate_limited(kind, response)
         self._count(kind, refused)
         if pacer is not None:
@@ -187,6 +199,63 @@ class _Paced:
         self.counts.add(kind, refused)
         for tally in getattr(_local, "tallies", ()):
             tally.add(kind, refused)
+
+
+# curl's error codes (CurlECode) of a request that never reached the server: no such host or proxy host,
+# no connection, the proxy or TLS failing. A timeout is not one (a slow Yahoo is retried), nor a connection
+# dropped after it was made (RECV_ERROR, GOT_NOTHING: a server was reached).
+_CURL_UNREACHED = frozenset({
+    5, 6, 7, 96,  # COULDNT_RESOLVE_PROXY, COULDNT_RESOLVE_HOST, COULDNT_CONNECT, QUIC_CONNECT_ERROR
+    97,  # PROXY (the proxy's handshake failed)
+    35, 58, 59, 60, 77, 83, 90, 91, 98,  # SSL_CONNECT_ERROR and the certificate, cipher and key failures
+})
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """Why a request never reached its server (DNS, a refused connection, TLS, a proxy), in one line of the
+    HTTP library's own words, from the exception or what it wraps; None for anything else (a timeout, a
+    connection dropped after it was made, an answer)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        cause = _unreached(exc)
+        if cause is not None:
+            return cause
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _unreached(exc: BaseException) -> str | None:
+    import socket
+
+    if isinstance(exc, (TimeoutError, socket.timeout)) or "Timeout" in type(exc).__name__:
+        return None
+    code = getattr(exc, "code", None)
+    if type(exc).__module__.startswith("curl_cffi"):
+        return _curl_words(str(exc)) if int(code or 0) in _CURL_UNREACHED else None
+    if isinstance(exc, (socket.gaierror, ConnectionRefusedError)):
+        return str(exc) or type(exc).__name__
+    try:
+        import requests
+        from urllib3.exceptions import NewConnectionError
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, (requests.exceptions.ProxyError, requests.exceptions.SSLError)):
+        return str(exc)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, NewConnectionError):  # no such host (NameResolutionError) or no connection
+            return str(reason)
+    return None
+
+
+def _curl_words(message: str) -> str:
+    """"Failed to perform, curl: (6) Could not resolve host: X (Domain name not found). See https://..."
+    -> "Could not resolve host: X (Domain name not found)"."""
+    text = message.split("curl: ", 1)[-1]
+    if text.startswith("(") and ") " in text:
+        text = text.split(") ", 1)[1]
+    return text.split(". See https://", 1)[0].strip() or message
 
 
 def _curl_session_class():

@@ -13,7 +13,11 @@ one of the contract's reasons. yfinance is used the way the pipeline needs it:
 - every HTTP request yfinance makes (cookie, crumb, consent, chart, resend) goes through stockstream's own
   session (sources/http.py): paced by the pacer fetch.py binds, counted by kind; one session per process,
   so the cookie and crumb are fetched once per process. A crumb Yahoo answered with "Too Many Requests" is
-  dropped after the call, so the next call asks for a new one instead of sending it on.
+  dropped after the call, so the next call asks for a new one instead of sending it on;
+- a request that cannot connect at all (DNS, refused, TLS, a proxy: http.connection_failure) when Yahoo has
+  not answered this process for a minute is an `unreachable` Failure: no retry heals that soon, so the
+  batch stops there (fetch/batch.py) instead of trying every symbol; yfinance's own log lines about it
+  ("Cookie/crumb fetch failed ... continuing without crumb") stay out of the terminal (shown with -v).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Failure:
 
     reason: str
     detail: str = ""
+    unreachable: bool = False  # Yahoo cannot be reached at all (reason ERROR): the caller stops, no retry
 
     @property
     def retryable(self) -> bool:
@@ -99,6 +104,17 @@ def silence_third_party_warnings() -> None:
     warnings.filterwarnings("ignore", module=r"yfinance(\.|$)")
 
 
+def _keep_yfinance_log_off_the_terminal() -> None:
+    """yfinance logs its troubles as warnings ("Cookie/crumb fetch failed (DNSError), continuing without
+    crumb", once per request); with no handler of its own, logging's last resort prints them on stderr. A
+    NullHandler ends that; -v and --log-file (commands/output.py) add handlers that still show them."""
+    import logging
+
+    logger = logging.getLogger("yfinance")
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
 def configure(cache_dir: str | None = None) -> str:
     """Point yfinance's caches at `cache_dir` (created if needed), turn its exceptions on and retries off."""
     global _configured_cache_dir
@@ -109,6 +125,7 @@ def configure(cache_dir: str | None = None) -> str:
         yf.config.debug.hide_exceptions = False
         yf.config.network.retries = 0
         silence_third_party_warnings()
+        _keep_yfinance_log_off_the_terminal()
         if folder != _configured_cache_dir:
             yf.set_tz_cache_location(folder)
             _forget_open_caches()
@@ -161,7 +178,8 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
 
     from . import http
 
-    ticker = yf.Ticker(yahoo_ticker(symbol), session=http.session())
+    session = http.session()
+    ticker = yf.Ticker(yahoo_ticker(symbol), session=session)
     recorder = _route_through_recorder(ticker)
     try:
         frame = ticker.history(
@@ -174,7 +192,8 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
             timeout=timeout,
         )
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-        return classify_exception(exc, recorder.last_status if recorder else None)
+        reached = session.answered_within(http.UNREACHED_AFTER_SECONDS)
+        return classify_exception(exc, recorder.last_status if recorder else None, reached=reached)
     finally:
         _drop_poisoned_crumb()
     status = recorder.last_status if recorder else None
@@ -229,9 +248,13 @@ def to_polars(frame) -> "pl.DataFrame":
     ])
 
 
-def classify_exception(exc: BaseException, status: int | None = None) -> Failure:
-    """The contract's reason for what yfinance raised (status: the chart request's HTTP status, if any)."""
+def classify_exception(exc: BaseException, status: int | None = None, *, reached: bool = True) -> Failure:
+    """The contract's reason for what yfinance raised (status: the chart request's HTTP status, if any).
+    reached: whether Yahoo answered lately; if not, a request that could not connect means Yahoo cannot be
+    reached at all (Failure.unreachable)."""
     from yfinance.exceptions import YFDataException, YFRateLimitError, YFTickerMissingError
+
+    from .http import connection_failure
 
     detail = f"{type(exc).__name__}: {exc}".strip()
     if isinstance(exc, YFRateLimitError):
@@ -240,6 +263,9 @@ def classify_exception(exc: BaseException, status: int | None = None) -> Failure
         return classify_status(status, detail)
     if _is_timeout(exc):
         return Failure(TIMEOUT, detail)
+    cause = connection_failure(exc)
+    if cause is not None and not reached:
+        return Failure(ERROR, cause, unreachable=True)
     if isinstance(exc, YFTickerMissingError):
         reason = getattr(exc, "yahoo_reason", None) or getattr(exc, "rationale", "") or ""
         if type(exc).__name__ == "YFTzMissingError" or any(word in reason.lower() for word in _NOT_FOUND_WORDS):
