@@ -222,7 +222,7 @@ def test_several_missing_batches_are_named_as_batches(tmp_path):
 def test_after_a_rerun_status_shows_the_days_run_and_the_rerun_apart(store):
     from storefactory import write_run_summary
 
-    from stockstream_cli.run.summary import keep_day_run
+    from stockstream_cli.dataset.summary import keep_day_run
 
     day_run = dict(day_status(store, THU).run, command="run-local", finished_at="2026-01-08T09:06:11.200Z")
     rerun = dict(day_run, command="rerun-failed", execution_time=2.2, finished_at="2026-01-08T10:00:02.000Z")
