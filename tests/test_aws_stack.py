@@ -262,7 +262,7 @@ def test_the_symbol_updater_emits_total_symbols_with_the_stage(monkeypatch, caps
     assert record["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stage"]]
     assert json.loads(emf_line({"SymbolsFetched": 3}))["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]]
     source = (res.__file__.rsplit("stockstream_cli", 1)[0] + "lambda_src/asx_symbol_updater.py")
-    assert 'emit_metrics({"TotalSymbols": document["metadata"]["total_symbols"]})' in open(source).read()
+    assert 'emit_metrics({"TotalSymbols": len(update.symbols)})' in open(source).read()
 
 
 # ---------------------------------------------------------------- 9. log groups, logging, tracing

@@ -29,7 +29,7 @@ def write_output(output: Path | str, write: Callable[[IO[bytes]], object]) -> No
     /dev/stdout) is opened and written straight, never replaced; a regular file or a new path is written
     next to it and renamed over it (store.write_atomically), through a symbolic link to its target, so a
     reader never sees half a file and the link stays a link. OSError on failure."""
-    from ..store import write_atomically
+    from ..dataset.store import write_atomically
 
     if to_stdout(output):
         write(sys.stdout.buffer)

@@ -6,9 +6,8 @@ fetcher and every batch of run-local run. No typer or rich here.
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import schema
@@ -17,40 +16,23 @@ from ..dataset.actions import symbols_with_news
 from ..dataset.aggregate import earliest_rows
 from ..dataset.symbols import batch_codes
 from ..fetch import restate
-from ..fetch.batch import Fetcher, OnSymbol, fetch_symbols
+from ..fetch.batch import fetch_symbols
 
 if TYPE_CHECKING:
     from ..dataset.commit import Writer
-    from ..fetch.deadline import Deadline
-    from ..fetch.pacing import Pacer
-    from ..sources.http import RequestCounts
 
 
-def fetch_batch(
-    writer: "Writer",
-    day: dt.date,
-    batch_number: int,
-    settings,
-    *,
-    symbols: Iterable[str] | None = None,
-    pacer: "Pacer | None" = None,
-    on_symbol: OnSymbol | None = None,
-    sleep: Callable[[float], None] | None = None,
-    fetcher: Fetcher | None = None,
-    rng: Callable[[], float] = random.random,
-    requests: "RequestCounts | None" = None,
-    now: dt.datetime | None = None,
-    deadline: "Deadline | None" = None,
-) -> manifest.Record:
+def fetch_batch(writer: "Writer", day: dt.date, batch_number: int, settings, *,
+                symbols: Iterable[str] | None = None, **options) -> manifest.Record:
     """Fetch batch `batch_number` of `day` (or just `symbols` of it: a rerun, the state machine's item) and
     commit it through `writer`; its stored record. A batch cut short (a deadline, a suspected block) is
     committed first, then BatchInterrupted or BatchBlocked (or the stop's own exception) is raised, carrying
-    the record. The keyword arguments are fetch.batch.fetch_symbols'."""
+    the record. `options` are fetch.batch.fetch_symbols' (pacer, on_symbol, sleep, fetcher, rng, requests,
+    now, deadline)."""
     started = time.monotonic()
     store = writer.store
     codes = batch_codes(store, day, batch_number, symbols)
-    fetched = fetch_symbols(codes, day, batch_number, settings, pacer=pacer, on_symbol=on_symbol, sleep=sleep,
-                            fetcher=fetcher, rng=rng, requests=requests, now=now, deadline=deadline)
+    fetched = fetch_symbols(codes, day, batch_number, settings, **options)
     window_first = fetched.window[0]
     news = symbols_with_news(store, restate.with_actions(fetched.results))
     firsts = earliest_rows(store, sorted(news)) if news else {}
