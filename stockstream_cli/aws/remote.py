@@ -115,7 +115,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
     return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
-    from ..dataset.summary import read_manifests, run_document, utc_now, write_run
+    from ..dataset.commit import day_writer
+    from ..dataset.summary import read_manifests, run_document, utc_now
     from ..run.types import Observer
     from ..dataset.store import open_store
 
@@ -153,7 +154,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
     quality = (_json(described.get("output")) or {}).get("quality")
     if isinstance(quality, dict):  # the execution's CheckDataQuality step (it wrote run.json first)
         run["quality"] = quality
-    write_run(store, day, run)
+    with day_writer(store, day, "rerun-failed --remote", wait=True) as writer:  # the execution's batches are done
+        writer.commit_run(day, run)
     return {**run, "execution_arn": execution, "execution_status": described["status"]}
 
 

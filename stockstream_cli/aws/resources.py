@@ -727,6 +727,9 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
             {"Sid": "Data", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [f"{bucket_arn}/{prefix}*" for prefix in (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX)]},
             {"Sid": "RunRecords", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket_arn}/{RUNS_PREFIX}*"},
+            # ... under the day's lock (dataset/commit.py), taken and released as any writer does
+            {"Sid": "DayLock", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+             "Resource": f"{bucket_arn}/{LOCKS_PREFIX}*"},
             {"Sid": "Roles", "Effect": "Allow",
              "Action": ["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
                         "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
