@@ -91,7 +91,9 @@ def batch_metrics(result: dict) -> dict[str, float]:
 
 
 def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
-    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library.
+    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D", "execution": NAME}, fetched through the
+    library. execution (the state machine's $$.Execution.Name): the batch lock's owner with the batch number, so
+    the Map's retry of an attempt Lambda killed (its lock left behind, its heartbeat still fresh) takes it at once.
 
     context: the Lambda context; its remaining time is the batch's deadline (fetch/deadline.py): the batch
     stops in time, writes what it fetched and raises BatchInterrupted, which the Map's Retry (States.TaskFailed)
@@ -113,7 +115,8 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = store_of(settings)
-    with batch_writer(store, day, batch_number, "stock-data-fetcher") as writer:  # a remote rerun and the Map never overlap
+    execution = str(event["execution"]) if event.get("execution") else None
+    with batch_writer(store, day, batch_number, "stock-data-fetcher", execution=execution) as writer:
         resumed = manifest.resume(manifest.read(store, layout.batch_manifest_key(day, batch_number)), symbols)
         record = fetch_batch(writer, day, batch_number, settings, symbols=resumed, deadline=Deadline.of_lambda(context))
     return record.to_document()
