@@ -229,9 +229,12 @@ def fetch_symbol(
             pacer.on_rate_limited()
         elif outcome.reason != TIMEOUT:
             pacer.on_success()  # answered, without a 429
+        last_failure = f"{outcome.reason}: {outcome.detail}"
+        if limited and outcome.reason == TIMEOUT and (timeout < settings.timeout
+                                                      or deadline.attempt_timeout(settings.timeout) is None):
+            return _cut_short(code, attempts, last_failure)  # the deadline's timeout, not Yahoo's silence alone
         if not outcome.retryable or attempts > settings.retries:
             return SymbolResult(code, None, outcome.reason, outcome.detail, attempts, {})
-        last_failure = f"{outcome.reason}: {outcome.detail}"
         wait = backoff_wait(settings.retry_wait, attempts, rng=rng)
         if limited and not deadline.allows_wait(wait):
             return _cut_short(code, attempts, last_failure)
