@@ -72,6 +72,7 @@ def test_the_map_fans_out_batches_with_the_runs_date(asl):
     assert split["ItemSelector"]["date.$"] == "$.date"
     assert split["ItemSelector"]["symbols.$"] == "$$.Map.Item.Value.symbols"
     assert split["ItemSelector"]["batchNumber.$"] == "$$.Map.Item.Value.batchNumber"
+    assert split["ItemSelector"]["execution.$"] == "$$.Execution.Name"  # the batch lock's owner (locks.py)
     assert split["ResultPath"] == "$.batchResults"
     assert split["Next"] == "AggregateResults"
     aggregate = asl["States"]["AggregateResults"]

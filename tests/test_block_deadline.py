@@ -16,7 +16,8 @@ from stockstream_cli.dataset import layout
 from stockstream_cli.errors import BatchBlocked, BatchInterrupted, Interrupted
 from stockstream_cli.fetch import block
 from helpers import fetch_batch
-from stockstream_cli.fetch.deadline import Deadline
+from lambda_clock import ChartClock
+from stockstream_cli.fetch.deadline import COMMIT_SECONDS, Deadline
 from stockstream_cli.reasons import BLOCKED, FINAL, INTERRUPTED, RERUN
 from stockstream_cli.run import local, rerun
 from stockstream_cli.run.lambda_runtime import fetch_event_batch
@@ -106,18 +107,6 @@ def test_a_block_pauses_the_shared_budget_for_its_pause():
     assert recorder.seen == [60.0]
 
 
-class FakeContext:
-    """A Lambda context whose remaining time runs down by `per_call` ms each time it is asked."""
-
-    def __init__(self, remaining_ms: int, per_call: int):
-        self.remaining_ms = remaining_ms
-        self.per_call = per_call
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.remaining_ms -= self.per_call
-        return self.remaining_ms
-
-
 def test_a_deadline_half_way_stores_what_was_fetched_and_rerun_failed_finishes_exactly_the_rest(
         tmp_path, fake_yahoo, store):
     codes = asx_codes(20)
@@ -126,8 +115,7 @@ def test_a_deadline_half_way_stores_what_was_fetched_and_rerun_failed_finishes_e
     from stockstream_cli.sources import asx
 
     symbols_step.update_symbols(store, DAY, settings, from_file=str(list_path)).to_document()
-    # 10 symbols' worth of time before the margin: the 11th is not taken
-    context = FakeContext(60_000 + 10 * 1_000 + 500, per_call=1_000)
+    context = ChartClock.for_symbols(fake_yahoo, 10, settings)  # the 11th is not taken
     event = {"symbols": codes, "batchNumber": 0, "date": DAY.isoformat()}
     with pytest.raises(BatchInterrupted):
         fetch_event_batch(event, settings, context)
@@ -145,9 +133,9 @@ def test_the_maps_retry_after_a_deadline_fetches_only_the_interrupted(tmp_path, 
     settings = Settings.resolve(store=store.uri)
     event = {"symbols": CODES, "batchNumber": 0, "date": DAY.isoformat()}
     with pytest.raises(BatchInterrupted):
-        fetch_event_batch(event, settings, FakeContext(60_000 + 5 * 1_000 + 500, per_call=1_000))
+        fetch_event_batch(event, settings, ChartClock.for_symbols(fake_yahoo, 5, settings))
     fake_yahoo.reset_counts()
-    document = fetch_event_batch(event, settings, FakeContext(900_000, per_call=1_000))
+    document = fetch_event_batch(event, settings, ChartClock(fake_yahoo))
     assert fake_yahoo.per_ticker() == {f"{code}.AX": 1 for code in CODES[5:]}
     assert document["metadata"]["symbols_fetched"] == 20 and stored_symbols(store) == CODES
 
@@ -175,9 +163,9 @@ def test_ctrl_c_keeps_the_fetched_symbols_of_batches_in_flight(tmp_path, fake_ya
 
 def test_a_deadline_from_a_clock():
     now = [0.0]
-    deadline = Deadline.at(100.0, clock=lambda: now[0], margin=60.0)
+    deadline = Deadline.at(100.0, clock=lambda: now[0], symbol_seconds=35.0)
     assert not deadline.due()
-    now[0] = 41.0
+    now[0] = 100.0 - COMMIT_SECONDS - 34.0  # one symbol's worst case and the write no longer fit
     assert deadline.due()
 
 

@@ -11,22 +11,11 @@ import boto3
 import pytest
 
 from aws_support import REGION, deployed_pipeline, wait_for
-from stockstream_cli.fetch.deadline import WRITE_MARGIN_SECONDS
+from lambda_clock import ChartClock
+from stockstream_cli.run.lambda_runtime import lambda_settings
 
 DAY = dt.date(2026, 11, 25)
 CODES = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH"]  # batches of 3
-
-
-class RunningOutContext:
-    """A Lambda context whose remaining time drops by a second each time it is asked."""
-
-    def __init__(self, seconds_before_margin: int):
-        self.remaining_ms = int((WRITE_MARGIN_SECONDS + seconds_before_margin) * 1000) + 500
-        self.function_name = "stock-data-fetcher"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.remaining_ms -= 1000
-        return self.remaining_ms
 
 
 @pytest.fixture
@@ -39,8 +28,8 @@ def pipeline(moto_endpoint, monkeypatch, fake_yahoo):
         number = int(event["batchNumber"])
         attempts[number] = attempts.get(number, 0) + 1
         if number == 0 and attempts[number] == 1:
-            return RunningOutContext(seconds_before_margin=1)  # time for one symbol of three
-        return RunningOutContext(seconds_before_margin=600)
+            return ChartClock.for_symbols(fake_yahoo, 1, lambda_settings())  # time for one symbol of three
+        return ChartClock(fake_yahoo)
 
     with deployed_pipeline(moto_endpoint, monkeypatch, CODES, batch_size=3, context_for=context_for) as document:
         yield {"yahoo": fake_yahoo, "attempts": attempts, **document}

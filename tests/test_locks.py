@@ -226,3 +226,63 @@ def test_the_heartbeat_is_renewed_only_while_the_lock_is_ours(tmp_path, kind, re
         assert backend.replace(locks.day_key(DAY), json.dumps(theirs).encode(), version)
         assert not lock.renew()
     assert backend.read(locks.day_key(DAY))[0]["token"] == "theirs"
+
+
+def killed_attempts_lock(store_root: Path, execution: str | None, batch_number: int = 3) -> dict:
+    """The batch lock a deployed fetcher left when Lambda killed it (Sandbox.Timedout, out of memory): no
+    release, its heartbeat seconds old, on a sandbox host that is not this one."""
+    owner = {"owner": locks.batch_owner(execution, batch_number)} if execution else {}
+    return fake_holder(store_root, locks.batch_key(DAY, batch_number), host="169.254.10.1", pid=8,
+                       command="stock-data-fetcher", **owner)
+
+
+def test_the_maps_retry_of_a_killed_batch_takes_its_lock_at_once(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    killed_attempts_lock(store.root, "daily-2026-08-21")
+    assert not locks.is_stale(json.loads((store.root / locks.batch_key(DAY, 3)).read_text()))  # 30 s after the kill
+    with locks.batch_lock(store, DAY, 3, "stock-data-fetcher", owner=locks.batch_owner("daily-2026-08-21", 3)) as lock:
+        mine = json.loads((store.root / locks.batch_key(DAY, 3)).read_text())
+        assert mine["token"] == lock.held.holder["token"] and mine["owner"] == "daily-2026-08-21/batch-3"
+    assert not (store.root / "locks").exists()
+
+
+@pytest.mark.parametrize("taker", [locks.batch_owner("daily-2026-08-22", 3), locks.batch_owner("daily-2026-08-21", 4),
+                                   None], ids=["another execution", "another batch's owner", "a local fetch-batch"])
+def test_a_killed_batchs_lock_is_refused_to_any_other_owner_until_stale(tmp_path, taker):
+    store = LocalStore(tmp_path / "data")
+    killed_attempts_lock(store.root, "daily-2026-08-21")
+    with pytest.raises(locks.LockHeld, match=r"2026-08-21 \(batch 3\) is being written by stock-data-fetcher"):
+        with locks.batch_lock(store, DAY, 3, "fetch-batch", owner=taker):
+            pass
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=locks.STALE_AFTER_SECONDS + 5)
+    killed_attempts_lock(store.root, "daily-2026-08-21")
+    fake_holder(store.root, locks.batch_key(DAY, 3), owner="daily-2026-08-21/batch-3",
+                heartbeat=old.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    with locks.batch_lock(store, DAY, 3, "fetch-batch", owner=taker):  # stale: anyone takes it
+        pass
+
+
+def test_a_lock_without_an_owner_is_not_taken_by_an_owner(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    killed_attempts_lock(store.root, None)  # a fetch-batch's lock: no owner to match
+    with pytest.raises(locks.LockHeld):
+        with locks.batch_lock(store, DAY, 3, "stock-data-fetcher", owner=locks.batch_owner("daily-2026-08-21", 3)):
+            pass
+
+
+def test_the_deployed_fetchers_retry_of_a_killed_attempt_fetches_the_batch(tmp_path, monkeypatch, fake_yahoo):
+    """Through the Lambda path (the Map item carries $$.Execution.Name as "execution"): execution X's retry of
+    batch 3 takes the lock X's killed attempt left and fetches; execution Y's item for batch 3 is refused."""
+    from stockstream_cli.run import lambda_runtime
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stock-data-fetcher")
+    monkeypatch.setenv("STOCKSTREAM_STORE", str(tmp_path / "data"))
+    settings = lambda_runtime.lambda_settings()
+    killed_attempts_lock(tmp_path / "data", "X")
+    item = {"symbols": ["BHP", "CBA"], "batchNumber": 3, "date": DAY.isoformat()}
+    with pytest.raises(locks.LockHeld):
+        lambda_runtime.fetch_event_batch({**item, "execution": "Y"}, settings)
+    assert fake_yahoo.count(kind=None) == 0
+    result = lambda_runtime.fetch_event_batch({**item, "execution": "X"}, settings)
+    assert result["metadata"]["symbols_fetched"] == 2
+    assert not (tmp_path / "data" / locks.batch_key(DAY, 3)).exists()  # released

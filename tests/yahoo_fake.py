@@ -281,6 +281,8 @@ class FakeYahoo:
     rate_limit: requests per second the server accepts (a sliding one-second window over `clock`, every kind
         of request); requests beyond it get a 429. None: unlimited.
     as_of: the market's time (see `set_as_of`); None: every session final, every action known.
+    timeouts_wait: a `timeout` fault answers (raises) only after the request's own timeout, on `sleep`, as a
+        silent server does (a virtual clock's sleep in tests); False: at once.
     """
 
     def __init__(
@@ -292,8 +294,10 @@ class FakeYahoo:
         clock: Callable[[], float] = time.monotonic,
         timeout_error: type[BaseException] | None = None,
         as_of: dt.datetime | dt.date | str | None = None,
+        timeouts_wait: bool = False,
     ):
         self.latency = latency
+        self.timeouts_wait = timeouts_wait
         self.rate_limit = rate_limit
         self._sleep = sleep
         self._clock = clock
@@ -520,8 +524,9 @@ class FakeYahoo:
     # ------------------------------------------------------------------ serving
 
     def serve(self, method: str, url: str, params: dict | None = None, *, client: Any = None,
-              data: Any = None) -> Reply:
-        """Answer one HTTP request (any backend, any process): what Yahoo would send back."""
+              data: Any = None, timeout: Any = None) -> Reply:
+        """Answer one HTTP request (any backend, any process): what Yahoo would send back. timeout: the
+        request's own (seconds, or a (connect, read) pair), waited out by a timeout fault with timeouts_wait."""
         params = {**dict(parse_qsl(urlsplit(url).query)), **{k: v for k, v in dict(params or {}).items() if v is not None}}
         base = url.split("?", 1)[0]
         full_url = f"{base}?{urlencode(params)}" if params else base
@@ -534,6 +539,8 @@ class FakeYahoo:
             self.requests.append(Request(ticker, kind, _loggable(params), outcome,
                                          None if reply.timeout or reply.unreachable else reply.status, method,
                                          full_url, now))
+        if reply.timeout and self.timeouts_wait:
+            self._sleep(_seconds(timeout))
         return reply
 
     def _decide(self, method, base, full_url, params, ticker, kind, now, client) -> tuple[str, Reply]:
@@ -653,7 +660,8 @@ class FakeYahoo:
         fake = self
 
         def _request_once(session, method, url, params=None, data=None, *args, **kwargs):
-            reply = fake.serve(method, url, params, client=threading.get_ident(), data=data)
+            reply = fake.serve(method, url, params, client=threading.get_ident(), data=data,
+                               timeout=kwargs.get("timeout"))
             return to_curl_response(session, reply, fake.timeout_exception("curl"))
 
         return _request_once
@@ -663,7 +671,8 @@ class FakeYahoo:
         fake = self
 
         def request(session, method, url, params=None, data=None, *args, **kwargs):
-            reply = fake.serve(method, url, params, client=threading.get_ident(), data=data)
+            reply = fake.serve(method, url, params, client=threading.get_ident(), data=data,
+                               timeout=kwargs.get("timeout"))
             return to_requests_response(session, reply, fake.timeout_exception("requests"))
 
         return request
@@ -806,6 +815,13 @@ def cold_process() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _seconds(timeout: Any) -> float:
+    """A request's timeout in seconds: a number, the longer of a (connect, read) pair, else 30 (yfinance's)."""
+    if isinstance(timeout, tuple):
+        return max((_seconds(part) for part in timeout), default=30.0)
+    return float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else 30.0
 
 
 def _date(value: dt.date | str) -> dt.date:

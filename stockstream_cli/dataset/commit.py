@@ -118,9 +118,13 @@ def day_writer(store, days: dt.date | Iterable[dt.date], command: str, *, wait: 
 
 
 @contextlib.contextmanager
-def batch_writer(store, day: dt.date, batch_number: int, command: str, *, wait: bool = False) -> Iterator[Writer]:
-    """A writer of batch N of day D alone (fetch-batch, the deployed fetcher), holding that batch's lock."""
-    with locks.batch_lock(store, day, batch_number, command, wait=wait):
+def batch_writer(store, day: dt.date, batch_number: int, command: str, *, wait: bool = False,
+                 execution: str | None = None) -> Iterator[Writer]:
+    """A writer of batch N of day D alone (fetch-batch, the deployed fetcher), holding that batch's lock.
+    execution: the state machine execution the deployed fetcher runs in; the lock then names it and the batch
+    as its owner, so the Map's retry of an attempt that was killed takes its lock at once (locks.py)."""
+    owner = locks.batch_owner(execution, batch_number)
+    with locks.batch_lock(store, day, batch_number, command, wait=wait, owner=owner):
         yield Writer(store, command)
 
 

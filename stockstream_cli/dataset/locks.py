@@ -10,7 +10,13 @@ Stale (the holder died, kill -9 included, without releasing it):
 - another host (or a Lambda, where pids mean nothing): its heartbeat is older than STALE_AFTER_SECONDS (120 s).
   A thread renews the heartbeat every HEARTBEAT_SECONDS (30 s) while the lock is held, so a live holder's
   heartbeat is never older than 30 s plus one slow write.
-A stale lock is taken over by a conditional replace: on S3 a PUT with `IfMatch` the stale lock's ETag (a
+Its owner: a batch lock may name what owns it beyond the process (`owner`: the deployed fetcher passes its
+state machine execution and batch, "EXECUTION/batch-N"). A lock whose owner is the taker's own is taken over at
+once, live heartbeat or not: the Map retries a batch (30 s, then 60 s after a failure) only once the attempt
+before it has ended, and an attempt killed by Lambda (Sandbox.Timedout, out of memory) leaves its lock behind
+with a heartbeat under STALE_AFTER_SECONDS old. Any other taker (another execution, a local fetch-batch, a
+lock with no owner) still waits for the staleness rule.
+A stale lock (or one of the same owner) is taken over by a conditional replace: on S3 a PUT with `IfMatch` the stale lock's ETag (a
 second taker gets 412); locally under a short guard file created with O_EXCL, after re-reading that the
 lock is still the stale one, by an atomic rename over it.
 
@@ -66,10 +72,25 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def holder_info(command: str) -> dict:
+def holder_info(command: str, owner: str | None = None) -> dict:
     now = utc_now()
-    return {"host": socket.gethostname(), "pid": os.getpid(), "command": command, "started": now,
-            "heartbeat": now, "token": secrets.token_hex(8)}
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "command": command, "started": now,
+              "heartbeat": now, "token": secrets.token_hex(8)}
+    if owner:
+        holder["owner"] = owner
+    return holder
+
+
+def batch_owner(execution: str | None, batch_number: int) -> str | None:
+    """The owner a deployed fetcher's batch lock names: its execution and batch (None without an execution)."""
+    return f"{execution}/batch-{batch_number}" if execution else None
+
+
+def may_take_over(other: dict, holder: dict) -> bool:
+    """Whether `holder` may replace the lock `other` holds: it is stale, or it names the same owner (the
+    retry of an attempt that was killed: see the module docstring)."""
+    owner = holder.get("owner")
+    return bool(owner) and other.get("owner") == owner or is_stale(other)
 
 
 def is_stale(holder: dict, *, now: dt.datetime | None = None, host: str | None = None,
@@ -335,7 +356,7 @@ def _try_take(backend, key: str, holder: dict) -> Held | dict:
         if current is None:
             continue  # released meanwhile
         other, version = current
-        if not is_stale(other):
+        if not may_take_over(other, holder):
             return other
         if backend.replace(key, body, version):
             after = backend.read(key)
@@ -386,20 +407,22 @@ def day_lock(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bo
 
 @contextlib.contextmanager
 def batch_lock(store, day: dt.date, batch_number: int, command: str, *, wait: bool = False,
-               sleep: Callable[[float], None] = time.sleep) -> Iterator[Lock]:
-    """Hold batch N of day D (fetch-batch, the deployed fetcher) for the block; refused under a day lock."""
+               sleep: Callable[[float], None] = time.sleep, owner: str | None = None) -> Iterator[Lock]:
+    """Hold batch N of day D (fetch-batch, the deployed fetcher) for the block; refused under a day lock.
+    owner: batch_owner(execution, N) for the deployed fetcher: a lock left by the same owner is taken at once."""
     backend = _backend(store)
     lock = _acquire(backend, batch_key(day, batch_number), command,
-                    f"{day.isoformat()} (batch {batch_number})", lambda: [day_key(day)], wait, sleep)
+                    f"{day.isoformat()} (batch {batch_number})", lambda: [day_key(day)], wait, sleep, owner)
     try:
         yield lock
     finally:
         lock.release()
 
 
-def _acquire(backend, key: str, command: str, what: str, conflicts, wait: bool, sleep) -> Lock:
+def _acquire(backend, key: str, command: str, what: str, conflicts, wait: bool, sleep,
+             owner: str | None = None) -> Lock:
     while True:
-        holder = holder_info(command)
+        holder = holder_info(command, owner)
         taken = _take_checked(backend, key, holder, conflicts)
         if isinstance(taken, Held):
             return Lock(backend, taken)

@@ -107,7 +107,7 @@ def fetch_symbols(
             return None  # the deadline came while this symbol waited for a thread: not fetched (judged below)
         with http.paced(None, requests):  # per thread: the tally follows the request's thread
             result = fetch_symbol(code, start, end, batch_number, settings, pacer=pacer, sleep=sleep,
-                                  fetcher=fetcher, rng=rng, final_through=final_through)
+                                  fetcher=fetcher, rng=rng, final_through=final_through, deadline=deadline)
         if report and on_symbol is not None:
             on_symbol(code, result.failure)  # on the fetching thread, as soon as it is known
         return result
@@ -187,11 +187,15 @@ def fetch_symbol(
     fetcher: Fetcher,
     rng: Callable[[], float] = random.random,
     final_through: dt.date | None = None,
+    deadline: "Deadline | None" = None,
 ) -> SymbolResult:
     """One symbol: up to settings.retries + 1 attempts, then clean rows or a classified failure.
 
     final_through: the last session whose bar is final (calendar.last_final_day); a later bar (today's, during
     the session) is dropped as outside the window. Default: `last`.
+    deadline: with a time limit, each attempt's timeout (and each of its HTTP requests) is cut to the time left
+    and a backoff wait is taken only if an attempt fits after it (fetch/deadline.py); a symbol cut short so is
+    `interrupted`, fetched again by the batch's next attempt.
 
     A fetcher that sends its requests through sources.http's session (`paced_per_request`, as yahoo.fetch)
     is paced there, each HTTP request (cookie, crumb, resend) taking a slot and reporting its answer; any
@@ -201,13 +205,18 @@ def fetch_symbol(
     from ..sources import http
 
     per_request = getattr(fetcher, "paced_per_request", False)
+    limited = deadline is not None and deadline.limited
     attempts = 0
+    last_failure = ""
     while True:
+        timeout = deadline.attempt_timeout(settings.timeout) if limited else settings.timeout
+        if timeout is None:
+            return _cut_short(code, attempts, last_failure)
         if not per_request:
             pacer.wait()
         attempts += 1
-        with http.paced(pacer if per_request else None):
-            outcome = fetcher(code, first, last, settings.timeout)
+        with http.paced(pacer if per_request else None), http.within(deadline.time_left if limited else None):
+            outcome = fetcher(code, first, last, timeout)
         if not isinstance(outcome, yahoo.Failure):
             if not per_request:
                 pacer.on_success()
@@ -220,11 +229,24 @@ def fetch_symbol(
             pacer.on_rate_limited()
         elif outcome.reason != TIMEOUT:
             pacer.on_success()  # answered, without a 429
+        last_failure = f"{outcome.reason}: {outcome.detail}"
+        if limited and outcome.reason == TIMEOUT and (timeout < settings.timeout
+                                                      or deadline.attempt_timeout(settings.timeout) is None):
+            return _cut_short(code, attempts, last_failure)  # the deadline's timeout, not Yahoo's silence alone
         if not outcome.retryable or attempts > settings.retries:
             return SymbolResult(code, None, outcome.reason, outcome.detail, attempts, {})
         wait = backoff_wait(settings.retry_wait, attempts, rng=rng)
+        if limited and not deadline.allows_wait(wait):
+            return _cut_short(code, attempts, last_failure)
         if wait > 0:
             sleep(wait)
+
+
+def _cut_short(code: str, attempts: int, last_failure: str) -> SymbolResult:
+    """A symbol whose next attempt (or retry wait) the fetcher's deadline left no time for."""
+    detail = f"not fetched: the fetcher's deadline came after {attempts} attempt(s)"
+    return SymbolResult(code, None, INTERRUPTED, f"{detail} (last: {last_failure})" if last_failure else detail,
+                        attempts, {})
 
 
 def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batch_number: int,

@@ -58,6 +58,8 @@ class BatchProgress:
     def add(self, result, rest: list[str]) -> bool:
         """Take one symbol's result; True when the batch must stop here (a run of missing answers)."""
         self.results.append(result)
+        if result.failure == INTERRUPTED:  # cut short mid-retries by the deadline (fetch_symbol)
+            self.interrupted = True
         self.detector.observe(result.failure)
         if self.detector.run_reached and rest:
             self._record(rest, BLOCKED, "not fetched: " + self.detector.describe())

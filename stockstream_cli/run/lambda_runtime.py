@@ -90,12 +90,16 @@ def batch_metrics(result: dict) -> dict[str, float]:
     }
 
 
-def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
-    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D"}, fetched through the library.
+def fetch_event_batch(event: dict, settings: Settings, context=None, *, sleep=None) -> dict:
+    """One Map item, {"symbols": [...], "batchNumber": N, "date": "D", "execution": NAME}, fetched through the
+    library. execution (the state machine's $$.Execution.Name): the batch lock's owner with the batch number, so
+    the Map's retry of an attempt Lambda killed (its lock left behind, its heartbeat still fresh) takes it at once.
 
     context: the Lambda context; its remaining time is the batch's deadline (fetch/deadline.py): the batch
-    stops in time, writes what it fetched and raises BatchInterrupted, which the Map's Retry (States.TaskFailed)
-    sends again; that attempt fetches only what the stored manifest records as interrupted or blocked.
+    stops taking symbols once one symbol's worst case and the write no longer fit, cuts every attempt and retry
+    wait to the time left, writes what it fetched and raises BatchInterrupted, which the Map's Retry
+    (States.TaskFailed) sends again; that attempt fetches only what the stored manifest records as interrupted
+    or blocked. sleep: the waits' edge (pacing, backoff; time.sleep), a virtual clock's in tests.
     """
     from ..dataset import layout, manifest
     from ..dataset.commit import batch_writer
@@ -113,9 +117,11 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
         raise InputError(f"batchNumber must be a whole number, got {event['batchNumber']!r}") from None
     symbols = parse_symbols(event.get("symbols"))
     store = store_of(settings)
-    with batch_writer(store, day, batch_number, "stock-data-fetcher") as writer:  # a remote rerun and the Map never overlap
+    execution = str(event["execution"]) if event.get("execution") else None
+    with batch_writer(store, day, batch_number, "stock-data-fetcher", execution=execution) as writer:
         resumed = manifest.resume(manifest.read(store, layout.batch_manifest_key(day, batch_number)), symbols)
-        record = fetch_batch(writer, day, batch_number, settings, symbols=resumed, deadline=Deadline.of_lambda(context))
+        record = fetch_batch(writer, day, batch_number, settings, symbols=resumed, sleep=sleep,
+                             deadline=Deadline.of_lambda(context, settings))
     return record.to_document()
 
 

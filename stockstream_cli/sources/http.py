@@ -28,7 +28,7 @@ import datetime as dt
 import email.utils
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import InputError
@@ -146,6 +146,37 @@ def is_rate_limited(kind: str, response) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def within(time_left: Callable[[], float] | None) -> Iterator[None]:
+    """Requests this thread sends inside the block wait at most `time_left()` seconds each (None: no bound):
+    the fetcher's deadline (fetch/deadline.py). A request's timeout is cut to it when it goes (after its pacing),
+    and one with no time left is not sent: TimeoutError, a timeout like any other to yfinance and yahoo.fetch."""
+    previous = getattr(_local, "time_left", None)
+    _local.time_left = time_left if time_left is not None else previous
+    try:
+        yield
+    finally:
+        _local.time_left = previous
+
+
+def _bound_timeout(options: dict) -> None:
+    """Cut the request's `timeout` option to the time `within` leaves (see there)."""
+    time_left = getattr(_local, "time_left", None)
+    if time_left is None:
+        return
+    left = time_left()
+    if left <= 0:
+        raise TimeoutError("not sent: the fetcher's deadline left no time for this request")
+    timeout = options.get("timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        options["timeout"] = min(float(timeout), left)
+    elif isinstance(timeout, tuple):
+        options["timeout"] = tuple(min(float(part), left) if isinstance(part, (int, float)) else left
+                                   for part in timeout)
+    else:
+        options["timeout"] = left
+
+
 class PacerFailed(BaseException):
     """The pacer itself failed (its budget service gone, say) during a request: a BaseException, so that it
     passes through yfinance's and yahoo.fetch's `except Exception` instead of passing for Yahoo's answer;
@@ -175,11 +206,12 @@ class _Paced:
         """Whether any request of this session got an answer (of any status) in the last `seconds`."""
         return self.answered_at is not None and self.clock() - self.answered_at <= seconds
 
-    def _paced(self, url: str, send):
+    def _paced(self, url: str, send, options: dict):
         kind = request_kind(url)
         pacer = getattr(_local, "pacer", None)
         if pacer is not None:
             _tell(pacer, "wait")
+        _bound_timeout(options)
         try:
             response = send()
         except Exception:
@@ -270,7 +302,8 @@ def _curl_session_class():
             self.counts = RequestCounts()
 
         def _request_once(self, method, url, *args, **kwargs):
-            return self._paced(url, lambda: super(YahooSession, self)._request_once(method, url, *args, **kwargs))
+            return self._paced(url, lambda: super(YahooSession, self)._request_once(method, url, *args, **kwargs),
+                               kwargs)
 
     YahooSession.__qualname__ = "YahooSession"
     return YahooSession
@@ -290,7 +323,8 @@ def _plain_session_class():
             self.headers.update({"User-Agent": getattr(_http, "_FALLBACK_USER_AGENT", self.headers["User-Agent"])})
 
         def request(self, method, url, *args, **kwargs):
-            return self._paced(url, lambda: super(PlainYahooSession, self).request(method, url, *args, **kwargs))
+            return self._paced(url, lambda: super(PlainYahooSession, self).request(method, url, *args, **kwargs),
+                               kwargs)
 
     PlainYahooSession.__qualname__ = "PlainYahooSession"
     return PlainYahooSession
