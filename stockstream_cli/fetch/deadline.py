@@ -18,16 +18,30 @@ import time
 from collections.abc import Callable
 
 WRITE_MARGIN_SECONDS = 60.0
+DEADLINE_DETAIL = "not fetched: the fetcher's deadline came first"
 
 
 class Deadline:
-    """remaining: seconds left (None: no time limit); stop: an event that, once set, means stop now."""
+    """remaining: seconds left (None: no time limit); stop: an event that, once set, means stop now;
+    stopped_detail: what a symbol the stop left is recorded with (run-local: the user interrupted the run),
+    else the deadline's wording."""
 
     def __init__(self, remaining: Callable[[], float] | None = None, *, stop: threading.Event | None = None,
-                 margin: float = WRITE_MARGIN_SECONDS):
+                 margin: float = WRITE_MARGIN_SECONDS, stopped_detail: Callable[[], str] | None = None):
         self._remaining = remaining
         self._stop = stop
+        self._stopped_detail = stopped_detail
         self.margin = margin
+
+    def detail(self) -> str:
+        """Why the symbols it left were not fetched (their `interrupted` reason's detail)."""
+        if self._stop is not None and self._stop.is_set() and self._stopped_detail is not None:
+            return self._stopped_detail()
+        return DEADLINE_DETAIL
+
+    def stopped(self) -> bool:
+        """Whether it came from the stop event (run-local's Ctrl-C), not the clock."""
+        return self._stop is not None and self._stop.is_set()
 
     def due(self) -> bool:
         if self._stop is not None and self._stop.is_set():

@@ -13,9 +13,10 @@ batch (batch.py) commit through the day's writer (dataset/commit.py), taken here
   as the state machine's CompactEarlierDays), under those days' locks: run.json's "compaction" block; a
   failure there, or a day another process holds, is a warning, never a failed run.
 
-Ctrl-C: the main thread sets a stop event; every worker's pacer raises `RunCancelled` before its next
-request, so a batch in flight is dropped before anything of it is written (a batch is committed only at
-its end, atomically) and finished batches stay. No typer or rich here.
+Ctrl-C (and SIGTERM, which the CLI turns into one): the main thread sets a stop event; every batch in flight
+takes no new symbol, commits what it fetched (the rest recorded as `interrupted`, worded as a stop, not a
+deadline) unless it fetched nothing, and finished batches stay. run.json and the message are then built from
+the stored records, so they say what `status` and `rerun-failed` find. No typer or rich here.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None
             if not isinstance(error, InputError):
                 _record_stopped_run(writer, day, batches, time.monotonic() - started, started_at, error, observer)
             raise
-    records = {number: outcome.record for number, outcome in outcomes.items() if outcome.record}
+    # the stored records, not the outcomes: a batch cut short by a stop has no outcome, yet it committed what
+    # it fetched, and run.json must say what status and rerun-failed will find
+    records = read_manifests(store, day, batches, observer.note)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, records, time.monotonic() - started, command=writer.command,
                        finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
@@ -214,7 +217,7 @@ def _run_batches(writer: Writer, day, settings, jobs: list[BatchJob], observer: 
     try:
         for future in _as_completed(futures):
             if future.exception() is not None:
-                control.stop.set()
+                control.fail()
                 raise future.exception()
             outcome = future.result()
             outcomes[outcome.batch_number] = outcome
@@ -243,7 +246,7 @@ def _run_or_stop(fatal: list, writer: Writer, day, settings, job: BatchJob, obse
         return run_batch(writer, day, settings, job, observer, control, pacer)
     except Unhealable as error:
         fatal.append(error)  # before the stop, so whoever sees the stop sees why
-        control.stop.set()
+        control.fail()
         raise
 
 
@@ -274,9 +277,14 @@ def _wait_for_workers(futures) -> None:
 
 
 def _interrupted_message(day: dt.date, run: dict) -> str:
-    done = run["batches_succeeded"]
+    """What a stopped run kept, in run.json's numbers (which are the stored records')."""
+    from ..reasons import INTERRUPTED
+
+    with_result = run["num_batches"] - len(run["batches_failed"])
+    left = sum(1 for reason in run["failure_reasons"].values() if reason == INTERRUPTED)
+    cut = f", {left:,} of their symbols recorded as interrupted" if left else ""
     return (
-        f"interrupted: {done} of {run['num_batches']} batches of {day.isoformat()} finished and are kept; "
+        f"interrupted: {run['symbols_fetched']:,} of {run['total_symbols']:,} symbols of {day.isoformat()} are "
+        f"stored, in {with_result} of {run['num_batches']} batches{cut}; "
         f"run `{hints.command('rerun-failed', '--date', day.isoformat())}` to fetch the rest"
     )
-

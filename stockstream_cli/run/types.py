@@ -73,12 +73,32 @@ def backoff_waits(first_wait: float, retries: int) -> list[float]:
     return [wait_before(retry, first_wait) for retry in range(1, retries + 1)]
 
 
-class Control:
-    """The stop event and the waits of one run: every wait ends early when the run is stopped."""
+STOPPED_BY_USER = "not fetched: the run was interrupted (Ctrl-C or SIGTERM)"
+STOPPED_BY_ERROR = "not fetched: the run stopped on an error in another batch"
 
-    def __init__(self, stop: threading.Event, sleep: Callable[[float], None] | None):
+
+class Control:
+    """The stop event and the waits of one run: every wait ends early when the run is stopped.
+
+    A stop is the user's (Ctrl-C, SIGTERM, a caller setting `stop`) unless `failed` is set too: an error no
+    retry heals stopped the run (`fail`). An event as well, so worker processes share it; the symbols a stop
+    leaves are worded accordingly (`stopped_detail`).
+    """
+
+    def __init__(self, stop: threading.Event, sleep: Callable[[float], None] | None,
+                 failed: threading.Event | None = None):
         self.stop = stop
         self._sleep = sleep
+        self.failed = failed if failed is not None else threading.Event()
+
+    def fail(self) -> None:
+        """Stop the run because of an error (not the user's doing)."""
+        self.failed.set()
+        self.stop.set()
+
+    def stopped_detail(self) -> str:
+        """Why a symbol the stop left was not fetched (the Deadline's detail in run-local)."""
+        return STOPPED_BY_ERROR if self.failed.is_set() else STOPPED_BY_USER
 
     def check(self) -> None:
         if self.stop.is_set():
