@@ -43,11 +43,11 @@ def exit_code_for(result: "Outcome | StockstreamError | None") -> ExitCode:
         return next((code for kind, code in ERROR_EXIT_CODES if isinstance(result, kind)), ExitCode.FAILED)
     return OUTCOME_EXIT_CODES[result] if isinstance(result, Outcome) else ExitCode.OK
 
-MULTI_VALUE_OPTIONS = ("--symbols",)
+MULTI_VALUE_OPTIONS = ("--symbols", "--batches")
 
 
 def spread_multi_values(args: list[str]) -> list[str]:
-    """Let `--symbols BHP CBA` mean `--symbols BHP --symbols CBA`, as users type it."""
+    """Let `--symbols BHP CBA` mean `--symbols BHP --symbols CBA` (and `--batches 0 3`), as users type it."""
     spread: list[str] = []
     current: str | None = None
     for arg in args:

@@ -62,6 +62,19 @@ Symbols = Annotated[
         show_default=False,
     ),
 ]
+Batches = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--batches",
+        help="Batch numbers of the day's list: --batches 0 3, --batches 0 --batches 3 or --batches 0,3.",
+        show_default=False, metavar="N",
+    ),
+]
+RefreshList = Annotated[
+    bool,
+    typer.Option("--refresh-list", help="Download the day's ASX list again even when the store already has it "
+                                         "(from `stockstream symbols` or an earlier run)."),
+]
 BatchSize = Annotated[
     Optional[int],
     typer.Option("--batch-size", help=_setting_help("batch_size", "Symbols per batch."), show_default=False),

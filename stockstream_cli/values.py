@@ -85,5 +85,22 @@ def parse_symbols(values: Iterable[str] | None) -> list[str] | None:
     return sorted(codes)
 
 
+def parse_batch_numbers(values: Iterable[str] | None) -> list[int] | None:
+    """`--batches 0 3`, `--batches 0 --batches 3` and `--batches 0,3` alike: the numbers sorted without
+    duplicates, or None when none were given."""
+    if not values:
+        return None
+    numbers = set()
+    for part in (part.strip() for value in values for part in str(value).split(",")):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise InputError(f"--batches takes batch numbers (0, 1, ...), got {part!r}")
+        numbers.add(int(part))
+    if not numbers:
+        raise InputError("--batches was given no batch numbers: name at least one, e.g. --batches 0 3")
+    return sorted(numbers)
+
+
 def yahoo_ticker(code: str) -> str:
     return f"{code}.AX"

@@ -28,17 +28,17 @@ SYMBOLS, BATCH_SIZE = 150, 10
 BATCHES = SYMBOLS // BATCH_SIZE
 
 
-def start_run(tmp_path, list_path, data, processes=1):
+def start_run(tmp_path, list_path, data, processes=1, *options, **fake):
     """run-local in a real process, Yahoo faked there with some latency so the run takes a few seconds.
 
     processes 2: the batches run in two worker processes (their fake Yahoo: tests/pipeline_support.py);
     every process of the run carries STOCKSTREAM_TEST_RUN=tmp_path in its environment (see run_pids).
     """
     env = dict(os.environ, STOCKSTREAM_FAKE_LATENCY="0.01", PYTHONUNBUFFERED="1",
-               STOCKSTREAM_PROCESSES=str(processes), STOCKSTREAM_TEST_RUN=str(tmp_path))
+               STOCKSTREAM_PROCESSES=str(processes), STOCKSTREAM_TEST_RUN=str(tmp_path), **fake)
     return subprocess.Popen(
         [sys.executable, str(SUPPORT), "run-local", "--date", DAY.isoformat(), "--from-file", str(list_path),
-         "--store", str(data), "--batch-size", str(BATCH_SIZE), "--concurrency", "2"],
+         "--store", str(data), "--batch-size", str(BATCH_SIZE), "--concurrency", "2", *options],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
 
@@ -178,8 +178,69 @@ def test_ctrl_c_stops_promptly_keeps_finished_batches_and_names_rerun_failed(tmp
         assert pl.read_parquet(data / "raw-data" / f"2026-08-21-batch-{number}.parquet").height == \
             metadata["symbols_fetched"] * 5
     run = json.loads((data / "runs" / DAY.isoformat() / "run.json").read_text())
-    assert run["interrupted"] is True and run["batches_succeeded"] == complete >= 2
+    assert run["interrupted"] is True and run["batches_succeeded"] == len(manifests) and complete >= 2
 
     healed = rerun.rerun_failed(LocalStore(data), DAY, Settings.resolve())
     assert exit_code_for(run_summary.outcome(healed)) == 0 and healed["symbols_fetched"] == SYMBOLS
     assert stored_rows(data, DAY).equals(clean_rows)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_after_a_stop_the_message_run_json_status_and_the_stored_files_agree(tmp_path, asx_list, fake_yahoo,
+                                                                          run_process, stop, processes):
+    """Issue 24 item 4: a stop (Ctrl-C, or SIGTERM as Ctrl-C) part way; batch 2 is cut short for sure (its 5th
+    symbol times out forever, so the batch waits in its first retry's backoff, at least 15 s, with 4 symbols
+    fetched when the stop comes: the stop ends that wait)."""
+    codes = asx_codes(SYMBOLS)
+    stuck = codes[2 * BATCH_SIZE + 4]
+    data = tmp_path / "data"
+    process = start_run(tmp_path, asx_list, data, processes, "--retry-wait", "30",
+                        STOCKSTREAM_FAKE_FAULTS=json.dumps({stuck: ["timeout", None]}))
+    run_process(process)
+    wait_for_manifests(process, data, 3)  # batches 0, 1 and 3 at least: batch 2 is waiting on `stuck`
+    assert process.poll() is None
+    process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stdout == ""
+
+    # what is stored
+    day_runs = data / "runs" / DAY.isoformat()
+    records = {int(p.stem.split("-")[1]): json.loads(p.read_text())["metadata"] for p in day_runs.glob("batch-*.json")}
+    stored_symbols = 0
+    for number, metadata in records.items():
+        rows = pl.read_parquet(data / "raw-data" / f"{DAY.isoformat()}-batch-{number}.parquet")
+        assert rows["symbol"].n_unique() == metadata["symbols_fetched"] == rows.height // 5
+        stored_symbols += metadata["symbols_fetched"]
+    cut_short = records[2]
+    assert cut_short["symbols_fetched"] == 4 and set(cut_short["failure_reasons"]) == set(codes[24:30])
+    interrupted = {symbol: detail for metadata in records.values()
+                   for symbol, detail in metadata["failure_details"].items()}
+    assert set(interrupted) >= set(codes[24:30])
+    assert set(interrupted.values()) == {"not fetched: the run was interrupted (Ctrl-C or SIGTERM)"}
+    assert all(reason == "interrupted" for m in records.values() for reason in m["failure_reasons"].values())
+    without_result = sorted(set(range(BATCHES)) - set(records))
+
+    # run.json
+    run = json.loads((day_runs / "run.json").read_text())
+    assert run["interrupted"] is True
+    assert (run["batches_succeeded"], run["batches_failed"]) == (len(records), without_result)
+    assert run["symbols_fetched"] == stored_symbols
+    assert run["total_symbols"] == SYMBOLS == run["symbols_fetched"] + len(run["symbols_failed"])
+
+    # the message
+    message = [line for line in stderr.splitlines() if line.startswith("stockstream: error: interrupted")]
+    assert message == [
+        f"stockstream: error: interrupted: {stored_symbols} of {SYMBOLS} symbols of {DAY.isoformat()} are stored, "
+        f"in {len(records)} of {BATCHES} batches, {len(interrupted)} of their symbols recorded as interrupted; "
+        f"run `stockstream rerun-failed --date {DAY.isoformat()} --store {data}` to fetch the rest"], stderr
+
+    # status
+    shown = subprocess.run([sys.executable, "-m", "stockstream_cli", "status", "--date", DAY.isoformat(),
+                            "--store", str(data), "--json"], capture_output=True, text=True, cwd=tmp_path)
+    status = json.loads(shown.stdout)
+    assert status["batches_done"] == sorted(records) and status["batches_missing"] == without_result
+    assert status["symbols_fetched"] == stored_symbols
+    assert status["failed_by_reason"]["interrupted"] == sorted(interrupted)
+    assert status["run"]["outcome"] == "interrupted"

@@ -63,7 +63,9 @@ def backfill(
     settings = Settings.resolve(store=store, concurrency=concurrency, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)
     data_store = store_of(settings)
-    with _backfill_progress(json_output) as observer:
+    from .running import sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c(), _backfill_progress(json_output) as observer:
         report = backfill_module.backfill(data_store, first, last, settings, symbols=codes, missing=missing,
                                             observer=observer, wait=wait)
     if json_output:

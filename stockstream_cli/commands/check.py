@@ -150,6 +150,11 @@ def _render_check(document: dict) -> None:
                       "load keeps the newest")
     else:
         console.print("revisions: none")
+    for day, part in document.get("partial_runs", {}).items():
+        asked = " ".join(str(item) for name in ("symbols", "batches") for item in part.get(name, []))
+        kind = "symbols" if "symbols" in part else "batches"
+        console.print(f"[yellow]the run of {day} was asked for part of the day only[/] (--{kind} {asked}): "
+                      "what it was not asked for counts as never fetched", soft_wrap=True)
     if document["unlisted_symbols"]:
         console.print(f"[yellow]not in any list in force, not checked:[/] {' '.join(document['unlisted_symbols'])}")
     console.print(_verdict(document), soft_wrap=True)

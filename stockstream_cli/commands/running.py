@@ -25,13 +25,36 @@ def run_observer(json_output: bool, title: str):
 
 
 @contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """SIGTERM (kill, a supervisor, a container stopping) stops the run as Ctrl-C does: what was fetched is
+    committed and recorded, exit 130. Only the main thread can install a handler; elsewhere, nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def interruptible(day):
-    """A Ctrl-C that lands outside the batches (a store write, the summary) still exits 130 with advice."""
+    """Ctrl-C or SIGTERM stops the run; one that lands outside the batches (a store write, the summary) still
+    exits 130 with advice."""
     from .. import hints
     from ..errors import Interrupted
 
     try:
-        yield
+        with sigterm_as_ctrl_c():
+            yield
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; run `{hints.command('rerun-failed', '--date', day.isoformat())}` to finish the day"

@@ -128,9 +128,20 @@ def _run_line(report) -> str:
     day_run = run.get("day_run")
     if isinstance(day_run, dict):  # a rerun rewrote run.json: the day's run first, then the last rerun apart
         return (f"{report.run_outcome}{extra}; the day's run took {_took(day_run)}{_by(day_run)}, "
-                f"the last {run.get('command') or 'rerun'} {_took(run)}{_by(run, name=False)}")
+                f"the last {run.get('command') or 'rerun'} {_took(run)}{_by(run, name=False)}{_part(run)}")
     stopped = f"; stopped by: {run['error']}" if run.get("error") else ""
-    return f"{report.run_outcome} in {_took(run)}{extra}{_by(run)}{stopped}"
+    return f"{report.run_outcome} in {_took(run)}{extra}{_by(run)}{stopped}{_part(run)}"
+
+
+def _part(run: dict) -> str:
+    """'; a part of the day: --symbols BHP CBA' for a run asked for part of the day (run.json "part")."""
+    part = run.get("part")
+    if not isinstance(part, dict):
+        return ""
+    for name in ("symbols", "batches"):
+        if isinstance(part.get(name), list):
+            return f"; a part of the day only: --{name} {' '.join(str(item) for item in part[name])}"
+    return ""
 
 
 def _took(run: dict) -> str:
@@ -156,7 +167,9 @@ def _verdict(report):
         return Text("complete", style="bold green")
     day = report.date.isoformat()
     lasting = set(report.failed_by_reason) <= LASTING
-    if report.batches_missing or not lasting:
+    if report.run is not None and _part(report.run):  # rerun-failed would retry only that part
+        hint = f"the last run fetched part of the day; `{hints.command('run-local', '--date', day)}` fetches all of it"
+    elif report.batches_missing or not lasting:
         hint = f"run `{hints.command('rerun-failed', '--date', day)}` to finish it"
     else:
         hint = (f"only {' and '.join(sorted(report.failed_by_reason))} failures: "

@@ -19,7 +19,7 @@ from .summary import read_run
 from ..errors import CorruptFileError, InputError, KeyNotFound, first_line
 
 
-RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors", "day_run", "error")
+RUN_DETAILS = ("command", "started_at", "finished_at", "batch_errors", "day_run", "error", "part")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -161,3 +161,21 @@ def read_run(store, day: dt.date) -> dict[str, Any] | None:
 
 def write_run(store, day: dt.date, run: dict[str, Any]) -> None:
     store.put(layout.run_summary_key(day), manifest.encode_json(run))
+
+
+def asked_part(run: Mapping[str, Any] | None) -> dict[str, list] | None:
+    """run.json's "part" ({"symbols": [...]} or {"batches": [...]}) of a run asked for part of the day; None for
+    a whole day (or no run.json)."""
+    part = (run or {}).get("part")
+    if isinstance(part, dict) and any(isinstance(part.get(name), list) for name in ("symbols", "batches")):
+        return part
+    return None
+
+
+def part_covers(part: Mapping[str, list] | None, symbol: str, batch_number: int | None) -> bool:
+    """Whether a run of `part` of the day (None: the whole day) was asked for `symbol` of batch `batch_number`."""
+    if part is None:
+        return True
+    if isinstance(part.get("symbols"), list):
+        return symbol in part["symbols"]
+    return batch_number in part.get("batches", [])

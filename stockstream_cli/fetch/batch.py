@@ -130,8 +130,7 @@ def fetch_symbols(
                     stop = run.stopped_before(codes[index + offset:])
                     if stop:
                         break
-                    result = SymbolResult(chunk[offset], None, INTERRUPTED, "not fetched: the fetcher's deadline came",
-                                          0, {})
+                    result = SymbolResult(chunk[offset], None, INTERRUPTED, deadline.detail(), 0, {})
                 if run.add(result, codes[index + offset + 1:]):
                     stop = True
                     break
@@ -152,7 +151,8 @@ def fetch_symbols(
         except BaseException as exc:
             if not run.stopped_by(exc, []):
                 raise
-            return SymbolResult(code, None, INTERRUPTED, "not refetched: the fetcher's deadline came", 0, {})
+            why = deadline.detail() if deadline is not None else "not fetched: the batch was stopped"
+            return SymbolResult(code, None, INTERRUPTED, why.replace("not fetched", "not refetched", 1), 0, {})
 
     return FetchedBatch(results, (first, last), run, refetch)
 

@@ -38,7 +38,7 @@ class BatchProgress:
         """Asked before each symbol: True (the rest recorded as interrupted) once the deadline is due."""
         if self.deadline is None or not self.deadline.due():
             return False
-        self._record(rest, INTERRUPTED, "not fetched: the fetcher's deadline came first")
+        self._record(rest, INTERRUPTED, self.deadline.detail())
         self.interrupted = True
         return True
 
@@ -90,8 +90,8 @@ class BatchProgress:
             raise BatchBlocked(f"{what}: {self.detector.describe()}; {kept}, the rest recorded as blocked "
                                f"and retried later", record)
         if self.interrupted:
-            raise BatchInterrupted(f"{what} stopped at its deadline; {kept}, the rest recorded as interrupted",
-                                   record)
+            why = "was stopped" if self.deadline is not None and self.deadline.stopped() else "stopped at its deadline"
+            raise BatchInterrupted(f"{what} {why}; {kept}, the rest recorded as interrupted", record)
 
     def _record(self, codes: list[str], reason: str, detail: str) -> None:
         self.results.extend(self.failed_result(code, reason, detail) for code in codes)

@@ -35,6 +35,7 @@ from ..backoff import wait_before
 COMMIT_SECONDS = 5.0
 SYMBOL_SHARE = 0.5  # a symbol's worst case never counts for more than half of the invocation's fetching time
 MIN_ATTEMPT_SECONDS = 0.5  # no attempt is started with less time than this left: it could only time out
+DEADLINE_DETAIL = "not fetched: the fetcher's deadline came first"
 
 
 def symbol_worst_case(settings) -> float:
@@ -48,12 +49,15 @@ def symbol_worst_case(settings) -> float:
 class Deadline:
     """remaining: seconds left before the invocation's end (None: no time limit); stop: an event that, once
     set, means stop now. symbol_seconds: one symbol's worst case (symbol_worst_case), capped at SYMBOL_SHARE of
-    the fetching time the deadline had when made."""
+    the fetching time the deadline had when made. stopped_detail: what a symbol the stop left is recorded with
+    (run-local: the user interrupted the run), else the deadline's wording."""
 
     def __init__(self, remaining: Callable[[], float] | None = None, *, stop: threading.Event | None = None,
-                 symbol_seconds: float = 0.0, commit_seconds: float = COMMIT_SECONDS):
+                 symbol_seconds: float = 0.0, commit_seconds: float = COMMIT_SECONDS,
+                 stopped_detail: Callable[[], str] | None = None):
         self._remaining = remaining
         self._stop = stop
+        self._stopped_detail = stopped_detail
         self.commit_seconds = commit_seconds
         fetching = max(remaining() - commit_seconds, 0.0) if remaining is not None else math.inf
         self.symbol_seconds = min(symbol_seconds, SYMBOL_SHARE * fetching)
@@ -66,6 +70,16 @@ class Deadline:
     def time_left(self) -> float:
         """Seconds the fetching may still use: the time left minus the write's (math.inf without a limit)."""
         return math.inf if self._remaining is None else self._remaining() - self.commit_seconds
+
+    def detail(self) -> str:
+        """Why the symbols it left were not fetched (their `interrupted` reason's detail)."""
+        if self._stop is not None and self._stop.is_set() and self._stopped_detail is not None:
+            return self._stopped_detail()
+        return DEADLINE_DETAIL
+
+    def stopped(self) -> bool:
+        """Whether it came from the stop event (run-local's Ctrl-C), not the clock."""
+        return self._stop is not None and self._stop.is_set()
 
     def due(self) -> bool:
         """True once no new symbol may start: the stop asked for, or too little time for one symbol."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import calendar, hints
 from ..dataset import layout
 from ..dataset import manifest
+from ..dataset.summary import part_covers
 from ..errors import InputError, StockstreamError
 from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
@@ -42,9 +43,11 @@ SUSPICIOUS_KINDS = ("big_move", "stale", "ohlc")
 # ---------------------------------------------------------------------------------------------- entry points
 
 
-def check_day(store, day: dt.date, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict:
-    """The check of one day, for run-local's (or the state machine's) data-quality step."""
-    return check(store, day, day, lookback_days=lookback_days)
+def check_day(store, day: dt.date, *, lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+              symbols: list[str] | None = None) -> dict:
+    """The check of one day (of `symbols` alone when given), for run-local's (or the state machine's)
+    data-quality step."""
+    return check(store, day, day, lookback_days=lookback_days, symbols=symbols)
 
 
 def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = None,
@@ -82,8 +85,9 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     revisions, restated = split_restatements(sorted(found.revisions, key=_symbol_and_date), actions)
     unlisted = sorted(set(symbols or ()) - listed) if list_keys else []
     document = _document(start, end, sessions, universe, unlisted, found, classified, revisions)
+    partial = {day.isoformat(): part for day, part in sorted(fetches.parts.items()) if start <= day <= end}
     return {**document, "restated_count": len(restated), "restated": restated,
-            "actions": _action_list(actions, start, end)}
+            "actions": _action_list(actions, start, end), "partial_runs": partial}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,7 +327,14 @@ def read_fetches(store, start: dt.date, end: dt.date, lookback: dt.timedelta,
             label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
             backfills.append((label, _read_record(store, key)))
     run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
-    return FetchRecord(lookback, dict(batches), backfills, run_days)
+    return FetchRecord(lookback, dict(batches), backfills, run_days, _parts(store, run_days))
+
+
+def _parts(store, run_days: Iterable[dt.date]) -> dict[dt.date, dict]:
+    """The run days whose run was asked for part of the day (run.json "part"): what each asked for."""
+    from ..dataset.summary import asked_part, stored_run
+
+    return {day: part for day in run_days if (part := asked_part(stored_run(store, day))) is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,6 +346,7 @@ class FetchRecord:
     batches: dict[dt.date, dict[int, manifest.Record]]
     backfills: list[tuple[str, manifest.Record]]
     run_days: list[dt.date]
+    parts: dict[dt.date, dict] = dataclasses.field(default_factory=dict)  # run days that fetched a part only
 
     def outcomes(self, symbol: str, day: dt.date, lists: ListsInForce) -> list[Outcome]:
         found = [o for run_day in self._runs_covering(day) if (o := self._run_outcome(symbol, run_day, lists))]
@@ -357,6 +369,8 @@ class FetchRecord:
         if listed is None or symbol not in listed:
             return None
         number = listed[symbol].batch_number
+        if not part_covers(self.parts.get(run_day), symbol, number):
+            return None  # that run was asked for part of the day only, not this symbol: it did not cover it
         if number in manifests:
             return Outcome(f"run {run_day} batch {number}", "ok", self._window_start(run_day, manifests[number]))
         return Outcome(f"run {run_day} batch {number}", "batch_failed", run_day - self.lookback)
@@ -435,6 +449,9 @@ def _reason(symbol: str, day: dt.date, lists: ListsInForce,
         last = outcomes[-1]
         result = "batch failed" if last.result == "batch_failed" else last.result
         return "fetch_failed", f"{result} ({last.source})", None
+    partial = [run_day for run_day in fetches._runs_covering(day) if run_day in fetches.parts]
+    if partial:
+        return "not_fetched", f"the run of {partial[-1].isoformat()} was asked for part of that day only", None
     return "not_fetched", "no run or backfill covered this day", None
 
 
@@ -723,19 +740,21 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
 
 
 def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
-                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None) -> dict:
+                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None,
+                symbols: list[str] | None = None) -> dict:
     """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
 
     Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch
     window). Never raises: a check that could not run is recorded as {"session": ..., "complete": None,
     "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error.
+    `symbols`: a run of part of the day is judged on what it was asked for.
     """
     note = note or (lambda message: None)
     started = aware_moment(run_started)
     session = None
     try:
         session = calendar.session_to_check(day, started, lookback_days)
-        document = check_day(store, session, lookback_days=lookback_days) if session else None
+        document = check_day(store, session, lookback_days=lookback_days, symbols=symbols) if session else None
     except Exception as error:  # noqa: BLE001 - any failure of the check is reported, never raised
         message = str(error) if isinstance(error, StockstreamError) else f"{type(error).__name__}: {error}"
         note(f"the data-quality check could not run: {message}")

@@ -13,9 +13,10 @@ batch (batch.py) commit through the day's writer (dataset/commit.py), taken here
   as the state machine's CompactEarlierDays), under those days' locks: run.json's "compaction" block; a
   failure there, or a day another process holds, is a warning, never a failed run.
 
-Ctrl-C: the main thread sets a stop event; every worker's pacer raises `RunCancelled` before its next
-request, so a batch in flight is dropped before anything of it is written (a batch is committed only at
-its end, atomically) and finished batches stay. No typer or rich here.
+Ctrl-C (and SIGTERM, which the CLI turns into one): the main thread sets a stop event; every batch in flight
+takes no new symbol, commits what it fetched (the rest recorded as `interrupted`, worded as a stop, not a
+deadline) unless it fetched nothing, and finished batches stay. run.json and the message are then built from
+the stored records, so they say what `status` and `rerun-failed` find. No typer or rich here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from ..errors import InputError, Interrupted, StockstreamError, Unhealable, firs
 from ..dataset.commit import Writer, day_writer
 from ..dataset.summary import read_manifests, run_document, utc_now
 from .task import run_batch, run_pacer
-from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, RunCancelled, SymbolSource, backoff_waits)
+from .types import (SYMBOLS_STEP_RETRIES, BatchJob, BatchOutcome, Control, Observer, Part, RunCancelled, SymbolSource,
+                    backoff_waits)
 
 SIGNAL_CHECK_SECONDS = 0.1  # how often the main thread wakes up to notice a Ctrl-C
 
@@ -50,25 +52,51 @@ def asx_source(*, from_file: str | None = None, force: bool = False) -> SymbolSo
     return update
 
 
+def stored_or_asx_source(*, from_file: str | None = None, force: bool = False, refresh: bool = False,
+                        part: Part | None = None) -> SymbolSource:
+    """run-local's symbols step: the day's list already in the store (from `symbols`, or an earlier run) is used
+    as it is, said in one note (after `part` is checked against it: bad input is its one line alone);
+    otherwise, or with `refresh` or a list file, asx_source."""
+    fetch = asx_source(from_file=from_file, force=force)
+
+    def update(store, day: dt.date, settings, *, note: Callable[[str], None]) -> dict:
+        from .symbols import stored_list
+
+        if not refresh and from_file is None:
+            listed = stored_list(store, day)
+            if listed is not None:
+                if part is not None:
+                    part.check({item["batchNumber"]: tuple(item["symbols"]) for item in listed.batches},
+                               day.isoformat())
+                note(f"using the stored ASX list {listed.key} ({len(listed.symbols):,} symbols, "
+                     f"{len(listed.batches)} batches); --refresh-list downloads it again")
+                return listed.to_document()
+        return fetch(store, day, settings, note=note)
+
+    return update
+
+
 def run_local(store, day: dt.date, settings, *, source: SymbolSource | None = None,
               observer: Observer | None = None, stop: threading.Event | None = None,
-              sleep: Callable[[float], None] | None = None, command: str = "run-local", wait: bool = False) -> dict:
+              sleep: Callable[[float], None] | None = None, command: str = "run-local", wait: bool = False,
+              part: Part | None = None) -> dict:
     """The whole pipeline for day D, under the day's lock: symbols step, batches, aggregate. Returns the run
-    document (run.json).
+    document (run.json). `part`: only these symbols or batches of the day (types.Part), recorded in run.json
+    as "part" so rerun-failed and check know what was asked.
 
     Raises SourceError/StoreError when the symbols step fails after its retries (exit 1), InputError for
-    bad input (exit 2; LockHeld when another writer holds the day, unless `wait`), Interrupted on Ctrl-C
-    (exit 130; finished batches are kept).
+    bad input (exit 2; LockHeld when another writer holds the day, unless `wait`; a part the day's list does
+    not have, before any request to Yahoo), Interrupted on Ctrl-C (exit 130; finished batches are kept).
     """
     from ..sources import http
 
     http.require_impersonation(settings.allow_plain_requests)  # before the list is downloaded
     with day_writer(store, day, command, wait=wait) as writer:
-        return _run_day(writer, day, settings, source, observer, stop, sleep)
+        return _run_day(writer, day, settings, source, observer, stop, sleep, part)
 
 
 def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None, observer: Observer | None,
-             stop: threading.Event | None, sleep: Callable[[float], None] | None) -> dict:
+             stop: threading.Event | None, sleep: Callable[[float], None] | None, part: Part | None) -> dict:
     store = writer.store
     observer = observer or Observer()
     control = Control(stop or threading.Event(), sleep)
@@ -83,8 +111,12 @@ def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None
                 f"interrupted during the symbols step of {day.isoformat()}: nothing was fetched; "
                 f"run `{hints.command('run-local', '--date', day.isoformat())}` again"
             ) from None
-        batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
-        jobs = [BatchJob(number, symbols) for number, symbols in sorted(batches.items())]
+        day_batches = {item["batchNumber"]: tuple(item["symbols"]) for item in document["symbolBatches"]}
+        if part is not None:
+            part.check(day_batches, day.isoformat())  # before any request to Yahoo
+        jobs = part.jobs(day_batches) if part is not None else [
+            BatchJob(number, symbols) for number, symbols in sorted(day_batches.items())]
+        batches = part.asked(day_batches) if part is not None else day_batches
         observer.started({job.batch_number: len(job.to_fetch) for job in jobs})
         try:
             outcomes, interrupted = run_batches(jobs, observer)
@@ -92,19 +124,23 @@ def _run_day(writer: Writer, day: dt.date, settings, source: SymbolSource | None
             if not isinstance(error, InputError):
                 _record_stopped_run(writer, day, batches, time.monotonic() - started, started_at, error, observer)
             raise
-    records = {number: outcome.record for number, outcome in outcomes.items() if outcome.record}
+    # the stored records, not the outcomes: a batch cut short by a stop has no outcome, yet it committed what
+    # it fetched, and run.json must say what status and rerun-failed will find
+    records = read_manifests(store, day, batches, observer.note)
     errors = {number: outcome.error for number, outcome in outcomes.items() if outcome.error}
     run = run_document(day, batches, records, time.monotonic() - started, command=writer.command,
                        finished_at=utc_now(), started_at=started_at, batch_errors=errors, interrupted=interrupted)
-    return finish_run(writer, day, settings, run, started_at, observer, interrupted)
+    if part is not None:
+        run["part"] = part.to_document()
+    return finish_run(writer, day, settings, run, started_at, observer, interrupted, part_symbols(part, batches))
 
 
 def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: str, observer: Observer,
-               interrupted: bool) -> dict:
-    """The aggregate's last steps: the data-quality check and the compaction of earlier days (unless stopped),
-    run.json, Interrupted when stopped."""
+               interrupted: bool, judged: list[str] | None = None) -> dict:
+    """The aggregate's last steps: the data-quality check (of the `judged` symbols alone, for a part of the day)
+    and the compaction of earlier days (unless stopped), run.json, Interrupted when stopped."""
     if not interrupted:
-        run["quality"] = _quality_step(writer.store, day, settings, started_at, observer)
+        run["quality"] = _quality_step(writer.store, day, settings, started_at, observer, judged)
         run["compaction"] = _compaction_step(writer.store, day, run["command"], observer)
     writer.commit_run(day, run)
     if interrupted:
@@ -131,12 +167,20 @@ def _record_stopped_run(writer: Writer, day: dt.date, batches: dict, seconds: fl
 # ---------------------------------------------------------------------------------------------- the store
 
 
-def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer) -> dict:
+def part_symbols(part: Part | None, asked: dict[int, tuple[str, ...]]) -> list[str] | None:
+    """The symbols a part of the day asked for (None: the whole day)."""
+    return None if part is None else sorted({symbol for members in asked.values() for symbol in members})
+
+
+def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer,
+                  symbols: list[str] | None = None) -> dict:
     """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block; an
-    incomplete day is a warning on stderr (observer.note), never a change of the exit code."""
+    incomplete day is a warning on stderr (observer.note), never a change of the exit code. A part of the day
+    (`symbols`) is judged on what was asked."""
     from ..quality.check import run_quality
 
-    return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note)
+    return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note,
+                       symbols=symbols)
 
 
 def _compaction_step(store, day: dt.date, command: str, observer: Observer) -> dict:
@@ -214,7 +258,7 @@ def _run_batches(writer: Writer, day, settings, jobs: list[BatchJob], observer: 
     try:
         for future in _as_completed(futures):
             if future.exception() is not None:
-                control.stop.set()
+                control.fail()
                 raise future.exception()
             outcome = future.result()
             outcomes[outcome.batch_number] = outcome
@@ -243,7 +287,7 @@ def _run_or_stop(fatal: list, writer: Writer, day, settings, job: BatchJob, obse
         return run_batch(writer, day, settings, job, observer, control, pacer)
     except Unhealable as error:
         fatal.append(error)  # before the stop, so whoever sees the stop sees why
-        control.stop.set()
+        control.fail()
         raise
 
 
@@ -274,9 +318,14 @@ def _wait_for_workers(futures) -> None:
 
 
 def _interrupted_message(day: dt.date, run: dict) -> str:
-    done = run["batches_succeeded"]
+    """What a stopped run kept, in run.json's numbers (which are the stored records')."""
+    from ..reasons import INTERRUPTED
+
+    with_result = run["num_batches"] - len(run["batches_failed"])
+    left = sum(1 for reason in run["failure_reasons"].values() if reason == INTERRUPTED)
+    cut = f", {left:,} of their symbols recorded as interrupted" if left else ""
     return (
-        f"interrupted: {done} of {run['num_batches']} batches of {day.isoformat()} finished and are kept; "
+        f"interrupted: {run['symbols_fetched']:,} of {run['total_symbols']:,} symbols of {day.isoformat()} are "
+        f"stored, in {with_result} of {run['num_batches']} batches{cut}; "
         f"run `{hints.command('rerun-failed', '--date', day.isoformat())}` to fetch the rest"
     )
-

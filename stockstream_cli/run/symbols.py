@@ -66,3 +66,16 @@ def update_symbols(store, day: dt.date, settings: Settings, *, from_file: str | 
     symbols = [item.symbol for item in listings]
     changes = asx.diff_symbols(previous, symbols) if previous is not None else {"added": [], "removed": []}
     return ListUpdate(symbols, stored.symbol_batches(listings), key, changes, previous_key)
+
+
+def stored_list(store, day: dt.date) -> ListUpdate | None:
+    """The day's list as `symbols` (or an earlier run) stored it, with its batches as stored; None when the store
+    has no list for the day. Nothing is downloaded."""
+    from ..dataset import layout
+
+    key = layout.symbols_key(day)
+    if not store.exists(key):
+        return None
+    listings = stored.read_symbols(store, day)
+    return ListUpdate([item.symbol for item in listings], stored.symbol_batches(listings), key,
+                      {"added": [], "removed": []}, None)

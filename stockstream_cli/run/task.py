@@ -29,7 +29,8 @@ def run_batch(writer, day, settings, job: BatchJob, observer: Observer, control:
             record = fetch_batch(writer, day, job.batch_number, settings,
                                  symbols=list(subset) if subset is not None else None,
                                  pacer=pacer or run_pacer(settings, control), on_symbol=on_symbol,
-                                 sleep=control.wait, deadline=Deadline(stop=control.stop))
+                                 sleep=control.wait, deadline=Deadline(stop=control.stop,
+                                                                           stopped_detail=control.stopped_detail))
         except Exception as exc:  # the Map state catches States.ALL: one batch never stops the others
             if isinstance(exc, Unhealable):
                 raise  # a full disk, a store that is a file: no retry heals it (the runner stops the run)

@@ -13,7 +13,7 @@ one per run:
 - the batches: one queue the worker threads take jobs from as they free up, so at most --concurrency
   batches run at once over all processes;
 - the observer (progress bars, notes): workers send their events back on a queue, replayed here;
-- the stop: Ctrl-C reaches the parent alone (workers ignore SIGINT), which sets a shared event; each
+- the stop: Ctrl-C (or SIGTERM) reaches the parent alone (workers ignore both), which sets a shared event; each
   worker's pacer then raises RunCancelled before its next request, exactly as threads of one process do.
 
 Workers are started before the symbols step, so their imports (yfinance, pandas, polars) overlap it. A
@@ -230,15 +230,17 @@ class WorkerPool:
         # thread held it (mid-put) would leave every other worker's puts, and so the run, waiting forever
         self._event_queues = [context.Queue() for _ in thread_shares(settings.concurrency, processes)]
         self._stop = context.Event()
+        self._failed = context.Event()  # set with _stop when an error stopped the run (types.Control.fail)
         self._service = BudgetService(budget_for(settings))
         self._threads = thread_shares(settings.concurrency, processes)
         self._processes = [
             context.Process(target=worker_main, name=f"stockstream-worker-{index}", daemon=True,
                             args=(store_spec, day, settings, threads, self._service.address, self._service.authkey,
-                                  self._jobs, self._event_queues[index], self._stop, os.getpid(), command))
+                                  self._jobs, self._event_queues[index], self._stop, self._failed, os.getpid(),
+                                  command))
             for index, threads in enumerate(self._threads)
         ]
-        with _sigint_ignored():  # the workers inherit SIGINT ignored, from their first instruction on
+        with _sigint_ignored():  # the workers inherit SIGINT and SIGTERM ignored, from their first instruction on
             for process in self._processes:
                 process.start()
 
@@ -311,6 +313,7 @@ class WorkerPool:
             run.pending.discard(batch_number)
             run.fatal = run.fatal or error
             run.interrupted = True  # wait for the workers to drop what they hold and exit
+            self._failed.set()
             self._stop.set()
         elif kind == NOTE:
             observer.note(*args)
@@ -375,11 +378,12 @@ def _sigint_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _join(process, event_queues) -> None:
@@ -405,10 +409,12 @@ def _join(process, event_queues) -> None:
 
 
 def worker_main(store_spec, day, settings, threads: int, budget_address: str, authkey: bytes, jobs, events, stop,
-                parent_pid: int, command: str) -> None:
+                failed, parent_pid: int, command: str) -> None:
     """A worker process: `threads` threads taking batch jobs until the queue says there are no more; they
     commit under the day lock the parent holds (dataset/commit.py)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
+    # Ctrl-C and SIGTERM are the parent's (sent to the whole process group, too): it sets `stop`
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from ..fetch import pacing
     from .types import Control, StoppablePacer
     from ..dataset.commit import Writer
@@ -417,7 +423,7 @@ def worker_main(store_spec, day, settings, threads: int, budget_address: str, au
     _preload()
     uri, profile, region = store_spec
     writer = Writer(open_store(uri, profile=profile, region=region), command)
-    control = Control(stop, None)
+    control = Control(stop, None, failed)
     budget = RemoteBudget(budget_address, authkey, sleep=control.wait)
     pacer = StoppablePacer(pacing.pacer_for(settings, sleep=control.wait, budget=budget), control)
     observer = _RelayObserver(events)
@@ -468,7 +474,7 @@ def _take_jobs(writer, day, settings, jobs, events, observer, control, pacer, pa
             return
         except Unhealable as error:  # a full disk, Yahoo unreachable: the run stops (the parent raises it)
             events.put((FATAL, job.batch_number, error))
-            control.stop.set()
+            control.fail()
             return
         events.put((OUTCOME, outcome))
 
