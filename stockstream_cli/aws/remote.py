@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import hints
-from ..errors import AwsError, InputError, aws_error_code
+from ..errors import AwsError, InputError, aws_error_code, named
 from ..settings import STORE_ENV
 from . import resources as res
 
@@ -41,9 +41,9 @@ def state_machine_arn(session, stage: str | None = None) -> str:
     names = _names(session, stage)
     arn = RemoteState(session).state_machine_arn(names.state_machine)
     if arn is None:
-        stage_flag = f" --stage {stage}" if stage else ""
-        raise AwsError(f"no state machine {names.state_machine} in {session.region_name}: run `stockstream deploy{stage_flag}` "
-                       "first (or pass the --region and --stage it was deployed with)")
+        deploy = hints.command("deploy", *(("--stage", stage) if stage else ()))
+        raise AwsError(f"no state machine {names.state_machine} in {session.region_name}: run `{deploy}` "
+                       f"first (or pass the {named('region')} and {named('stage')} it was deployed with)")
     return arn
 
 
@@ -54,7 +54,7 @@ def deployed_store(session, stage: str | None = None) -> str:
         config = session.client("lambda").get_function_configuration(FunctionName=fetcher)
     except Exception as exc:
         raise AwsError(f"cannot read the deployed {fetcher} function ({exc}): run `stockstream deploy`, "
-                       "or pass --store s3://bucket") from None
+                       f"or pass {named('store')} s3://bucket") from None
     store = config.get("Environment", {}).get("Variables", {}).get(STORE_ENV)
     if not store:
         raise AwsError(f"{fetcher} has no {STORE_ENV}: run `stockstream deploy` again")
@@ -121,7 +121,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
 
     session = _session(session, profile, region)
     if store_uri is not None and not store_uri.startswith("s3://"):
-        raise InputError(f"--remote reruns on the deployed bucket: give --store s3://bucket or leave it out, not {store_uri!r}")
+        raise InputError(f"reruns on the deployed bucket: give {named('store')} s3://bucket or leave it out, "
+                         f"not {store_uri!r}", parameter="remote")
     machine = state_machine_arn(session, stage)
     sfn = session.client("stepfunctions")
     running = running_executions(sfn, machine, day)
@@ -247,7 +248,8 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"--since {text!r}: use a duration (90s, 30m, 1h, 2d) or an ISO time (2026-11-25T20:00)") from None
+        raise InputError(f"{text!r}: use a duration (90s, 30m, 1h, 2d) or an ISO time (2026-11-25T20:00)",
+                         parameter="since") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
@@ -255,7 +257,7 @@ def log_groups(stage: str | None, region: str, function: str | None) -> list[str
     names = res.Names(res.check_stage(stage), region)
     chosen = {"updater": [names.symbol_function], "fetcher": [names.fetcher_function], None: list(names.functions)}
     if function not in chosen:
-        raise InputError(f"--function {function!r}: use updater or fetcher")
+        raise InputError(f"{function!r}: use updater or fetcher", parameter="function")
     return [names.function_log_group(name) for name in chosen[function]]
 
 

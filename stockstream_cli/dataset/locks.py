@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from . import layout
-from ..errors import InputError, StoreError, aws_error_code
+from ..errors import InputError, StoreError, aws_error_code, named
 
 LOCK_PREFIX = layout.LOCKS_PREFIX
 STALE_AFTER_SECONDS = 120.0
@@ -50,7 +50,7 @@ class LockHeld(InputError):
         clock = since[11:16] if len(since) >= 16 else since
         self.held_by = (f"{what} is being written by {holder.get('command', '?')} (pid {holder.get('pid', '?')} "
                         f"on host {holder.get('host', '?')}, since {clock} UTC)")  # who holds it, without advice
-        super().__init__(f"{self.held_by}; wait for it or pass --wait")
+        super().__init__(f"{self.held_by}; wait for it or pass {named('wait')}")
         self.holder = holder
 
 

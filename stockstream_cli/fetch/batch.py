@@ -49,7 +49,7 @@ class SymbolResult:
 def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]:
     """The `lookback_days` calendar days ending at `day`, `day` included: (first, last)."""
     if lookback_days < 1:
-        raise InputError(f"--lookback-days must be at least 1, got {lookback_days}")
+        raise InputError(f"must be at least 1, got {lookback_days}", parameter="lookback_days")
     return day - dt.timedelta(days=lookback_days - 1), day
 
 

@@ -56,11 +56,11 @@ def output_path(output: str | None, symbol: str) -> Path:
     """Where the PNG goes: --output, else SYMBOL.png here; InputError before anything is read or drawn."""
     path = Path(output) if output else Path(f"{symbol}.png")
     if path.suffix.lower() != ".png":
-        raise InputError(f"--output {path}: the chart is a PNG, give a file name ending in .png")
+        raise InputError(f"{path}: the chart is a PNG, give a file name ending in .png", parameter="output")
     if path.is_dir():
-        raise InputError(f"--output {path} is a folder: give a file name ending in .png")
+        raise InputError(f"{path} is a folder: give a file name ending in .png", parameter="output")
     if not path.parent.exists():
-        raise InputError(f"--output {path}: folder {path.parent} does not exist")
+        raise InputError(f"{path}: folder {path.parent} does not exist", parameter="output")
     return path
 
 

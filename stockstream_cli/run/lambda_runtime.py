@@ -106,7 +106,7 @@ def fetch_event_batch(event: dict, settings: Settings, context=None) -> dict:
     event = event or {}
     if event.get("date") is None or event.get("batchNumber") is None:
         raise InputError(f"the fetcher's event needs 'date' and 'batchNumber', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     try:
         batch_number = int(event["batchNumber"])
     except (TypeError, ValueError):
@@ -153,7 +153,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the finalize event needs 'date', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     try:
         started = aware_moment(event["startedAt"]) if event.get("startedAt") else dt.datetime.now(dt.timezone.utc)
     except ValueError:
@@ -186,7 +186,7 @@ def compact_event(event: dict, settings: Settings) -> dict:
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the compact event needs 'date', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     result = compact_earlier_days(store_of(settings), day, command=COMPACT_STATE)
     emit_metrics({"FilesCompacted": result["files"]})
     return {"date": day.isoformat(), **result}
