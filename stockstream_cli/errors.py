@@ -176,7 +176,6 @@ def first_line(error: BaseException) -> str:
 
 UNHEALABLE_ERRNOS = {"ENOSPC": "the disk is full", "EDQUOT": "the disk quota is exceeded",
                      "EACCES": "permission denied", "EPERM": "permission denied", "EROFS": "read-only file system"}
-NOT_A_FOLDER_ERRNOS = {"ENOTDIR", "EEXIST"}
 
 
 def os_error_kind(exc: OSError) -> str | None:

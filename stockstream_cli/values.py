@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from .errors import InputError, named
 
-from .calendar import SYDNEY  # noqa: F401 (the ASX's time zone, re-exported: dates are Sydney dates)
+from .calendar import SYDNEY
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{3,6}$")
 
 

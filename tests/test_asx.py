@@ -148,7 +148,7 @@ def test_batches_split_the_ascii_sorted_list():
     assert [b["batchNumber"] for b in stored_symbols.symbol_batches(listings)] == [0, 1, 2]
     with pytest.raises(InputError, match="batch 3 is out of range: valid batch numbers are 0 to 2"):
         stored_symbols.batch_symbols(listings, 3)
-    with pytest.raises(InputError, match="--batch-size must be at least 1"):
+    with pytest.raises(InputError, match="^batch_size must be at least 1"):
         stored_symbols.assign_batches([], 0)
 
 
@@ -403,9 +403,9 @@ def test_connection_refused_is_a_clear_source_error(tmp_path):
 
 def test_bad_source_url_and_missing_file_are_input_errors_before_any_io(tmp_path):
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(InputError, match="--source-url 'ftp://x' is not an http\\(s\\) URL"):
+    with pytest.raises(InputError, match="^source_url 'ftp://x' is not an http\\(s\\) URL"):
         symbols_step.update_symbols(store, D2, settings(source_url="ftp://x")).to_document()
-    with pytest.raises(InputError, match="--from-file .*nope.csv: no such file"):
+    with pytest.raises(InputError, match="^from_file .*nope.csv: no such file"):
         symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv")).to_document()
     with pytest.raises(InputError, match="not a file"):
         symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path)).to_document()

@@ -467,6 +467,6 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
 
 
 def test_deploy_options_are_checked_before_anything_is_sent():
-    with pytest.raises(InputError, match="--image-uri"):
+    with pytest.raises(InputError, match="^image_uri"):
         DeployOptions(image_uri="not an image").check()
     DeployOptions(image_uri=IMAGE_URI, bucket="my-data.bucket", alert_email="a@b.co", schedule="rate(1 day)").check()

@@ -1,6 +1,6 @@
 """The deployed pipeline seen from the command line: `run-remote`, `rerun-failed --remote`, `status --remote`.
 
-`run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (pipeline.plan_rerun:
+`run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (run.rerun.plan_rerun:
 batches without a result, symbols recorded as failed with a retryable reason), and starts an execution whose
 input already carries those batches as `symbolBatches`, so the state machine skips the symbol step. The
 fetcher merges a batch's refetched symbols into its stored files (run.batch.fetch_batch), so nothing is lost.
@@ -113,7 +113,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
                  poll_interval: float = 5.0, timeout: float = 6 * 3600,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
-    return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
+    return the day's run document (dataset.summary.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
     from ..dataset.summary import read_manifests, run_document, utc_now, write_run
     from ..run.types import Observer

@@ -1,6 +1,6 @@
 """What a person watches while run-local or rerun-failed works: rich progress on stderr, a summary on stdout.
 
-CLI-side only (imports rich): the library reports through pipeline.Observer and never knows who listens.
+CLI-side only (imports rich): the library reports through run.types.Observer and never knows who listens.
 """
 
 from __future__ import annotations

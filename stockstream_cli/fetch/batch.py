@@ -42,7 +42,7 @@ class SymbolResult:
     detail: str
     attempts: int  # requests sent for it
     dropped: dict[str, int]
-    actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (read/actions.py's columns)
+    actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (dataset/actions.py's columns)
     restated_from: dt.date | None = None  # set when its stored range was fetched again (fetch/restate.py)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +197,3 @@ def plotted_series(figure) -> dict[str, list[float]]:
     series = {line.get_gid(): [float(y) for y in line.get_ydata()] for line in prices.get_lines()}
     series["volume"] = [rect.get_height() for container in volume.containers for rect in container]
     return series
-
-
-def is_gap(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)

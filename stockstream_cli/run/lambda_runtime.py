@@ -177,7 +177,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
 
 def compact_event(event: dict, settings: Settings) -> dict:
     """{"action": "compact", "date": D} -> every day before D folded into its month's compacted file, D's
-    month included, under those days' locks (read/compact.py); returns {"date", "months": ["YYYY-MM", ...],
+    month included, under those days' locks (dataset/compact.py); returns {"date", "months": ["YYYY-MM", ...],
     "files", "rows", "kept", "skipped"}: "skipped" names the holder when another process held one of
     those days (nothing folded; the next execution folds it), else null."""
     from ..dataset.compact import compact_earlier_days

@@ -9,7 +9,7 @@ batch (batch.py) commit through the day's writer (dataset/commit.py), taken here
   (MaxAttempts 2, BackoffRate 2) and then recorded as failed, never stopping the others;
 - the aggregate writes runs/D/run.json: the contract's summary plus what a later `status` wants to know,
   and the data-quality step's "quality" block (quality.run_quality, as the state machine's CheckDataQuality);
-- then every day before D is folded into its month's compacted file, D's month included (read/compact.py,
+- then every day before D is folded into its month's compacted file, D's month included (dataset/compact.py,
   as the state machine's CompactEarlierDays), under those days' locks: run.json's "compaction" block; a
   failure there, or a day another process holds, is a warning, never a failed run.
 
