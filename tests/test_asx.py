@@ -22,6 +22,7 @@ from stockstream_cli.sources import asx
 from stockstream_cli.dataset.symbols import Listing
 from stockstream_cli.sources.asx import Company
 from stockstream_cli.errors import CorruptFileError, InputError, SourceError
+from stockstream_cli.options import flag
 from stockstream_cli.settings import MARKIT_URL, Settings
 from stockstream_cli.dataset.store import LocalStore
 from stockstream_cli.run import symbols as symbols_step
@@ -269,7 +270,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
         with pytest.raises(SourceError) as caught:
             symbols_step.update_symbols(store, D2, settings(source_url=server.url), note=notes.append).to_document()
     assert server.hits == 3
-    assert str(caught.value) == (
+    assert caught.value.naming(flag) == (  # as the CLI says it
         f"the ASX list from {server.url} has 1,130 symbols (the largest of 3 downloads) but needs at least 1,783 "
         "(97% of the previous list symbols/2026-08-21-symbols.csv); nothing written. "
         "If the market really shrank, run again with --force"
