@@ -153,14 +153,12 @@ class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
 
 
-NO_CREDENTIALS = f"no AWS credentials: pass {named('profile')}, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-
-
 class NoCredentials(InputError, Unhealable):
     """The standard credential chain found no AWS credentials: configuration the user fixes; nothing was sent."""
 
-    def __init__(self, message: str = NO_CREDENTIALS):
-        super().__init__(message)
+    def __init__(self):
+        super().__init__(f"no AWS credentials: pass {named('profile')}, or set AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY")
 
 
 class StoreWithoutCredentials(NoCredentials, StoreUnusable):

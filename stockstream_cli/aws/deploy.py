@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError, NoCredentials, named
 from . import defaults
 from . import resources as res
-from .image import NO_IMAGE_HELP, check_arch, find_engine
+from .image import NoEngine, check_arch, find_engine
 from .plan import Step
 from .planner import Plan, plan_deploy
 from .remote_state import READ_ONLY_PREFIXES, AbsentState, RemoteState
@@ -182,7 +182,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
         if plan.builds_image:
             engine = engine_finder()
             if engine is None:
-                raise InputError(NO_IMAGE_HELP)
+                raise NoEngine()
             build_command(engine, plan.target.image_uri, plan.target.arch, ".")  # can it build this? before any change
             builder = image_builder(engine, prepared.image_files)
         Executor(prepared.session, sleep=sleep, waiter_delay=waiter_delay, build_image=builder).execute(plan.steps, on_step)

@@ -18,10 +18,15 @@ from .assets import HANDLER_FILES, Sources
 
 ARCHITECTURES = {"arm64": "linux/arm64", "x86_64": "linux/amd64"}
 ENGINES = ("docker", "podman")
-NO_IMAGE_HELP = (
-    "no working Docker or Podman engine to build the Lambda image: start one, or build infra/Dockerfile "
-    f"elsewhere, push it to ECR and pass {named('image_uri')} URI"
-)
+
+
+class NoEngine(InputError):
+    """No container engine to build the Lambda image, and no image given to deploy instead."""
+
+    def __init__(self):
+        super().__init__("no working Docker or Podman engine to build the Lambda image: start one, or build "
+                         f"infra/Dockerfile elsewhere, push it to ECR and pass {named('image_uri')} URI")
+
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
