@@ -13,7 +13,7 @@ from stockstream_cli.dataset.store import store_of
 
 def handler(event, context):
     settings = lambda_settings()
-    day = parse_date(event_date(event), option="date")
+    day = parse_date(event_date(event), parameter="date")
     store = store_of(settings)
     update = update_symbols(store, day, settings, force=bool((event or {}).get("force", False)))
     emit_metrics({"TotalSymbols": len(update.symbols)})  # the fetch-rate alarm's denominator

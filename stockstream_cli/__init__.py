@@ -4,21 +4,21 @@ The map. Data flows one way, source -> fetch -> store -> read back; orchestratio
 concurrency and retries and never touches rows; the CLI, the two Lambda handlers and DataAggregator are thin
 faces over this library, which knows none of them (no typer or rich outside cli.py, options.py, commands/).
 
-    cli.py, options.py   the Typer app; the one map from outcomes and domain errors to exit codes
-    settings.py          defaults < STOCKSTREAM_* < command line; dataset.store.store_of() opens the store they name
-    errors.py outcome.py reasons.py layout.py schema.py store.py values.py datafile.py calendar.py
-                         one fact each: errors, outcomes, failure reasons and their retry policy, keys,
-                         columns, store I/O, parsing and validation, a data file's bytes, ASX sessions
-    sources/             the outside world: asx.py (the list), yahoo.py (bars through yfinance)
-    fetch/               one batch: pacing.py, batch.py (fetch, clean, merge, write), manifest.py (its record)
-    run/                 the state machine's semantics: types.py (a leaf), task.py (one batch, retried),
-                         local.py (threads), workers.py (processes), summary.py (run.json), rerun.py,
-                         finalize.py (the deployed last step), backfill.py, lambda_runtime.py
-    read/                aggregate.py (DataAggregator), newest.py (the one newest-wins rule),
-                         file_index.py (footer index), compact.py, status.py
+    cli.py options.py commands/   the faces: parse, one library call, render; cli.py alone maps outcomes and
+                                  domain errors to exit codes
+    aws/                 deploy and destroy as plan -> executor, the remote operations, the image
+    run/                 the state machine's semantics: the symbols step, a batch end to end (batch.py),
+                         run-local's threads and worker processes, rerun-failed, backfill, the Lambda runtime
     quality/             check.py (what is expected, missing and why, suspicious), chart.py
-    aws/                 deploy, destroy, remote operations
-    commands/            one module per command, plus rendering (progress.py, output.py)
+    fetch/               pure: symbols and a window in -> rows, actions and outcomes out (pacing, cleaning,
+                         restatement, deadlines, blocks); it never touches the store
+    sources/             the outside world: asx.py (the list), yahoo.py (bars through yfinance), http.py
+    dataset/             the store, which nothing else builds a key of: layout, backends, the symbols list, the
+                         typed batch record and the resume rule, run.json, the one commit path (the only holder
+                         of locks.py), newest-wins, actions, compaction, the readers (DataAggregator), SQL views
+    settings.py errors.py values.py calendar.py schema.py reasons.py outcome.py hints.py ...
+                         leaves: defaults < STOCKSTREAM_* < command line, one exception family, parsing, the
+                         XASX calendar, the row schemas, failure reasons (README, "Code map", has the full list)
 """
 
 from __future__ import annotations

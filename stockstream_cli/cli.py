@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from . import __version__, hints
 from .commands import COMMAND_MODULES
 from .errors import InputError, Interrupted, StockstreamError, aws_domain_error
-from .options import light_coercion
+from .options import flag, light_coercion
 from .outcome import Outcome
 
 
@@ -190,8 +190,9 @@ def _report(error: StockstreamError):
     """The one line a domain error gets, and its exit code."""
     import logging
 
-    logging.getLogger("stockstream").error(str(error))
-    typer.echo(f"stockstream: error: {error}", err=True)
+    message = error.naming(flag)
+    logging.getLogger("stockstream").error(message)
+    typer.echo(f"stockstream: error: {message}", err=True)
     raise typer.Exit(exit_code_for(error)) from None
 
 

@@ -24,7 +24,7 @@ def boto3_session(*, profile: str | None = None, region: str | None = None):
         core.set_default_client_config(client_config())
         return boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None, botocore_session=core)
     except botocore.exceptions.ProfileNotFound:
-        raise InputError(f"--profile {profile!r}: no such AWS profile in your AWS config") from None
+        raise InputError(f"{profile!r}: no such AWS profile in your AWS config", parameter="profile") from None
 
 
 def client_config():

@@ -3,13 +3,70 @@ the CLI alone maps them to exit codes (cli.exit_code_for)."""
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Callable
+
 
 class StockstreamError(Exception):
-    """Base of every error stockstream reports to a user: a message, never a traceback."""
+    """Base of every error stockstream reports to a user: a message, never a traceback.
+
+    The library speaks of values, each face of its own names for them. `parameter` is the library's name of
+    the value at fault (a Settings field, a function's argument: "month", "batch_size"), put before the
+    message; other parameters a message mentions are placed with named(). str() names them as the library
+    does ("month '2026-13' is not a month: ..."), what the Lambda handlers and the Python API show; the CLI
+    renders the same error with its options (naming(options.flag): "--month '2026-13' is not a month: ...")."""
+
+    def __init__(self, message: str = "", parameter: str | None = None):
+        self.parameter = parameter
+        self.template = f"{named(parameter)} {message}" if parameter else message
+        super().__init__(self.naming(_as_is))
+
+    def naming(self, name_of: Callable[[str], str]) -> str:
+        """The message with each parameter called what `name_of` calls it."""
+        return in_words(self.template, name_of)
+
+    def named_as(self, parameter: str, name: str) -> "StockstreamError":
+        """The same error with `parameter` fixed as `name` in every face (a value from the environment is
+        named by its variable, whoever reports it)."""
+        error = copy.copy(self)
+        error.template = self.template.replace(named(parameter), name)
+        Exception.__init__(error, error.naming(_as_is))
+        return error
+
+    def __reduce__(self):  # crosses process boundaries (run/workers.py) whatever its class's __init__ takes
+        return (_rebuilt, (type(self), dict(self.__dict__)))
 
 
 class InputError(StockstreamError):
     """Bad input or configuration: a value the user can fix. Nothing was sent or written."""
+
+
+def named(parameter: str) -> str:
+    """Where a message mentions one of the library's parameters, to be named by the face that reports it
+    (StockstreamError.naming). The marker is NUL-delimited: no command line, environment value or path holds a NUL,
+    so nothing a user typed can be taken for one."""
+    return f"\0{parameter}\0"
+
+
+_PLACED = re.compile("\0([a-z][a-z0-9_]*)\0")
+
+
+def in_words(text: str, name_of: "Callable[[str], str] | None" = None) -> str:
+    """A library text (an error's message, a progress note) with each parameter placed by named() called what
+    `name_of` calls it (default: the library's own name)."""
+    return _PLACED.sub(lambda found: (name_of or _as_is)(found.group(1)), text)
+
+
+def _as_is(parameter: str) -> str:
+    return parameter
+
+
+def _rebuilt(kind: type, state: dict) -> StockstreamError:
+    error = kind.__new__(kind)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.naming(_as_is))
+    return error
 
 
 class SourceError(StockstreamError):
@@ -102,14 +159,12 @@ class AwsError(StockstreamError):
     """An AWS call failed in a way the user has to act on."""
 
 
-NO_CREDENTIALS = "no AWS credentials: pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-
-
 class NoCredentials(InputError, Unhealable):
     """The standard credential chain found no AWS credentials: configuration the user fixes; nothing was sent."""
 
-    def __init__(self, message: str = NO_CREDENTIALS):
-        super().__init__(message)
+    def __init__(self):
+        super().__init__(f"no AWS credentials: pass {named('profile')}, or set AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY")
 
 
 class StoreWithoutCredentials(NoCredentials, StoreUnusable):
@@ -125,7 +180,6 @@ def first_line(error: BaseException) -> str:
 
 UNHEALABLE_ERRNOS = {"ENOSPC": "the disk is full", "EDQUOT": "the disk quota is exceeded",
                      "EACCES": "permission denied", "EPERM": "permission denied", "EROFS": "read-only file system"}
-NOT_A_FOLDER_ERRNOS = {"ENOTDIR", "EEXIST"}
 
 
 def os_error_kind(exc: OSError) -> str | None:

@@ -11,8 +11,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import hints
-from .settings import STAGE_ENV, default_of, env_name
+from .settings import STAGE_ENV, default_of, env_name, option_name
 from .thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
+
+
+def flag(parameter: str) -> str:
+    """The option that sets one of the library's parameters: how the CLI names it in a message
+    (errors.InputError.naming). Every option is the parameter's name, dashed: batch_size is --batch-size."""
+    return f"--{option_name(parameter)}"
 
 
 def quoting(**facts):

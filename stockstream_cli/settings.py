@@ -43,38 +43,46 @@ class Settings:
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **typed: Any) -> "Settings":
-        """Build the settings from the environment and the values typed on the command line."""
+        """Build the settings from the environment and the values typed on the command line. A bad value
+        from the environment is named by its variable (STOCKSTREAM_BATCH_SIZE), whichever face reports it."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            if typed.get(field.name) is not None:
-                values[field.name] = _convert(field, typed[field.name], f"--{option_name(field.name)}")
-            elif environ.get(env_name(field.name), "") != "":
-                values[field.name] = _convert(field, environ[env_name(field.name)], env_name(field.name))
-        if "rate" in values and "delay" not in values:
-            values["delay"] = 0.0  # a --rate budget replaces the per-worker --delay unless that is given too
         unknown = set(typed) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
-        settings = cls(**values)
-        settings.check()
+        values: dict[str, Any] = {}
+        from_environment = {field.name for field in dataclasses.fields(cls)
+                            if typed.get(field.name) is None and environ.get(env_name(field.name), "") != ""}
+        try:
+            for field in dataclasses.fields(cls):
+                if typed.get(field.name) is not None:
+                    values[field.name] = _convert(field, typed[field.name])
+                elif field.name in from_environment:
+                    values[field.name] = _convert(field, environ[env_name(field.name)])
+            if "rate" in values and "delay" not in values:
+                values["delay"] = 0.0  # a rate budget replaces the per-worker delay unless that is given too
+            settings = cls(**values)
+            settings.check()
+        except InputError as error:
+            if error.parameter in from_environment:
+                raise error.named_as(error.parameter, env_name(error.parameter)) from None
+            raise
         return settings
 
     def check(self) -> None:
-        _at_least(self.batch_size, 1, "--batch-size")
-        _at_least(self.concurrency, 1, "--concurrency")
-        _at_least(self.workers, 1, "--workers")
-        _at_least(self.max_concurrency, 1, "--max-concurrency")
-        _at_least(self.delay, 0, "--delay")
-        _at_least(self.retries, 0, "--retries")
-        _at_least(self.retry_wait, 0, "--retry-wait")
-        _at_least(self.lookback_days, 1, "--lookback-days")
-        _at_least(self.timeout, 0.001, env_name("timeout"))
-        _at_least(self.poll_interval, 0, env_name("poll_interval"))
+        _at_least(self.batch_size, 1, "batch_size")
+        _at_least(self.concurrency, 1, "concurrency")
+        _at_least(self.workers, 1, "workers")
+        _at_least(self.max_concurrency, 1, "max_concurrency")
+        _at_least(self.delay, 0, "delay")
+        _at_least(self.retries, 0, "retries")
+        _at_least(self.retry_wait, 0, "retry_wait")
+        _at_least(self.lookback_days, 1, "lookback_days")
+        _at_least(self.timeout, 0.001, "timeout")
+        _at_least(self.poll_interval, 0, "poll_interval")
         if self.processes is not None:
-            _at_least(self.processes, 1, "--processes")
+            _at_least(self.processes, 1, "processes")
         if self.rate is not None and not self.rate > 0:  # `not >` also refuses nan
-            raise InputError(f"--rate must be above 0 requests per second, got {self.rate}")
+            raise InputError(f"must be above 0 requests per second, got {self.rate}", parameter="rate")
 
     @property
     def cache_folder(self) -> str:
@@ -110,26 +118,30 @@ def default_of(field_name: str) -> Any:
     return {f.name: f.default for f in dataclasses.fields(Settings)}[field_name]
 
 
-def _at_least(value: float, floor: float, option: str) -> None:
+ENV_ONLY = ("timeout", "poll_interval")  # settings no command line sets: always named by their variable
+
+
+def _at_least(value: float, floor: float, parameter: str) -> None:
     if value < floor:
-        raise InputError(f"{option} must be at least {floor:g}, got {value:g}")
+        error = InputError(f"must be at least {floor:g}, got {value:g}", parameter=parameter)
+        raise error.named_as(parameter, env_name(parameter)) if parameter in ENV_ONLY else error
 
 
-def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
+def _convert(field: dataclasses.Field, raw: Any) -> Any:
     kind = str(field.type)
     if kind.startswith("bool"):
-        return _boolean(raw, source)
+        return _boolean(raw, field.name)
     try:
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):
             return float(raw)
     except (TypeError, ValueError):
-        raise InputError(f"{source} must be a number, got {raw!r}") from None
+        raise InputError(f"must be a number, got {raw!r}", parameter=field.name) from None
     return str(raw)
 
 
-def _boolean(raw: Any, source: str) -> bool:
+def _boolean(raw: Any, parameter: str) -> bool:
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip().lower()
@@ -137,4 +149,4 @@ def _boolean(raw: Any, source: str) -> bool:
         return True
     if text in {"0", "false", "no", "off"}:
         return False
-    raise InputError(f"{source} must be true or false (1/0, yes/no), got {raw!r}")
+    raise InputError(f"must be true or false (1/0, yes/no), got {raw!r}", parameter=parameter)

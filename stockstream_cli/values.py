@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
-from .errors import InputError
+from .errors import InputError, named
 
-from .calendar import SYDNEY  # noqa: F401 (the ASX's time zone, re-exported: dates are Sydney dates)
+from .calendar import SYDNEY
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{3,6}$")
 
 
@@ -18,13 +18,13 @@ def today_sydney() -> dt.date:
     return dt.datetime.now(ZoneInfo(SYDNEY)).date()
 
 
-def check_range(start: dt.date | None, end: dt.date | None, *, names: tuple[str, str] = ("--start", "--end")) -> None:
+def check_range(start: dt.date | None, end: dt.date | None) -> None:
     """The one check of a date range: InputError when `start` is after `end` (None is an open end)."""
     if start is not None and end is not None and start > end:
-        raise InputError(f"{names[0]} {start} is after {names[1]} {end}: give the earlier date first")
+        raise InputError(f"{start} is after {named('end')} {end}: give the earlier date first", parameter="start")
 
 
-def check_pipeline_day(day: dt.date, *, option: str = "--date", today: dt.date | None = None) -> str | None:
+def check_pipeline_day(day: dt.date, *, parameter: str = "date", today: dt.date | None = None) -> str | None:
     """The one check of a day a pipeline command fetches or writes: InputError when it is after today in
     Sydney (nothing can be fetched for it); a one-line warning (returned, not raised) when it is not an ASX
     session, whose fetch window then ends at the previous session; None for an ASX session."""
@@ -32,8 +32,8 @@ def check_pipeline_day(day: dt.date, *, option: str = "--date", today: dt.date |
 
     today = today or today_sydney()
     if day > today:
-        raise InputError(f"{option} {day.isoformat()} is after today ({today.isoformat()} in Sydney): "
-                         "there is no data for it yet")
+        raise InputError(f"{day.isoformat()} is after today ({today.isoformat()} in Sydney): "
+                         "there is no data for it yet", parameter=parameter)
     if calendar.is_session(day):
         return None
     previous = calendar.previous_session(day)
@@ -43,10 +43,10 @@ def check_pipeline_day(day: dt.date, *, option: str = "--date", today: dt.date |
 
 def check_batch_number(batch_number: int) -> None:
     if batch_number < 0:
-        raise InputError(f"--batch-number must be 0 or more, got {batch_number}")
+        raise InputError(f"must be 0 or more, got {batch_number}", parameter="batch_number")
 
 
-def parse_date(text: str | dt.date | None, *, option: str = "--date") -> dt.date:
+def parse_date(text: str | dt.date | None, *, parameter: str = "date") -> dt.date:
     """A YYYY-MM-DD date; None means today in Sydney."""
     if text is None:
         return today_sydney()
@@ -55,11 +55,11 @@ def parse_date(text: str | dt.date | None, *, option: str = "--date") -> dt.date
     if isinstance(text, dt.date):
         return text
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-        raise InputError(f"{option} {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25")
+        raise InputError(f"{text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25", parameter=parameter)
     try:
         return dt.date.fromisoformat(text.strip())
     except ValueError:
-        raise InputError(f"{option} {text!r} is not a real date: use YYYY-MM-DD, e.g. 2026-11-25") from None
+        raise InputError(f"{text!r} is not a real date: use YYYY-MM-DD, e.g. 2026-11-25", parameter=parameter) from None
 
 
 def check_symbol(code: str) -> str:
@@ -81,12 +81,12 @@ def parse_symbols(values: Iterable[str] | None) -> list[str] | None:
         return None
     codes = {check_symbol(part.strip()) for value in values for part in value.split(",") if part.strip()}
     if not codes:
-        raise InputError("--symbols was given no symbols: name at least one, e.g. --symbols BHP CBA")
+        raise InputError("was given no symbols: name at least one, e.g. BHP CBA", parameter="symbols")
     return sorted(codes)
 
 
 def parse_batch_numbers(values: Iterable[str] | None) -> list[int] | None:
-    """`--batches 0 3`, `--batches 0 --batches 3` and `--batches 0,3` alike: the numbers sorted without
+    """Batch numbers as given ("0 3", repeated, or "0,3") alike: the numbers sorted without
     duplicates, or None when none were given."""
     if not values:
         return None
@@ -95,10 +95,10 @@ def parse_batch_numbers(values: Iterable[str] | None) -> list[int] | None:
         if not part:
             continue
         if not part.isdigit():
-            raise InputError(f"--batches takes batch numbers (0, 1, ...), got {part!r}")
+            raise InputError(f"takes batch numbers (0, 1, ...), got {part!r}", parameter="batches")
         numbers.add(int(part))
     if not numbers:
-        raise InputError("--batches was given no batch numbers: name at least one, e.g. --batches 0 3")
+        raise InputError("was given no batch numbers: name at least one, e.g. 0 3", parameter="batches")
     return sorted(numbers)
 
 

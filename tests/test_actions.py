@@ -1,4 +1,4 @@
-"""Issue 12: a history that stays right through splits and dividends (fetch/restate.py, read/actions.py).
+"""Issue 12: a history that stays right through splits and dividends (fetch/restate.py, dataset/actions.py).
 
 The ten-session play (tests/actions_support.py): run-local once per session after its close, the fake Yahoo
 answering as of that day, with a 2-for-1 split, a 1-for-10 consolidation and dividends between. `load` must

@@ -22,6 +22,7 @@ from stockstream_cli.sources import asx
 from stockstream_cli.dataset.symbols import Listing
 from stockstream_cli.sources.asx import Company
 from stockstream_cli.errors import CorruptFileError, InputError, SourceError
+from stockstream_cli.options import flag
 from stockstream_cli.settings import MARKIT_URL, Settings
 from stockstream_cli.dataset.store import LocalStore
 from stockstream_cli.run import symbols as symbols_step
@@ -148,7 +149,7 @@ def test_batches_split_the_ascii_sorted_list():
     assert [b["batchNumber"] for b in stored_symbols.symbol_batches(listings)] == [0, 1, 2]
     with pytest.raises(InputError, match="batch 3 is out of range: valid batch numbers are 0 to 2"):
         stored_symbols.batch_symbols(listings, 3)
-    with pytest.raises(InputError, match="--batch-size must be at least 1"):
+    with pytest.raises(InputError, match="^batch_size must be at least 1"):
         stored_symbols.assign_batches([], 0)
 
 
@@ -269,7 +270,7 @@ def test_partial_1130_row_list_after_a_full_one_is_refused(tmp_path):
         with pytest.raises(SourceError) as caught:
             symbols_step.update_symbols(store, D2, settings(source_url=server.url), note=notes.append).to_document()
     assert server.hits == 3
-    assert str(caught.value) == (
+    assert caught.value.naming(flag) == (  # as the CLI says it
         f"the ASX list from {server.url} has 1,130 symbols (the largest of 3 downloads) but needs at least 1,783 "
         "(97% of the previous list symbols/2026-08-21-symbols.csv); nothing written. "
         "If the market really shrank, run again with --force"
@@ -403,9 +404,9 @@ def test_connection_refused_is_a_clear_source_error(tmp_path):
 
 def test_bad_source_url_and_missing_file_are_input_errors_before_any_io(tmp_path):
     store = LocalStore(tmp_path / "store")
-    with pytest.raises(InputError, match="--source-url 'ftp://x' is not an http\\(s\\) URL"):
+    with pytest.raises(InputError, match="^source_url 'ftp://x' is not an http\\(s\\) URL"):
         symbols_step.update_symbols(store, D2, settings(source_url="ftp://x")).to_document()
-    with pytest.raises(InputError, match="--from-file .*nope.csv: no such file"):
+    with pytest.raises(InputError, match="^from_file .*nope.csv: no such file"):
         symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path / "nope.csv")).to_document()
     with pytest.raises(InputError, match="not a file"):
         symbols_step.update_symbols(store, D2, settings(), from_file=str(tmp_path)).to_document()

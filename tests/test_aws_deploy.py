@@ -17,6 +17,7 @@ from stockstream_cli.aws import image as image_module
 from stockstream_cli.aws import resources as res
 from stockstream_cli.aws.assets import find_sources
 from stockstream_cli.aws.deploy import READ_ONLY_PREFIXES, DeployOptions, deploy
+from stockstream_cli.options import flag
 from stockstream_cli.errors import InputError
 
 ACCOUNT = "123456789012"
@@ -260,7 +261,8 @@ def test_without_an_engine_or_image_uri_deploy_exits_2_saying_what_to_do(moto_en
         pytest.skip("a container engine is running here")
     result = run_stockstream("deploy")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"stockstream: error: {image_module.NO_IMAGE_HELP}"]
+    assert result.stderr.strip().splitlines() == [f"stockstream: error: {image_module.NoEngine().naming(flag)}"]
+    assert result.stderr.strip().endswith("push it to ECR and pass --image-uri URI")
 
 
 # ---------------------------------------------------------------- the image
@@ -467,6 +469,6 @@ def test_moto_enforces_that_the_fetchers_role_stays_inside_its_keys():
 
 
 def test_deploy_options_are_checked_before_anything_is_sent():
-    with pytest.raises(InputError, match="--image-uri"):
+    with pytest.raises(InputError, match="^image_uri"):
         DeployOptions(image_uri="not an image").check()
     DeployOptions(image_uri=IMAGE_URI, bucket="my-data.bucket", alert_email="a@b.co", schedule="rate(1 day)").check()

@@ -39,7 +39,7 @@ def test_plan_takes_every_month_before_the_current_one_or_the_months_asked():
     assert [(p.month, len(p.batch_keys)) for p in compact.plan(keys, today=TODAY)] == [("2026-01", 6), ("2026-02", 4)]
     assert [p.month for p in compact.plan(keys, months=["2026-03"], today=TODAY)] == ["2026-03"]
     assert compact.plan(keys, months=["2025-12"], today=TODAY) == []
-    with pytest.raises(InputError, match="--month '2026-13' is not a month"):
+    with pytest.raises(InputError, match="^month '2026-13' is not a month"):
         compact.plan(keys, months=["2026-13"], today=TODAY)
 
 

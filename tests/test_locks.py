@@ -20,6 +20,7 @@ from pipeline_support import asx_codes, write_markit_csv
 from stockstream_cli.dataset import locks
 from stockstream_cli.cli import app
 from stockstream_cli.errors import InputError
+from stockstream_cli.options import flag
 from stockstream_cli.dataset.store import LocalStore, open_store
 
 DAY = dt.date(2026, 8, 21)
@@ -119,7 +120,7 @@ def test_another_hosts_lock_is_live_until_its_heartbeat_is_older_than_the_ttl(tm
         with locks.day_lock(store, DAY, "rerun-failed"):
             pass
     assert isinstance(raised.value, InputError)  # exit 2
-    assert str(raised.value) == ("2026-08-21 is being written by run-local (pid 1 on host elsewhere, since 10:02 UTC); "
+    assert raised.value.naming(flag) == ("2026-08-21 is being written by run-local (pid 1 on host elsewhere, since 10:02 UTC); "
                                  "wait for it or pass --wait")
     old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=locks.STALE_AFTER_SECONDS + 5))
     fake_holder(store.root, locks.day_key(DAY), heartbeat=old.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 
 from stockstream_cli.dataset import layout
-from stockstream_cli import settings
+from stockstream_cli import backoff, settings
 from stockstream_cli.aws import resources
 from stockstream_cli.aws.assets import find_sources
 from stockstream_cli.run import types as run_types
@@ -35,13 +35,13 @@ def task_failed_retry(state: dict) -> dict:
 def test_the_symbols_step_retries_as_run_local_does():
     retry = task_failed_retry(states()["UpdateASXSymbols"])
     assert retry["MaxAttempts"] == run_types.SYMBOLS_STEP_RETRIES
-    assert retry["BackoffRate"] == run_types.BACKOFF_RATE
+    assert retry["BackoffRate"] == backoff.BACKOFF_RATE
 
 
 def test_a_batch_retries_as_run_local_does():
     retry = task_failed_retry(states()["FetchStockData"])
     assert retry["MaxAttempts"] == run_types.BATCH_RETRIES
-    assert retry["BackoffRate"] == run_types.BACKOFF_RATE
+    assert retry["BackoffRate"] == backoff.BACKOFF_RATE
 
 
 def test_the_iam_policy_grants_exactly_the_layouts_prefixes():

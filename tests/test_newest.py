@@ -1,4 +1,4 @@
-"""The one newest-fetch-wins rule (read/newest.py), as fetch's merge and the reader both apply it."""
+"""The one newest-fetch-wins rule (dataset/newest.py), as fetch's merge and the reader both apply it."""
 
 from __future__ import annotations
 

@@ -314,7 +314,7 @@ def test_settings_a_rate_replaces_the_delay_unless_it_is_given_too():
     assert Settings.resolve(environ={}, rate=100, delay=0.5).delay == 0.5
     assert Settings.resolve(environ={"STOCKSTREAM_DELAY": "1"}, rate=5).delay == 1.0
     for bad in ("0", "-3", "nan"):
-        with pytest.raises(InputError, match="--rate must be above 0"):
+        with pytest.raises(InputError, match="^rate must be above 0"):
             Settings.resolve(environ={}, rate=bad)
 
 

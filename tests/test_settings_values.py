@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from stockstream_cli.errors import InputError
+from stockstream_cli.options import flag
 from stockstream_cli.settings import MARKIT_URL, Settings, env_name
 from stockstream_cli.values import check_symbol, parse_date, parse_symbols
 
@@ -48,8 +49,9 @@ def test_env_names_follow_the_long_option():
     ],
 )
 def test_bad_settings_are_input_errors(environ, typed, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError) as raised:
         Settings.resolve(environ, **typed)
+    assert raised.value.naming(flag).startswith(message)  # as the CLI says it
 
 
 def test_parse_date():

@@ -124,7 +124,7 @@ def test_s3_store_on_a_missing_bucket_says_so(moto_endpoint):
 
 @pytest.mark.parametrize(
     ("uri", "message"),
-    [("gs://bucket", "unknown scheme 'gs'"), ("s3://", "names no bucket"), ("", "--store is empty")],
+    [("gs://bucket", "unknown scheme 'gs'"), ("s3://", "names no bucket"), ("", "^store is empty")],
 )
 def test_bad_store_uris_are_input_errors(uri, message):
     with pytest.raises(InputError, match=message):

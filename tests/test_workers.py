@@ -1,4 +1,4 @@
-"""Worker processes (stockstream_cli/workers.py): how many, the rate budget shared across processes, and a
+"""Worker processes (stockstream_cli/run/workers.py): how many, the rate budget shared across processes, and a
 run-local spread over processes storing exactly what a run on threads stores, a dead worker failing only
 the batches it held."""
 
@@ -63,7 +63,7 @@ def test_planned_processes_never_exceed_the_jobs():
 def test_processes_setting_is_checked():
     from stockstream_cli.errors import InputError
 
-    with pytest.raises(InputError, match="--processes must be at least 1, got 0"):
+    with pytest.raises(InputError, match="^processes must be at least 1, got 0"):
         Settings.resolve(processes=0)
     assert Settings.resolve(environ={"STOCKSTREAM_PROCESSES": "3"}).processes == 3
 

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InputError, NoCredentials
+from ..errors import InputError, NoCredentials, named
 from . import defaults
 from . import resources as res
-from .image import NO_IMAGE_HELP, check_arch, find_engine
+from .image import NoEngine, check_arch, find_engine
 from .plan import Step
 from .planner import Plan, plan_deploy
 from .remote_state import READ_ONLY_PREFIXES, AbsentState, RemoteState
@@ -50,25 +50,27 @@ class DeployOptions:
         res.check_stage(self.stage)
         for name, value in (("max_concurrency", self.max_concurrency), ("workers", self.workers)):
             if not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+                raise InputError(f"must be a whole number of at least 1, got {value!r}", parameter=name)
         if self.bucket is not None and not _BUCKET_RE.match(self.bucket):
-            raise InputError(f"--bucket {self.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+            raise InputError(f"{self.bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)", parameter="bucket")
         if self.alert_email is not None and not _EMAIL_RE.match(self.alert_email):
-            raise InputError(f"--alert-email {self.alert_email!r} is not an email address")
+            raise InputError(f"{self.alert_email!r} is not an email address", parameter="alert_email")
         if not _SCHEDULE_RE.match(self.schedule or ""):
-            raise InputError(f"--schedule {self.schedule!r}: use an EventBridge expression, e.g. '{defaults.DEFAULT_SCHEDULE}' or 'rate(1 day)'")
+            raise InputError(f"{self.schedule!r}: use an EventBridge expression, e.g. '{defaults.DEFAULT_SCHEDULE}' "
+                             "or 'rate(1 day)'", parameter="schedule")
         if self.image_uri is not None and not _IMAGE_RE.match(self.image_uri):
-            raise InputError(f"--image-uri {self.image_uri!r}: use REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST")
+            raise InputError(f"{self.image_uri!r}: use REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST",
+                             parameter="image_uri")
         if self.arch is not None:
             check_arch(self.arch)
         if self.log_retention_days not in res.LOG_RETENTION_DAYS:
-            raise InputError(f"--log-retention-days {self.log_retention_days}: CloudWatch Logs accepts "
-                             f"{', '.join(map(str, res.LOG_RETENTION_DAYS))}")
+            raise InputError(f"{self.log_retention_days}: CloudWatch Logs accepts "
+                             f"{', '.join(map(str, res.LOG_RETENTION_DAYS))}", parameter="log_retention_days")
         for item in self.env:
             if not _ENV_RE.match(item):
-                raise InputError(f"--env {item!r}: use KEY=VALUE (KEY: letters, digits, _)")
+                raise InputError(f"{item!r}: use KEY=VALUE (KEY: letters, digits, _)", parameter="env")
             if item.split("=", 1)[0] in res.OWNED_ENV:
-                raise InputError(f"--env {item.split('=', 1)[0]}: deploy sets that one itself")
+                raise InputError(f"{item.split('=', 1)[0]}: deploy sets that one itself", parameter="env")
 
     @property
     def env_pairs(self) -> tuple[tuple[str, str], ...]:
@@ -97,7 +99,8 @@ def aws_session(profile: str | None, region: str | None):
     session = boto3_session(profile=profile, region=region)
     if not session.region_name:
         raise InputError(
-            "no AWS region: pass --region (e.g. --region ap-southeast-2), set AWS_REGION, or set region in your AWS profile"
+            f"no AWS region: pass {named('region')} (e.g. {named('region')} ap-southeast-2), set AWS_REGION, "
+            "or set region in your AWS profile"
         )
     calls = CallLog()
     session.events.register("before-call", calls)
@@ -179,7 +182,7 @@ def deploy(options: DeployOptions, *, dry_run: bool = False, session=None, sleep
         if plan.builds_image:
             engine = engine_finder()
             if engine is None:
-                raise InputError(NO_IMAGE_HELP)
+                raise NoEngine()
             build_command(engine, plan.target.image_uri, plan.target.arch, ".")  # can it build this? before any change
             builder = image_builder(engine, prepared.image_files)
         Executor(prepared.session, sleep=sleep, waiter_delay=waiter_delay, build_image=builder).execute(plan.steps, on_step)

@@ -13,22 +13,27 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import AwsError, InputError
+from ..errors import AwsError, InputError, named
 from .assets import HANDLER_FILES, Sources
 
 ARCHITECTURES = {"arm64": "linux/arm64", "x86_64": "linux/amd64"}
 ENGINES = ("docker", "podman")
-NO_IMAGE_HELP = (
-    "no working Docker or Podman engine to build the Lambda image: start one, or build infra/Dockerfile "
-    "elsewhere, push it to ECR and pass --image-uri URI"
-)
+
+
+class NoEngine(InputError):
+    """No container engine to build the Lambda image, and no image given to deploy instead."""
+
+    def __init__(self):
+        super().__init__("no working Docker or Podman engine to build the Lambda image: start one, or build "
+                         f"infra/Dockerfile elsewhere, push it to ECR and pass {named('image_uri')} URI")
+
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
 def check_arch(arch: str) -> str:
     if arch not in ARCHITECTURES:
-        raise InputError(f"--arch {arch!r}: use arm64 (cheaper) or x86_64")
+        raise InputError(f"{arch!r}: use arm64 (cheaper) or x86_64", parameter="arch")
     return arch
 
 
@@ -154,9 +159,10 @@ def build_command(engine: str, image_uri: str, arch: str, folder: str, run: Runn
     buildx = _output(run, [engine, "buildx", "version"])
     if buildx is None or buildx.returncode != 0:
         if not native:
-            raise InputError(f"--arch {arch}: this {host_arch()} machine has Docker's legacy builder, which cannot "
+            raise InputError(f"{arch}: this {host_arch()} machine has Docker's legacy builder, which cannot "
                              f"build {platform}; install buildx and QEMU (docker run --privileged --rm "
-                             f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}) or pass --arch {host_arch()}")
+                             f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}) or pass "
+                             f"{named('arch')} {host_arch()}", parameter="arch")
         return [engine, "build", "--platform", platform, "-t", image_uri, folder]
     inspect = _output(run, [engine, "buildx", "inspect", "--bootstrap"])
     platforms = ""
@@ -164,9 +170,10 @@ def build_command(engine: str, image_uri: str, arch: str, folder: str, run: Runn
         if line.strip().lower().startswith("platforms:"):
             platforms = line.split(":", 1)[1]
     if platform not in {p.strip().rstrip("*") for p in platforms.split(",")}:
-        raise InputError(f"--arch {arch}: docker buildx here cannot build {platform} (it lists: "
+        raise InputError(f"{arch}: docker buildx here cannot build {platform} (it lists: "
                          f"{platforms.strip() or 'nothing'}); install QEMU with `docker run --privileged --rm "
-                         f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}`, or pass --arch {host_arch()}")
+                         f"tonistiigi/binfmt --install {arch.replace('x86_64', 'amd64')}`, or pass "
+                         f"{named('arch')} {host_arch()}", parameter="arch")
     help_text = _output(run, [engine, "buildx", "build", "--help"])
     flags = help_text.stdout if help_text and help_text.returncode == 0 else ""
     missing = [flag for flag in ("--provenance", "--sbom") if flag not in flags]

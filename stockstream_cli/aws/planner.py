@@ -13,7 +13,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from ..errors import AwsError
+from ..errors import AwsError, named
 from ..settings import STORE_ENV
 from . import resources as res
 from .image import lambda_runs
@@ -163,7 +163,7 @@ def _actual_bucket(remote: RemoteState, target: res.Target) -> dict | None:
     except AwsError as exc:
         if getattr(exc, "code", "") in {"403", "AccessDenied", "Forbidden"}:
             raise AwsError(f"bucket {bucket} exists but is not this account's ({target.account}): S3 names are "
-                           "global, so someone else has it; choose another --bucket") from None
+                           f"global, so someone else has it; choose another {named('bucket')}") from None
         raise
     block = remote.read("s3", "get_public_access_block", missing=("NoSuchPublicAccessBlockConfiguration",), Bucket=bucket, **owner)
     encryption = remote.read("s3", "get_bucket_encryption", missing=("ServerSideEncryptionConfigurationNotFoundError",),

@@ -1,6 +1,6 @@
 """The deployed pipeline seen from the command line: `run-remote`, `rerun-failed --remote`, `status --remote`.
 
-`run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (pipeline.plan_rerun:
+`run-remote` starts an execution now, as the schedule would. A remote rerun works out what failed from the store alone, exactly as the local one does (run.rerun.plan_rerun:
 batches without a result, symbols recorded as failed with a retryable reason), and starts an execution whose
 input already carries those batches as `symbolBatches`, so the state machine skips the symbol step. The
 fetcher merges a batch's refetched symbols into its stored files (run.batch.fetch_batch), so nothing is lost.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import hints
-from ..errors import AwsError, InputError, aws_error_code
+from ..errors import AwsError, InputError, aws_error_code, named
 from ..settings import STORE_ENV
 from . import resources as res
 
@@ -41,9 +41,9 @@ def state_machine_arn(session, stage: str | None = None) -> str:
     names = _names(session, stage)
     arn = RemoteState(session).state_machine_arn(names.state_machine)
     if arn is None:
-        stage_flag = f" --stage {stage}" if stage else ""
-        raise AwsError(f"no state machine {names.state_machine} in {session.region_name}: run `stockstream deploy{stage_flag}` "
-                       "first (or pass the --region and --stage it was deployed with)")
+        deploy = hints.command("deploy", *(("--stage", stage) if stage else ()))
+        raise AwsError(f"no state machine {names.state_machine} in {session.region_name}: run `{deploy}` "
+                       f"first (or pass the {named('region')} and {named('stage')} it was deployed with)")
     return arn
 
 
@@ -54,7 +54,7 @@ def deployed_store(session, stage: str | None = None) -> str:
         config = session.client("lambda").get_function_configuration(FunctionName=fetcher)
     except Exception as exc:
         raise AwsError(f"cannot read the deployed {fetcher} function ({exc}): run `stockstream deploy`, "
-                       "or pass --store s3://bucket") from None
+                       f"or pass {named('store')} s3://bucket") from None
     store = config.get("Environment", {}).get("Variables", {}).get(STORE_ENV)
     if not store:
         raise AwsError(f"{fetcher} has no {STORE_ENV}: run `stockstream deploy` again")
@@ -113,7 +113,7 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
                  poll_interval: float = 5.0, timeout: float = 6 * 3600,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Start an execution carrying only `day`'s failed batches; wait for it (unless `wait` is False) and
-    return the day's run document (pipeline.run_document, as rerun-failed writes to runs/D/run.json) plus
+    return the day's run document (dataset.summary.run_document, as rerun-failed writes to runs/D/run.json) plus
     "execution_arn" and "execution_status" (NOT_STARTED when nothing had failed)."""
     from ..dataset.commit import day_writer
     from ..dataset.summary import read_manifests, run_document, utc_now
@@ -122,7 +122,8 @@ def rerun_remote(day: dt.date, *, store_uri: str | None = None, wait: bool = Tru
 
     session = _session(session, profile, region)
     if store_uri is not None and not store_uri.startswith("s3://"):
-        raise InputError(f"--remote reruns on the deployed bucket: give --store s3://bucket or leave it out, not {store_uri!r}")
+        raise InputError(f"reruns on the deployed bucket: give {named('store')} s3://bucket or leave it out, "
+                         f"not {store_uri!r}", parameter="remote")
     machine = state_machine_arn(session, stage)
     sfn = session.client("stepfunctions")
     running = running_executions(sfn, machine, day)
@@ -249,7 +250,8 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"--since {text!r}: use a duration (90s, 30m, 1h, 2d) or an ISO time (2026-11-25T20:00)") from None
+        raise InputError(f"{text!r}: use a duration (90s, 30m, 1h, 2d) or an ISO time (2026-11-25T20:00)",
+                         parameter="since") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
@@ -257,7 +259,7 @@ def log_groups(stage: str | None, region: str, function: str | None) -> list[str
     names = res.Names(res.check_stage(stage), region)
     chosen = {"updater": [names.symbol_function], "fetcher": [names.fetcher_function], None: list(names.functions)}
     if function not in chosen:
-        raise InputError(f"--function {function!r}: use updater or fetcher")
+        raise InputError(f"{function!r}: use updater or fetcher", parameter="function")
     return [names.function_log_group(name) for name in chosen[function]]
 
 

@@ -136,7 +136,8 @@ def check_stage(stage: str | None) -> str | None:
     from ..errors import InputError
 
     if stage is not None and not STAGE_RE.match(stage):
-        raise InputError(f"--stage {stage!r}: use 1-12 lower-case letters and digits, starting with a letter (e.g. prod, test2)")
+        raise InputError(f"{stage!r}: use 1-12 lower-case letters and digits, starting with a letter (e.g. prod, test2)",
+                         parameter="stage")
     return stage
 
 

@@ -57,8 +57,8 @@ def backfill(
     from ..values import check_range, parse_date, parse_symbols
 
     codes = parse_symbols(symbols)
-    first = parse_date(start, option="--start")
-    last = parse_date(end, option="--end") if end is not None else None
+    first = parse_date(start, parameter="start")
+    last = parse_date(end, parameter="end") if end is not None else None
     check_range(first, last)
     settings = Settings.resolve(store=store, concurrency=concurrency, delay=delay, rate=rate, retries=retries, retry_wait=retry_wait,
                                 batch_size=batch_size, profile=profile, region=region)

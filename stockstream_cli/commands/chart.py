@@ -49,8 +49,8 @@ def chart(
     from ..values import check_symbol, parse_date
 
     code = check_symbol(symbol)
-    first = parse_date(start, option="--start") if start is not None else None
-    last = parse_date(end, option="--end") if end is not None else None
+    first = parse_date(start, parameter="start") if start is not None else None
+    last = parse_date(end, parameter="end") if end is not None else None
     chart_module.require_matplotlib()
     target = chart_module.output_path(output, code)
     settings = Settings.resolve(store=store, profile=profile, region=region)

@@ -91,8 +91,8 @@ def _given_range(date, start, end) -> tuple:
     if date is not None:
         day = parse_date(date)
         return day, day
-    first = parse_date(start, option="--start") if start is not None else None
-    last = parse_date(end, option="--end") if end is not None else None
+    first = parse_date(start, parameter="start") if start is not None else None
+    last = parse_date(end, parameter="end") if end is not None else None
     if first is not None and last is not None:
         check_range(first, last)
     return first, last

@@ -143,10 +143,10 @@ def date_range(date, start, end):
     if date is not None and (start is not None or end is not None):
         raise InputError("--date is one day; --start/--end a range: give one or the other")
     if date is not None:
-        day = parse_date(date, option="--date")
+        day = parse_date(date, parameter="date")
         return day, day
-    first = None if start is None else parse_date(start, option="--start")
-    last = None if end is None else parse_date(end, option="--end")
+    first = None if start is None else parse_date(start, parameter="start")
+    last = None if end is None else parse_date(end, parameter="end")
     check_range(first, last)
     return first, last
 

@@ -1,6 +1,6 @@
 """What a person watches while run-local or rerun-failed works: rich progress on stderr, a summary on stdout.
 
-CLI-side only (imports rich): the library reports through pipeline.Observer and never knows who listens.
+CLI-side only (imports rich): the library reports through run.types.Observer and never knows who listens.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ class LogObserver(Observer):
     def note(self, message: str) -> None:
         import logging
 
+        from ..errors import in_words
+        from ..options import flag
         from .output import quiet
 
+        message = in_words(message, flag)  # a parameter the library names, as this face calls it: its option
         logging.getLogger("stockstream").info(message)
         if not quiet():
             self.console.print(f"stockstream: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -100,7 +103,10 @@ class LiveProgress(LogObserver):
         self._progress.stop()
 
     def note(self, message: str) -> None:
-        self._progress.console.print(f"stockstream: {message}", markup=False, highlight=False)
+        from ..errors import in_words
+        from ..options import flag
+
+        self._progress.console.print(f"stockstream: {in_words(message, flag)}", markup=False, highlight=False)
 
     def started(self, batches: Mapping[int, int]) -> None:
         with self._lock:

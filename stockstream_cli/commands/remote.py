@@ -17,7 +17,7 @@ FAILED_EXECUTION = {"FAILED", "TIMED_OUT", "ABORTED"}
 def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | None, region: str | None,
                         include_all: bool, wait: bool, json_output: bool, stage: str | None = None) -> Outcome:
     """`rerun-failed --remote`: the day's failed batches as one execution of the deployed state machine."""
-    from ..dataset import summary as pipeline
+    from ..dataset import summary as run_summary
     from ..aws.remote import rerun_remote
     from ..aws.session import aws_errors
     from ..settings import Settings
@@ -33,7 +33,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
                            profile=settings.profile, region=settings.region, poll_interval=settings.poll_interval)
     execution = {"execution_arn": run["execution_arn"], "execution_status": run["execution_status"]}
     if json_output:
-        emit_json({**pipeline.summary(run), **execution})
+        emit_json({**run_summary.summary(run), **execution})
     elif run["execution_status"] == "NOT_STARTED":
         typer.echo(f"nothing to rerun on {day.isoformat()}: every batch has a result and no symbol failed retryably")
     elif run["execution_status"] == "RUNNING":
@@ -46,7 +46,7 @@ def rerun_failed_remote(*, date: str | None, store: str | None, profile: str | N
         typer.echo(f"execution {run['execution_arn']}: {run['execution_status']}")
     if run["execution_status"] in FAILED_EXECUTION:
         return Outcome.FAILED
-    return Outcome.COMPLETE if run["execution_status"] == "RUNNING" else pipeline.outcome(run)
+    return Outcome.COMPLETE if run["execution_status"] == "RUNNING" else run_summary.outcome(run)
 
 
 def status_remote(*, date: str | None, profile: str | None, region: str | None, json_output: bool,

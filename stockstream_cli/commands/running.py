@@ -73,16 +73,16 @@ def _say_nothing_to_do(run: dict) -> None:
 
 
 def finish(run: dict, json_output: bool) -> Outcome:
-    from ..dataset import summary as pipeline
+    from ..dataset import summary as run_summary
     from .output import emit_json, stdout_console
     from .progress import render_run
 
     from ..run.rerun import NOTHING_TO_DO
 
     if json_output:
-        emit_json(pipeline.summary(run))
+        emit_json(run_summary.summary(run))
     elif run.get(NOTHING_TO_DO):
         _say_nothing_to_do(run)
     else:
         render_run(run, stdout_console())
-    return pipeline.outcome(run)
+    return run_summary.outcome(run)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import layout
-from ..schema import ACTION_COLUMNS, DIVIDEND, KINDS, SAME_VALUE, SPLIT, action_schema, empty_actions  # noqa: F401 (re-exported)
+from ..schema import ACTION_COLUMNS, SAME_VALUE, action_schema, empty_actions
 
 if TYPE_CHECKING:
     import polars as pl

@@ -385,7 +385,7 @@ def _filters(symbols, start, end) -> tuple[list[str] | None, dt.date | None, dt.
     """The query filters checked: symbols (None: all), start and end dates (None: unbounded)."""
     start = None if start is None else _required_date(start, "start")
     end = None if end is None else _required_date(end, "end")
-    check_range(start, end, names=("start", "end"))
+    check_range(start, end)
     codes = None
     if symbols is not None:
         codes = parse_symbols([symbols] if isinstance(symbols, str) else list(symbols))
@@ -409,10 +409,10 @@ def _predicate(symbols: list[str] | None, start: dt.date | None, end: dt.date | 
 
 def _required_date(value: Any, name: str) -> dt.date:
     if value is None:
-        raise InputError(f"{name} is missing: give a date as YYYY-MM-DD or datetime.date")
+        raise InputError("is missing: give a date as YYYY-MM-DD or datetime.date", parameter=name)
     if not isinstance(value, (str, dt.date)):
-        raise InputError(f"{name} {value!r} is not a date: give YYYY-MM-DD or datetime.date")
-    return parse_date(value, option=name)
+        raise InputError(f"{value!r} is not a date: give YYYY-MM-DD or datetime.date", parameter=name)
+    return parse_date(value, parameter=name)
 
 
 

@@ -51,7 +51,7 @@ def parse_month(text: str) -> str:
     try:
         parsed = dt.datetime.strptime(text.strip(), "%Y-%m")
     except ValueError:
-        raise InputError(f"--month {text!r} is not a month: use YYYY-MM, e.g. --month 2026-01") from None
+        raise InputError(f"{text!r} is not a month: use YYYY-MM, e.g. 2026-01", parameter="month") from None
     return parsed.strftime("%Y-%m")
 
 

@@ -116,7 +116,7 @@ def parse_compacted_data_key(key: str) -> str | None:
 
 
 
-# corporate actions: one file per symbol (read/actions.py)
+# corporate actions: one file per symbol (dataset/actions.py)
 _ACTIONS_RE = re.compile(r"^actions/([A-Z0-9]{3,6})\.parquet$")
 
 

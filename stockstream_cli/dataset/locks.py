@@ -40,9 +40,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from . import layout
-from ..errors import InputError, StoreError, aws_error_code
+from ..errors import InputError, StoreError, aws_error_code, named
 
-LOCK_PREFIX = layout.LOCKS_PREFIX
 STALE_AFTER_SECONDS = 120.0
 HEARTBEAT_SECONDS = 30.0
 WAIT_POLL_SECONDS = 5.0
@@ -56,16 +55,16 @@ class LockHeld(InputError):
         clock = since[11:16] if len(since) >= 16 else since
         self.held_by = (f"{what} is being written by {holder.get('command', '?')} (pid {holder.get('pid', '?')} "
                         f"on host {holder.get('host', '?')}, since {clock} UTC)")  # who holds it, without advice
-        super().__init__(f"{self.held_by}; wait for it or pass --wait")
+        super().__init__(f"{self.held_by}; wait for it or pass {named('wait')}")
         self.holder = holder
 
 
 def day_key(day: dt.date) -> str:
-    return f"{LOCK_PREFIX}{day.isoformat()}/day.lock"
+    return f"{layout.LOCKS_PREFIX}{day.isoformat()}/day.lock"
 
 
 def batch_key(day: dt.date, batch_number: int) -> str:
-    return f"{LOCK_PREFIX}{day.isoformat()}/batch-{batch_number}.lock"
+    return f"{layout.LOCKS_PREFIX}{day.isoformat()}/batch-{batch_number}.lock"
 
 
 def utc_now() -> str:
@@ -216,7 +215,7 @@ class _LocalLocks:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(key))
         self._remove_created()
-        for folder in (self._path(key).parent, self._path(LOCK_PREFIX)):  # locks/D/ and locks/ when empty
+        for folder in (self._path(key).parent, self._path(layout.LOCKS_PREFIX)):  # locks/D/ and locks/ when empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
@@ -396,7 +395,7 @@ def day_lock(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bo
     try:
         for day in wanted:
             def batches(day=day) -> list[str]:
-                return [k for k in backend.list(f"{LOCK_PREFIX}{day.isoformat()}/") if k != day_key(day)]
+                return [k for k in backend.list(f"{layout.LOCKS_PREFIX}{day.isoformat()}/") if k != day_key(day)]
 
             held.append(_acquire(backend, day_key(day), command, day.isoformat(), batches, wait, sleep))
         yield held

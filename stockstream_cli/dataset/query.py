@@ -21,8 +21,6 @@ from ..errors import InputError, StockstreamError
 if TYPE_CHECKING:
     import polars as pl
 
-TABLES = ("prices", "actions")
-
 
 def run_query(aggregator, sql: str) -> "pl.DataFrame":
     """The rows `sql` selects from the tables of `aggregator`'s store (a DataAggregator)."""

@@ -1,6 +1,6 @@
 """Only the row groups of a compacted file that can hold the symbols asked for, read with ranged GETs (S3).
 
-A compacted month (read/compact.py) is about a megabyte, sorted by symbol, in 4,096-row groups; two symbols
+A compacted month (dataset/compact.py) is about a megabyte, sorted by symbol, in 4,096-row groups; two symbols
 live in one or two of its groups. Fetched whole, a year of them is ~11 MB for a few hundred rows. Instead:
 
 1. one suffix GET brings the footer (and, often, the last groups): the object's size and ETag come with it;

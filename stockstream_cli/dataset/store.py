@@ -92,12 +92,13 @@ class Store(Protocol):
 def open_store(uri: str, *, profile: str | None = None, region: str | None = None) -> Store:
     """A store from a URI: `s3://bucket[/prefix]` or a local folder (created on first write)."""
     if not uri or not uri.strip():
-        raise InputError("--store is empty: give a folder or s3://bucket[/prefix]")
+        raise InputError("is empty: give a folder or s3://bucket[/prefix]", parameter="store")
     if uri.startswith("s3://"):
         return S3Store(uri, profile=profile, region=region)
     if "://" in uri:
         scheme = uri.split("://", 1)[0]
-        raise InputError(f"--store {uri!r}: unknown scheme {scheme!r}; use a local folder or s3://bucket[/prefix]")
+        raise InputError(f"{uri!r}: unknown scheme {scheme!r}; use a local folder or s3://bucket[/prefix]",
+                         parameter="store")
     return LocalStore(uri)
 
 
@@ -268,7 +269,7 @@ class S3Store:
         rest = uri[len("s3://"):].strip("/")
         bucket, _, prefix = rest.partition("/")
         if not bucket:
-            raise InputError(f"--store {uri!r} names no bucket: use s3://bucket[/prefix]")
+            raise InputError(f"{uri!r} names no bucket: use s3://bucket[/prefix]", parameter="store")
         self.uri = uri
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
@@ -421,8 +422,8 @@ def local_write_error(exc: OSError, root: Path, path: Path) -> StoreError:
     denied, a full disk, a read-only file system cannot heal; anything else may (StoreError)."""
     kind = os_error_kind(exc)
     if kind == "not_a_folder":
-        return StoreNotAFolder(f"--store {root}: {_file_in_the_way(root)} is a file, not a folder; "
-                               f"give a folder (it is created when missing)")
+        return StoreNotAFolder(f"{root}: {_file_in_the_way(root)} is a file, not a folder; "
+                               "give a folder (it is created when missing)", parameter="store")
     if kind == "unusable":
         return StoreUnusable(f"cannot write {path}: {UNHEALABLE_ERRNOS[errno.errorcode[exc.errno]]} "
                              f"({exc.strerror})")

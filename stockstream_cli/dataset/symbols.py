@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from .. import hints
-from ..errors import CorruptFileError, InputError, KeyNotFound
+from ..errors import CorruptFileError, InputError, KeyNotFound, named
 from ..values import SYMBOL_RE, check_batch_number, check_symbol
 from . import layout
 
@@ -48,7 +48,7 @@ class Listing:
 def assign_batches(companies: Iterable[Company], batch_size: int) -> list[Listing]:
     """Batch N holds symbols [N*size, (N+1)*size) of the ASCII-sorted list."""
     if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        raise InputError(f"must be at least 1, got {batch_size}", parameter="batch_size")
     ordered = sorted(companies, key=lambda c: c.symbol)
     return [Listing(c.symbol, c.company_name, c.industry_group, c.listing_date, c.market_cap, i // batch_size) for i, c in enumerate(ordered)]
 
@@ -172,7 +172,7 @@ def batch_codes(store, day: dt.date, batch_number: int, symbols: Iterable[str] |
     if symbols is not None:
         codes = sorted({check_symbol(code) for code in symbols})
         if not codes:
-            raise InputError("no symbols were given: name at least one, e.g. --symbols BHP CBA")
+            raise InputError(f"no symbols were given: name at least one, e.g. {named('symbols')} BHP CBA")
         return codes
     return batch_symbols(read_symbols(store, day), batch_number)
 
@@ -187,8 +187,8 @@ def batches_of(store, day: dt.date, symbols: Iterable[str], batch_number: int | 
     except InputError:
         if batch_number is None:
             raise InputError(f"no ASX list for {day.isoformat()} in {store.uri} to find the symbols' batches in: "
-                             "give --batch-number, or run `" + hints.command("symbols", "--date", day.isoformat())
-                             + "` first") from None
+                             f"give {named('batch_number')}, or run `{hints.command('symbols', '--date', day.isoformat())}` "
+                             "first") from None
         return {batch_number: codes}
     home = {listing.symbol: listing.batch_number for listing in listings}
     unlisted = [code for code in codes if code not in home]
@@ -198,8 +198,9 @@ def batches_of(store, day: dt.date, symbols: Iterable[str], batch_number: int | 
         elsewhere = {code: home[code] for code in codes if home[code] != batch_number}
         if elsewhere:
             where = ", ".join(f"{code} is in batch {number}" for code, number in elsewhere.items())
-            raise InputError(f"not in batch {batch_number} of {day.isoformat()}: {where}; give that --batch-number, "
-                             "or leave --batch-number out to file each symbol under its own batch")
+            raise InputError(f"not in batch {batch_number} of {day.isoformat()}: {where}; give that "
+                             f"{named('batch_number')}, or leave {named('batch_number')} out to file each symbol "
+                             "under its own batch")
         return {batch_number: codes}
     grouped: dict[int, list[str]] = {}
     for code in codes:

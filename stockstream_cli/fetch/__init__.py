@@ -1,1 +1,3 @@
-"""One batch: its pacing (pacing.py), its fetch, clean, merge and write (batch.py), its record (manifest.py)."""
+"""Pure fetching, no store: a batch's symbols and window in, rows, actions and outcomes out (batch.py), paced
+(pacing.py), cut short by a deadline or a suspected block (deadline.py, block.py, cut_short.py), with the
+refetch a split or dividend calls for (restate.py)."""

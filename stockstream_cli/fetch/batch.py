@@ -42,14 +42,14 @@ class SymbolResult:
     detail: str
     attempts: int  # requests sent for it
     dropped: dict[str, int]
-    actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (read/actions.py's columns)
+    actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (dataset/actions.py's columns)
     restated_from: dt.date | None = None  # set when its stored range was fetched again (fetch/restate.py)
 
 
 def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]:
     """The `lookback_days` calendar days ending at `day`, `day` included: (first, last)."""
     if lookback_days < 1:
-        raise InputError(f"--lookback-days must be at least 1, got {lookback_days}")
+        raise InputError(f"must be at least 1, got {lookback_days}", parameter="lookback_days")
     return day - dt.timedelta(days=lookback_days - 1), day
 
 

@@ -2,7 +2,7 @@
 
 Every HTTP request yfinance sends (cookie, crumb, consent, chart, resend) goes through sources/http.py's
 session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_limited(retry_after)` after it
-(fetch.py binds the pacer to the fetching thread). Two limits apply, both optional:
+(fetch/batch.py binds the pacer to the fetching thread). Two limits apply, both optional:
 
 - `FixedDelayPacer` is the `--delay` of one worker: at least `delay` seconds between the starts of its
   consecutive requests (each thread keeps its own last start, taken when the request really goes).
@@ -26,7 +26,7 @@ session, which calls `pacer.wait()` before it and `on_success()` or `on_rate_lim
   Never above R. The
   starts of the last second stay on record through a drop, so confirm() lets nothing go until they fit the
   new cap: the server's window drains instead of refusing every request sent into it. A `Retry-After`
-  holds every slot until then. The rate-limited symbol itself is retried by fetch.py after its backoff.
+  holds every slot until then. The rate-limited symbol itself is retried by fetch/batch.py after its backoff.
   `--retry-wait 0` turns the backing off off (the contract: `--delay 0 --retry-wait 0` remove every wait).
 
 Recovery is bounded: after a storm (cap at MIN_RATE) the workers are back at their own pace within
@@ -337,10 +337,6 @@ class RateBudget:
         if len(self._sent) >= 2 and self._sent[-1] > self._sent[0]:
             return (len(self._sent) - 1) / (self._sent[-1] - self._sent[0])
         return 1.0
-
-    def stats(self) -> dict:
-        return {"requests": self.requests, "rate_limited": self.rate_limited, "decreases": self.decreases,
-                "cap": self._cap, "lowest_cap": self.lowest_cap, "ceiling": self.ceiling}
 
 
 class Paced:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,11 @@ def output_path(output: str | None, symbol: str) -> Path:
     """Where the PNG goes: --output, else SYMBOL.png here; InputError before anything is read or drawn."""
     path = Path(output) if output else Path(f"{symbol}.png")
     if path.suffix.lower() != ".png":
-        raise InputError(f"--output {path}: the chart is a PNG, give a file name ending in .png")
+        raise InputError(f"{path}: the chart is a PNG, give a file name ending in .png", parameter="output")
     if path.is_dir():
-        raise InputError(f"--output {path} is a folder: give a file name ending in .png")
+        raise InputError(f"{path} is a folder: give a file name ending in .png", parameter="output")
     if not path.parent.exists():
-        raise InputError(f"--output {path}: folder {path.parent} does not exist")
+        raise InputError(f"{path}: folder {path.parent} does not exist", parameter="output")
     return path
 
 
@@ -198,7 +197,3 @@ def plotted_series(figure) -> dict[str, list[float]]:
     series = {line.get_gid(): [float(y) for y in line.get_ydata()] for line in prices.get_lines()}
     series["volume"] = [rect.get_height() for container in volume.containers for rect in container]
     return series
-
-
-def is_gap(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)

@@ -20,7 +20,7 @@ from .. import calendar, hints
 from ..dataset import layout
 from ..dataset import manifest
 from ..dataset.summary import part_covers
-from ..errors import InputError, StockstreamError
+from ..errors import InputError, StockstreamError, named
 from ..settings import DEFAULT_LOOKBACK_DAYS
 from ..values import check_range
 from .. import outcome as outcomes
@@ -65,7 +65,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     lookback = dt.timedelta(days=max(lookback_days, 1) - 1)
     list_keys = read_list_keys(store)
     if not list_keys and not symbols:
-        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
+        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name {named('symbols')}")
     context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
     spans = spans_of(sessions, context_start, end, chunk_sessions)
     considered = considered_dates(sorted(list_keys), start, end)

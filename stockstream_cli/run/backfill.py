@@ -35,7 +35,7 @@ from ..dataset import layout, manifest
 from ..dataset.commit import Writer, day_writer
 from ..dataset.symbols import read_symbols
 from ..sources import yahoo
-from ..errors import CorruptFileError, InputError, Interrupted
+from ..errors import CorruptFileError, InputError, Interrupted, named
 from ..outcome import Outcome
 from ..reasons import FINAL
 from ..values import check_range
@@ -102,7 +102,7 @@ def added_without_history(store, start: dt.date) -> tuple[list[str], str]:
 
     days = sorted(d for key in store.list(layout.SYMBOLS_PREFIX) if (d := layout.parse_symbols_key(key)))
     if not days:
-        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name --symbols")
+        raise InputError(f"no ASX list in {store.uri}: run `{hints.command('symbols')}` first, or name {named('symbols')}")
     latest_key = layout.symbols_key(days[-1])
     latest = {item.symbol: item for item in from_csv(store.get(latest_key), latest_key)}
     previous_key, previous = previous_symbols(store, days[-1])

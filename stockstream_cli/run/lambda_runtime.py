@@ -110,7 +110,7 @@ def fetch_event_batch(event: dict, settings: Settings, context=None, *, sleep=No
     event = event or {}
     if event.get("date") is None or event.get("batchNumber") is None:
         raise InputError(f"the fetcher's event needs 'date' and 'batchNumber', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     try:
         batch_number = int(event["batchNumber"])
     except (TypeError, ValueError):
@@ -159,7 +159,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the finalize event needs 'date', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     try:
         started = aware_moment(event["startedAt"]) if event.get("startedAt") else dt.datetime.now(dt.timezone.utc)
     except ValueError:
@@ -183,7 +183,7 @@ def finalize_event(event: dict, settings: Settings, *, now=None) -> dict:
 
 def compact_event(event: dict, settings: Settings) -> dict:
     """{"action": "compact", "date": D} -> every day before D folded into its month's compacted file, D's
-    month included, under those days' locks (read/compact.py); returns {"date", "months": ["YYYY-MM", ...],
+    month included, under those days' locks (dataset/compact.py); returns {"date", "months": ["YYYY-MM", ...],
     "files", "rows", "kept", "skipped"}: "skipped" names the holder when another process held one of
     those days (nothing folded; the next execution folds it), else null."""
     from ..dataset.compact import compact_earlier_days
@@ -192,7 +192,7 @@ def compact_event(event: dict, settings: Settings) -> dict:
     event = event or {}
     if not event.get("date"):
         raise InputError(f"the compact event needs 'date', got keys {sorted(event)}")
-    day = parse_date(str(event["date"]), option="date")
+    day = parse_date(str(event["date"]), parameter="date")
     result = compact_earlier_days(store_of(settings), day, command=COMPACT_STATE)
     emit_metrics({"FilesCompacted": result["files"]})
     return {"date": day.isoformat(), **result}

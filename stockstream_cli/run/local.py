@@ -9,7 +9,7 @@ batch (batch.py) commit through the day's writer (dataset/commit.py), taken here
   (MaxAttempts 2, BackoffRate 2) and then recorded as failed, never stopping the others;
 - the aggregate writes runs/D/run.json: the contract's summary plus what a later `status` wants to know,
   and the data-quality step's "quality" block (quality.run_quality, as the state machine's CheckDataQuality);
-- then every day before D is folded into its month's compacted file, D's month included (read/compact.py,
+- then every day before D is folded into its month's compacted file, D's month included (dataset/compact.py,
   as the state machine's CompactEarlierDays), under those days' locks: run.json's "compaction" block; a
   failure there, or a day another process holds, is a warning, never a failed run.
 
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from .. import hints
-from ..errors import InputError, Interrupted, StockstreamError, Unhealable, first_line
+from ..errors import InputError, Interrupted, StockstreamError, Unhealable, first_line, named
 from ..dataset.commit import Writer, day_writer
 from ..dataset.summary import read_manifests, run_document, utc_now
 from .task import run_batch, run_pacer
@@ -69,7 +69,7 @@ def stored_or_asx_source(*, from_file: str | None = None, force: bool = False, r
                     part.check({item["batchNumber"]: tuple(item["symbols"]) for item in listed.batches},
                                day.isoformat())
                 note(f"using the stored ASX list {listed.key} ({len(listed.symbols):,} symbols, "
-                     f"{len(listed.batches)} batches); --refresh-list downloads it again")
+                     f"{len(listed.batches)} batches); {named('refresh_list')} downloads it again")
                 return listed.to_document()
         return fetch(store, day, settings, note=note)
 

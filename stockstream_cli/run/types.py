@@ -13,7 +13,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 
-from ..backoff import BACKOFF_RATE, wait_before  # noqa: F401 (BACKOFF_RATE: the ASL's mirror)
+from ..backoff import wait_before
 
 SYMBOLS_STEP_RETRIES = 3  # infra/asl.json UpdateASXSymbols: MaxAttempts 3
 BATCH_RETRIES = 2  # infra/asl.json FetchStockData on States.TaskFailed: MaxAttempts 2
@@ -25,7 +25,7 @@ class RunCancelled(BaseException):
     """Raised inside a worker when the run is being stopped.
 
     A BaseException, like KeyboardInterrupt, so no `except Exception` between the pacer and the worker
-    (in fetch.py or yfinance) can swallow it.
+    (in fetch/batch.py or yfinance) can swallow it.
     """
 
 
@@ -166,7 +166,7 @@ class Control:
 
 
 class StoppablePacer:
-    """Wraps fetch.py's pacer: before each request, raise RunCancelled once the run is being stopped."""
+    """Wraps fetch/batch.py's pacer: before each request, raise RunCancelled once the run is being stopped."""
 
     def __init__(self, inner, control: Control):
         self._inner = inner

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backoff import wait_before
-from ..errors import InputError, SourceError, SourceUnreachable, is_dns_failure
+from ..errors import InputError, SourceError, SourceUnreachable, is_dns_failure, named
 from ..settings import MARKIT_URL, Settings
 from ..thresholds import DEFAULT_SOURCE_FLOOR, MIN_SHARE_OF_PREVIOUS
 from ..values import SYMBOL_RE
@@ -222,7 +222,7 @@ def download_list(url: str, settings: Settings, *, http_get: HttpGet | None = No
             problem = f"cannot connect to the ASX source {url}: {_root_cause(exc)}"
             if is_dns_failure(exc):  # a name that does not resolve will not in the seconds of a retry
                 raise SourceUnreachable(f"the ASX source's host does not resolve (no such host): {url}; "
-                                        f"check the URL (--source-url) and the network") from None
+                                        f"check the URL ({named('source_url')}) and the network") from None
             continue
         except requests.RequestException as exc:
             raise SourceError(f"cannot download the ASX list from {url}: {exc}") from None
@@ -254,15 +254,15 @@ def _root_cause(exc: BaseException) -> str:
 
 def check_source_url(url: str) -> None:
     if not re.match(r"^https?://[^/\s]+", url or ""):
-        raise InputError(f"--source-url {url!r} is not an http(s) URL, e.g. {MARKIT_URL}")
+        raise InputError(f"{url!r} is not an http(s) URL, e.g. {MARKIT_URL}", parameter="source_url")
 
 
 def check_from_file(path: str) -> None:
     file = Path(path)
     if not file.exists():
-        raise InputError(f"--from-file {path}: no such file")
+        raise InputError(f"{path}: no such file", parameter="from_file")
     if not file.is_file():
-        raise InputError(f"--from-file {path}: not a file")
+        raise InputError(f"{path}: not a file", parameter="from_file")
 
 
 def required_size(previous: list[str] | None, *, is_default_source: bool) -> int:
@@ -295,7 +295,7 @@ def fetch_guarded(settings: Settings, from_file: str | None, floor: int, force: 
         if len(best.companies) >= floor:
             return best
     if force:
-        note(f"--force: accepting a list of {len(best.companies):,} symbols (expected at least {floor:,})")
+        note(f"forced: accepting a list of {len(best.companies):,} symbols (expected at least {floor:,})")
         return best
     source = from_file or settings.source_url
     against = (f"{MIN_SHARE_OF_PREVIOUS}% of the previous list {previous_key}" if previous_key
@@ -304,7 +304,7 @@ def fetch_guarded(settings: Settings, from_file: str | None, floor: int, force: 
         f"the ASX list from {source} has {len(best.companies):,} symbols "
         f"{'(the largest of ' + str(tries) + ' downloads) ' if tries > 1 else ''}"
         f"but needs at least {floor:,} ({against}); nothing written. "
-        f"If the market really shrank, run again with --force"
+        f"If the market really shrank, run again with {named('force')}"
     )
 
 
@@ -313,6 +313,6 @@ def _fetch_once(settings: Settings, from_file: str | None, http_get: HttpGet | N
         try:
             body = Path(from_file).read_bytes()
         except OSError as exc:
-            raise InputError(f"--from-file {from_file}: {exc.strerror}") from None
+            raise InputError(f"{from_file}: {exc.strerror}", parameter="from_file") from None
         return parse_list(body, origin=f"{from_file} holds")
     return download_list(settings.source_url, settings, http_get=http_get, note=note)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, named
 
 KINDS = ("cookie", "crumb", "consent", "chart", "other")
 # A request that cannot connect (connection_failure) after this long without any answer from Yahoo means Yahoo
@@ -363,7 +363,7 @@ def require_impersonation(allow_plain_requests: bool) -> None:
     raise InputError(
         "yfinance is not using curl_cffi (it failed to import, or YF_DISABLE_CURL_CFFI is set), and Yahoo "
         "rate-limits or blocks plain requests: install curl_cffi (pip install 'curl_cffi>=0.15'), or set "
-        "STOCKSTREAM_ALLOW_PLAIN_REQUESTS=1 (--allow-plain-requests) to fetch anyway"
+        f"STOCKSTREAM_ALLOW_PLAIN_REQUESTS=1 ({named('allow_plain_requests')}) to fetch anyway"
     )
 
 

@@ -7,11 +7,11 @@ one of the contract's reasons. yfinance is used the way the pipeline needs it:
   history call unless the timezone is in its sqlite cache, so `prepare()` points that cache at a writable
   folder and seeds `Australia/Sydney` for every `.AX` ticker before any request;
 - exceptions on (`yf.config.debug.hide_exceptions = False`), so a failure is an exception we can classify
-  instead of a log line and an empty frame; yfinance's own network retries off (ours are in fetch.py);
+  instead of a log line and an empty frame; yfinance's own network retries off (ours are in fetch/batch.py);
 - the chart request goes around yfinance's in-process response cache (`cache_get`), which would otherwise
   replay a failed answer to our retries, and its HTTP status is kept to tell a 404 from a 5xx;
 - every HTTP request yfinance makes (cookie, crumb, consent, chart, resend) goes through stockstream's own
-  session (sources/http.py): paced by the pacer fetch.py binds, counted by kind; one session per process,
+  session (sources/http.py): paced by the pacer fetch/batch.py binds, counted by kind; one session per process,
   so the cookie and crumb are fetched once per process. A crumb Yahoo answered with "Too Many Requests" is
   dropped after the call, so the next call asks for a new one instead of sending it on;
 - a request that cannot connect at all (DNS, refused, TLS, a proxy: http.connection_failure) when Yahoo has
@@ -204,7 +204,7 @@ def fetch(symbol: str, start: dt.date, end: dt.date, timeout: float = 30.0) -> F
     return to_polars(frame)
 
 
-fetch.paced_per_request = True  # fetch.py: the session paces each HTTP request, not fetch_symbol each call
+fetch.paced_per_request = True  # fetch/batch.py: the session paces each HTTP request, not fetch_symbol each call
 
 
 def _drop_poisoned_crumb() -> None:

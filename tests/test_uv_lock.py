@@ -1,4 +1,4 @@
-"""The lock: uv.lock matches pyproject.toml, and infra/requirements.lock.txt (what the Lambda image installs,
+"""The uv lock: uv.lock matches pyproject.toml, and infra/requirements.lock.txt (what the Lambda image installs,
 with --require-hashes) is exactly what `uv export` makes of uv.lock. Re-run with uv when it is installed
 (CI installs it); without uv, the pins are compared with the lock's packages."""
 
