@@ -35,6 +35,8 @@ ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
 ECR_REPOSITORY = "stockstream-lambda"
 ALARM_PREFIX = "stockstream-"
+CATALOG_DATABASE = "stockstream"  # Glue database names: lower case, digits and _ (Athena reads - only quoted)
+WORKGROUP = "stockstream"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)  # what CloudWatch Logs accepts
 KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to
@@ -92,6 +94,14 @@ class Names:
     @property
     def ecr_repository(self) -> str:
         return self._regional(ECR_REPOSITORY)
+
+    @property
+    def database(self) -> str:
+        return f"{CATALOG_DATABASE}_{self.stage}" if self.stage else CATALOG_DATABASE
+
+    @property
+    def workgroup(self) -> str:
+        return self._regional(WORKGROUP)
 
     @property
     def alarm_prefix(self) -> str:
