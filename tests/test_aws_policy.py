@@ -291,16 +291,16 @@ def test_a_deploy_and_a_destroy_need_nothing_the_printed_policy_does_not_grant(m
                                                    aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
         as_deployer = sessions["deployer"]
         first = deploy(DeployOptions(image_uri=IMAGE_URI), session=as_deployer, sleep=lambda s: None, waiter_delay=1)
-        assert first["applied"] == 18
+        assert first["applied"] == 25  # 18, and the lifecycle rule, the database, its 4 tables, the workgroup
         again = deploy(DeployOptions(image_uri=IMAGE_URI), session=as_deployer, sleep=lambda s: None, waiter_delay=1)
         assert again["changes"] == []
         gone = destroy(session=as_deployer)
-        assert len(gone["removed"]) == 13
+        assert len(gone["removed"]) == 19  # 13, and the workgroup, the 4 tables, the database
         # a deploy that builds: the repository, its policies, the push (as the fake engine does it), the check
         built = deploy(DeployOptions(stage="built", arch="arm64"), session=as_deployer, sleep=lambda s: None,
                        waiter_delay=1, engine_finder=lambda: "podman")
         assert [c["resource"] for c in built["changes"][:2]] == ["ecr repository", "lambda image"] and pushed
-        assert len(destroy(session=as_deployer, stage="built")["removed"]) == 14  # and the repository
+        assert len(destroy(session=as_deployer, stage="built")["removed"]) == 20  # and the repository
         # and the enforcement is real: without the Functions statement the same deploy is refused
         with pytest.raises(AwsError, match="not authorized to perform: lambda:GetFunction"):
             deploy(DeployOptions(image_uri=IMAGE_URI), session=sessions["narrow"], sleep=lambda s: None, waiter_delay=1)
