@@ -55,12 +55,14 @@ S3_ACTIONS = {
     "GetBucketEncryption": "GetEncryptionConfiguration",
     "PutBucketEncryption": "PutEncryptionConfiguration",
     "DeleteObjects": "DeleteObject",
+    "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
 }
 S3_OBJECT_OPERATIONS = {"GetObject", "HeadObject", "PutObject", "DeleteObject"}
 S3_BUCKET_OPERATIONS = {"CreateBucket", "HeadBucket", "ListObjects", "ListObjectsV2", "GetBucketLocation",
                         "GetBucketPolicy", "PutBucketPolicy", "DeleteBucketPolicy", "GetPublicAccessBlock",
                         "PutPublicAccessBlock", "GetBucketEncryption", "PutBucketEncryption", "GetBucketTagging",
-                        "PutBucketTagging"}
+                        "PutBucketTagging", "GetBucketLifecycleConfiguration", "PutBucketLifecycleConfiguration"}
 
 # Step Functions' logging to CloudWatch Logs goes through a log delivery the caller sets up
 # (docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html): these, on "*", for a create or update with logging
@@ -83,6 +85,8 @@ TAG_ON_CREATE = {
     ("logs", "CreateLogGroup"): ("tags", "logs:TagResource"),
     ("cloudwatch", "PutMetricAlarm"): ("Tags", "cloudwatch:TagResource"),
     ("ecr", "CreateRepository"): ("tags", "ecr:TagResource"),
+    ("glue", "CreateDatabase"): ("Tags", "glue:TagResource"),
+    ("athena", "CreateWorkGroup"): ("Tags", "athena:TagResource"),
 }
 
 # operations AWS authorizes on no resource of their own
@@ -125,6 +129,26 @@ def _each(service: str, kind: str, key: str, separator: str = ":", regional: boo
 
 def _given(key: str) -> Callable[[Where, dict], list[str]]:
     return lambda where, params: [params[key]]
+
+
+def _glue(database_key: str, table_key: str | None = None, *, contents: bool = False) -> Callable[[Where, dict], list[str]]:
+    """Glue authorizes a call on the catalog, the database and the table it names (a database's deletion on
+    everything in it too)."""
+    def resources(where: Where, params: dict) -> list[str]:
+        database = _dig(params, database_key)
+        arns = [where.arn("glue", "catalog"), where.arn("glue", f"database/{database}")]
+        if table_key:
+            arns.append(where.arn("glue", f"table/{database}/{_dig(params, table_key)}"))
+        if contents:
+            arns += [where.arn("glue", f"table/{database}/*"), where.arn("glue", f"userDefinedFunction/{database}/*")]
+        return arns
+    return resources
+
+
+def _dig(params: dict, path: str) -> str:
+    for part in path.split("."):
+        params = params[part]
+    return params  # type: ignore[return-value]
 
 
 _function = _named("lambda", "function", "FunctionName")
@@ -173,6 +197,20 @@ RESOURCES: dict[tuple[str, str], Callable[[Where, dict], list[str]]] = {
     ("ecr", "TagResource"): _given("resourceArn"),
     ("ecr", "ListTagsForResource"): _given("resourceArn"),
     ("kms", "DescribeKey"): _named("kms", "key", "KeyId", "/"),
+    ("glue", "CreateDatabase"): _glue("DatabaseInput.Name"),
+    ("glue", "GetDatabase"): _glue("Name"),
+    ("glue", "DeleteDatabase"): _glue("Name", contents=True),
+    ("glue", "GetTable"): _glue("DatabaseName", "Name"),
+    ("glue", "DeleteTable"): _glue("DatabaseName", "Name"),
+    ("glue", "CreateTable"): _glue("DatabaseName", "TableInput.Name"),
+    ("glue", "UpdateTable"): _glue("DatabaseName", "TableInput.Name"),
+    ("glue", "GetTags"): _given("ResourceArn"),
+    ("glue", "TagResource"): _given("ResourceArn"),
+    ("athena", "CreateWorkGroup"): _named("athena", "workgroup", "Name", "/"),
+    **{("athena", op): _named("athena", "workgroup", "WorkGroup", "/") for op in (
+        "GetWorkGroup", "UpdateWorkGroup", "DeleteWorkGroup", "StartQueryExecution")},
+    ("athena", "TagResource"): _given("ResourceARN"),
+    ("athena", "ListTagsForResource"): _given("ResourceARN"),
 }
 IAM_ROLE_OPERATIONS = {"GetRole", "CreateRole", "DeleteRole", "UpdateAssumeRolePolicy", "GetRolePolicy",
                        "PutRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "ListAttachedRolePolicies",

@@ -27,7 +27,9 @@ NAMES = TARGET.names
 ROLES = {NAMES.lambda_role, NAMES.states_role, NAMES.schedule_role}
 ALARMS = {"stockstream-failed-executions", "stockstream-lambda-error-rate", "stockstream-fetcher-duration",
           "stockstream-fetch-success-rate", "stockstream-no-execution"}
-FIRST_DEPLOY_STEPS = 18  # bucket, topic, 3 log groups, 3 roles, 2 functions, state machine, rule, 5 alarms, dashboard
+# bucket, topic, 3 log groups, 3 roles, 2 functions, state machine, rule, 5 alarms, dashboard; the results' lifecycle
+# rule, the Glue database, its 2 tables and 2 views, the Athena workgroup
+FIRST_DEPLOY_STEPS = 25
 
 
 def _deploy_json(*args: str) -> dict:
@@ -215,7 +217,10 @@ def test_destroy_removes_everything_but_the_bucket_and_its_data(moto_endpoint):
     document = json.loads(result.stdout)
     removed = {(c["resource"], c["name"]) for c in document["removed"]}
     assert ("state machine", "stock-data-pipeline") in removed and ("sns topic", "stock-stream-alerts") in removed
-    assert len(removed) == 13 and document["kept"]["bucket"] == BUCKET  # + 3 log groups
+    assert len(removed) == 19 and document["kept"]["bucket"] == BUCKET  # + 3 log groups
+    assert {("glue database", "stockstream"), ("athena workgroup", "stockstream")} <= removed
+    assert _client("glue").get_databases()["DatabaseList"] == []
+    assert [w["Name"] for w in _client("athena").list_work_groups()["WorkGroups"]] == ["primary"]
     assert _client("logs").describe_log_groups()["logGroups"] == []
     assert _client("lambda").list_functions()["Functions"] == []
     assert _client("stepfunctions").list_state_machines()["stateMachines"] == []

@@ -40,6 +40,14 @@ EMPTY_ACCOUNT_PLAN = [
     ("create", "cloudwatch alarm", "stockstream-fetch-success-rate", ["cloudwatch.put_metric_alarm"]),
     ("create", "cloudwatch alarm", "stockstream-no-execution", ["cloudwatch.put_metric_alarm"]),
     ("create", "cloudwatch dashboard", "stockstream-ap-southeast-2", ["cloudwatch.put_dashboard"]),
+    ("create", "s3 lifecycle rule", "stockstream-data-123456789012-ap-southeast-2/athena-results/",
+     ["s3.put_bucket_lifecycle_configuration"]),
+    ("create", "glue database", "stockstream", ["glue.create_database"]),
+    ("create", "glue table", "stockstream.raw_prices", ["glue.create_table"]),
+    ("create", "glue table", "stockstream.raw_actions", ["glue.create_table"]),
+    ("create", "glue table", "stockstream.prices", ["glue.create_table"]),
+    ("create", "glue table", "stockstream.actions", ["glue.create_table"]),
+    ("create", "athena workgroup", "stockstream", ["athena.create_work_group"]),
 ]
 
 
@@ -114,6 +122,9 @@ def test_destroy_is_a_plan_too_and_its_dry_run_removes_nothing(moto_endpoint):
     plan = plan_destroy(prepared.target, RemoteState(session))
     assert operations.mutating == []
     assert [(s.resource, [f"{c.service}.{c.operation}" for c in s.calls]) for s in plan.steps] == [
+        ("athena workgroup", ["athena.delete_work_group"]),
+        *[("glue table", ["glue.delete_table"])] * 4,
+        ("glue database", ["glue.delete_database"]),
         ("schedule rule", ["events.remove_targets", "events.delete_rule"]),
         ("state machine", ["stepfunctions.delete_state_machine"]),
         ("lambda function", ["lambda.delete_function"]),
@@ -134,7 +145,7 @@ def test_destroy_is_a_plan_too_and_its_dry_run_removes_nothing(moto_endpoint):
     document = json.loads(dry.stdout)
     assert document["removed"] == [] and document["mutating_calls"] == 0
     assert [s["resource"] for s in document["to_remove"]] == [s.resource for s in plan.steps]
-    assert document["to_remove"][2]["calls"] == [{"service": "lambda", "operation": "delete_function",
+    assert document["to_remove"][8]["calls"] == [{"service": "lambda", "operation": "delete_function",
                                                   "params": {"FunctionName": "asx-symbol-updater"}}]
     human = run_stockstream("destroy", "--dry-run")
     assert human.returncode == 0
@@ -159,7 +170,7 @@ def test_deploy_dry_run_needs_no_container_engine_and_plans_the_image(moto_endpo
     [image] = [line for line in lines if line.startswith("+ create lambda image ")]
     assert f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/stockstream-lambda:arm64-" in image
     assert any(line.strip().startswith("build and push ") and line.endswith("-- would build") for line in lines)
-    assert "plan: 20 change(s), nothing applied (--dry-run)" in lines
+    assert "plan: 27 change(s), nothing applied (--dry-run)" in lines  # 18, the image's 2, Athena's 7
     as_json = json.loads(run_stockstream("deploy", "--dry-run", "--arch", "arm64", "--json", env={"PATH": bare_path}).stdout)
     assert as_json["mutating_calls"] == 0
     assert as_json["changes"][1]["calls"] == [{"build": {"image_uri": as_json["image_uri"], "arch": "arm64"}}]

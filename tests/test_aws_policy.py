@@ -215,6 +215,9 @@ def test_every_call_of_every_aws_command_is_granted_by_the_policy_deploy_prints(
         op.replace("stepfunctions:", "states:") for op in recorder.operations("rerun-failed --remote")}
     assert "logs:FilterLogEvents" in recorder.operations("logs")
     assert pushes["deploy --stage built --bucket"]
+    assert {"glue:CreateDatabase", "glue:CreateTable", "athena:CreateWorkGroup",
+            "s3:PutBucketLifecycleConfiguration"} <= recorder.operations("deploy --stage built --bucket")
+    assert {"glue:DeleteTable", "glue:DeleteDatabase", "athena:DeleteWorkGroup"} <= recorder.operations("destroy")
 
 
 def test_the_evaluator_refuses_what_a_policy_does_not_grant():
@@ -291,16 +294,16 @@ def test_a_deploy_and_a_destroy_need_nothing_the_printed_policy_does_not_grant(m
                                                    aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
         as_deployer = sessions["deployer"]
         first = deploy(DeployOptions(image_uri=IMAGE_URI), session=as_deployer, sleep=lambda s: None, waiter_delay=1)
-        assert first["applied"] == 18
+        assert first["applied"] == 25  # 18, and the lifecycle rule, the database, its 4 tables, the workgroup
         again = deploy(DeployOptions(image_uri=IMAGE_URI), session=as_deployer, sleep=lambda s: None, waiter_delay=1)
         assert again["changes"] == []
         gone = destroy(session=as_deployer)
-        assert len(gone["removed"]) == 13
+        assert len(gone["removed"]) == 19  # 13, and the workgroup, the 4 tables, the database
         # a deploy that builds: the repository, its policies, the push (as the fake engine does it), the check
         built = deploy(DeployOptions(stage="built", arch="arm64"), session=as_deployer, sleep=lambda s: None,
                        waiter_delay=1, engine_finder=lambda: "podman")
         assert [c["resource"] for c in built["changes"][:2]] == ["ecr repository", "lambda image"] and pushed
-        assert len(destroy(session=as_deployer, stage="built")["removed"]) == 14  # and the repository
+        assert len(destroy(session=as_deployer, stage="built")["removed"]) == 20  # and the repository
         # and the enforcement is real: without the Functions statement the same deploy is refused
         with pytest.raises(AwsError, match="not authorized to perform: lambda:GetFunction"):
             deploy(DeployOptions(image_uri=IMAGE_URI), session=sessions["narrow"], sleep=lambda s: None, waiter_delay=1)
@@ -330,6 +333,9 @@ def test_every_scoped_resource_pattern_covers_the_stages_own_arns(stage):
         "Dashboards": [target.arn("cloudwatch", f"dashboard/{names.dashboard}", regional=False)],
         "LogGroups": [target.log_group_arn(g) for g in names.log_groups],
         "ImageRepository": [target.repository_arn],
+        "Catalog": [target.arn("glue", "catalog"), target.arn("glue", f"database/{names.database}"),
+                    target.arn("glue", f"table/{names.database}/prices")],
+        "Workgroup": [target.arn("athena", f"workgroup/{names.workgroup}")],
     }
     for sid, arns in wanted.items():
         for arn in arns:
@@ -352,6 +358,30 @@ def test_print_policy_with_a_bucket_scopes_the_bucket_statements_to_that_bucket(
     assert not any("stockstream-data" in json.dumps(s) for s in printed["Statement"])
     refused = run_stockstream("deploy", "--print-policy", "--bucket", "Not_A_Bucket")
     assert refused.returncode == 2 and "--bucket 'Not_A_Bucket'" in refused.stderr and not refused.stdout
+
+
+@pytest.mark.parametrize("stage", [None, "prod"])
+def test_the_printed_policy_lets_its_user_run_the_readmes_athena_query(stage):
+    """`SELECT * FROM <db>.prices WHERE symbol = 'BHP' ORDER BY date` in the stage's workgroup: Athena asks the
+    caller for the query in the workgroup, the catalog's view and table, the files, and the results' prefix."""
+    names, bucket = res.Names(stage, REGION), res.default_bucket(ACCOUNT, REGION, stage)
+    where = Where("aws", ACCOUNT, REGION)
+    workgroup = where.arn("athena", f"workgroup/{names.workgroup}")
+    needs = needs_of_call(where, "athena", "StartQueryExecution", {
+        "QueryString": f"SELECT * FROM {names.database}.prices WHERE symbol = 'BHP' ORDER BY date",
+        "WorkGroup": names.workgroup})
+    needs += [Need(f"athena:{action}", workgroup) for action in ("GetQueryExecution", "GetQueryResults")]
+    for table in ("prices", "raw_prices"):
+        needs += needs_of_call(where, "glue", "GetTable", {"DatabaseName": names.database, "Name": table})
+    needs += needs_of_call(where, "glue", "GetDatabase", {"Name": names.database})
+    needs += [Need("s3:ListBucket", f"arn:aws:s3:::{bucket}"), Need("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}"),
+              Need("s3:GetObject", f"arn:aws:s3:::{bucket}/raw-data/2026-11-25-batch-0.parquet"),
+              Need("s3:PutObject", f"arn:aws:s3:::{bucket}/athena-results/{names.workgroup}/q.csv"),
+              Need("s3:GetObject", f"arn:aws:s3:::{bucket}/athena-results/{names.workgroup}/q.csv")]
+    policy = res.deployer_policy(account=ACCOUNT, region=REGION, stage=stage)
+    assert denied(policy, needs) == []
+    without = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != "QueryResults"]}
+    assert [n.action for n in denied(without, needs)] == ["s3:PutObject", "s3:GetObject"]
 
 
 def test_a_poisoned_image_tag_can_be_deleted_under_the_printed_policy():

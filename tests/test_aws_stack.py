@@ -328,12 +328,14 @@ def test_environment_variables_added_in_the_console_survive_a_deploy_and_env_set
 def test_deploy_ends_with_the_arns_and_console_links_and_a_dry_run_prices_the_stack(moto_endpoint):
     result = run_stockstream("deploy", "--image-uri", IMAGE_URI)
     assert result.returncode == 0, result.stderr
-    tail = result.stdout.splitlines()[-13:]
+    tail = result.stdout.splitlines()[-15:]
     assert tail[0].startswith("store: s3://")
     assert tail[1] == f"bucket: arn:aws:s3:::stockstream-data-{ACCOUNT}-{REGION}"
     assert tail[2] == f"state machine: arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:stock-data-pipeline"
     assert tail[4] == f"fetcher: arn:aws:lambda:{REGION}:{ACCOUNT}:function:stock-data-fetcher"
-    assert tail[8].startswith(f"console, state machine: https://{REGION}.console.aws.amazon.com/states/home")
+    assert tail[8] == f"glue database: arn:aws:glue:{REGION}:{ACCOUNT}:database/stockstream"
+    assert tail[9] == f"athena workgroup: arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/stockstream"
+    assert tail[10].startswith(f"console, state machine: https://{REGION}.console.aws.amazon.com/states/home")
     assert tail[-1].startswith("console, bucket: https://s3.console.aws.amazon.com/s3/buckets/")
 
     dry = json.loads(run_stockstream("deploy", "--image-uri", IMAGE_URI, "--dry-run", "--json").stdout)

@@ -258,6 +258,8 @@ def deploy_document(prepared: Prepared, plan: Plan, *, dry_run: bool) -> dict[st
             "topic": target.topic_arn,
             "schedule rule": target.rule_arn,
             "lambda role": target.role_arn(names.lambda_role),
+            "glue database": target.arn("glue", f"database/{names.database}"),
+            "athena workgroup": target.arn("athena", f"workgroup/{names.workgroup}"),
         },
         "console": console_links(target),
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import AwsError, named
 from ..settings import STORE_ENV
+from . import catalog
 from . import resources as res
 from .image import lambda_runs
 from .plan import BuildImage, Call, Step, Wait, step, var
@@ -90,6 +91,11 @@ def plan_deploy(target: res.Target, remote: RemoteState, *, build_image: bool) -
     steps += _plan_schedule(target, role_arns["schedule"], machine_arn, _actual_schedule(remote, target))
     steps += _plan_alarms(target, topic_arn, _actual_alarms(remote, target))
     steps += _plan_dashboard(target, _actual_dashboard(remote, target.names.dashboard))
+    steps += _plan_results_expiry(target, _actual_results_expiry(remote, target) if bucket is not None else None)
+    database = _actual_database(remote, target)
+    steps += _plan_database(target, database)
+    steps += _plan_tables(target, _actual_tables(remote, target) if database is not None else {})
+    steps += _plan_workgroup(target, _actual_workgroup(remote, target))
     return Plan(target, steps, notes)
 
 
@@ -537,12 +543,150 @@ def _plan_dashboard(target: res.Target, actual: dict | None) -> list[Step]:
                                                       "DashboardBody": json.dumps(body)}))]
 
 
+# ---------------------------------------------------------------- Athena: the catalog, the workgroup, its results
+
+
+def _actual_results_expiry(remote: RemoteState, target: res.Target) -> list[dict]:
+    found = remote.read("s3", "get_bucket_lifecycle_configuration", missing=("NoSuchLifecycleConfiguration",),
+                        Bucket=target.bucket, ExpectedBucketOwner=target.account)
+    return (found or {}).get("Rules", [])
+
+
+def _plan_results_expiry(target: res.Target, actual: list[dict] | None) -> list[Step]:
+    """Athena's results expire: our rule beside whatever rules the bucket's owner has (a put replaces them all)."""
+    ours = catalog.results_rule()
+    others = [rule for rule in actual or [] if rule.get("ID") != catalog.RESULTS_RULE_ID]
+    found = [rule for rule in actual or [] if rule.get("ID") == catalog.RESULTS_RULE_ID]
+    if found and same(ours, found[0]):
+        return []
+    return [step("update" if found else "create", "s3 lifecycle rule", f"{target.bucket}/{catalog.RESULTS_PREFIX}",
+                 [f"Athena's query results expire after {catalog.RESULTS_KEPT_DAYS} days"],
+                 Call("s3", "put_bucket_lifecycle_configuration", {
+                     "Bucket": target.bucket, "LifecycleConfiguration": {"Rules": others + [ours]},
+                     "ExpectedBucketOwner": target.account}))]
+
+
+def _database_arn(target: res.Target) -> str:
+    return target.arn("glue", f"database/{target.names.database}")
+
+
+def _actual_database(remote: RemoteState, target: res.Target) -> dict | None:
+    found = remote.read("glue", "get_database", missing=("EntityNotFoundException",), Name=target.names.database)
+    if found is None:
+        return None
+    tags = remote.read("glue", "get_tags", ResourceArn=_database_arn(target))
+    return {**found["Database"], "tags": tags.get("Tags", {})}
+
+
+def _plan_database(target: res.Target, actual: dict | None) -> list[Step]:
+    name = target.names.database
+    if actual is None:
+        return [step("create", "glue database", name, ["the dataset's tables and views for Athena"],
+                     Call("glue", "create_database", {"DatabaseInput": catalog.database_input(name, target.stage),
+                                                      "Tags": target.tags}))]
+    if not _has_tags(target.tags, actual["tags"]):
+        return [step("update", "glue database", name, ["tags"],
+                     Call("glue", "tag_resource", {"ResourceArn": _database_arn(target), "TagsToAdd": target.tags}))]
+    return []
+
+
+def _actual_tables(remote: RemoteState, target: res.Target) -> dict[str, dict]:
+    found = {}
+    for name in catalog.TABLES:
+        table = remote.read("glue", "get_table", missing=("EntityNotFoundException",),
+                            DatabaseName=target.names.database, Name=name)
+        if table is not None:
+            found[name] = table["Table"]
+    return found
+
+
+def _without_empty(value: Any) -> Any:
+    """`value` without its empty dicts (Glue may leave out an empty SerdeInfo when it answers)."""
+    if isinstance(value, dict):
+        return {k: _without_empty(v) for k, v in value.items() if v != {}}
+    return value
+
+
+def _table_details(table: dict) -> list[str]:
+    if table["TableType"] == "VIRTUAL_VIEW":
+        return [f"view: {table['Description'].removeprefix('stockstream: ')}"]
+    return [f"Parquet under {table['StorageDescriptor']['Location']}", table["Description"].removeprefix("stockstream: ")]
+
+
+def _plan_tables(target: res.Target, actual: dict[str, dict]) -> list[Step]:
+    database, steps = target.names.database, []
+    for table in catalog.table_inputs(database, target.bucket):
+        found, name = actual.get(table["Name"]), f"{database}.{table['Name']}"
+        if found is None:
+            steps.append(step("create", "glue table", name, _table_details(table),
+                              Call("glue", "create_table", {"DatabaseName": database, "TableInput": table})))
+        elif not same(_without_empty(table), found):
+            steps.append(step("update", "glue table", name, _table_details(table),
+                              Call("glue", "update_table", {"DatabaseName": database, "TableInput": table})))
+    return steps
+
+
+def _workgroup_arn(target: res.Target) -> str:
+    return target.arn("athena", f"workgroup/{target.names.workgroup}")
+
+
+def _actual_workgroup(remote: RemoteState, target: res.Target) -> dict | None:
+    # Athena answers InvalidRequestException "WorkGroup ... is not found" (moto: a null WorkGroup)
+    found = remote.read("athena", "get_work_group", missing=("InvalidRequestException",), WorkGroup=target.names.workgroup)
+    if not (found or {}).get("WorkGroup"):
+        return None
+    tags = remote.read("athena", "list_tags_for_resource", ResourceARN=_workgroup_arn(target))
+    return {**found["WorkGroup"], "tags": _pairs(tags.get("Tags"))}
+
+
+def _plan_workgroup(target: res.Target, actual: dict | None) -> list[Step]:
+    name = target.names.workgroup
+    configuration = catalog.workgroup_configuration(target.bucket, name)
+    details = [f"query results to {catalog.results_location(target.bucket, name)}", catalog.ENGINE_VERSION]
+    if actual is None:
+        return [step("create", "athena workgroup", name, details,
+                     Call("athena", "create_work_group", {
+                         "Name": name, "Description": f"stockstream: queries of {target.names.database}",
+                         "Configuration": configuration, "Tags": target.tag_list()}))]
+    steps = []
+    if not same(configuration, actual.get("Configuration")):
+        steps.append(step("update", "athena workgroup", name, details,
+                          Call("athena", "update_work_group", {
+                              "WorkGroup": name, "ConfigurationUpdates": catalog.workgroup_updates(configuration)})))
+    if not _has_tags(target.tags, actual["tags"]):
+        steps.append(step("update", "athena workgroup", name, ["tags"], Call(
+            "athena", "tag_resource", {"ResourceARN": _workgroup_arn(target), "Tags": target.tag_list()})))
+    return steps
+
+
+def _plan_remove_catalog(remote: RemoteState, target: res.Target) -> list[Step]:
+    """The workgroup, the views, the tables, the database (deploy made them last): never a file in the bucket."""
+    steps = []
+    workgroup = target.names.workgroup
+    if _actual_workgroup(remote, target) is not None:
+        steps.append(step("delete", "athena workgroup", workgroup,
+                          ["and its query history (results in the bucket expire by its lifecycle rule)"],
+                          Call("athena", "delete_work_group", {"WorkGroup": workgroup, "RecursiveDeleteOption": True})))
+    database = target.names.database
+    if _actual_database(remote, target) is None:
+        return steps
+    tables = _actual_tables(remote, target)
+    for name in reversed(catalog.TABLES):
+        if name in tables:
+            steps.append(step("delete", "glue table", f"{database}.{name}", ["the definition only: the files stay"],
+                              Call("glue", "delete_table", {"DatabaseName": database, "Name": name},
+                                   absent_ok=("EntityNotFoundException",))))
+    steps.append(step("delete", "glue database", database, [],
+                      Call("glue", "delete_database", {"Name": database}, absent_ok=("EntityNotFoundException",))))
+    return steps
+
+
 # ================================================================ destroy
 
 
 def plan_destroy(target: res.Target, remote: RemoteState) -> Plan:
     """Removals of what exists of this stage's stack, the reverse of deploy's order; never the bucket."""
-    steps: list[Step] = []
+    steps: list[Step] = _plan_remove_catalog(remote, target)
     names = target.names
     schedule = _actual_schedule(remote, target)
     if schedule is not None:

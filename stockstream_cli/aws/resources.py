@@ -16,10 +16,11 @@ import json
 import re
 from typing import Any
 
-from ..dataset.layout import DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, SYMBOLS_PREFIX
+from ..dataset.layout import ACTIONS_PREFIX, DATA_PREFIXES, LOCKS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, SYMBOLS_PREFIX
 from ..settings import LAMBDA_CACHE_DIR
 from ..run.lambda_runtime import METRICS_NAMESPACE
 from ..settings import CACHE_DIR_ENV, STAGE_ENV, STORE_ENV, default_of, env_name
+from .catalog import RESULTS_PREFIX
 from .defaults import DEFAULT_ARCH, DEFAULT_LOG_RETENTION_DAYS, DEFAULT_SCHEDULE
 from ..clients import BUCKET_OWNER_ENV
 
@@ -35,6 +36,8 @@ ROLE_POLICY = "stockstream"
 SCHEDULE_RULE = "stockstream-daily"
 ECR_REPOSITORY = "stockstream-lambda"
 ALARM_PREFIX = "stockstream-"
+CATALOG_DATABASE = "stockstream"  # Glue database names: lower case, digits and _ (Athena reads - only quoted)
+WORKGROUP = "stockstream"
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)  # what CloudWatch Logs accepts
 KEEP_IMAGES = 5  # the ECR lifecycle rule keeps this many images: the live one and a few to roll back to
@@ -92,6 +95,14 @@ class Names:
     @property
     def ecr_repository(self) -> str:
         return self._regional(ECR_REPOSITORY)
+
+    @property
+    def database(self) -> str:
+        return f"{CATALOG_DATABASE}_{self.stage}" if self.stage else CATALOG_DATABASE
+
+    @property
+    def workgroup(self) -> str:
+        return self._regional(WORKGROUP)
 
     @property
     def alarm_prefix(self) -> str:
@@ -704,6 +715,8 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
     roles = [arn("iam", f"role/{role_pattern}", regional=False)]
     functions = [arn("lambda", f"function:{n}") for n in (names.functions if names else ("asx-symbol-updater*", "stock-data-fetcher*"))]
     bucket_arn = f"arn:{partition}:s3:::{bucket or 'stockstream-data-*'}"
+    database = names.database if names else f"{CATALOG_DATABASE}*"
+    workgroup = names.workgroup if names else f"{WORKGROUP}*"
     # destroy without a stage reads (and, when they name its region, removes) the roles named before stages
     legacy_roles = [] if stage else [
         {"Sid": "RolesBeforeStages", "Effect": "Allow",
@@ -721,7 +734,9 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
              "Action": ["s3:CreateBucket", "s3:PutBucketOwnershipControls", "s3:ListBucket", "s3:GetBucketLocation",
                         "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetEncryptionConfiguration",
                         "s3:PutEncryptionConfiguration", "s3:GetBucketPublicAccessBlock",
-                        "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging", "s3:PutBucketTagging"],
+                        "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging", "s3:PutBucketTagging",
+                        "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+                        "s3:ListBucketMultipartUploads"],
              "Resource": bucket_arn},
             # the dataset's files: `deploy --dry-run` reads the latest run, `rerun-failed --remote` the day's
             # list, results and data, and writes the day's run.json
@@ -788,6 +803,25 @@ def deployer_policy(partition: str = "aws", account: str = "*", region: str = "*
                         "ecr:CompleteLayerUpload", "ecr:BatchCheckLayerAvailability", "ecr:PutImage",
                         "ecr:GetDownloadUrlForLayer", "ecr:BatchDeleteImage"],
              "Resource": arn("ecr", "repository/stockstream-lambda*")},
+            # the dataset in the Glue Data Catalog (DeleteDatabase is authorized on what the database holds too)
+            {"Sid": "Catalog", "Effect": "Allow",
+             "Action": ["glue:GetDatabase", "glue:CreateDatabase", "glue:DeleteDatabase", "glue:GetTags",
+                        "glue:TagResource", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
+                        "glue:DeleteTable", "glue:GetPartitions"],
+             "Resource": [arn("glue", "catalog"), arn("glue", f"database/{database}"),
+                          arn("glue", f"table/{database}/*"), arn("glue", f"userDefinedFunction/{database}/*")]},
+            # the workgroup, and Athena queries in it (the README's): the user who deploys can query
+            {"Sid": "Workgroup", "Effect": "Allow",
+             "Action": ["athena:CreateWorkGroup", "athena:GetWorkGroup", "athena:UpdateWorkGroup",
+                        "athena:DeleteWorkGroup", "athena:TagResource", "athena:ListTagsForResource",
+                        "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
+                        "athena:StopQueryExecution"],
+             "Resource": arn("athena", f"workgroup/{workgroup}")},
+            {"Sid": "QueryReads", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"{bucket_arn}/{prefix}*" for prefix in (RAW_DATA_PREFIX, ACTIONS_PREFIX)]},
+            {"Sid": "QueryResults", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+             "Resource": f"{bucket_arn}/{RESULTS_PREFIX}*"},
             {"Sid": "RegistryLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
             {"Sid": "BucketKey", "Effect": "Allow", "Action": ["kms:DescribeKey"], "Resource": "*"},
         ],

@@ -13,12 +13,20 @@ The rules are those of newest.py and actions.py, restated in SQL:
   instant (ISO 8601 with an explicit offset; any other text sorts before every instant, as
   newest.fetch_moment leaves it null), then the timestamp's text, then the later file in key order, then
   the later row in its file: the order in which `load` concatenates the files before its stable sort.
-`prices_select` and `actions_select` take the table expression the rows come from, so an engine whose files
-are registered otherwise (Athena's table over raw-data/, its "$path" column) reuses the same rule.
+`prices_select` and `actions_select` take the table expression the rows come from and the engine's dialect, so
+an engine whose files are registered otherwise reuses the same rule: Athena (ATHENA, the views a deployed
+stack registers: aws/catalog.py) reads a Glue table over raw-data/, names a row's file "$path", spells the
+regular expression test regexp_like and the instant try(from_iso8601_timestamp(...)), to the millisecond
+(the store writes milliseconds), and has no row position within a file, so its rule stops at the file: two
+rows of one (symbol, date) with equal timestamps in one file may come out either way. No file stockstream
+writes holds two rows of one (symbol, date) (or of one (symbol, date, kind)), so on a store it wrote the
+answers are the same; tests/test_views.py runs the Athena text on DuckDB to hold it to `load`.
 No ORDER BY in the views: add `ORDER BY symbol, date` (`load`'s order; actions: `symbol, date, kind`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 PRICE_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume", "adjusted_close", "fetch_timestamp",
                  "batch_number")
@@ -29,8 +37,25 @@ ACTION_COLUMNS = ("symbol", "date", "kind", "value", "fetch_timestamp")
 PRICE_FILE_PATTERN = r"/raw-data/(\d{4}-\d{2}-\d{2}-(batch|backfill)-\d+|compacted-\d{4}-(0[1-9]|1[0-2]))\.parquet$"
 ACTION_FILE_PATTERN = r"/actions/[A-Z0-9]{3,6}\.parquet$"
 # newest.fetch_moment's instants: a timestamp ending in an explicit offset, read as one; others none
-MOMENT = ("CASE WHEN regexp_matches(fetch_timestamp, '(Z|[+-]\\d{2}(:?\\d{2})?)$') "
-          "THEN TRY_CAST(fetch_timestamp AS TIMESTAMPTZ) END")
+EXPLICIT_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+    """What the rule's SQL text needs from an engine."""
+
+    matches: str  # the regular-expression test, called as matches(text, pattern)
+    instant: str  # fetch_timestamp read as an instant, null when it does not parse
+    path: str  # the column naming a row's file
+    row: str | None  # the column giving a row's position in its file; None: the engine has none
+
+
+DUCKDB = Dialect("regexp_matches", "TRY_CAST(fetch_timestamp AS TIMESTAMPTZ)", "filename", "file_row_number")
+ATHENA = Dialect("regexp_like", "try(from_iso8601_timestamp(fetch_timestamp))", '"$path"', None)
+
+
+def moment(dialect: Dialect) -> str:
+    return f"CASE WHEN {dialect.matches}(fetch_timestamp, {_literal(EXPLICIT_OFFSET)}) THEN {dialect.instant} END"
 
 
 def duckdb_views(store_uri: str) -> str:
@@ -49,30 +74,31 @@ def actions_view(store_uri: str) -> str:
     return f"CREATE OR REPLACE VIEW actions AS\n{actions_select(source)};"
 
 
-def prices_select(source: str, *, path: str = "filename", row: str = "file_row_number") -> str:
+def prices_select(source: str, dialect: Dialect = DUCKDB) -> str:
     """The SELECT of `load`'s rows from `source`, a table expression giving every stored row with the columns of
-    the Parquet schema, its file's path as `path` and its position in the file as `row`."""
-    return _newest_select(source, PRICE_COLUMNS, ("symbol", "date"), PRICE_FILE_PATTERN, path, row)
+    the Parquet schema, its file's path as `dialect.path` and its position in the file as `dialect.row`."""
+    return _newest_select(source, PRICE_COLUMNS, ("symbol", "date"), PRICE_FILE_PATTERN, dialect)
 
 
-def actions_select(source: str, *, path: str = "filename", row: str = "file_row_number") -> str:
+def actions_select(source: str, dialect: Dialect = DUCKDB) -> str:
     """The SELECT of the `actions` command's rows from `source` (as prices_select, with the actions' columns)."""
-    return _newest_select(source, ACTION_COLUMNS, ("symbol", "date", "kind"), ACTION_FILE_PATTERN, path, row)
+    return _newest_select(source, ACTION_COLUMNS, ("symbol", "date", "kind"), ACTION_FILE_PATTERN, dialect)
 
 
-def _newest_select(source: str, columns: tuple[str, ...], key: tuple[str, ...], file_pattern: str, path: str,
-                   row: str) -> str:
+def _newest_select(source: str, columns: tuple[str, ...], key: tuple[str, ...], file_pattern: str,
+                   dialect: Dialect) -> str:
     listed = ", ".join(columns)
+    ties = [f"{dialect.path} DESC"] + ([f"{dialect.row} DESC"] if dialect.row else [])
     return (f"SELECT {listed}\n"
             f"FROM (\n"
             f"    SELECT {listed},\n"
             f"        row_number() OVER (\n"
             f"            PARTITION BY {', '.join(key)}\n"
-            f"            ORDER BY {MOMENT} DESC NULLS LAST,\n"
-            f"                fetch_timestamp DESC NULLS LAST, {path} DESC, {row} DESC\n"
+            f"            ORDER BY {moment(dialect)} DESC NULLS LAST,\n"
+            f"                fetch_timestamp DESC NULLS LAST, {', '.join(ties)}\n"
             f"        ) AS newest_first\n"
             f"    FROM {source}\n"
-            f"    WHERE regexp_matches({path}, {_literal(file_pattern)})\n"
+            f"    WHERE {dialect.matches}({dialect.path}, {_literal(file_pattern)})\n"
             f") AS fetches\n"
             f"WHERE newest_first = 1")
 
