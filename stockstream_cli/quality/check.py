@@ -66,12 +66,13 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
     spans = spans_of(sessions, context_start, end, chunk_sessions)
     considered = considered_dates(sorted(list_keys), start, end)
-    beyond = later_listings(store, list_keys, considered, [span.last for span in spans])
+    list_reader = ListReader(store)
+    beyond = later_listings(list_reader, list_keys, considered, [span.last for span in spans])
     fetches = read_fetches(store, start, end, lookback, list_keys)
     reader = DataAggregator(store)
     found, tails, universe, listed = Findings(), {}, None, set()
     for span in spans:
-        lists = read_lists(store, list_keys, considered, span, lookback, beyond[span.last])
+        lists = read_lists(list_reader, list_keys, considered, span, lookback, beyond[span.last])
         if universe is None:
             listed = _expected_symbols(sessions[:1], lists, symbols)
             universe = sorted(listed | set(symbols or ()))
@@ -182,14 +183,45 @@ def read_list_keys(store) -> dict[dt.date, str]:
     return {day: key for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
 
 
-def _read_list(store, key: str) -> dict[str, Any]:
-    from ..dataset.symbols import from_csv
+class ListReader:
+    """The stored lists as one check reads them: symbol -> Listing. A day's list mostly repeats the one before
+    it, so a line equal to a line of the list read last gives back that line's Listing, parsed once: a list
+    then costs its split into lines, and the lists of a span share their listings instead of each holding
+    1,838 of its own. Only the lines of the last list read are kept (memory does not follow the range)."""
 
-    return {item.symbol: item for item in from_csv(store.get(key), key)}
+    def __init__(self, store):
+        self.store = store
+        self._last: dict[bytes, Any] = {}  # line -> its Listing, of the list read last
+
+    def read(self, key: str) -> dict[str, Any]:
+        from ..dataset.symbols import from_csv
+
+        data = self.store.get(key)
+        header, _, body = data.partition(b"\n")
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if data.count(b'"') % 2 or b"\r" in data:  # a quoted line break, or CRLF: the CSV reader alone knows
+            self._last = {}
+            return {item.symbol: item for item in from_csv(data, key)}
+        new = [line for line in lines if line not in self._last]
+        if new:
+            try:
+                parsed = from_csv(header + b"\n" + b"\n".join(new) + b"\n", key)
+            except Exception:  # noqa: BLE001 - the whole list read again names the right line
+                parsed = from_csv(data, key)
+            if len(parsed) != len(new):
+                self._last = {}
+                return {item.symbol: item for item in from_csv(data, key)}
+            known = {**self._last, **dict(zip(new, parsed))}
+        else:
+            known = self._last
+        self._last = {line: known[line] for line in lines}
+        if not lines:
+            from_csv(data, key)  # raises: a list without rows is corrupt
+        return {listing.symbol: listing for listing in self._last.values()}
 
 
-def read_lists(store, keys: dict[dt.date, str], considered: list[dt.date], span: "Span", lookback: dt.timedelta,
-               beyond: dict[str, Any]) -> "ListsInForce":
+def read_lists(lists: ListReader, keys: dict[dt.date, str], considered: list[dt.date], span: "Span",
+               lookback: dt.timedelta, beyond: dict[str, Any]) -> "ListsInForce":
     """The lists a span needs, each read once: the considered lists from the one in force on its first session
     to its last day, and those of the run days whose fetches covered it; `beyond`: the considered lists after
     the span, merged (later_listings)."""
@@ -198,11 +230,11 @@ def read_lists(store, keys: dict[dt.date, str], considered: list[dt.date], span:
     in_force = _in_force(dates, first)
     needed = {d for d in considered if (in_force is None or d >= in_force) and d <= span.last}
     needed |= {d for d in dates if first <= d <= span.last + lookback}
-    listings = {d: _read_list(store, keys[d]) for d in sorted(needed)}
+    listings = {d: lists.read(keys[d]) for d in sorted(needed)}
     return ListsInForce(dates, considered, listings, beyond=beyond, horizon=span.last)
 
 
-def later_listings(store, keys: dict[dt.date, str], considered: list[dt.date],
+def later_listings(lists: ListReader, keys: dict[dt.date, str], considered: list[dt.date],
                    horizons: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
     """horizon -> the considered lists dated after it merged, each symbol with its earliest such list's
     details: what a span ending at the horizon knows of the lists after it without holding them all."""
@@ -212,7 +244,7 @@ def later_listings(store, keys: dict[dt.date, str], considered: list[dt.date],
     for list_date in reversed([d for d in considered if pending and d > pending[-1]]):
         while pending and pending[0] >= list_date:
             found[pending.pop(0)] = dict(merged)
-        merged.update(_read_list(store, keys[list_date]))
+        merged.update(lists.read(keys[list_date]))
     found.update({horizon: dict(merged) for horizon in pending})
     return found
 
