@@ -2,8 +2,8 @@
 
 A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
 fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
-from the store alone: read_fetches reads the manifests once, read_lists a span's lists and read_raw_rows
-its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
+from the store alone: FetchKeys lists the records once and reads a span's, read_lists a span's lists and
+read_raw_rows its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
 are pure functions over what was read. The reasons and rules are in the README (check). No typer or rich
 here: run-local and the Lambda handlers call `check` / `check_day`.
 """
@@ -68,7 +68,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     considered = considered_dates(sorted(list_keys), start, end)
     list_reader = ListReader(store)
     beyond = later_listings(list_reader, list_keys, considered, [span.last for span in spans])
-    fetches = read_fetches(store, start, end, lookback, list_keys)
+    fetch_keys = FetchKeys.listed(store)
     reader = DataAggregator(store)
     found, tails, universe, listed = Findings(), {}, None, set()
     for span in spans:
@@ -76,6 +76,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
         if universe is None:
             listed = _expected_symbols(sessions[:1], lists, symbols)
             universe = sorted(listed | set(symbols or ()))
+        fetches = fetch_keys.read(store, max(span.first, start), min(span.last, end), lookback, list_keys)
         tails = _check_span(found, span, start, end, lists, fetches, reader, universe, symbols, tails,
                             final=span is spans[-1])
     classified = classify(found.judged, lambda names: _earliest_rows(store, names))
@@ -345,17 +346,37 @@ def read_fetches(store, start: dt.date, end: dt.date, lookback: dt.timedelta,
                  list_dates: Iterable[dt.date]) -> "FetchRecord":
     """The manifests of the runs whose fetch window covered [start, end], and every backfill's, each read
     once; `list_dates`: the days the store has a list of (a run day even where no batch left a result)."""
-    last_run = end + lookback
-    batches: dict[dt.date, dict[int, manifest.Record]] = defaultdict(dict)
-    backfills: list[tuple[str, manifest.Record]] = []
-    for key in store.list(layout.RUNS_PREFIX):
-        if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
-            batches[parsed[0]][parsed[1]] = _read_record(store, key)
-        elif parsed_backfill := layout.parse_backfill_manifest_key(key):
-            label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
-            backfills.append((label, _read_record(store, key)))
-    run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
-    return FetchRecord(lookback, dict(batches), backfills, run_days)
+    return FetchKeys.listed(store).read(store, start, end, lookback, list_dates)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchKeys:
+    """Where the records are (runs/ listed once), and every backfill's record, read: a span's FetchRecord then
+    reads only the batch records of the runs that covered it, so check holds a span's records at a time."""
+
+    batches: dict[dt.date, dict[int, str]]  # run day -> batch number -> its record's key
+    backfills: list[tuple[str, manifest.Record]]
+
+    @classmethod
+    def listed(cls, store) -> "FetchKeys":
+        batches: dict[dt.date, dict[int, str]] = defaultdict(dict)
+        backfills: list[tuple[str, manifest.Record]] = []
+        for key in store.list(layout.RUNS_PREFIX):
+            if parsed := layout.parse_batch_manifest_key(key):
+                batches[parsed[0]][parsed[1]] = key
+            elif parsed_backfill := layout.parse_backfill_manifest_key(key):
+                label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
+                backfills.append((label, _read_record(store, key)))
+        return cls(dict(batches), backfills)
+
+    def read(self, store, start: dt.date, end: dt.date, lookback: dt.timedelta,
+             list_dates: Iterable[dt.date]) -> "FetchRecord":
+        """The FetchRecord of the days [start, end]: the batch records of the runs of [start, end + lookback]."""
+        last_run = end + lookback
+        batches = {day: {number: _read_record(store, key) for number, key in numbers.items()}
+                   for day, numbers in self.batches.items() if start <= day <= last_run}
+        run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
+        return FetchRecord(lookback, batches, self.backfills, run_days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,8 +420,10 @@ class FetchRecord:
 
 def _read_record(store, key: str) -> manifest.Record:
     """A batch or backfill record as check reads it: without its per-symbol details (a year holds ~5,000
-    records: keeping each whole took ~1 GB)."""
-    return manifest.parse(store.get(key), key, details=False)
+    records: keeping each whole took ~1 GB), and a batch's without its members (check finds those in the
+    lists; a backfill chunk's symbols are what it covered)."""
+    record = manifest.parse(store.get(key), key, details=False)
+    return record if record.batch_number is None else dataclasses.replace(record, symbols=None)
 
 
 @dataclasses.dataclass(frozen=True)
