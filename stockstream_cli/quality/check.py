@@ -526,18 +526,53 @@ def judge_rows(newest: "pl.DataFrame", tails: dict[str, list[dict]], start: dt.d
     one close it ended on (a stale run that may go on), or else its last row (what a big move compares to).
     A run still open at the span's end is judged by the span that ends it, or by the last (`final`).
     """
+    import polars as pl
+
     found: dict[str, list[dict]] = {kind: [] for kind in SUSPICIOUS_KINDS}
     found["ohlc"] = _broken_ohlc(newest, start, end)
     tails = dict(tails)
-    for symbol, rows in _by_symbol(newest):
+    doubtful = _doubtful_symbols(newest, tails)
+    for symbol, rows in _by_symbol(newest.filter(pl.col("symbol").is_in(doubtful))):
         judged, tails[symbol] = _judge_symbol(symbol, tails.get(symbol, []), rows, start, end, final=final)
         for kind, items in judged.items():
             found[kind].extend(items)
+    plain = newest.filter(~pl.col("symbol").is_in(doubtful))
+    for row in plain.group_by("symbol", maintain_order=True).last().rows(named=True):
+        tails[row["symbol"]] = [row]  # what _judge_symbol leaves of a symbol with nothing to judge: its last row
     if final:
         for symbol, tail in tails.items():  # a run left open by a symbol without rows in the last span ends here
             found["stale"].extend(_stale_runs(symbol, tail, start, end))
         tails = {}
     return found, tails
+
+
+def _doubtful_symbols(newest: "pl.DataFrame", tails: dict[str, list[dict]]) -> list[str]:
+    """The symbols of the span whose rows the rules must look at one by one: a zero volume (a stale run may
+    start), a close that moved more than BIG_MOVE from the row before (or that polars cannot compare), or a
+    tail the span goes on from (an open run, or a move from the tail's close). Every other symbol has nothing
+    to find, and only its last row is handed on: judging a year of the full list row by row took seconds."""
+    import polars as pl
+
+    if newest.is_empty():
+        return []
+    change = (pl.col("close") / pl.col("close").shift(1).over("symbol") - 1).abs()
+    doubtful = set(newest.filter((pl.col("volume") == 0).fill_null(False) | (change > BIG_MOVE).fill_null(False)
+                                 | ~change.is_finite().fill_null(True) & pl.col("close").shift(1).over("symbol").is_not_null())
+                   ["symbol"].to_list())
+    firsts = newest.group_by("symbol", maintain_order=True).first()
+    for symbol, close in zip(firsts["symbol"].to_list(), firsts["close"].to_list()):
+        tail = tails.get(symbol)
+        if tail and (tail[-1]["volume"] == 0 or _moved(tail[-1]["close"], close)):
+            doubtful.add(symbol)
+    return sorted(doubtful)
+
+
+def _moved(previous, close) -> bool:
+    """Whether _big_moves may find a move from `previous` to `close` (True when it cannot be told here)."""
+    try:
+        return not previous or previous <= 0 or close is None or abs(close / previous - 1) > BIG_MOVE
+    except (TypeError, ZeroDivisionError):
+        return True
 
 
 def sorted_suspicious(found: dict[str, list[dict]]) -> dict[str, list[dict]]:
