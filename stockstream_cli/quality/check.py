@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,8 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
         if universe is None:
             listed = _expected_symbols(sessions[:1], lists, symbols)
             universe = sorted(listed | set(symbols or ()))
-        fetches = fetch_keys.read(store, max(span.first, start), min(span.last, end), lookback, list_keys)
+        fetches = functools.partial(fetch_keys.read, store, max(span.first, start), min(span.last, end), lookback,
+                                    list_keys)  # read only when the span misses rows: what judges them
         tails = _check_span(found, span, start, end, lists, fetches, reader, universe, symbols, tails,
                             final=span is spans[-1])
     classified = classify(found.judged, lambda names: _earliest_rows(store, names))
@@ -118,7 +120,7 @@ class Findings:
 
 
 def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists: "ListsInForce",
-                fetches: "FetchRecord", reader, universe: list[str], symbols: list[str] | None,
+                fetches: Callable[[], "FetchRecord"], reader, universe: list[str], symbols: list[str] | None,
                 tails: dict[str, list[dict]], *, final: bool) -> dict[str, list[dict]]:
     """Adds one span's findings to `found`; returns the tails the next span's suspicious-data rules need."""
     from ..dataset.newest import newest_per_symbol_and_date
@@ -132,7 +134,9 @@ def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists
     missing = expected.join(present, on=["symbol", "date"], how="anti")
     found.expected_rows += expected.height
     found.present_rows += expected.height - missing.height
-    found.judged.extend(judge_missing(zip(missing["symbol"].to_list(), missing["date"].to_list()), lists, fetches))
+    if missing.height:
+        found.judged.extend(judge_missing(zip(missing["symbol"].to_list(), missing["date"].to_list()), lists,
+                                          fetches()))
     found.lists_used.update(d for day in span.sessions for d in lists.list_dates_used(day))
     suspicious, tails = judge_rows(newest, tails, start, end, final=final)
     for kind, items in suspicious.items():
@@ -193,11 +197,18 @@ class ListReader:
     def __init__(self, store):
         self.store = store
         self._last: dict[bytes, Any] = {}  # line -> its Listing, of the list read last
+        self._data, self._read = b"", {}  # the list read last, and what it gave
 
     def read(self, key: str) -> dict[str, Any]:
+        data = self.store.get(key)
+        if data != self._data:
+            self._read = self._parse(data, key)
+            self._data = data
+        return self._read
+
+    def _parse(self, data: bytes, key: str) -> dict[str, Any]:
         from ..dataset.symbols import from_csv
 
-        data = self.store.get(key)
         header, _, body = data.partition(b"\n")
         lines = [line for line in body.split(b"\n") if line.strip()]
         if data.count(b'"') % 2 or b"\r" in data:  # a quoted line break, or CRLF: the CSV reader alone knows
