@@ -71,12 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
                  cost_symbols=6, check_symbols=20, check_days=3,
                  storm_symbols=20, storm_seconds=3.0, storm_start=2.0, s3_latency=0.002,
-                 dataset_years="1", dataset_batches=1)
+                 dataset_years="0.05", dataset_batches=1)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.limits = [float(part) for part in str(args.limits).split(",") if part.strip()]
-    args.dataset_years = [int(part) for part in str(args.dataset_years).split(",") if part.strip()]
+    args.dataset_years = [float(part) for part in str(args.dataset_years).split(",") if part.strip()]
     args.only = {part.strip().upper() for part in args.only.split(",") if part.strip()}
     unknown = args.only - set(ALL)
     if unknown:

@@ -41,7 +41,7 @@ S3_LATENCY = 0.02
 BUILT_MARK = "b9-built.json"  # written last: a store without it is rebuilt
 
 
-def build(root: Path, years: int, batches: int = BATCHES) -> dict:
+def build(root: Path, years: float, batches: int = BATCHES) -> dict:
     """The store of `years` years (see the module's docstring) in the local folder `root`; what it holds."""
     import numpy as np
     import polars as pl
@@ -56,7 +56,8 @@ def build(root: Path, years: int, batches: int = BATCHES) -> dict:
     if mark.exists():
         return json.loads(mark.read_text())
     shutil.rmtree(root, ignore_errors=True)
-    first = dt.date(LAST_DAY.year - years, LAST_DAY.month, LAST_DAY.day) + dt.timedelta(days=1)
+    first = (dt.date(LAST_DAY.year - int(years), LAST_DAY.month, LAST_DAY.day) + dt.timedelta(days=1)
+             - dt.timedelta(days=round((years - int(years)) * 365.25)))
     sessions = calendar.sessions(first, LAST_DAY)
     codes = universe(batches)
     batch_of = np.arange(len(codes), dtype=np.int32) // 100
@@ -276,22 +277,22 @@ def s3_loads(root: Path, day: str, latency: float) -> dict[str, tuple[float, flo
     return found
 
 
-def measure(*, years: list[int], work: Path, cache: Path | None = None, batches: int = BATCHES, s3: bool = True,
+def measure(*, years: list[float], work: Path, cache: Path | None = None, batches: int = BATCHES, s3: bool = True,
             latency: float = S3_LATENCY, check_all: bool = True) -> list[Figure]:
     folder = cache or work
     compile_once()
     figures: list[Figure] = []
     at: dict[int, dict[str, float]] = {}
     for count in sorted(years):
-        label = f"{count} y"
-        root = folder / (f"b9-{count}y" + ("" if batches == BATCHES else f"-{batches}b"))
+        label = f"{count:g} y"
+        root = folder / (f"b9-{count:g}y" + ("" if batches == BATCHES else f"-{batches}b"))
         started = time.perf_counter()
         built = build(root, count, batches)
         building = time.perf_counter() - started
         at[count] = {}
         size = (f"{built['sessions']} sessions x {built['symbols']} symbols = {built['rows']:,} rows; "
                 f"{built['stored_rows']:,} stored")
-        day = built["last"] if count == 1 else _middle_session(built)
+        day = built["last"] if count <= 1 else _middle_session(built)
         local_symbol = cold_and_warm(str(root), ["--symbols", LOAD_SYMBOL])
         local_date = cold_and_warm(str(root), ["--date", day])
         figures += [
@@ -307,14 +308,14 @@ def measure(*, years: list[int], work: Path, cache: Path | None = None, batches:
         at[count]["compaction"] = step
         one = at[min(at)]["compaction"]
         figures.append(Figure("B9", f"[{label}] the pipeline's compaction step (compact_earlier_days, one more day)",
-                              step, "s", *(("<= 1.2x the 1 y step", step <= 1.2 * one) if count == max(years)
+                              step, "s", *((f"<= 1.2x the {min(at):g} y step", step <= 1.2 * one) if count == max(years)
                                           and count != min(years) else ("", None)),
                               note=f"{result['files']} batch files into {', '.join(result['months'])}; "
-                                   f"{step / one:.2f}x the {min(at)} y step"))
+                                   f"{step / one:.2f}x the {min(at):g} y step"))
         last_year_start = (dt.date.fromisoformat(built["last"]) - dt.timedelta(days=364)).isoformat()
         checks = [("the last year", last_year_start)]
         if check_all and count > 1:
-            checks.append((f"all {count} years", built["first"]))
+            checks.append((f"all {count:g} years", built["first"]))
         for what, start in checks:
             wall, rss, said = check_process(root, start, built["last"])
             whole_range = what.startswith("all") and count == max(years)
