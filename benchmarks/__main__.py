@@ -20,14 +20,14 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Figure
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "STORM")  # STORM: B1's storm scenario (benchmarks/storm_bench.py)
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "STORM")  # STORM: B1's storm scenario (benchmarks/storm_bench.py)
 PACKAGES = ("stockstream", "yfinance", "polars", "pyarrow", "pandas", "boto3", "moto", "typer", "curl_cffi")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the harness in seconds, figures meaningless")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B8 and STORM (B1's storm scenario; B2 comes with B1; alone, it runs by itself)")
+    parser.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1..B9 and STORM (B1's storm scenario; B2 comes with B1; alone, it runs by itself)")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report [BENCHMARKS.md; "
                         "--quick: a temporary file]")
     sizes = parser.add_argument_group("sizes")
@@ -56,20 +56,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--cost-symbols", type=int, help="B7: symbols in the deployed day on moto [1838]")
     sizes.add_argument("--check-symbols", type=int, help="B8: symbols of each day checked [1838]")
     sizes.add_argument("--check-days", type=int, help="B8: trading days checked [250]")
+    sizes.add_argument("--dataset-years", help="B9: comma-separated store sizes in years [1,5,20]")
+    sizes.add_argument("--dataset-batches", type=int, help="B9: batches of 100 symbols in the list [19: 1,838 symbols]")
+    sizes.add_argument("--dataset-cache", type=Path, help="B9: a folder to keep the built stores in and reuse "
+                       "(20 years take minutes to build) [none: built in the run's temporary folder]")
     args = parser.parse_args(argv)
     full = dict(symbols=1838, latency=0.02, server_limit=100.0, workers=10, limits="5,10,40",
                 scenario_seconds=30.0, cpu_symbols=100, cpu_rounds=9, days=250,
                 batches=19, repeats=3, startup_runs=9, fetch_symbols=100,
                 cost_symbols=1838, check_symbols=1838, check_days=250,
-                storm_symbols=300, storm_seconds=120.0, storm_start=20.0, s3_latency=0.02)
+                storm_symbols=300, storm_seconds=120.0, storm_start=20.0, s3_latency=0.02,
+                dataset_years="1,5,20", dataset_batches=19)
     quick = dict(symbols=20, latency=0.002, server_limit=100.0, workers=2, limits="200", scenario_seconds=0.1,
                  cpu_symbols=10, cpu_rounds=1, days=2, batches=2, repeats=1, startup_runs=2, fetch_symbols=10,
                  cost_symbols=6, check_symbols=20, check_days=3,
-                 storm_symbols=20, storm_seconds=3.0, storm_start=2.0, s3_latency=0.002)
+                 storm_symbols=20, storm_seconds=3.0, storm_start=2.0, s3_latency=0.002,
+                 dataset_years="0.05", dataset_batches=1)
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.limits = [float(part) for part in str(args.limits).split(",") if part.strip()]
+    args.dataset_years = [float(part) for part in str(args.dataset_years).split(",") if part.strip()]
     args.only = {part.strip().upper() for part in args.only.split(",") if part.strip()}
     unknown = args.only - set(ALL)
     if unknown:
@@ -130,6 +137,11 @@ def run(args: argparse.Namespace, work: Path) -> list[Figure]:
         from benchmarks import check_bench
 
         figures += check_bench.measure(symbols=args.check_symbols, days=args.check_days, work=work)
+    if "B9" in args.only:
+        from benchmarks import dataset_bench
+
+        figures += dataset_bench.measure(years=args.dataset_years, batches=args.dataset_batches, work=work,
+                                         cache=args.dataset_cache, s3=not args.no_s3, latency=args.s3_latency)
     order = {name: i for i, name in enumerate(ALL)}
     return sorted(figures, key=lambda f: order[f.bench])  # stable: each benchmark's rows keep their order
 
@@ -250,6 +262,14 @@ it; the simulated latency is spent in the server, its limit is one sliding one-s
 - **B8**: `stockstream check --start --end --json` as a process over a local store of 250 sessions x 1,838
   symbols (tests/storefactory.py's build_day: a list, a file and a manifest per batch, run.json, a 5-day
   lookback; one symbol failed each day): wall time and peak RSS, against the fetcher's 512 MB.
+- **B9**: the dataset at 1, 5 and 20 years (benchmarks/dataset_bench.py): the full list over the real XASX
+  sessions in the layout the pipeline leaves (a list and 19 batch records a day, a compacted file a month
+  written by compaction's own writer, the last day's batch files; prices a seeded random walk in ASX ticks).
+  `load --symbols BHP` (whole history) and `load --date D` (every symbol) as processes, locally and on S3 (moto
+  in its own process behind the +20 ms proxy; cold: empty cache folder, warm: the median of 3 after it); the
+  pipeline's compaction step after one more day; `check` over the last year and the whole range (wall, peak
+  RSS); the data files' bytes against the same rows in one clean zstd Parquet file; and
+  `DataAggregator(store).load()` against polars reading that clean file.
 """
 
 

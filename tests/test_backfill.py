@@ -266,3 +266,26 @@ def test_bad_input_exits_2_and_writes_nothing(store, fake_yahoo, args):
     result = runner.invoke(app, ["backfill", "--store", store.uri, *args])
     assert result.exit_code == 2, result.output
     assert store.list() == keys and fake_yahoo.chart_requests() == 0
+
+
+def test_a_folded_chunk_still_counts_as_done_and_a_lost_one_is_fetched_again(store, fake_yahoo):
+    from stockstream_cli.dataset import compact
+
+    backfill.backfill(store, START, None, settings())
+    before = DataAggregator(store).load()
+    chunk = layout.backfill_data_key(LATEST, 0)
+    result = compact.compact_earlier_days(store, LATEST + dt.timedelta(days=1), command="run-local")
+    assert result["months"] == ["2026-11"] and chunk not in store.list(layout.RAW_DATA_PREFIX)
+    month = layout.compacted_data_key("2026-11")
+    assert compact.folded_backfill(store, month) == {LATEST.isoformat(): [0]}
+    assert DataAggregator(store).load().equals(before)
+    assert store.exists(layout.backfill_manifest_key(LATEST, 0))  # its record stays, and still resolves:
+    assert backfill.plan(store, START, LATEST).todo == [] and backfill.done_symbols(store, START, LATEST) == {"NEWCO"}
+    assert quality.check(store, START, LATEST, symbols=["NEWCO"])["complete"] is True
+
+    from storefactory import parquet_bytes
+
+    store.put(month, parquet_bytes([]))  # a month file that lost the chunk's rows (and has no record)
+    assert backfill.done_symbols(store, START, LATEST) == {"NEWCO"}  # no record: assumed stored, as rerun-failed
+    store.delete(month)
+    assert backfill.done_symbols(store, START, LATEST) == set()  # neither listed nor folded: fetched again

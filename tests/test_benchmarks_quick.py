@@ -17,7 +17,7 @@ def test_quick_benchmark_run_prints_the_table_and_writes_the_report(tmp_path):
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    for bench in ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"):
+    for bench in ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"):
         assert any(line.startswith(bench) for line in run.stdout.splitlines()), f"{bench} missing from the table"
     report = output.read_text()
     assert report.startswith("# stockstream benchmarks")

@@ -353,3 +353,25 @@ def test_a_range_checked_span_by_span_gives_the_document_of_one_span(tmp_path):
         ("LATE", d.isoformat()) for d in late_missing]
     assert spanned["expected_rows"] == 6 * len(sessions) and spanned["symbols"] == 6
     assert spanned["present_rows"] == spanned["expected_rows"] - len(gap) - len(late_missing)
+
+
+def test_a_list_read_after_one_it_repeats_shares_its_listings_and_reads_its_changes(tmp_path):
+    import pytest
+
+    from stockstream_cli.dataset.store import open_store
+    from stockstream_cli.dataset.symbols import Listing, to_csv
+    from stockstream_cli.errors import CorruptFileError
+    from stockstream_cli.quality.check import ListReader
+
+    store = open_store(str(tmp_path / "data"))
+    first = [Listing("AAA", "A LTD", "Energy", dt.date(2000, 1, 4), 10, 0), Listing("BBB", "B LTD", "Energy", None, None, 0)]
+    second = [first[0], Listing("BBB", "B LTD", "Energy", None, 7, 0), Listing("CCC", "C LTD", "Banks", None, 5, 0)]
+    store.put("symbols/a.csv", to_csv(first))
+    store.put("symbols/b.csv", to_csv(second))
+    store.put("symbols/bad.csv", to_csv(second) + b"not,a,row\n")
+    reader = ListReader(store)
+    one, two = reader.read("symbols/a.csv"), reader.read("symbols/b.csv")
+    assert one == {item.symbol: item for item in first} and two == {item.symbol: item for item in second}
+    assert two["AAA"] is one["AAA"] and two["BBB"] is not one["BBB"]  # the unchanged line parsed once
+    with pytest.raises(CorruptFileError, match="line 5 has 3 fields"):
+        reader.read("symbols/bad.csv")

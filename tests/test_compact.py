@@ -138,3 +138,44 @@ def test_compaction_on_s3(s3_bucket):
     compact.compact(store, today=TODAY)
     assert "raw-data/compacted-2026-01.parquet" in store.list(layout.RAW_DATA_PREFIX)
     assert everything(store).equals(before)
+
+
+def test_a_backfill_chunk_is_folded_into_its_keys_month_superseded_rows_dropped_and_recorded(tmp_path):
+    store = build(tmp_path / "data")
+    chunk_day = D(2026, 2, 3)  # backfill --end 2026-02-03: its chunk's key day
+    history = [D(2025, 6, 2), D(2025, 6, 3)]
+    # the chunk: BHP's old history, and a stale copy of a day the daily runs fetched later (2026-01-29)
+    stale = bar("BHP", D(2026, 1, 29), batch_number=0, version=5, fetch_timestamp="2026-01-29T01:00:00.000Z")
+    old = [bar("BHP", day, batch_number=0, version=3, fetch_timestamp="2026-02-03T09:00:00.000Z") for day in history]
+    from storefactory import parquet_bytes
+
+    store.put(layout.backfill_data_key(chunk_day, 0), parquet_bytes(old + [stale]))
+    before = everything(store)
+    stored_rows = sum(pl.read_parquet(store.get(k)).height for k in store.list(layout.RAW_DATA_PREFIX))
+
+    result = compact.compact(store, today=TODAY)
+
+    assert [(m["month"], m["files"]) for m in result["months"]] == [("2026-01", 6), ("2026-02", 5)]
+    keys = store.list(layout.RAW_DATA_PREFIX)
+    assert layout.backfill_data_key(chunk_day, 0) not in keys
+    february = pl.read_parquet(store.get(layout.compacted_data_key("2026-02")))
+    assert february.filter(pl.col("symbol") == "BHP")["date"].to_list()[:2] == history  # folded by its key's day
+    assert compact.folded_backfill(store, layout.compacted_data_key("2026-02")) == {"2026-02-03": [0]}
+    assert compact.folded_batches(store, layout.compacted_data_key("2026-02")) == {"2026-02-02": [0, 1],
+                                                                                   "2026-02-03": [0, 1]}
+    assert compact.folded_backfill(store, layout.compacted_data_key("2026-01")) == {}
+    assert everything(store).equals(before)  # the stale copy lost to the daily run's newer fetch, as before
+    # the stale copy is gone: February's file keeps the run of 2026-02-02's newer fetch of that day alone
+    assert february.filter((pl.col("symbol") == "BHP") & (pl.col("date") == D(2026, 1, 29)))[
+        "fetch_timestamp"].to_list() == ["2026-02-02T08:00:00.000Z"]
+    after_rows = sum(pl.read_parquet(store.get(k)).height for k in store.list(layout.RAW_DATA_PREFIX))
+    assert after_rows < stored_rows
+
+
+def test_the_pipelines_plan_folds_backfill_chunks_by_their_keys_day():
+    keys = [layout.batch_data_key(D(2026, 3, 3), 0), layout.backfill_data_key(D(2026, 3, 3), 0),
+            layout.backfill_data_key(D(2026, 3, 4), 1)]
+    plans = compact.plan(keys, before=D(2026, 3, 4))
+    assert [(p.month, p.batch_keys) for p in plans] == [
+        ("2026-03", (layout.backfill_data_key(D(2026, 3, 3), 0), layout.batch_data_key(D(2026, 3, 3), 0)))]
+    assert compact.folded_days(plans) == {D(2026, 3, 3)}

@@ -167,7 +167,7 @@ def test_run_local_day_after_day_leaves_one_file_a_month_and_the_last_days_batch
         assert DataAggregator(store).load().equals(DataAggregator(reference).load())
     september = pl.read_parquet(store.get(layout.compacted_data_key("2026-09")))
     assert september["date"].max() == SEPTEMBER[-2]  # the run's own day is not folded yet
-    assert "2026-09: 2 batch files -> raw-data/compacted-2026-09.parquet" in result.stderr
+    assert "2026-09: 2 data files -> raw-data/compacted-2026-09.parquet" in result.stderr
 
     again = CliRunner().invoke(app, ["rerun-failed", "--date", "2026-09-04", "--store", str(tmp_path / "data")])
     assert again.exit_code == 0, again.output

@@ -39,3 +39,26 @@ def test_each_rows_instant_is_its_own_whatever_the_other_rows_look_like():
                        rows(11.0, "2026-11-25T09:00:00.000Z")])
     newest = newest_per_symbol_and_date(frame.lazy()).collect()
     assert newest.select("symbol", "close").rows() == [("ANZ", 1.0), ("BHP", 11.0)]
+
+
+def test_both_forms_of_the_rule_give_the_same_rows_and_the_lazy_one_lets_a_filter_reach_the_scan(tmp_path):
+    import polars as pl
+
+    from stockstream_cli import schema
+    from stockstream_cli.dataset.newest import newest_per_symbol_and_date
+    from storefactory import bar, parquet_bytes
+
+    day = dt.date(2026, 1, 5)
+    rows = [bar("BHP", day, version=1, fetch_timestamp="2026-01-05T08:00:00.000Z"),
+            bar("BHP", day, version=2, fetch_timestamp="2026-01-05T19:00:00.000+11:00"),  # the same instant: later row
+            bar("AAA", day, version=3, fetch_timestamp="not a time"),
+            bar("AAA", day, version=4, fetch_timestamp="2026-01-01T00:00:00Z")]
+    path = tmp_path / "rows.parquet"
+    path.write_bytes(parquet_bytes(rows))
+    scan = pl.scan_parquet(path, schema=schema.polars_schema())
+    eager = newest_per_symbol_and_date(scan).collect()
+    lazy = newest_per_symbol_and_date(scan, filtered_after=True)
+    assert eager.equals(lazy.collect())
+    assert eager["close"].to_list() == [rows[3]["close"], rows[1]["close"]]
+    plan = lazy.filter(pl.col("symbol") == "BHP").explain()
+    assert "SELECTION" in plan and '"BHP"' in plan.split("SELECTION")[1]

@@ -117,3 +117,13 @@ def test_a_file_without_statistics_or_not_parquet_is_left_to_the_whole_read(s3):
     assert read_matching_groups(s3, KEY, ["S001"]) is None
     with pytest.raises(CorruptFileError, match="compacted-2026-10.parquet"):
         DataAggregator(s3).load_symbols(["S001"])
+
+
+def test_a_date_filter_alone_reads_a_compacted_month_by_its_footer_not_whole(s3, monkeypatch):
+    s3.put(KEY, month_file())
+    whole = []
+    get = type(s3).get
+    monkeypatch.setattr(type(s3), "get", lambda self, key: whole.append(key) or get(self, key))
+    before = DataAggregator(s3).load_date(DAYS[0] - dt.timedelta(days=3))  # before the month's first row
+    assert before.height == 0 and whole == []  # its footer said no group can hold the day
+    assert DataAggregator(s3).load_date(DAYS[1]).height == len(SYMBOLS) and whole == []  # its groups, by ranges

@@ -30,12 +30,12 @@ def compact(
     json: options.Json = False,
     wait: options.Wait = False,
 ) -> None:
-    """Merge each month's batch files into one sorted file, raw-data/compacted-YYYY-MM.parquet.
+    """Merge each month's batch files and backfill chunks into one sorted file, raw-data/compacted-YYYY-MM.parquet.
 
     Reading a year back then opens a dozen files instead of thousands (what makes `load` slow on S3).
     `load` reads compacted and batch files alike, the newest fetch of each (symbol, date) winning, so a
     day rerun after its month was compacted still shows its newest rows; compacting the month again folds
-    them in. The merged batch files are deleted once the compacted file is written; runs/ is untouched.
+    them in. The merged files are deleted once the compacted file is written; runs/ is untouched.
 
     Examples: `stockstream compact --dry-run`; `stockstream compact --month 2026-01 --store s3://bucket`.
     """

@@ -286,7 +286,7 @@ class DataAggregator:
 
     def _s3_reads(self, keys: list[str], codes, start, end, *,
                   versions: dict[str, str] | None = None) -> tuple[list[bytes], list["pl.DataFrame"]]:
-        """(whole objects, row groups read apart), S3_CONNECTIONS reads at a time. With a symbol filter a compacted
+        """(whole objects, row groups read apart), S3_CONNECTIONS reads at a time. With any filter a compacted
         file yields only the row groups that can match (row_groups.py); every other file, and a compacted one
         that cannot be read so, comes whole. KeyNotFound for a key gone since it was listed."""
         from .file_index import ranges_of_file
@@ -297,7 +297,7 @@ class DataAggregator:
         learnt: dict = {}  # key -> its ranges, from bytes read anyway: the index needs no footer request
 
         def read(key: str):
-            if codes is not None and layout.parse_compacted_data_key(key) is not None:
+            if filtered and layout.parse_compacted_data_key(key) is not None:
                 found = read_matching_groups(self.store, key, codes, *dates)
                 if found is not None:
                     learnt[key] = found[1]

@@ -6,7 +6,7 @@
     runs/YYYY-MM-DD/run.json               the whole run's summary
     raw-data/YYYY-MM-DD-backfill-N.parquet one file per chunk of a backfill (same schema as a batch file)
     runs/YYYY-MM-DD/backfill-N.json        that chunk's result: what a rerun of the backfill skips
-    raw-data/compacted-YYYY-MM.parquet     `stockstream compact`: a month's batch files in one sorted file
+    raw-data/compacted-YYYY-MM.parquet     `stockstream compact`: a month's batch files and backfill chunks in one sorted file
     actions/SYMBOL.parquet                 a symbol's corporate actions (dividends, splits), its whole history
 """
 
@@ -105,7 +105,7 @@ _COMPACTED_DATA_RE = re.compile(r"^raw-data/compacted-(\d{4})-(\d{2})\.parquet$"
 
 
 def compacted_data_key(month: str) -> str:
-    """raw-data/compacted-YYYY-MM.parquet: the batch files of the days of `month` (YYYY-MM), merged."""
+    """raw-data/compacted-YYYY-MM.parquet: the batch files and backfill chunks of the days of `month` (YYYY-MM), merged."""
     return f"{RAW_DATA_PREFIX}compacted-{month}.parquet"
 
 

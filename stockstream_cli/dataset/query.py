@@ -69,7 +69,7 @@ def prices_table(store, keys: list[str]) -> "pl.LazyFrame":
                            storage_options=store.polars_storage_options(),
                            credential_provider=store.polars_credential_provider(),
                            hive_partitioning=False, glob=False)
-    return newest_per_symbol_and_date(scan)
+    return newest_per_symbol_and_date(scan, filtered_after=True)  # a WHERE reaches the scan
 
 
 def actions_table(aggregator, failures: list) -> "pl.LazyFrame":

@@ -2,8 +2,8 @@
 
 A dataset users run unattended for years must say which rows are missing and why (listed later, suspended,
 fetch failed, unexplained, never fetched), and which look wrong (BIG_MOVE, STALE_SESSIONS, broken OHLC),
-from the store alone: read_fetches reads the manifests once, read_lists a span's lists and read_raw_rows
-its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
+from the store alone: FetchKeys lists the records once and reads a span's, read_lists a span's lists and
+read_raw_rows its rows (a span of CHUNK_SESSIONS sessions at a time, so memory follows the span, not the range), the rest
 are pure functions over what was read. The reasons and rules are in the README (check). No typer or rich
 here: run-local and the Lambda handlers call `check` / `check_day`.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -69,15 +70,18 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     context_start = calendar.sessions_before(start, CONTEXT_SESSIONS)[0] if sessions else start
     spans = spans_of(sessions, context_start, end, chunk_sessions)
     considered = considered_dates(sorted(list_keys), start, end)
-    beyond = later_listings(store, list_keys, considered, [span.last for span in spans])
-    fetches = read_fetches(store, start, end, lookback, list_keys)
+    list_reader = ListReader(store)
+    beyond = later_listings(list_reader, list_keys, considered, [span.last for span in spans])
+    fetch_keys = FetchKeys.listed(store)
     reader = DataAggregator(store)
     found, tails, universe, listed = Findings(), {}, None, set()
     for span in spans:
-        lists = read_lists(store, list_keys, considered, span, lookback, beyond[span.last])
+        lists = read_lists(list_reader, list_keys, considered, span, lookback, beyond[span.last])
         if universe is None:
             listed = _expected_symbols(sessions[:1], lists, symbols)
             universe = sorted(listed | set(symbols or ()))
+        fetches = functools.partial(fetch_keys.read, store, max(span.first, start), min(span.last, end), lookback,
+                                    list_keys)  # read only when the span misses rows: what judges them
         tails = _check_span(found, span, start, end, lists, fetches, reader, universe, symbols, tails,
                             final=span is spans[-1])
     classified = classify(found.judged, lambda names: _earliest_rows(store, names))
@@ -120,7 +124,7 @@ class Findings:
 
 
 def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists: "ListsInForce",
-                fetches: "FetchRecord", reader, universe: list[str], symbols: list[str] | None,
+                fetches: Callable[[], "FetchRecord"], reader, universe: list[str], symbols: list[str] | None,
                 tails: dict[str, list[dict]], *, final: bool) -> dict[str, list[dict]]:
     """Adds one span's findings to `found`; returns the tails the next span's suspicious-data rules need."""
     from ..dataset.newest import newest_per_symbol_and_date
@@ -134,7 +138,9 @@ def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists
     missing = expected.join(present, on=["symbol", "date"], how="anti")
     found.expected_rows += expected.height
     found.present_rows += expected.height - missing.height
-    found.judged.extend(judge_missing(zip(missing["symbol"].to_list(), missing["date"].to_list()), lists, fetches))
+    if missing.height:
+        found.judged.extend(judge_missing(zip(missing["symbol"].to_list(), missing["date"].to_list()), lists,
+                                          fetches()))
     found.lists_used.update(d for day in span.sessions for d in lists.list_dates_used(day))
     suspicious, tails = judge_rows(newest, tails, start, end, final=final)
     for kind, items in suspicious.items():
@@ -186,14 +192,52 @@ def read_list_keys(store) -> dict[dt.date, str]:
     return {day: key for key in store.list(layout.SYMBOLS_PREFIX) if (day := layout.parse_symbols_key(key))}
 
 
-def _read_list(store, key: str) -> dict[str, Any]:
-    from ..dataset.symbols import from_csv
+class ListReader:
+    """The stored lists as one check reads them: symbol -> Listing. A day's list mostly repeats the one before
+    it, so a line equal to a line of the list read last gives back that line's Listing, parsed once: a list
+    then costs its split into lines, and the lists of a span share their listings instead of each holding
+    1,838 of its own. Only the lines of the last list read are kept (memory does not follow the range)."""
 
-    return {item.symbol: item for item in from_csv(store.get(key), key)}
+    def __init__(self, store):
+        self.store = store
+        self._last: dict[bytes, Any] = {}  # line -> its Listing, of the list read last
+        self._data, self._read = b"", {}  # the list read last, and what it gave
+
+    def read(self, key: str) -> dict[str, Any]:
+        data = self.store.get(key)
+        if data != self._data:
+            self._read = self._parse(data, key)
+            self._data = data
+        return self._read
+
+    def _parse(self, data: bytes, key: str) -> dict[str, Any]:
+        from ..dataset.symbols import from_csv
+
+        header, _, body = data.partition(b"\n")
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if data.count(b'"') % 2 or b"\r" in data:  # a quoted line break, or CRLF: the CSV reader alone knows
+            self._last = {}
+            return {item.symbol: item for item in from_csv(data, key)}
+        new = [line for line in lines if line not in self._last]
+        if new:
+            try:
+                parsed = from_csv(header + b"\n" + b"\n".join(new) + b"\n", key)
+            except Exception:  # noqa: BLE001 - the whole list read again names the right line
+                parsed = from_csv(data, key)
+            if len(parsed) != len(new):
+                self._last = {}
+                return {item.symbol: item for item in from_csv(data, key)}
+            known = {**self._last, **dict(zip(new, parsed))}
+        else:
+            known = self._last
+        self._last = {line: known[line] for line in lines}
+        if not lines:
+            from_csv(data, key)  # raises: a list without rows is corrupt
+        return {listing.symbol: listing for listing in self._last.values()}
 
 
-def read_lists(store, keys: dict[dt.date, str], considered: list[dt.date], span: "Span", lookback: dt.timedelta,
-               beyond: dict[str, Any]) -> "ListsInForce":
+def read_lists(lists: ListReader, keys: dict[dt.date, str], considered: list[dt.date], span: "Span",
+               lookback: dt.timedelta, beyond: dict[str, Any]) -> "ListsInForce":
     """The lists a span needs, each read once: the considered lists from the one in force on its first session
     to its last day, and those of the run days whose fetches covered it; `beyond`: the considered lists after
     the span, merged (later_listings)."""
@@ -202,11 +246,11 @@ def read_lists(store, keys: dict[dt.date, str], considered: list[dt.date], span:
     in_force = _in_force(dates, first)
     needed = {d for d in considered if (in_force is None or d >= in_force) and d <= span.last}
     needed |= {d for d in dates if first <= d <= span.last + lookback}
-    listings = {d: _read_list(store, keys[d]) for d in sorted(needed)}
+    listings = {d: lists.read(keys[d]) for d in sorted(needed)}
     return ListsInForce(dates, considered, listings, beyond=beyond, horizon=span.last)
 
 
-def later_listings(store, keys: dict[dt.date, str], considered: list[dt.date],
+def later_listings(lists: ListReader, keys: dict[dt.date, str], considered: list[dt.date],
                    horizons: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
     """horizon -> the considered lists dated after it merged, each symbol with its earliest such list's
     details: what a span ending at the horizon knows of the lists after it without holding them all."""
@@ -216,7 +260,7 @@ def later_listings(store, keys: dict[dt.date, str], considered: list[dt.date],
     for list_date in reversed([d for d in considered if pending and d > pending[-1]]):
         while pending and pending[0] >= list_date:
             found[pending.pop(0)] = dict(merged)
-        merged.update(_read_list(store, keys[list_date]))
+        merged.update(lists.read(keys[list_date]))
     found.update({horizon: dict(merged) for horizon in pending})
     return found
 
@@ -317,17 +361,37 @@ def read_fetches(store, start: dt.date, end: dt.date, lookback: dt.timedelta,
                  list_dates: Iterable[dt.date]) -> "FetchRecord":
     """The manifests of the runs whose fetch window covered [start, end], and every backfill's, each read
     once; `list_dates`: the days the store has a list of (a run day even where no batch left a result)."""
-    last_run = end + lookback
-    batches: dict[dt.date, dict[int, manifest.Record]] = defaultdict(dict)
-    backfills: list[tuple[str, manifest.Record]] = []
-    for key in store.list(layout.RUNS_PREFIX):
-        if (parsed := layout.parse_batch_manifest_key(key)) and start <= parsed[0] <= last_run:
-            batches[parsed[0]][parsed[1]] = _read_record(store, key)
-        elif parsed_backfill := layout.parse_backfill_manifest_key(key):
-            label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
-            backfills.append((label, _read_record(store, key)))
-    run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
-    return FetchRecord(lookback, dict(batches), backfills, run_days, _parts(store, run_days))
+    return FetchKeys.listed(store).read(store, start, end, lookback, list_dates)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchKeys:
+    """Where the records are (runs/ listed once), and every backfill's record, read: a span's FetchRecord then
+    reads only the batch records of the runs that covered it, so check holds a span's records at a time."""
+
+    batches: dict[dt.date, dict[int, str]]  # run day -> batch number -> its record's key
+    backfills: list[tuple[str, manifest.Record]]
+
+    @classmethod
+    def listed(cls, store) -> "FetchKeys":
+        batches: dict[dt.date, dict[int, str]] = defaultdict(dict)
+        backfills: list[tuple[str, manifest.Record]] = []
+        for key in store.list(layout.RUNS_PREFIX):
+            if parsed := layout.parse_batch_manifest_key(key):
+                batches[parsed[0]][parsed[1]] = key
+            elif parsed_backfill := layout.parse_backfill_manifest_key(key):
+                label = f"backfill {parsed_backfill[0]} #{parsed_backfill[1]}"
+                backfills.append((label, _read_record(store, key)))
+        return cls(dict(batches), backfills)
+
+    def read(self, store, start: dt.date, end: dt.date, lookback: dt.timedelta,
+             list_dates: Iterable[dt.date]) -> "FetchRecord":
+        """The FetchRecord of the days [start, end]: the batch records of the runs of [start, end + lookback]."""
+        last_run = end + lookback
+        batches = {day: {number: _read_record(store, key) for number, key in numbers.items()}
+                   for day, numbers in self.batches.items() if start <= day <= last_run}
+        run_days = sorted(set(batches) | {d for d in list_dates if start <= d <= last_run})
+        return FetchRecord(lookback, batches, self.backfills, run_days, _parts(store, run_days))
 
 
 def _parts(store, run_days: Iterable[dt.date]) -> dict[dt.date, dict]:
@@ -381,8 +445,10 @@ class FetchRecord:
 
 def _read_record(store, key: str) -> manifest.Record:
     """A batch or backfill record as check reads it: without its per-symbol details (a year holds ~5,000
-    records: keeping each whole took ~1 GB)."""
-    return manifest.parse(store.get(key), key, details=False)
+    records: keeping each whole took ~1 GB), and a batch's without its members (check finds those in the
+    lists; a backfill chunk's symbols are what it covered)."""
+    record = manifest.parse(store.get(key), key, details=False)
+    return record if record.batch_number is None else dataclasses.replace(record, symbols=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -488,18 +554,53 @@ def judge_rows(newest: "pl.DataFrame", tails: dict[str, list[dict]], start: dt.d
     one close it ended on (a stale run that may go on), or else its last row (what a big move compares to).
     A run still open at the span's end is judged by the span that ends it, or by the last (`final`).
     """
+    import polars as pl
+
     found: dict[str, list[dict]] = {kind: [] for kind in SUSPICIOUS_KINDS}
     found["ohlc"] = _broken_ohlc(newest, start, end)
     tails = dict(tails)
-    for symbol, rows in _by_symbol(newest):
+    doubtful = _doubtful_symbols(newest, tails)
+    for symbol, rows in _by_symbol(newest.filter(pl.col("symbol").is_in(doubtful))):
         judged, tails[symbol] = _judge_symbol(symbol, tails.get(symbol, []), rows, start, end, final=final)
         for kind, items in judged.items():
             found[kind].extend(items)
+    plain = newest.filter(~pl.col("symbol").is_in(doubtful))
+    for row in plain.group_by("symbol", maintain_order=True).last().rows(named=True):
+        tails[row["symbol"]] = [row]  # what _judge_symbol leaves of a symbol with nothing to judge: its last row
     if final:
         for symbol, tail in tails.items():  # a run left open by a symbol without rows in the last span ends here
             found["stale"].extend(_stale_runs(symbol, tail, start, end))
         tails = {}
     return found, tails
+
+
+def _doubtful_symbols(newest: "pl.DataFrame", tails: dict[str, list[dict]]) -> list[str]:
+    """The symbols of the span whose rows the rules must look at one by one: a zero volume (a stale run may
+    start), a close that moved more than BIG_MOVE from the row before (or that polars cannot compare), or a
+    tail the span goes on from (an open run, or a move from the tail's close). Every other symbol has nothing
+    to find, and only its last row is handed on: judging a year of the full list row by row took seconds."""
+    import polars as pl
+
+    if newest.is_empty():
+        return []
+    change = (pl.col("close") / pl.col("close").shift(1).over("symbol") - 1).abs()
+    doubtful = set(newest.filter((pl.col("volume") == 0).fill_null(False) | (change > BIG_MOVE).fill_null(False)
+                                 | ~change.is_finite().fill_null(True) & pl.col("close").shift(1).over("symbol").is_not_null())
+                   ["symbol"].to_list())
+    firsts = newest.group_by("symbol", maintain_order=True).first()
+    for symbol, close in zip(firsts["symbol"].to_list(), firsts["close"].to_list()):
+        tail = tails.get(symbol)
+        if tail and (tail[-1]["volume"] == 0 or _moved(tail[-1]["close"], close)):
+            doubtful.add(symbol)
+    return sorted(doubtful)
+
+
+def _moved(previous, close) -> bool:
+    """Whether _big_moves may find a move from `previous` to `close` (True when it cannot be told here)."""
+    try:
+        return not previous or previous <= 0 or close is None or abs(close / previous - 1) > BIG_MOVE
+    except (TypeError, ZeroDivisionError):
+        return True
 
 
 def sorted_suspicious(found: dict[str, list[dict]]) -> dict[str, list[dict]]:

@@ -125,17 +125,46 @@ def _reaches(earliest: dt.date | None, first_session: dt.date) -> bool:
 
 
 def done_symbols(store, start: dt.date, end: dt.date) -> set[str]:
-    """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason."""
+    """Symbols a recorded backfill covering [start, end] fetched, or failed for a final reason. A chunk whose
+    rows are not stored (its data file neither in raw-data/ nor folded into its month's compacted file, as
+    that file's record says: dataset/compact.py) counts only for the symbols it failed for a final reason."""
     done: set[str] = set()
+    stored = _stored_chunks(store)
     for key, record in backfill_records(store):
         covers = record.covers
         if covers is None:
             raise CorruptFileError(key, "no start/end dates in a backfill record")
         if covers[0] <= start and end <= covers[1]:
             reasons = record.failure_reasons
+            rows_kept = record.s3_key is None or stored(record.s3_key)
             done.update(s for s in record.symbols or ()
-                        if reasons.get(s) is None or reasons[s] in FINAL)
+                        if (reasons.get(s) is None and rows_kept) or reasons.get(s) in FINAL)
     return done
+
+
+def _stored_chunks(store) -> Callable[[str], bool]:
+    """Whether a backfill chunk's data file is stored: listed, or folded into its month's compacted file (a
+    compacted file with no record of what it folded: assumed to hold it, as rerun-failed does)."""
+    from ..dataset.compact import folded_backfill
+
+    listed = set(store.list(layout.RAW_DATA_PREFIX))
+    records: dict[str, dict[str, list[int]] | None] = {}
+
+    def stored(data_key: str) -> bool:
+        if data_key in listed:
+            return True
+        parsed = layout.parse_backfill_data_key(data_key)
+        if parsed is None:
+            return True  # not a key this version writes: nothing to say about it
+        month_key = layout.compacted_data_key(parsed[0].strftime("%Y-%m"))
+        if month_key not in listed:
+            return False
+        if month_key not in records:
+            records[month_key] = folded_backfill(store, month_key)
+        folded = records[month_key]
+        return folded is None or parsed[1] in folded.get(parsed[0].isoformat(), ())
+
+    return stored
 
 
 def backfill_records(store) -> list[tuple[str, manifest.Record]]:
