@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -38,8 +39,12 @@ def write_output(output: Path | str, write: Callable[[IO[bytes]], object]) -> No
     path = Path(output)
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if _write_straight(path, target):
+        # rendered first, then written by us: some polars versions write a file object through its descriptor
+        # and drop the device's error (ENOSPC on /dev/full), which must reach the user
+        rendered = io.BytesIO()
+        write(rendered)
         with open(path, "wb") as handle:
-            write(handle)
+            handle.write(rendered.getvalue())
         return
     write_atomically(target, write)
 
