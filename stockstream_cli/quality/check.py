@@ -82,8 +82,18 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     revisions, restated = split_restatements(sorted(found.revisions, key=_symbol_and_date), actions)
     unlisted = sorted(set(symbols or ()) - listed) if list_keys else []
     document = _document(start, end, sessions, universe, unlisted, found, classified, revisions)
+    repaired = _repaired_in(store, universe, start, end)
     return {**document, "restated_count": len(restated), "restated": restated,
-            "actions": _action_list(actions, start, end)}
+            "actions": _action_list(actions, start, end), "repaired_count": len(repaired), "repaired": repaired}
+
+
+def _repaired_in(store, symbols: list[str], start: dt.date, end: dt.date) -> list[dict]:
+    """The days of the range stored repaired (Yahoo's unit errors: quality/reverify.py), counted apart."""
+    from ..dataset.repairs import load_repairs
+
+    frame = load_repairs(store, symbols or None, start, end)
+    return [{"symbol": s, "date": d.isoformat(), "reported_close": r, "close": c}
+            for s, d, r, c in frame.select("symbol", "date", "reported_close", "close").iter_rows()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -723,12 +733,14 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
 
 
 def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
-                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None) -> dict:
+                lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None,
+                checked: Callable[[dt.date, dict], None] | None = None) -> dict:
     """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
 
     Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch
     window). Never raises: a check that could not run is recorded as {"session": ..., "complete": None,
-    "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error.
+    "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error;
+    `checked(session, document)` gets the whole check (quality/reverify.py opens its suspicions).
     """
     note = note or (lambda message: None)
     started = aware_moment(run_started)
@@ -741,6 +753,8 @@ def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
         note(f"the data-quality check could not run: {message}")
         return {"session": session.isoformat() if session else None, "complete": None, "error": message}
     summary = quality_summary(session, document)
+    if checked is not None and document is not None:
+        checked(session, document)
     if summary["alert"]:
         note(f"data incomplete: {summary['alert']}")
     return summary

@@ -104,7 +104,7 @@ def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: st
     """The aggregate's last steps: the data-quality check and the compaction of earlier days (unless stopped),
     run.json, Interrupted when stopped."""
     if not interrupted:
-        run["quality"] = _quality_step(writer.store, day, settings, started_at, observer)
+        run["quality"] = _quality_step(writer, day, settings, started_at, observer)
         run["compaction"] = _compaction_step(writer.store, day, run["command"], observer)
     writer.commit_run(day, run)
     if interrupted:
@@ -131,12 +131,14 @@ def _record_stopped_run(writer: Writer, day: dt.date, batches: dict, seconds: fl
 # ---------------------------------------------------------------------------------------------- the store
 
 
-def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer) -> dict:
-    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block; an
-    incomplete day is a warning on stderr (observer.note), never a change of the exit code."""
-    from ..quality.check import run_quality
+def _quality_step(writer: Writer, day: dt.date, settings, started_at: str, observer: Observer) -> dict:
+    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block (with the
+    re-verification of what looks suspicious: quality/reverify.py); an incomplete day is a warning on stderr
+    (observer.note), never a change of the exit code."""
+    from ..quality.reverify import quality_step
 
-    return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note)
+    return quality_step(writer.store, day, started_at, lookback_days=settings.lookback_days, note=observer.note,
+                        commit=writer.commit_suspicions)
 
 
 def _compaction_step(store, day: dt.date, command: str, observer: Observer) -> dict:
