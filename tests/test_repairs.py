@@ -22,6 +22,7 @@ from stockstream_cli.quality.check import check
 from stockstream_cli.quality.reverify import track
 from stockstream_cli.settings import Settings
 from stockstream_cli.thresholds import REVERIFY_SESSIONS
+from yahoo_fake import SYDNEY
 
 SESSIONS = play.SESSIONS  # 2026-11-09 .. 2026-11-20, ten sessions
 X = SESSIONS[2]  # 2026-11-11: the day every error is planted on
@@ -204,7 +205,7 @@ def test_reverification_costs_no_extra_request(played_errors):
     reverified = {s for r in records for s in r.get("reverified", {})}
     assert reverified == {"AAA", "DDD", "EEE", "FFF"}  # AAA's the next day, within the window; it closed then
     charts = [q for q in fake.requests if q.kind == "chart" and q.ticker == "EEE.AX"]
-    first_days = [dt.datetime.fromtimestamp(int(q.params["period1"]), dt.timezone.utc).date() for q in charts]
+    first_days = [dt.datetime.fromtimestamp(int(q.params["period1"]), SYDNEY).date() for q in charts]
     # from 2026-11-16 on X is out of the 5-day window: the request still starts at X's neighbour before it
     assert first_days[-1] == SESSIONS[1] and first_days[-1] < SESSIONS[-1] - dt.timedelta(days=4)
 
