@@ -193,7 +193,7 @@ def test_the_five_planted_errors_end_right_and_a_genuine_move_is_untouched(playe
     assert set(opened) == {("EEE", X), ("FFF", X)}
     assert opened[("FFF", X)].sessions == len(SESSIONS) - 3 and opened[("EEE", X)].reported["close"] == \
         pytest.approx(truth["EEE"]["close"] * 100)
-    closed = {name for run in runs for name in run["quality"]["reverify"]["changed"]}
+    closed = {name for run in runs for name in run["reverify"]["changed"]}
     assert closed == {f"AAA {X}", f"DDD {X}"}
 
 

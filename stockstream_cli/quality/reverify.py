@@ -109,21 +109,22 @@ def reverify(store, day: dt.date, document: dict | None, lookback_days: int,
 
 
 def quality_step(store, day: dt.date, run_started, *, lookback_days: int, note: Callable[[str], None],
-                 commit: Callable[[dt.date, list[Suspicion]], None]) -> dict:
-    """A run's data-quality step (check.run_quality's "quality" block) followed by re-verification's
-    bookkeeping: the open suspicions written through `commit` (the run's writer), and a "reverify" block
-    in the quality block. A failure of the bookkeeping is a note, never the run's failure."""
+                 commit: Callable[[dt.date, list[Suspicion]], None]) -> tuple[dict, dict | None]:
+    """A run's data-quality step followed by re-verification's bookkeeping: (check.run_quality's "quality"
+    block, run.json's "reverify" block: Tracked.summary, or {"error"}; None when the check could not run).
+    The open suspicions are written through `commit` (the run's writer). A failure of the bookkeeping is a
+    note, never the run's failure."""
     from .check import run_quality
 
     checked: dict = {}
     summary = run_quality(store, day, run_started, lookback_days=lookback_days, note=note,
                           checked=lambda session, document: checked.update(document=document))
     if summary.get("complete") is None and "error" in summary:
-        return summary  # the check could not run: the suspicions stay as they are
+        return summary, None  # the check could not run: the suspicions stay as they are
     try:
         tracked = reverify(store, day, checked.get("document"), lookback_days, note)
         commit(day, tracked.open)
     except StockstreamError as error:
         note(f"re-verification's record could not be updated: {error}")
-        return {**summary, "reverify": {"error": str(error)}}
-    return {**summary, "reverify": tracked.summary()}
+        return summary, {"error": str(error)}
+    return summary, tracked.summary()

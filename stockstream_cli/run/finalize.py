@@ -41,7 +41,10 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
                        started_at=utc_timestamp(run_started), batch_errors=batch_errors)
     if execution:
         run["execution"] = execution
-    run["quality"] = quality_step(store, day, run_started, lookback_days=lookback_days, note=lambda message: None,
-                                  commit=lambda when, open_now: write_open(store, when, open_now))
+    run["quality"], reverified = quality_step(store, day, run_started, lookback_days=lookback_days,
+                                              note=lambda message: None,
+                                              commit=lambda when, open_now: write_open(store, when, open_now))
+    if reverified is not None:
+        run["reverify"] = reverified
     write_run(store, day, run)
     return run

@@ -104,7 +104,9 @@ def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: st
     """The aggregate's last steps: the data-quality check and the compaction of earlier days (unless stopped),
     run.json, Interrupted when stopped."""
     if not interrupted:
-        run["quality"] = _quality_step(writer, day, settings, started_at, observer)
+        run["quality"], reverified = _quality_step(writer, day, settings, started_at, observer)
+        if reverified is not None:
+            run["reverify"] = reverified
         run["compaction"] = _compaction_step(writer.store, day, run["command"], observer)
     writer.commit_run(day, run)
     if interrupted:
@@ -131,9 +133,9 @@ def _record_stopped_run(writer: Writer, day: dt.date, batches: dict, seconds: fl
 # ---------------------------------------------------------------------------------------------- the store
 
 
-def _quality_step(writer: Writer, day: dt.date, settings, started_at: str, observer: Observer) -> dict:
-    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block (with the
-    re-verification of what looks suspicious: quality/reverify.py); an incomplete day is a warning on stderr
+def _quality_step(writer: Writer, day: dt.date, settings, started_at: str, observer: Observer) -> tuple[dict, dict | None]:
+    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" and "reverify"
+    blocks (the re-verification of what looks suspicious: quality/reverify.py); an incomplete day is a warning on stderr
     (observer.note), never a change of the exit code."""
     from ..quality.reverify import quality_step
 
