@@ -32,6 +32,12 @@ class Tracked:
     opened: list[Suspicion]
     changed: list[Suspicion]  # closed: Yahoo's answer changed (the newest fetch, stored, is its correction)
     confirmed: list[Suspicion]  # closed: the same answer for REVERIFY_SESSIONS sessions
+    previous: list[Suspicion] = dataclasses.field(default_factory=list)  # those open before
+
+    @property
+    def changes_record(self) -> bool:
+        """Whether suspicions/open.json must be written (a store with nothing ever suspicious gets no file)."""
+        return self.open != self.previous
 
     def summary(self) -> dict:
         def names(items: list[Suspicion]) -> list[str]:
@@ -68,7 +74,7 @@ def track(previous: list[Suspicion], found: list[dict], answers: dict[tuple[str,
         held.add(key)
         opened.append(Suspicion(key[0], key[1], item["kind"], day, {f: answer[f] for f in REPAIRED_PRICES},
                                 answer["fetch_timestamp"], 0, day))
-    return Tracked(kept + opened, opened, changed, confirmed)
+    return Tracked(kept + opened, opened, changed, confirmed, list(previous))
 
 
 def _same(answer: dict, reported: dict[str, float]) -> bool:
@@ -123,7 +129,8 @@ def quality_step(store, day: dt.date, run_started, *, lookback_days: int, note: 
         return summary, None  # the check could not run: the suspicions stay as they are
     try:
         tracked = reverify(store, day, checked.get("document"), lookback_days, note)
-        commit(day, tracked.open)
+        if tracked.changes_record:
+            commit(day, tracked.open)
     except StockstreamError as error:
         note(f"re-verification's record could not be updated: {error}")
         return summary, {"error": str(error)}
