@@ -1,5 +1,5 @@
 """The one way anything is written to the dataset: a writer holds the lock its writes need, stages what it
-fetched, and the commit stores it in the one safe order — rows, then actions, then the record.
+fetched, and the commit stores it in the one safe order — rows, then actions, then repairs, then the record.
 
     with day_writer(store, day, "run-local") as writer:            # or batch_writer(store, day, n, ...)
         record = writer.commit_batch(day, n, fetched, window=(first, last), execution_time=s)
