@@ -232,3 +232,19 @@ def test_query_lists_the_repair_and_load_as_reported_returns_yahoos_values(playe
     checked = run_stockstream("check", "--start", SESSIONS[0].isoformat(), "--end", SESSIONS[-1].isoformat(),
                               "--store", data)
     assert "repaired: 1 day" in checked.stdout and "EEE" in checked.stdout
+
+
+def test_a_corrupt_suspicions_record_never_fails_a_batch_and_is_started_afresh(store):
+    from stockstream_cli.dataset import layout
+    from stockstream_cli.dataset.suspicions import open_dates, write_open
+    from stockstream_cli.errors import CorruptFileError
+    from stockstream_cli.quality.reverify import reverify
+
+    store.put(layout.SUSPICIONS_KEY, b"{not json")
+    assert open_dates(store) == {}
+    with pytest.raises(CorruptFileError, match="suspicions/open.json"):
+        read_open(store)
+    notes = []
+    assert reverify(store, X, None, 5, notes.append).open == [] and "suspicions/open.json" in notes[0]
+    write_open(store, X, [suspicion()])
+    assert open_dates(store) == {"FFF": [X]} and read_open(store) == [suspicion()]
