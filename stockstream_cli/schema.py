@@ -211,3 +211,27 @@ def actions_from_raw(raw: "pl.DataFrame", *, symbol: str, fetch_timestamp: str, 
         return empty_actions()
     frame = pl.DataFrame(found, schema=action_schema(), orient="row")
     return frame.unique(subset=["symbol", "date", "kind"], keep="last", maintain_order=True).sort("date", "kind")
+
+
+# ---------------------------------------------------------------------------------------------- repairs
+# A day Yahoo served with its prices unmistakably 100 times too big (cents for dollars) is stored repaired
+# (fetch/unit_errors.py finds it); the repair is recorded in repairs/SYMBOL.parquet (dataset/repairs.py):
+# what Yahoo said (reported_*), what is stored, when (the fetch's fetch_timestamp) and why (reason, detail).
+
+REPAIRED_PRICES = ("open", "high", "low", "close", "adjusted_close")
+REPAIR_COLUMNS = ("symbol", "date", *(f"reported_{name}" for name in REPAIRED_PRICES), *REPAIRED_PRICES,
+                  "fetch_timestamp", "reason", "detail")
+UNIT_ERROR = "unit_error_100x"  # the one reason a day is repaired
+
+
+def repair_schema() -> "pl.Schema":
+    import polars as pl
+
+    return pl.Schema({name: pl.String if name in ("symbol", "fetch_timestamp", "reason", "detail")
+                      else pl.Date if name == "date" else pl.Float64 for name in REPAIR_COLUMNS})
+
+
+def empty_repairs() -> "pl.DataFrame":
+    import polars as pl
+
+    return pl.DataFrame(schema=repair_schema())

@@ -406,7 +406,8 @@ def test_lambda_role_reads_and_writes_only_the_data_keys():
     assert sorted(data["Action"]) == ["s3:GetObject", "s3:PutObject"]
     assert data["Resource"] == [f"arn:aws:s3:::{BUCKET}/symbols/*", f"arn:aws:s3:::{BUCKET}/raw-data/*",
                                 f"arn:aws:s3:::{BUCKET}/runs/*", f"arn:aws:s3:::{BUCKET}/actions/*",
-                                f"arn:aws:s3:::{BUCKET}/locks/*"]
+                                f"arn:aws:s3:::{BUCKET}/locks/*", f"arn:aws:s3:::{BUCKET}/repairs/*",
+                                f"arn:aws:s3:::{BUCKET}/suspicions/*"]
     assert statements["ListDataBucket"]["Resource"] == f"arn:aws:s3:::{BUCKET}"
     # only compaction deletes, and only the batch files it folded in (raw-data/)
     assert statements["DeleteCompactedBatchFiles"]["Action"] == "s3:DeleteObject"

@@ -48,10 +48,11 @@ def test_the_iam_policy_grants_exactly_the_layouts_prefixes():
     target = resources.Target(account="111122223333", region="ap-southeast-2", bucket="b", image_uri="x/y:z")
     statement = {s["Sid"]: s for s in resources.lambda_role_policy(target)["Statement"]}["ReadWriteDataKeys"]
     granted = {arn.removeprefix(f"{target.bucket_arn}/").removesuffix("*") for arn in statement["Resource"]}
-    assert granted == set(layout.DATA_PREFIXES) == {"symbols/", "raw-data/", "runs/", "actions/", "locks/"}
+    assert granted == set(layout.DATA_PREFIXES) == {"symbols/", "raw-data/", "runs/", "actions/", "locks/",
+                                                          "repairs/", "suspicions/"}
     written = [layout.symbols_key(DAY), layout.batch_data_key(DAY, 3), layout.batch_manifest_key(DAY, 3),
                layout.run_summary_key(DAY), layout.backfill_data_key(DAY, 0), layout.backfill_manifest_key(DAY, 0),
-               layout.compacted_data_key("2026-11")]
+               layout.compacted_data_key("2026-11"), layout.repairs_key("AXE"), layout.SUSPICIONS_KEY]
     assert all(any(key.startswith(prefix) for prefix in granted) for key in written), written
 
 

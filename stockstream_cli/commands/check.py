@@ -143,6 +143,13 @@ def _render_check(document: dict) -> None:
         suspicious.add_row(f"[{style}]{title}[/]", str(len(items)), _suspicious_examples(kind, items))
     console.print(suspicious)
 
+    repaired = document.get("repaired", [])
+    if repaired:  # Yahoo's unit errors stored repaired: not suspicious, counted apart
+        console.print(f"repaired: {len(repaired):,} day{'' if len(repaired) == 1 else 's'} Yahoo served 100 times too "
+                      f"big, stored divided by 100 ({_examples(repaired, with_detail=False)}); "
+                      "load --as-reported gives Yahoo's values")
+    else:
+        console.print("repaired: none")
     revisions = document["revisions_count"]
     if revisions:
         fields = sorted({f for r in document["revisions"] for f in r["fields"]})

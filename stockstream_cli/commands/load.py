@@ -59,6 +59,10 @@ def load(
     end: Annotated[
         Optional[str], typer.Option("--end", help="Last trading date, YYYY-MM-DD, included.", show_default=False)
     ] = None,
+    as_reported: Annotated[
+        bool, typer.Option("--as-reported", help="Days stored repaired (Yahoo's prices 100 times too big) "
+                           "with the prices Yahoo reported, untouched (query's table repairs lists them).")
+    ] = False,
     format: OutputFormat = None,
     output: Output = None,
     store: options.Store = None,
@@ -71,7 +75,7 @@ def load(
 
     Examples: `stockstream load --symbols BHP CBA`;
     `stockstream load --start 2026-01-01 --end 2026-01-31 --format csv -o january.csv`;
-    `stockstream load --date 2026-01-05 --output day.parquet`.
+    `stockstream load --date 2026-01-05 --output day.parquet`; `stockstream load --symbols AXE --as-reported`.
     """
     from ..values import parse_symbols
 
@@ -79,7 +83,7 @@ def load(
     codes = parse_symbols(symbols)
     first, last = date_range(date, start, end)
     aggregator = open_reader(store, profile, region)
-    frame = aggregator.load(codes, start=first, end=last)
+    frame = aggregator.load(codes, start=first, end=last, as_reported=as_reported)
     if frame.is_empty():
         _note_empty(aggregator, codes, first, last)
     show(frame, chosen, output)

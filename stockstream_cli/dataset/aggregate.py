@@ -130,31 +130,53 @@ class DataAggregator:
 
     # ------------------------------------------------------------------------------------------ public API
 
-    def load_date(self, day: dt.date | str) -> "pl.DataFrame":
+    def load_date(self, day: dt.date | str, *, as_reported: bool = False) -> "pl.DataFrame":
         """Every symbol's row for one trading day."""
         day = _required_date(day, "date")
-        return self.load(start=day, end=day)
+        return self.load(start=day, end=day, as_reported=as_reported)
 
-    def load_date_range(self, start: dt.date | str, end: dt.date | str) -> "pl.DataFrame":
+    def load_date_range(self, start: dt.date | str, end: dt.date | str, *, as_reported: bool = False) -> "pl.DataFrame":
         """Every symbol's rows from start to end, both included."""
-        return self.load(start=_required_date(start, "start"), end=_required_date(end, "end"))
+        return self.load(start=_required_date(start, "start"), end=_required_date(end, "end"), as_reported=as_reported)
 
     def load_symbols(
-        self, symbols: Iterable[str] | str, start: dt.date | str | None = None, end: dt.date | str | None = None
+        self, symbols: Iterable[str] | str, start: dt.date | str | None = None, end: dt.date | str | None = None,
+        *, as_reported: bool = False,
     ) -> "pl.DataFrame":
         """The rows of these symbols (ASX codes without suffix), optionally within [start, end]."""
         if symbols is None:
             raise InputError("load_symbols needs symbols, e.g. ['BHP', 'CBA']")
-        return self.load(symbols, start=start, end=end)
+        return self.load(symbols, start=start, end=end, as_reported=as_reported)
 
     def load(
         self,
         symbols: Iterable[str] | None = None,
         start: dt.date | str | None = None,
         end: dt.date | str | None = None,
+        *,
+        as_reported: bool = False,
     ) -> "pl.DataFrame":
-        """The general query behind the three methods above: every filter optional."""
-        return self._query(symbols, start, end, newest=True)
+        """The general query behind the three methods above: every filter optional. as_reported: a day stored
+        repaired (Yahoo's unit errors, repairs.py) comes with the prices Yahoo reported instead."""
+        frame = self._query(symbols, start, end, newest=True)
+        if as_reported:
+            from .repairs import as_reported as reported_rows
+
+            frame = reported_rows(frame, self.load_repairs(symbols, start, end))
+        return frame
+
+    def load_repairs(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> "pl.DataFrame":
+        """The days stored repaired (query's table `repairs`): one row per (symbol, date), what Yahoo reported
+        (reported_*), what is stored, the fetch's timestamp, the reason and its detail. Filters as in `load`."""
+        from .repairs import load_repairs
+
+        codes, start, end = _filters(symbols, start, end)
+        return load_repairs(self.store, codes, start, end)
 
     def load_actions(
         self,

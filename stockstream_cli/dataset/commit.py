@@ -1,5 +1,5 @@
 """The one way anything is written to the dataset: a writer holds the lock its writes need, stages what it
-fetched, and the commit stores it in the one safe order — rows, then actions, then the record.
+fetched, and the commit stores it in the one safe order — rows, then actions, then repairs, then the record.
 
     with day_writer(store, day, "run-local") as writer:            # or batch_writer(store, day, n, ...)
         record = writer.commit_batch(day, n, fetched, window=(first, last), execution_time=s)
@@ -48,6 +48,7 @@ class Fetched(Protocol):
     attempts: int  # requests sent for it
     dropped: dict[str, int]  # rows dropped by cleaning, by reason
     restated_from: dt.date | None  # set when its stored range was fetched again (fetch/restate.py)
+    repairs: "pl.DataFrame | None"  # the days it stored repaired (repairs.py), None for none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Writer:
     command: str
 
     def commit_batch(self, day: dt.date, batch_number: int, fetched: Sequence[Fetched], *,
-                     window: tuple[dt.date, dt.date], execution_time: float, fetched_at: str) -> manifest.Record:
+                     window: tuple[dt.date, dt.date], execution_time: float, fetched_at: str,
+                     reverified: dict[str, list[str]] | None = None) -> manifest.Record:
         """Merge `fetched` into batch N of day D: rows, actions, then the batch's record; the record stored.
 
         BatchFailed (nothing written) when no symbol has data and every failure is retryable: Yahoo refused
@@ -79,7 +81,14 @@ class Writer:
             self.store.put(data_key, to_parquet_bytes(rows))
         with _as_batch_failure(f"{what}: actions could not be written"):
             written = self._store_actions(fetched)
-        record = dataclasses.replace(record, details={**record.details, "actions_written": written})
+        with _as_batch_failure(f"{what}: repairs could not be written"):
+            repaired = self._store_repairs(fetched)
+        details = {**record.details, "actions_written": written}
+        if reverified:
+            details["reverified"] = reverified  # symbol -> the open suspicions its one request fetched again
+        if repaired:
+            details["repairs_written"] = repaired
+        record = dataclasses.replace(record, details=details)
         with _as_batch_failure(f"{what} could not be written"):
             self.store.put(layout.batch_manifest_key(day, batch_number), manifest.encode(record))
         return record
@@ -92,6 +101,7 @@ class Writer:
         if data_key is not None:
             self.store.put(data_key, to_parquet_bytes(rows))
         self._store_actions(fetched)
+        self._store_repairs(fetched)
         record = manifest.backfill_record(number, start, end, chunk, fetched, rows, data_key,
                                           execution_time=execution_time, fetched_at=fetched_at)
         self.store.put(layout.backfill_manifest_key(end, number), manifest.encode(record))
@@ -102,6 +112,25 @@ class Writer:
         from .summary import write_run
 
         write_run(self.store, day, run)
+
+    def commit_suspicions(self, day: dt.date, suspicions: list) -> None:
+        """suspicions/open.json, the quality step's (quality/reverify.py) after the run's batches."""
+        from .suspicions import write_open
+
+        write_open(self.store, day, suspicions)
+
+    def _store_repairs(self, fetched: Iterable[Fetched]) -> list[str]:
+        """Each fetched symbol's repaired days into repairs/SYMBOL.parquet (its records of the days it fetched
+        replaced), where something changed; the symbols written."""
+        from .repairs import repaired_symbols, store_repairs
+
+        fetched = [one for one in fetched if one.failure is None and one.rows is not None]
+        if not fetched:
+            return []
+        held = repaired_symbols(self.store)
+        return [one.symbol for one in fetched
+                if store_repairs(self.store, one.symbol, one.rows["date"].to_list(), getattr(one, "repairs", None),
+                                 one.symbol in held)]
 
     def _store_actions(self, fetched: Iterable[Fetched]) -> list[str]:
         """The actions of every symbol fetched, merged into actions/SYMBOL.parquet where something is new;

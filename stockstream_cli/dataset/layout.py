@@ -8,6 +8,8 @@
     runs/YYYY-MM-DD/backfill-N.json        that chunk's result: what a rerun of the backfill skips
     raw-data/compacted-YYYY-MM.parquet     `stockstream compact`: a month's batch files and backfill chunks in one sorted file
     actions/SYMBOL.parquet                 a symbol's corporate actions (dividends, splits), its whole history
+    repairs/SYMBOL.parquet                 a symbol's days stored repaired (Yahoo's unit errors): what Yahoo said
+    suspicions/open.json                   the (symbol, date)s later runs fetch again (quality/reverify.py)
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ RAW_DATA_PREFIX = "raw-data/"
 RUNS_PREFIX = "runs/"
 ACTIONS_PREFIX = "actions/"
 LOCKS_PREFIX = "locks/"  # a writer's lock (locks.py): exists only while it writes
-DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, ACTIONS_PREFIX, LOCKS_PREFIX)  # every key lives under one (the IAM policy grants these)
+REPAIRS_PREFIX = "repairs/"
+SUSPICIONS_PREFIX = "suspicions/"
+SUSPICIONS_KEY = f"{SUSPICIONS_PREFIX}open.json"
+DATA_PREFIXES = (SYMBOLS_PREFIX, RAW_DATA_PREFIX, RUNS_PREFIX, ACTIONS_PREFIX, LOCKS_PREFIX, REPAIRS_PREFIX,
+                 SUSPICIONS_PREFIX)  # every key lives under one (the IAM policy grants these)
 
 _SYMBOLS_RE = re.compile(r"^symbols/(\d{4}-\d{2}-\d{2})-symbols\.csv$")
 _BATCH_DATA_RE = re.compile(r"^raw-data/(\d{4}-\d{2}-\d{2})-batch-(\d+)\.parquet$")
@@ -127,4 +133,18 @@ def actions_key(symbol: str) -> str:
 def parse_actions_key(key: str) -> str | None:
     """The symbol of an actions file's key; None for any other key."""
     match = _ACTIONS_RE.match(key)
+    return match.group(1) if match else None
+
+
+# repaired days: one file per symbol that has any (repairs.py)
+_REPAIRS_RE = re.compile(r"^repairs/([A-Z0-9]{3,6})\.parquet$")
+
+
+def repairs_key(symbol: str) -> str:
+    return f"{REPAIRS_PREFIX}{symbol}.parquet"
+
+
+def parse_repairs_key(key: str) -> str | None:
+    """The symbol of a repairs file's key; None for any other key."""
+    match = _REPAIRS_RE.match(key)
     return match.group(1) if match else None

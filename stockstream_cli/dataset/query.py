@@ -6,6 +6,7 @@ Two tables, both lazy, so a query reads only what it needs:
   `date` (the rule's keys, where it cannot change the winner) below it into the Parquet reader, which skips
   the row groups (a compacted month's, above all) whose statistics rule it out.
 - `actions`: the `actions` command's rows, read only when the query names the table.
+- `repairs`: the days stored repaired (repairs.py: what Yahoo reported, what is stored, when, why), likewise.
 SQL the engine refuses (a syntax error, an unknown table or column, a type that does not fit) is an InputError
 carrying polars' message on one line; a stored file that cannot be read is named as `load` names it.
 No typer or rich here.
@@ -48,7 +49,8 @@ def _plan(aggregator, keys: list[str], sql: str, failures: list) -> "pl.LazyFram
     import polars as pl
 
     context = pl.SQLContext({"prices": prices_table(aggregator.store, keys),
-                             "actions": actions_table(aggregator, failures)})
+                             "actions": actions_table(aggregator, failures),
+                             "repairs": repairs_table(aggregator, failures)})
     try:
         plan = context.execute(sql, eager=False)
         plan.collect_schema()
@@ -87,6 +89,22 @@ def actions_table(aggregator, failures: list) -> "pl.LazyFrame":
             raise
 
     return pl.defer(read, schema=action_schema())
+
+
+def repairs_table(aggregator, failures: list) -> "pl.LazyFrame":
+    """The repaired days (DataAggregator.load_repairs), read when the plan runs."""
+    import polars as pl
+
+    from ..schema import repair_schema
+
+    def read() -> "pl.DataFrame":
+        try:
+            return aggregator.load_repairs()
+        except StockstreamError as error:
+            failures.append(error)
+            raise
+
+    return pl.defer(read, schema=repair_schema())
 
 
 def one_line(error: BaseException) -> str:

@@ -44,6 +44,7 @@ class SymbolResult:
     dropped: dict[str, int]
     actions: "pl.DataFrame | None" = None  # dividends and splits the answer carried (dataset/actions.py's columns)
     restated_from: dt.date | None = None  # set when its stored range was fetched again (fetch/restate.py)
+    repairs: "pl.DataFrame | None" = None  # the unmistakable 100x days it stored repaired (fetch/unit_errors.py)
 
 
 def lookback_window(day: dt.date, lookback_days: int) -> tuple[dt.date, dt.date]:
@@ -77,6 +78,7 @@ def fetch_symbols(
     requests: "RequestCounts | None" = None,
     now: dt.datetime | None = None,
     deadline: "Deadline | None" = None,
+    starts: dict[str, dt.date] | None = None,
 ) -> FetchedBatch:
     """Fetch and clean batch `batch_number`'s symbols over the lookback window ending at `day`. Pure of the
     store: rows, actions and outcomes out; the commit (dataset/commit.py) stores them.
@@ -88,6 +90,8 @@ def fetch_symbols(
     deadline: a fetch.deadline.Deadline; once due, no new symbol is taken and the rest is recorded as
     `interrupted`; a suspected block (fetch/block.py) likewise records the rest as `blocked`. Either way the
     results are returned, to be committed before progress.raise_if_cut_short raises what the orchestrator retries.
+    starts: {symbol: an earlier first day} for the symbols whose one chart request must reach before the window
+    (re-verification of their open suspicions: fetch/reverify.py); the window's end stays.
     """
     from ..sources import http
     from . import pacing
@@ -102,7 +106,11 @@ def fetch_symbols(
 
     run = BatchProgress(deadline, lambda code, reason, detail: SymbolResult(code, None, reason, detail, 0, {}))
 
-    def fetch_one(code: str, start: dt.date = first, end: dt.date = last, *, report: bool = True) -> SymbolResult | None:
+    starts = starts or {}
+
+    def fetch_one(code: str, start: dt.date | None = None, end: dt.date = last, *,
+                  report: bool = True) -> SymbolResult | None:
+        start = start or min(first, starts.get(code, first))
         if report and workers > 1 and deadline is not None and deadline.due():
             return None  # the deadline came while this symbol waited for a thread: not fetched (judged below)
         with http.paced(None, requests):  # per thread: the tally follows the request's thread
@@ -256,8 +264,11 @@ def _cleaned(code: str, raw: "pl.DataFrame", first: dt.date, last: dt.date, batc
                                       fetch_timestamp=fetched_at, first_day=first, last_day=last)
     dropped = {reason: count for reason, count in dropped.items() if count}
     if rows.height:
+        from .unit_errors import repair_unit_errors
+
+        rows, repairs = repair_unit_errors(rows)
         actions = schema.actions_from_raw(raw, symbol=code, fetch_timestamp=fetched_at, first_day=first, last_day=last)
-        return SymbolResult(code, rows, None, "", attempts, dropped, actions)
+        return SymbolResult(code, rows, None, "", attempts, dropped, actions, repairs=repairs)
     if dropped.get("invalid"):
         return SymbolResult(code, None, INVALID_DATA, f"{raw.height} bars, none valid ({dropped})", attempts, dropped)
     return SymbolResult(code, None, NO_DATA, f"no traded bars in {first}..{last} ({dropped})", attempts, dropped)

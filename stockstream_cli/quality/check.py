@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -73,6 +72,7 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     list_reader = ListReader(store)
     beyond = later_listings(list_reader, list_keys, considered, [span.last for span in spans])
     fetch_keys = FetchKeys.listed(store)
+    read_records: list[FetchRecord] = []  # the spans' records that were read (those of spans missing rows)
     reader = DataAggregator(store)
     found, tails, universe, listed = Findings(), {}, None, set()
     for span in spans:
@@ -80,8 +80,8 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
         if universe is None:
             listed = _expected_symbols(sessions[:1], lists, symbols)
             universe = sorted(listed | set(symbols or ()))
-        fetches = functools.partial(fetch_keys.read, store, max(span.first, start), min(span.last, end), lookback,
-                                    list_keys)  # read only when the span misses rows: what judges them
+        fetches = _reading(read_records, fetch_keys.read, store, max(span.first, start), min(span.last, end),
+                           lookback, list_keys)  # read only when the span misses rows: what judges them
         tails = _check_span(found, span, start, end, lists, fetches, reader, universe, symbols, tails,
                             final=span is spans[-1])
     classified = classify(found.judged, lambda names: _earliest_rows(store, names))
@@ -89,9 +89,32 @@ def check(store, start: dt.date, end: dt.date, *, symbols: list[str] | None = No
     revisions, restated = split_restatements(sorted(found.revisions, key=_symbol_and_date), actions)
     unlisted = sorted(set(symbols or ()) - listed) if list_keys else []
     document = _document(start, end, sessions, universe, unlisted, found, classified, revisions)
-    partial = {day.isoformat(): part for day, part in sorted(fetches.parts.items()) if start <= day <= end}
+    # the runs asked for part of their day, where that bears on a missing row (the spans whose records were read)
+    partial = {day.isoformat(): part for record in read_records for day, part in sorted(record.parts.items())
+               if start <= day <= end}
+    repaired = _repaired_in(store, universe, start, end)
     return {**document, "restated_count": len(restated), "restated": restated,
-            "actions": _action_list(actions, start, end), "partial_runs": partial}
+            "actions": _action_list(actions, start, end), "partial_runs": partial,
+            "repaired_count": len(repaired), "repaired": repaired}
+
+
+def _reading(kept: list, read: Callable[..., "FetchRecord"], *args) -> Callable[[], "FetchRecord"]:
+    """read(*args) when called, its record kept in `kept`."""
+    def reader() -> "FetchRecord":
+        record = read(*args)
+        kept.append(record)
+        return record
+
+    return reader
+
+
+def _repaired_in(store, symbols: list[str], start: dt.date, end: dt.date) -> list[dict]:
+    """The days of the range stored repaired (Yahoo's unit errors: quality/reverify.py), counted apart."""
+    from ..dataset.repairs import load_repairs
+
+    frame = load_repairs(store, symbols or None, start, end)
+    return [{"symbol": s, "date": d.isoformat(), "reported_close": r, "close": c}
+            for s, d, r, c in frame.select("symbol", "date", "reported_close", "close").iter_rows()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -842,13 +865,14 @@ def quality_summary(session: dt.date | None, document: dict | None) -> dict:
 
 def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
                 lookback_days: int = DEFAULT_LOOKBACK_DAYS, note: Callable[[str], None] | None = None,
-                symbols: list[str] | None = None) -> dict:
+                symbols: list[str] | None = None, checked: Callable[[dt.date, dict], None] | None = None) -> dict:
     """The data-quality step after a run's aggregate: `check` of the session the run should have complete.
 
     Which session: calendar.session_to_check (the latest one closed when the run started, within its fetch
     window). Never raises: a check that could not run is recorded as {"session": ..., "complete": None,
-    "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error.
-    `symbols`: a run of part of the day is judged on what it was asked for.
+    "error": "..."}, since it must not cost the run its summary. `note` hears the alert or the error;
+    `symbols`: a run of part of the day is judged on what it was asked for; `checked(session, document)` gets
+    the whole check (quality/reverify.py opens its suspicions).
     """
     note = note or (lambda message: None)
     started = aware_moment(run_started)
@@ -861,6 +885,8 @@ def run_quality(store, day: dt.date, run_started: "dt.datetime | str", *,
         note(f"the data-quality check could not run: {message}")
         return {"session": session.isoformat() if session else None, "complete": None, "error": message}
     summary = quality_summary(session, document)
+    if checked is not None and document is not None:
+        checked(session, document)
     if summary["alert"]:
         note(f"data incomplete: {summary['alert']}")
     return summary

@@ -16,7 +16,9 @@ from ..dataset.actions import symbols_with_news
 from ..dataset.aggregate import earliest_rows
 from ..dataset.symbols import batch_codes
 from ..fetch import restate
-from ..fetch.batch import fetch_symbols
+from ..dataset.suspicions import open_dates
+from ..fetch.batch import fetch_symbols, lookback_window
+from ..fetch.reverify import widened_starts
 
 if TYPE_CHECKING:
     from ..dataset.commit import Writer
@@ -32,14 +34,17 @@ def fetch_batch(writer: "Writer", day: dt.date, batch_number: int, settings, *,
     started = time.monotonic()
     store = writer.store
     codes = batch_codes(store, day, batch_number, symbols)
-    fetched = fetch_symbols(codes, day, batch_number, settings, **options)
+    suspected = open_dates(store)  # re-verification: the same one request per symbol reaches back over them
+    starts = widened_starts(suspected, codes, lookback_window(day, settings.lookback_days)[0]) if suspected else {}
+    fetched = fetch_symbols(codes, day, batch_number, settings, starts=starts, **options)
     window_first = fetched.window[0]
     news = symbols_with_news(store, restate.with_actions(fetched.results))
     firsts = earliest_rows(store, sorted(news)) if news else {}
     results = restate.restate(fetched.results, window_first, day, news=news, first_dates=firsts,
                               refetch=fetched.refetch).results
     record = writer.commit_batch(day, batch_number, results, window=fetched.window,
-                                 execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp())
+                                 execution_time=time.monotonic() - started, fetched_at=schema.utc_timestamp(),
+                                 reverified=reverified(results, suspected))
     fetched.progress.raise_if_cut_short(record, batch_number, day)
     return record
 
@@ -53,3 +58,16 @@ def fetch_batch_locked(store, day: dt.date, batch_number: int, settings, *, comm
 
     with batch_writer(store, day, batch_number, command, wait=wait) as writer:
         return fetch_batch(writer, day, batch_number, settings, **options)
+
+
+def reverified(results, suspected: dict[str, list[dt.date]]) -> dict[str, list[str]]:
+    """{symbol: the dates of its open suspicions its fetch answered again}, for the batch's record."""
+    found = {}
+    for result in results:
+        dates = suspected.get(result.symbol)
+        if dates and result.rows is not None:
+            fetched = set(result.rows["date"].to_list())
+            again = sorted(day.isoformat() for day in dates if day in fetched)
+            if again:
+                found[result.symbol] = again
+    return found

@@ -29,7 +29,8 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
     from ..dataset.summary import read_manifests, run_document, write_run
     from ..dataset.symbols import day_batches
     from .types import Observer
-    from ..quality.check import run_quality
+    from ..dataset.suspicions import write_open
+    from ..quality.reverify import quality_step
     from ..schema import utc_timestamp
 
     batches = day_batches(store, day)
@@ -40,6 +41,10 @@ def finalize_day(store, day: dt.date, *, run_started: dt.datetime, lookback_days
                        started_at=utc_timestamp(run_started), batch_errors=batch_errors)
     if execution:
         run["execution"] = execution
-    run["quality"] = run_quality(store, day, run_started, lookback_days=lookback_days)
+    run["quality"], reverified = quality_step(store, day, run_started, lookback_days=lookback_days,
+                                              note=lambda message: None,
+                                              commit=lambda when, open_now: write_open(store, when, open_now))
+    if reverified is not None:
+        run["reverify"] = reverified
     write_run(store, day, run)
     return run

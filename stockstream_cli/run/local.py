@@ -140,7 +140,9 @@ def finish_run(writer: Writer, day: dt.date, settings, run: dict, started_at: st
     """The aggregate's last steps: the data-quality check (of the `judged` symbols alone, for a part of the day)
     and the compaction of earlier days (unless stopped), run.json, Interrupted when stopped."""
     if not interrupted:
-        run["quality"] = _quality_step(writer.store, day, settings, started_at, observer, judged)
+        run["quality"], reverified = _quality_step(writer, day, settings, started_at, observer, judged)
+        if reverified is not None:
+            run["reverify"] = reverified
         run["compaction"] = _compaction_step(writer.store, day, run["command"], observer)
     writer.commit_run(day, run)
     if interrupted:
@@ -172,15 +174,16 @@ def part_symbols(part: Part | None, asked: dict[int, tuple[str, ...]]) -> list[s
     return None if part is None else sorted({symbol for members in asked.values() for symbol in members})
 
 
-def _quality_step(store, day: dt.date, settings, started_at: str, observer: Observer,
-                  symbols: list[str] | None = None) -> dict:
-    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" block; an
-    incomplete day is a warning on stderr (observer.note), never a change of the exit code. A part of the day
-    (`symbols`) is judged on what was asked."""
-    from ..quality.check import run_quality
+def _quality_step(writer: Writer, day: dt.date, settings, started_at: str, observer: Observer,
+                  symbols: list[str] | None = None) -> tuple[dict, dict | None]:
+    """After the aggregate, as the state machine's CheckDataQuality: run.json's "quality" and "reverify"
+    blocks (the re-verification of what looks suspicious: quality/reverify.py); an incomplete day is a warning
+    on stderr (observer.note), never a change of the exit code. A part of the day (`symbols`) is judged on
+    what was asked."""
+    from ..quality.reverify import quality_step
 
-    return run_quality(store, day, started_at, lookback_days=settings.lookback_days, note=observer.note,
-                       symbols=symbols)
+    return quality_step(writer.store, day, started_at, lookback_days=settings.lookback_days, note=observer.note,
+                        commit=writer.commit_suspicions, symbols=symbols)
 
 
 def _compaction_step(store, day: dt.date, command: str, observer: Observer) -> dict:
