@@ -16,7 +16,7 @@ from stockstream_cli.dataset import layout
 from stockstream_cli.errors import BatchBlocked, BatchInterrupted, Interrupted
 from stockstream_cli.fetch import block
 from helpers import fetch_batch
-from lambda_clock import ChartClock
+from clock import ChartClock
 from stockstream_cli.fetch.deadline import COMMIT_SECONDS, Deadline
 from stockstream_cli.reasons import BLOCKED, FINAL, INTERRUPTED, RERUN
 from stockstream_cli.run import local, rerun

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import threading
 
 import polars as pl
 import pytest
@@ -22,23 +21,9 @@ from stockstream_cli.fetch.deadline import COMMIT_SECONDS, Deadline, symbol_wors
 from stockstream_cli.reasons import INTERRUPTED, TIMEOUT
 from stockstream_cli.run.lambda_runtime import fetch_event_batch
 from stockstream_cli.settings import Settings
+from clock import Clock
 
 DAY = dt.date(2025, 4, 8)
-
-
-class Clock:
-    """Virtual seconds: every sleep (the fake's latency and timeouts, pacing, backoff) moves it."""
-
-    def __init__(self):
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(seconds, 0.0)
 
 
 class LambdaContext:

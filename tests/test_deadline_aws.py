@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from aws_support import REGION, deployed_pipeline, wait_for
-from lambda_clock import ChartClock
+from clock import ChartClock
 from stockstream_cli.run.lambda_runtime import lambda_settings
 
 DAY = dt.date(2026, 11, 25)

@@ -7,7 +7,6 @@ a --rate budget, so "inside the budget" is checked on the times the fake receive
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
@@ -18,22 +17,10 @@ from stockstream_cli.sources.http import RequestCounts, request_kind
 from stockstream_cli.dataset.store import LocalStore
 from yahoo_fake import FakeYahoo
 from helpers import fetch_batch
+from clock import Clock
 
 DAY = dt.date(2026, 1, 9)
 RATE = 5.0
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 @pytest.fixture

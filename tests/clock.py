@@ -1,9 +1,27 @@
-"""A Lambda context on a virtual clock the fake Yahoo drives: the fetcher's deadline (fetch/deadline.py) in
-tests that count requests rather than seconds."""
+"""Virtual clocks for tests that must not sleep: seconds moved by every sleep (Clock), and a Lambda context
+on a clock the fake Yahoo drives (ChartClock: the fetcher's deadline, fetch/deadline.py, in tests that count
+requests rather than seconds)."""
 
 from __future__ import annotations
 
+import threading
+
 from stockstream_cli.fetch.deadline import COMMIT_SECONDS, symbol_worst_case
+
+
+class Clock:
+    """Virtual seconds: every sleep (the fake's latency and timeouts, pacing, backoff) moves it."""
+
+    def __init__(self):
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(seconds, 0.0)
 
 
 class ChartClock:
