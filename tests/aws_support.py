@@ -165,7 +165,9 @@ MOTO_ACTION_NAMES = {"s3:ListBucket": ("s3:HeadBucket", "s3:ListObjectsV2"),
                      "s3:GetBucketPublicAccessBlock": ("s3:GetPublicAccessBlock",),
                      "s3:PutBucketPublicAccessBlock": ("s3:PutPublicAccessBlock",),
                      "s3:GetEncryptionConfiguration": ("s3:GetBucketEncryption",),
-                     "s3:PutEncryptionConfiguration": ("s3:PutBucketEncryption",)}
+                     "s3:PutEncryptionConfiguration": ("s3:PutBucketEncryption",),
+                     "s3:PutLifecycleConfiguration": ("s3:PutBucketLifecycleConfiguration",),
+                     "s3:GetLifecycleConfiguration": ("s3:GetBucketLifecycleConfiguration",)}
 MOTO_SERVICE_NAMES = {"cloudwatch": "monitoring", "ecr": "api.ecr"}
 
 
