@@ -62,3 +62,46 @@ def test_both_forms_of_the_rule_give_the_same_rows_and_the_lazy_one_lets_a_filte
     assert eager["close"].to_list() == [rows[3]["close"], rows[1]["close"]]
     plan = lazy.filter(pl.col("symbol") == "BHP").explain()
     assert "SELECTION" in plan and '"BHP"' in plan.split("SELECTION")[1]
+
+
+def _fetched_again_and_again(seed: int, rows: int = 4000) -> pl.DataFrame:
+    """Rows of a few symbols over a few days, most (symbol, date) fetched several times: stamps that tie, that
+    spell one instant two ways (Z, +00:00, +11:00), that do not parse, dates on both sides of 1970."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    symbols = np.array(["BHP", "A2M", "CBA", "Z1P", "ANZ", "AB", "ABC", "a"])
+    days = np.array(["1969-12-30", "1970-01-02", "2026-01-05", "2026-01-06"]
+                    + [f"2026-02-{d:02}" for d in range(2, 20)], dtype="datetime64[D]")
+    stamps = np.array(["2026-01-05T08:00:00.000Z", "2026-01-05T08:00:00+00:00", "2026-01-05T19:00:00+11:00",
+                       "2026-01-06T08:00:00Z", "2026-01-04T08:00:00.5Z", "not a time", "", "2026-01-05 08:00:00"])
+    close = rng.integers(1, 10_000, rows) / 1000
+    return pl.DataFrame({
+        "symbol": symbols[rng.integers(0, len(symbols), rows)], "date": days[rng.integers(0, len(days), rows)],
+        "open": close, "high": close, "low": close, "close": close, "volume": rng.integers(0, 1_000, rows),
+        "adjusted_close": close, "fetch_timestamp": stamps[rng.integers(0, len(stamps), rows)],
+        "batch_number": rng.integers(0, 3, rows),
+    }).cast(dict(schema.polars_schema()))
+
+
+def test_the_fast_form_keeps_the_rows_the_sort_on_the_whole_rule_keeps():
+    """newest_rows (an integer key, the whole rule only for keys fetched again) against the rule written as one
+    sort on every key, row for row, on frames where nearly every key comes many times."""
+    from stockstream_cli.dataset.newest import newest_rows
+
+    for seed in range(20):
+        frame = _fetched_again_and_again(seed)
+        expected = newest_per_symbol_and_date(frame.lazy()).collect()
+        assert newest_rows(frame).equals(expected), seed
+        assert expected.height < frame.height / 10
+    unique = _fetched_again_and_again(0).unique(["symbol", "date"], keep="first", maintain_order=True)
+    assert newest_rows(unique).equals(unique.sort("symbol", "date"))
+
+
+def test_the_fast_form_of_a_frame_with_a_null_key_is_the_rule_too():
+    from stockstream_cli.dataset.newest import newest_rows
+
+    frame = _fetched_again_and_again(1, rows=300).with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("date")).alias("date"))
+    assert newest_rows(frame).equals(newest_per_symbol_and_date(frame.lazy()).collect())
+    assert newest_rows(schema.empty_frame()).equals(schema.empty_frame())

@@ -36,7 +36,7 @@ from . import layout
 from .. import schema
 from ..errors import CorruptFileError, InputError, KeyNotFound, StoreError, first_line
 from ..values import check_range, parse_date, parse_symbols
-from .newest import newest_per_symbol_and_date
+from .newest import newest_rows
 from .store import S3_CONNECTIONS, store_of  # S3_CONNECTIONS: objects fetched at once on S3
 
 if TYPE_CHECKING:
@@ -347,10 +347,10 @@ class DataAggregator:
         if predicate is not None:
             query = query.filter(predicate)
         try:
-            frame = (newest_per_symbol_and_date(query) if newest else query).collect()
+            frame = query.collect()
         except (pl.exceptions.PolarsError, OSError) as error:
             raise self._diagnose(keys, predicate, error) from None
-        return frame
+        return newest_rows(frame) if newest else frame
 
     def _diagnose(self, keys: list[str], predicate: "pl.Expr | None", error: Exception) -> Exception:
         """A failed multi-file scan: find and name the file at fault (the error path only, so one scan per file)."""

@@ -142,13 +142,13 @@ def compact_month(store, month_plan: MonthPlan, *, step: Step | None = None) -> 
     import polars as pl
 
     from .datafile import read_batch_rows
-    from .newest import newest_per_symbol_and_date
+    from .newest import newest_rows
 
     keys = list(month_plan.batch_keys) + ([month_plan.key] if month_plan.compacted else [])
     with concurrent.futures.ThreadPoolExecutor(min(S3_CONNECTIONS, max(len(keys), 1))) as pool:
         frames = [frame for frame in pool.map(lambda key: read_batch_rows(store, key), keys) if frame is not None]
     combined = pl.concat(frames, how="vertical") if frames else schema.empty_frame()
-    rows = newest_per_symbol_and_date(combined.lazy()).collect()
+    rows = newest_rows(combined)
     data = compacted_bytes(rows, _folded_record(store, month_plan))
     _step(step, "read", month_plan.month)
     store.put(month_plan.key, data)

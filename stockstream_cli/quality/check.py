@@ -150,10 +150,10 @@ def _check_span(found: Findings, span: Span, start: dt.date, end: dt.date, lists
                 fetches: Callable[[], "FetchRecord"], reader, universe: list[str], symbols: list[str] | None,
                 tails: dict[str, list[dict]], *, final: bool) -> dict[str, list[dict]]:
     """Adds one span's findings to `found`; returns the tails the next span's suspicious-data rules need."""
-    from ..dataset.newest import newest_per_symbol_and_date
+    from ..dataset.newest import newest_rows
 
     raw = read_raw_rows(reader, span.first, span.last, universe)
-    newest = newest_per_symbol_and_date(raw.lazy()).collect()
+    newest = newest_rows(raw)
     found.revisions.extend(find_revisions(raw, start, end))
     del raw  # every fetch of every row (5 per row with a 5-day lookback): let it go before the next step
     expected = _expected_rows(span.sessions, lists, symbols)
