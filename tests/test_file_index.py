@@ -315,6 +315,21 @@ def test_compacted_and_backfill_files_go_through_the_index(store, footer_reads):
     assert aggregator._matching_files(None, dt.date(2025, 12, 2), dt.date(2025, 12, 31)) == [backfill]
 
 
+def test_a_symbol_filter_alone_reads_no_footer_of_a_compacted_month(store, footer_reads):
+    """A month holds every symbol of its month: under a symbol filter alone the index is asked about the day
+    files only (polars skips the month's row groups itself); a date filter prunes the month by the index."""
+    compact(store, months=["2026-01"], today=dt.date(2026, 2, 10))
+    compacted = layout.compacted_data_key("2026-01")
+    aggregator = DataAggregator(store)
+    bhp = aggregator.load_symbols(["BHP"])
+    assert bhp.equals(unpruned(aggregator, newest=True, symbols=["BHP"])) and bhp["date"].min() == dt.date(2025, 12, 1)
+    assert compacted not in footer_reads and footer_reads
+    assert compacted not in stored_entries(store)
+    before = aggregator.load_symbols(["BHP"], end="2026-01-20")
+    assert before.equals(unpruned(aggregator, newest=True, symbols=["BHP"], end="2026-01-20")) and before.height == 2
+    assert compacted in footer_reads and compacted not in aggregator._matching_files(["BHP"], None, dt.date(2026, 1, 20))
+
+
 def test_may_match_rules_a_file_out_only_when_its_ranges_say_so():
     ranges = ("BHP", "CBA", "2026-01-05", "2026-01-09")
     assert may_match(ranges, ["BHP"], None, None) and may_match(ranges, ["AAA", "BZZ"], None, None)

@@ -12,7 +12,8 @@ the columns of schema.polars_schema(). Reads are polars lazy scans with the filt
   the user cache) holds each data file's symbol and date range from its Parquet footer, checked against the
   version the store's listing gives for the file (so a rewritten file is read again, never trusted stale).
   Files whose ranges cannot match are not scanned; batch files hold a contiguous slice of the sorted symbol
-  list, so a symbol filter scans about one file per day. A file whose footer cannot be read, or whose
+  list, so a symbol filter scans about one file per day. A compacted month, holding every symbol, is left
+  to polars under a symbol filter alone (_pruned_by_symbols). A file whose footer cannot be read, or whose
   columns are not the contract's, is never pruned (the scan names it).
 - Polars reads the footer of each remaining file again and skips each row group whose symbol or date range
   misses the filter. Pruning only drops files without a matching row, so the answer (newest fetch winning)
@@ -249,7 +250,21 @@ class DataAggregator:
             return self._file_index.prune_known(keys, versions, codes, start, end), versions
         if len(keys) <= INDEX_MIN_FILES:
             return keys, versions
+        if start is None and end is None:
+            return self._pruned_by_symbols(keys, versions, codes), versions
         return self._file_index.prune(keys, versions, codes, start, end), versions
+
+    def _pruned_by_symbols(self, keys: list[str], versions: dict[str, str], codes: list[str]) -> list[str]:
+        """Under a symbol filter alone, only the files that are no compacted month are pruned by the index (a
+        day's batch file holds a slice of the list, so that prunes most of them). A month holds every symbol
+        listed that month, so the index would keep nearly every one, at the cost of its first reading of
+        each footer; polars skips their row groups by its own reading of the same statistics."""
+        months = {key for key in keys if layout.parse_compacted_data_key(key) is not None}
+        others = [key for key in keys if key not in months]
+        if len(others) <= INDEX_MIN_FILES:
+            return keys
+        kept = set(self._file_index.prune(others, versions, codes, None, None))
+        return [key for key in keys if key in months or key in kept]
 
     @functools.cached_property
     def _file_index(self) -> "FileIndex":
