@@ -298,36 +298,25 @@ def test_a_footer_longer_than_the_first_read_takes_a_second(store, footer_reads,
     assert ranges == {key: ("B01", "C00", "2026-01-28", "2026-01-30")}
 
 
-def test_compacted_and_backfill_files_go_through_the_index(store, footer_reads):
+def test_backfill_files_go_through_the_index_and_compacted_months_to_polars(store, footer_reads):
+    """Locally a compacted month (every symbol of a month) is never read by the index: polars reads its footer
+    and skips its row groups itself. The answers are those of a scan of every file, under every filter."""
     compact(store, months=["2026-01"], today=dt.date(2026, 2, 10))
     aggregator = DataAggregator(store)
-    assert layout.compacted_data_key("2026-01") in aggregator.data_files()
+    compacted = layout.compacted_data_key("2026-01")
+    assert compacted in aggregator.data_files()
     for query in QUERIES:
         assert aggregator.load(query.get("symbols"), start=query.get("start"), end=query.get("end")).equals(
             unpruned(aggregator, newest=True, **query)), query
     backfill = layout.backfill_data_key(dt.date(2026, 2, 6), 0)
-    compacted = layout.compacted_data_key("2026-01")
     assert stored_entries(store)[backfill][1:] == ["BHP", "ZZZ", "2025-12-01", "2025-12-02"]
-    assert stored_entries(store)[compacted][1:] == ["A00", "D03", "2026-01-26", "2026-01-30"]
-    # CBA is in batch 2; the backfill's range (BHP-ZZZ) holds it too.
+    assert compacted not in stored_entries(store) and compacted not in footer_reads and footer_reads
+    # CBA is in batch 2; the backfill's range (BHP-ZZZ) holds it too; the month is left to polars.
     february = [layout.batch_data_key(day, 2) for day in DAYS if day.month == 2]
     assert aggregator._matching_files(["CBA"], None, None) == sorted(february + [backfill]) + [compacted]
-    assert aggregator._matching_files(None, dt.date(2025, 12, 2), dt.date(2025, 12, 31)) == [backfill]
-
-
-def test_a_symbol_filter_alone_reads_no_footer_of_a_compacted_month(store, footer_reads):
-    """A month holds every symbol of its month: under a symbol filter alone the index is asked about the day
-    files only (polars skips the month's row groups itself); a date filter prunes the month by the index."""
-    compact(store, months=["2026-01"], today=dt.date(2026, 2, 10))
-    compacted = layout.compacted_data_key("2026-01")
-    aggregator = DataAggregator(store)
-    bhp = aggregator.load_symbols(["BHP"])
-    assert bhp.equals(unpruned(aggregator, newest=True, symbols=["BHP"])) and bhp["date"].min() == dt.date(2025, 12, 1)
-    assert compacted not in footer_reads and footer_reads
-    assert compacted not in stored_entries(store)
+    assert aggregator._matching_files(None, dt.date(2025, 12, 2), dt.date(2025, 12, 31)) == [backfill, compacted]
     before = aggregator.load_symbols(["BHP"], end="2026-01-20")
     assert before.equals(unpruned(aggregator, newest=True, symbols=["BHP"], end="2026-01-20")) and before.height == 2
-    assert compacted in footer_reads and compacted not in aggregator._matching_files(["BHP"], None, dt.date(2026, 1, 20))
 
 
 def test_may_match_rules_a_file_out_only_when_its_ranges_say_so():

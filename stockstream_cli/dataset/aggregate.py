@@ -12,8 +12,8 @@ the columns of schema.polars_schema(). Reads are polars lazy scans with the filt
   the user cache) holds each data file's symbol and date range from its Parquet footer, checked against the
   version the store's listing gives for the file (so a rewritten file is read again, never trusted stale).
   Files whose ranges cannot match are not scanned; batch files hold a contiguous slice of the sorted symbol
-  list, so a symbol filter scans about one file per day. A compacted month, holding every symbol, is left
-  to polars under a symbol filter alone (_pruned_by_symbols). A file whose footer cannot be read, or whose
+  list, so a symbol filter scans about one file per day. Locally a compacted month (every symbol, a month)
+  is left to polars (_pruned_locally). A file whose footer cannot be read, or whose
   columns are not the contract's, is never pruned (the scan names it).
 - Polars reads the footer of each remaining file again and skips each row group whose symbol or date range
   misses the filter. Pruning only drops files without a matching row, so the answer (newest fetch winning)
@@ -238,9 +238,8 @@ class DataAggregator:
         """(_matching_files, the listing's versions they were chosen by; None when not listed with versions).
 
         On S3 the index is asked only about files it knows: a file it does not is read whole anyway (a footer
-        would cost a request too) and its ranges are learnt from the bytes (_s3_reads). Locally, below
-        INDEX_MIN_FILES files polars' own footer reads prune as well, with no index to keep; above, the index
-        reads the footers it lacks. A store object of the caller's own without `list_versions` (the Store
+        would cost a request too) and its ranges are learnt from the bytes (_s3_reads). Locally see
+        _pruned_locally. A store object of the caller's own without `list_versions` (the Store
         protocol's later addition) is pruned by key alone: polars' row-group statistics still skip what misses."""
         if not hasattr(self.store, "list_versions"):
             return self.data_files(start, end), None
@@ -248,22 +247,19 @@ class DataAggregator:
         keys = data_files(versions, start, end)
         if self._fetches_whole_objects():
             return self._file_index.prune_known(keys, versions, codes, start, end), versions
-        if len(keys) <= INDEX_MIN_FILES:
-            return keys, versions
-        if start is None and end is None:
-            return self._pruned_by_symbols(keys, versions, codes), versions
-        return self._file_index.prune(keys, versions, codes, start, end), versions
+        return self._pruned_locally(keys, versions, codes, start, end), versions
 
-    def _pruned_by_symbols(self, keys: list[str], versions: dict[str, str], codes: list[str]) -> list[str]:
-        """Under a symbol filter alone, only the files that are no compacted month are pruned by the index (a
-        day's batch file holds a slice of the list, so that prunes most of them). A month holds every symbol
-        listed that month, so the index would keep nearly every one, at the cost of its first reading of
-        each footer; polars skips their row groups by its own reading of the same statistics."""
+    def _pruned_locally(self, keys: list[str], versions: dict[str, str], codes, start, end) -> list[str]:
+        """Only the files that are no compacted month are pruned by the index, and only above INDEX_MIN_FILES
+        of them: a day's batch files (a slice of the list each, a few days each) are what it prunes. A store
+        compacted to months has a file a month, each holding every symbol: polars reads their footers itself
+        (in parallel, without the index's first reading of each footer and its pyarrow import) and skips
+        their row groups by the same statistics."""
         months = {key for key in keys if layout.parse_compacted_data_key(key) is not None}
         others = [key for key in keys if key not in months]
         if len(others) <= INDEX_MIN_FILES:
             return keys
-        kept = set(self._file_index.prune(others, versions, codes, None, None))
+        kept = set(self._file_index.prune(others, versions, codes, start, end))
         return [key for key in keys if key in months or key in kept]
 
     @functools.cached_property
