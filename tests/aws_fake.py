@@ -22,8 +22,8 @@ import sys
 import threading
 import traceback
 import types
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import requests
