@@ -19,9 +19,9 @@ LAMBDA_MB = 512
 
 
 def build(root: Path, symbols: int, days: int) -> tuple[dt.date, dt.date]:
-    from benchmarks.fake_server import fake_yahoo_class
+    from benchmarks.fake_server import use_test_fakes
 
-    fake_yahoo_class()  # puts tests/ on sys.path
+    use_test_fakes()
     from storefactory import build_day
 
     from stockstream_cli import calendar

@@ -146,11 +146,11 @@ def launch_argv(*args: str) -> list[str]:
 
 
 def asx_list(path: Path, count: int) -> list[str]:
-    """A generated ASX list of `count` valid codes in the Markit directory format (tests/pipeline_support.py)."""
-    from benchmarks.fake_server import fake_yahoo_class
+    """A generated ASX list of `count` valid codes in the Markit directory format (tests/asx_fake.py)."""
+    from benchmarks.fake_server import use_test_fakes
 
-    fake_yahoo_class()  # puts tests/ on sys.path
-    from pipeline_support import asx_codes, write_markit_csv
+    use_test_fakes()
+    from asx_fake import asx_codes, write_markit_csv
 
     codes = asx_codes(count)
     write_markit_csv(path, codes)
@@ -164,11 +164,3 @@ def median_time(action: Callable[[], object], repeats: int) -> float:
         action()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

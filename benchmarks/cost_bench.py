@@ -2,8 +2,8 @@
 
 An execution of the real state machine (infra/asl.json as `stockstream deploy` fills it in) on a moto server
 in this process, with moto running it (Choice, Map with its MaxConcurrency, Retry, Catch) and the project's
-own two handlers invoked in-process (tests/aws_support.InProcessLambdas, as tests/test_aws_pipeline.py does),
-over a generated list of the full ASX size served by a local HTTP server, Yahoo being tests/yahoo_fake.py's
+own two handlers invoked in-process (tests/aws_fake.py's moto_server and InProcessLambdas, as the tests use
+them), over a generated list of the full ASX size served by a local HTTP server (tests/asx_fake.py), Yahoo being tests/yahoo_fake.py's
 FakeYahoo at the HTTP transport with 20 ms per request and no limit (a healthy day), and the default
 politeness: 2 s between the requests of each worker (Settings().delay).
 
@@ -11,8 +11,9 @@ A benchmark cannot sleep 2 s a request for an hour of Lambda time, so time is si
 waits and measured where it works:
 
 - every wait the fetcher's pacer asks for (the --delay between a worker's requests) and the simulated
-  Yahoo's 20 ms per request go to a simulated clock of the waiting thread instead of sleeping (the pacer
-  takes an injectable clock and sleep: `pacing.pacer_from_settings` is given them here);
+  Yahoo's 20 ms per request go to a simulated clock of the waiting thread (tests/clock.py's ThreadClocks)
+  instead of sleeping (the pacer takes an injectable clock and sleep: `pacing.pacer_from_settings` is given
+  them here);
 - an invocation's billed duration is its real time in the handler (the parse, cleaning, polars, Parquet,
   moto's S3: all real work, run here, slower than on Lambda's own CPU only when this machine is busier)
   plus the simulated waits of its slowest worker thread (an upper bound: that thread's real work is counted
@@ -40,35 +41,12 @@ import threading
 import time
 from collections.abc import Iterator
 
-from benchmarks.common import Figure, free_port
+from benchmarks.common import Figure
+from benchmarks.fake_server import use_test_fakes
 
 DESIGN_GB_S = 2655.0  # the design's cost table: a day of the original sizing
 DESIGN_WALL_S = 12 * 60.0
 DAY = "2026-11-25"
-
-
-class SimulatedWaits:
-    """A clock and a sleep per thread: sleep(s) moves the calling thread's clock on by s without waiting."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.waited: dict[str, float] = {}  # thread name -> simulated seconds waited
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            name = threading.current_thread().name
-            with self._lock:
-                self.waited[name] = self.waited.get(name, 0.0) + seconds
-
-    def clock(self) -> float:
-        return time.monotonic() + self.waited.get(threading.current_thread().name, 0.0)
-
-    def take(self, names) -> float:
-        """The longest simulated wait among these threads' (then forgotten: thread names come back)."""
-        with self._lock:
-            found = [self.waited.pop(name) for name in list(self.waited) if name in names or any(
-                name.startswith(prefix) for prefix in names if prefix.endswith("_"))]
-        return max(found, default=0.0)
 
 
 @dataclasses.dataclass
@@ -116,30 +94,18 @@ class Day:
 
 @contextlib.contextmanager
 def moto_environment() -> Iterator[str]:
-    """A ThreadedMotoServer in this process, every AWS access pointed at it; yields its endpoint."""
-    import logging
+    """A moto server in this process (tests/aws_fake.py), every AWS access pointed at it and no STOCKSTREAM_*
+    setting of the caller's; yields its endpoint."""
+    use_test_fakes()
+    from aws_fake import moto_server, pointed_at, reset
 
-    import requests
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on the benchmark's output
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = dict(os.environ)
-    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "MOTO_PORT": str(port), "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "ap-southeast-2",
-                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    for name in [n for n in os.environ if n.startswith("STOCKSTREAM_")]:
-        del os.environ[name]
-    try:
-        yield endpoint
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # moto's state outlives the server
-        server.stop()
+    with moto_server() as endpoint, pointed_at(endpoint):
+        for name in [n for n in os.environ if n.startswith("STOCKSTREAM_")]:
+            del os.environ[name]
+        try:
+            yield endpoint
+        finally:
+            reset(endpoint)  # moto's state outlives the server
 
 
 def run_day(*, symbols: int, latency: float, workers: int, max_concurrency: int, label: str, work) -> Day:
@@ -148,18 +114,18 @@ def run_day(*, symbols: int, latency: float, workers: int, max_concurrency: int,
     import boto3
     import pytest
 
-    from benchmarks.fake_server import fake_yahoo_class
-
-    FakeYahoo = fake_yahoo_class()  # puts tests/ on sys.path
-    from aws_support import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
-                             markit_csv, no_retry_intervals, run_state_machines, serving, wait_for)
-    from pipeline_support import asx_codes
+    use_test_fakes()
+    from asx_fake import asx_codes, markit_csv, serving
+    from aws_fake import (IMAGE_URI, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
+                          no_retry_intervals, run_state_machines, wait_for)
+    from clock import ThreadClocks
+    from yahoo_fake import FakeYahoo
 
     from stockstream_cli.aws import resources as res
     from stockstream_cli.aws.deploy import DeployOptions, deploy
     from stockstream_cli.fetch import pacing
 
-    waits = SimulatedWaits()
+    waits = ThreadClocks(base=time.monotonic)  # each thread's waits simulated, added to its real time
     invocations: list[Invocation] = []
     real_pacer_for = pacing.pacer_for
     memory = {res.SYMBOL_FUNCTION: res.FUNCTIONS[0].memory_mb, res.FETCHER_FUNCTION: res.FUNCTIONS[1].memory_mb}
@@ -182,7 +148,7 @@ def run_day(*, symbols: int, latency: float, workers: int, max_concurrency: int,
             return answer
 
     def simulated_pacer(settings, *, sleep=None, clock=None, budget=None):
-        return real_pacer_for(settings, sleep=waits.sleep, clock=waits.clock, budget=budget)
+        return real_pacer_for(settings, sleep=waits.sleep, clock=waits, budget=budget)
 
     codes = asx_codes(symbols)
     with moto_environment() as endpoint, pytest.MonkeyPatch.context() as patch, \

@@ -23,7 +23,7 @@ def measure(*, symbols: int, rounds: int) -> list[Figure]:
     import yfinance as yf
 
     fake_yahoo = fake_yahoo_class()  # and tests/ on sys.path
-    from pipeline_support import asx_codes
+    from asx_fake import asx_codes
     from stockstream_cli.dataset.commit import Writer
     from stockstream_cli.fetch import batch as fetch
     from stockstream_cli.run.batch import fetch_batch

@@ -26,10 +26,16 @@ ADDRESS_ENV = "STOCKSTREAM_BENCH_YAHOO"
 AUTHKEY = b"stockstream-benchmarks"
 
 
-def fake_yahoo_class():
-    """tests/yahoo_fake.FakeYahoo, importable from a source checkout."""
+def use_test_fakes() -> None:
+    """tests/ on sys.path: a benchmark fakes every seam with the test suite's own fake (yahoo_fake.py,
+    asx_fake.py, aws_fake.py, clock.py; tests/test_fakes_shared.py holds it to that)."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
+
+
+def fake_yahoo_class():
+    """tests/yahoo_fake.FakeYahoo, importable from a source checkout."""
+    use_test_fakes()
     from yahoo_fake import FakeYahoo
 
     return FakeYahoo
@@ -123,8 +129,7 @@ def install_client() -> None:
     yfinance (and pandas) are not, so a process that never fetches (run-local's parent when workers fetch)
     pays for neither, as the real `stockstream` would not.
     """
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
+    use_test_fakes()
     import requests
     from curl_cffi.requests import Session as CurlSession
 

@@ -3,7 +3,7 @@
 B2 counts every HTTP request at the transport (cookie, crumb, consent, chart, other), in a run of its own
 against a Yahoo with no limit (a healthy day).
 
-The list is generated in the Markit directory format (tests/pipeline_support.py: valid codes, names with
+The list is generated in the Markit directory format (tests/asx_fake.py: valid codes, names with
 commas); Yahoo is a FakeYahoo with a latency per request and a server-side limit (429 beyond R requests
 in any second), served to the measured process through benchmarks/fake_server.py. Every mode starts with
 a cold yfinance cache and an empty store, and keeps the default retries and retry wait (2 s, doubling).

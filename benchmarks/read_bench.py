@@ -46,10 +46,10 @@ def trading_days(count: int, last: dt.date = DAY) -> list[dt.date]:
 
 def universe(batches: int) -> list[str]:
     """ASX-like codes filling `batches` batches (at most the real list's 1,838), BHP and CBA among them."""
-    from benchmarks.fake_server import fake_yahoo_class
+    from benchmarks.fake_server import use_test_fakes
 
-    fake_yahoo_class()  # tests/ on sys.path
-    from pipeline_support import asx_codes
+    use_test_fakes()
+    from asx_fake import asx_codes
 
     count = min(1838, batches * BATCH_SIZE)
     codes = [code for code in asx_codes(count) if code not in SYMBOLS][: count - len(SYMBOLS)]
@@ -226,56 +226,16 @@ def _local_figures(store: str, naive: float, repeats: int, label: str, *, compac
 
 @contextlib.contextmanager
 def moto_s3(*, own_process: bool = False):
-    """A moto server, every AWS access of this process (and its children) pointed at it; yields its URL.
-    `own_process`: the server runs in a process of its own, so its Python does not share the measured
-    reader's interpreter lock (as S3 does not)."""
-    from moto.server import ThreadedMotoServer
+    """A moto server (tests/aws_fake.py), every AWS access of this process (and its children) pointed at it;
+    yields its URL. `own_process`: the server runs in a process of its own, so its Python does not share the
+    measured reader's interpreter lock (as S3 does not)."""
+    from benchmarks.fake_server import use_test_fakes
 
-    from benchmarks.common import free_port
+    use_test_fakes()
+    from aws_fake import moto_server, pointed_at
 
-    port = free_port()
-    if own_process:
-        server = _MotoProcess(port)
-    else:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                     "AWS_DEFAULT_REGION")}
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "benchmark",
-                       "AWS_SECRET_ACCESS_KEY": "benchmark", "AWS_DEFAULT_REGION": "ap-southeast-2"})
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        server.stop()
-
-
-class _MotoProcess:
-    def __init__(self, port: int):
-        self.port = port
-        self.process = None
-
-    def start(self) -> None:
-        import subprocess
-        import urllib.request
-
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("the moto server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    with moto_server(own_process=own_process) as endpoint, pointed_at(endpoint):
+        yield endpoint
 
 
 def _s3_latency_figures(files: dict[str, bytes], repeats: int, label: str, latency: float) -> list[Figure]:

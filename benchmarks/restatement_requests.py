@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from benchmarks.fake_server import use_test_fakes
+
+use_test_fakes()
 
 DIVIDENDS_PER_YEAR = 1_500  # ASX ex-dividend events a year (issue 12's figure)
 SPLITS_PER_YEAR = 100  # splits and consolidations a year (the lead's figure)
@@ -28,7 +29,7 @@ WORKERS = 10  # the default --concurrency / the Map's
 def play(codes: list[str], sessions: list[dt.date], actions: list[tuple]) -> tuple[int, int, int]:
     """(chart requests, refetches, actions stored) of run-local once per session after its close."""
     import actions_support
-    from pipeline_support import write_markit_csv
+    from asx_fake import write_markit_csv
     from yahoo_fake import FakeYahoo
 
     from stockstream_cli.dataset.aggregate import DataAggregator
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from stockstream_cli import calendar
-    from pipeline_support import asx_codes
+    from asx_fake import asx_codes
 
     codes = asx_codes(args.symbols)
     sessions = calendar.sessions(dt.date(2026, 9, 1), dt.date(2026, 11, 30))[:args.sessions]

@@ -14,11 +14,12 @@ import argparse
 import datetime as dt
 import json
 import random
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from benchmarks.fake_server import use_test_fakes
+
+use_test_fakes()
 
 PRICES = ("open", "high", "low", "close")
 
@@ -27,7 +28,7 @@ def play(codes: list[str], sessions: list[dt.date], planted: list[tuple]) -> dic
     """Chart requests, bars served, reverified (symbol, day)s, open suspicions and repairs of run-local once per
     session after its close, with `planted` errors: (code, day, kind, corrected_on or None)."""
     import actions_support
-    from pipeline_support import write_markit_csv
+    from asx_fake import write_markit_csv
     from yahoo_fake import FakeYahoo, generated_bar, yahoo_symbol
 
     from stockstream_cli.dataset.aggregate import DataAggregator
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from stockstream_cli import calendar
-    from pipeline_support import asx_codes
+    from asx_fake import asx_codes
 
     codes = asx_codes(args.symbols)
     sessions = calendar.sessions(dt.date(2026, 9, 1), dt.date(2026, 11, 30))[:args.sessions]

@@ -107,7 +107,7 @@ def _aggregator(store):
 
 def write_list(path: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pipeline_support import write_markit_csv
+    from asx_fake import write_markit_csv
 
     return write_markit_csv(path, CODES)
 

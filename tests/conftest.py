@@ -1,5 +1,5 @@
-"""Shared test fixtures: a clean environment, no network, no sleeping, the one local store, and a moto server
-for S3.
+"""Shared test fixtures: a clean environment, no network, no sleeping, the one local store, and the moto server
+(tests/aws_fake.py) every AWS test talks to.
 
 `store` is an empty local store (tmp_path / "data"); a test module that needs one filled in a certain way
 extends it under the same name (`def store(store): build_day(store, ...); return store`), so every test's
@@ -11,6 +11,7 @@ import os
 import socket
 import pytest
 
+from aws_fake import FAKE_CREDENTIALS, endpoint_environment
 from yahoo_fake import FakeYahoo
 
 # Batches on threads of the test's own process, where fake_yahoo patches yfinance: worker processes would not
@@ -68,11 +69,8 @@ def _offline_quiet_environment(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("STOCKSTREAM_RETRY_WAIT", "0")
     monkeypatch.setenv("STOCKSTREAM_PROCESSES", "1")  # see the top of this file
     monkeypatch.setenv("STOCKSTREAM_CACHE_DIR", str(tmp_path_factory.mktemp("yfcache")))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect)
 
 
@@ -96,33 +94,24 @@ def played(tmp_path_factory):
     return folder / "data"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server():
-    """A ThreadedMotoServer on a free loopback port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    """A moto server on a free loopback port for the session; yields its endpoint URL."""
+    from aws_fake import moto_server
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def moto_endpoint(moto_server, monkeypatch):
     """Point every AWS access (boto3, polars, subprocesses) at the moto server, and reset it after."""
-    import requests
+    from aws_fake import reset
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    monkeypatch.setenv("MOTO_PORT", moto_server.rsplit(":", 1)[1])
+    for name, value in endpoint_environment(moto_server).items():
+        monkeypatch.setenv(name, value)
     yield moto_server
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    reset(moto_server)
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
-"""Support for the run-local / rerun-failed tests: a generated ASX list, a store that fails on cue, reading a
-store back, and a launcher that runs `stockstream` with the fake Yahoo installed (for subprocess tests,
+"""Support for the run-local / rerun-failed tests: a store that fails on cue, reading a store back, and a launcher that runs `stockstream` with the fake Yahoo installed (for subprocess tests,
 tmux checks and benchmarks).
 
     python tests/pipeline_support.py run-local --from-file list.csv --store ./data ...
@@ -11,34 +10,14 @@ never reached) from the environment.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import string
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import polars as pl
-
-def asx_codes(count: int) -> list[str]:
-    """`count` distinct valid ASX codes in ASCII order, some with digits, as the real list has."""
-    alphabet = string.digits[1:4] + string.ascii_uppercase
-    codes = ["".join(parts) for parts in itertools.product(alphabet, repeat=3)]
-    step = len(codes) // (count + 1)
-    picked = [code for code in codes[step::step] if not code.isdigit()][:count]
-    assert len(picked) == count
-    return sorted(picked)
-
-
-def write_markit_csv(path: Path, codes: list[str]) -> Path:
-    """The list of `codes` in the Markit directory format (the one generator, fixtures/asx/asx_lists.py), as a file."""
-    from fixtures.asx.asx_lists import markit_csv
-
-    path.write_bytes(markit_csv(codes))
-    return path
-
 
 class FailingPutStore:
     """Wraps a store: the first `times` puts of `key` raise StoreError (a full disk, an S3 500)."""

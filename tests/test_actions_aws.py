@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 import actions_support as play
-from aws_support import REGION, deployed_pipeline, wait_for
+from aws_fake import REGION, deployed_pipeline, wait_for
 from stockstream_cli.dataset.aggregate import DataAggregator
 from stockstream_cli.dataset.store import LocalStore
 

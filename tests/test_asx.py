@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import requests
 
-from fixtures.asx.asx_lists import (
+from asx_fake import (
     FAILURE_BODIES,
     MARKIT_SAMPLE,
     OLD_FORMAT_SAMPLE,
@@ -15,6 +15,7 @@ from fixtures.asx.asx_lists import (
     REORDERED_SAMPLE,
     ListServer,
     codes_in,
+    fake_get,
     make_codes,
     markit_csv,
 )
@@ -315,26 +316,6 @@ def test_97_percent_boundary(tmp_path):
         symbols_step.update_symbols(store, D2, settings(), from_file=path).to_document()
     path = write_file(tmp_path, "970.csv", markit_csv(make_codes(970, skip=2000)))
     assert symbols_step.update_symbols(store, D2, settings(), from_file=path).to_document()["metadata"]["total_symbols"] == 970
-
-
-class FakeResponse:
-    def __init__(self, status: int, content: bytes):
-        self.status_code, self.content, self.reason = status, content, "OK" if status == 200 else "Error"
-
-
-def fake_get(*answers):
-    """An http_get answering in turn: an exception to raise or a (status, body) pair; records each call."""
-    calls = []
-
-    def get(url, timeout, headers):
-        calls.append((url, timeout))
-        answer = answers[min(len(calls), len(answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        return FakeResponse(*answer)
-
-    get.calls = calls
-    return get
 
 
 def test_floor_of_1500_guards_the_default_source_only(tmp_path):

@@ -10,7 +10,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION
+from aws_fake import IMAGE_URI, REGION
 from helpers import run_stockstream
 from stockstream_cli.aws import catalog
 from stockstream_cli.aws import resources as res

@@ -11,7 +11,7 @@ import re
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION, allow_plain_http_in_moto, with_moto_action_names
+from aws_fake import IMAGE_URI, REGION, allow_plain_http_in_moto, with_moto_action_names
 from helpers import run_stockstream
 from stockstream_cli.aws import image as image_module
 from stockstream_cli.aws import resources as res

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION
+from aws_fake import IMAGE_URI, REGION
 from stockstream_cli.aws.deploy import DeployOptions, deploy
 from stockstream_cli.aws.executor import Executor
 from stockstream_cli.aws.plan import Call, step

@@ -13,7 +13,7 @@ import textwrap
 import boto3
 import pytest
 
-from aws_support import REGION
+from aws_fake import REGION
 from helpers import run_stockstream
 from stockstream_cli.aws import image as image_module
 from stockstream_cli.aws import resources as res
@@ -186,7 +186,7 @@ def _refusing(session, message: str, times: int):
 
 
 def test_an_unsupported_image_is_not_retried_as_if_a_role_were_propagating(moto_endpoint):
-    from aws_support import IMAGE_URI
+    from aws_fake import IMAGE_URI
     from stockstream_cli.aws.deploy import DeployOptions, deploy
 
     session = boto3.session.Session(region_name=REGION)
@@ -200,7 +200,7 @@ def test_an_unsupported_image_is_not_retried_as_if_a_role_were_propagating(moto_
 
 def test_a_role_that_exists_already_is_not_waited_for(moto_endpoint):
     """Propagation is retried only for a role this deploy created: an old role refused is a real error."""
-    from aws_support import IMAGE_URI
+    from aws_fake import IMAGE_URI
     from stockstream_cli.aws.deploy import DeployOptions, deploy
 
     deploy(DeployOptions(image_uri=IMAGE_URI), sleep=lambda s: None, waiter_delay=1)

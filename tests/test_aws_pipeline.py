@@ -13,7 +13,8 @@ import json
 import boto3
 import pytest
 
-from aws_support import POLL, REGION, deployed_pipeline, poll_pause, serving, wait_for
+from asx_fake import serving
+from aws_fake import POLL, REGION, deployed_pipeline, poll_pause, wait_for
 from helpers import run_stockstream
 from stockstream_cli.aws.remote import remote_status, rerun_remote
 
@@ -204,7 +205,7 @@ def test_the_remote_commands_as_a_user_types_them(pipeline, monkeypatch):
 
 
 def test_run_remote_starts_the_pipeline_now_and_waits_for_its_outcome(pipeline, monkeypatch):
-    from aws_support import ExpectedBucketOwner
+    from aws_fake import ExpectedBucketOwner
 
     owner = ExpectedBucketOwner().install(monkeypatch)
     result = run_stockstream("run-remote", "--date", "2026-11-25", "--wait", "--json",

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION
+from aws_fake import IMAGE_URI, REGION
 from helpers import run_stockstream
 from stockstream_cli.aws import resources as res
 from stockstream_cli.aws.deploy import READ_ONLY_PREFIXES, DeployOptions, deploy, prepare

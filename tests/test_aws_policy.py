@@ -22,9 +22,9 @@ import threading
 import boto3
 import pytest
 
-from aws_support import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
-                         markit_csv, no_retry_intervals, poll_pause, run_state_machines, serving,
-                         with_moto_action_names)
+from asx_fake import markit_csv, serving
+from aws_fake import (IMAGE_URI, POLL, REGION, InProcessLambdas, allow_plain_http_in_moto, iso_execution_start_time,
+                      no_retry_intervals, poll_pause, run_state_machines, with_moto_action_names)
 from helpers import run_stockstream
 from iam_oracle import Need, Where, denied, needs_of_call, needs_of_push
 from stockstream_cli.aws import resources as res
@@ -240,7 +240,7 @@ def test_the_evaluator_refuses_what_a_policy_does_not_grant():
 
 
 def _as_moto_sees_it(policy: dict) -> dict:
-    """The printed policy for the replay on moto: moto's action names beside IAM's (aws_support), and "*" as
+    """The printed policy for the replay on moto: moto's action names beside IAM's (aws_fake), and "*" as
     the Resource of the statements of services whose requests moto checks against "*"."""
     statements = []
     for statement in with_moto_action_names(policy)["Statement"]:

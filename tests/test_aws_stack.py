@@ -9,7 +9,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import IMAGE_URI, REGION, ExpectedBucketOwner
+from aws_fake import IMAGE_URI, REGION, ExpectedBucketOwner
 from helpers import run_stockstream
 from stockstream_cli.aws import resources as res
 from stockstream_cli.aws.deploy import DeployOptions, deploy
@@ -359,7 +359,7 @@ def test_the_cost_uses_the_run_the_bucket_records(moto_endpoint):
     from stockstream_cli.dataset.store import open_store
 
     document = _deploy()
-    from aws_support import allow_plain_http_in_moto
+    from aws_fake import allow_plain_http_in_moto
 
     allow_plain_http_in_moto(document["bucket"])
     store = open_store(document["store"])

@@ -11,12 +11,12 @@ import threading
 import polars as pl
 import pytest
 
-from pipeline_support import asx_codes, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
 from stockstream_cli.dataset import layout
 from stockstream_cli.errors import BatchBlocked, BatchInterrupted, Interrupted
 from stockstream_cli.fetch import block
 from helpers import fetch_batch
-from clock import ChartClock
+from clock import ChartClock, Clock
 from stockstream_cli.fetch.deadline import COMMIT_SECONDS, Deadline
 from stockstream_cli.reasons import BLOCKED, FINAL, INTERRUPTED, RERUN
 from stockstream_cli.run import local, rerun
@@ -162,10 +162,10 @@ def test_ctrl_c_keeps_the_fetched_symbols_of_batches_in_flight(tmp_path, fake_ya
 
 
 def test_a_deadline_from_a_clock():
-    now = [0.0]
-    deadline = Deadline.at(100.0, clock=lambda: now[0], symbol_seconds=35.0)
+    clock = Clock()
+    deadline = Deadline.at(100.0, clock=clock, symbol_seconds=35.0)
     assert not deadline.due()
-    now[0] = 100.0 - COMMIT_SECONDS - 34.0  # one symbol's worst case and the write no longer fit
+    clock.now = 100.0 - COMMIT_SECONDS - 34.0  # one symbol's worst case and the write no longer fit
     assert deadline.due()
 
 

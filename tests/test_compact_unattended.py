@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_support import asx_codes, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
 from stockstream_cli.dataset import layout
 from stockstream_cli.cli import app
 from stockstream_cli.dataset import compact

@@ -14,7 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from pipeline_support import clean_run_rows, stored_rows
 from stockstream_cli.dataset import locks
 from stockstream_cli.run import rerun
 from stockstream_cli.dataset import summary as run_summary

@@ -21,20 +21,9 @@ from stockstream_cli.fetch.deadline import COMMIT_SECONDS, Deadline, symbol_wors
 from stockstream_cli.reasons import INTERRUPTED, TIMEOUT
 from stockstream_cli.run.lambda_runtime import fetch_event_batch
 from stockstream_cli.settings import Settings
-from clock import Clock
+from clock import Clock, LambdaContext
 
 DAY = dt.date(2025, 4, 8)
-
-
-class LambdaContext:
-    """A Lambda context of `seconds` on the virtual clock, from now."""
-
-    def __init__(self, clock: Clock, seconds: float):
-        self.clock = clock
-        self.end = clock() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.end - self.clock()) * 1000)
 
 
 @pytest.fixture
@@ -78,17 +67,17 @@ def test_one_symbols_worst_case_comes_from_the_settings():
 
 
 def test_a_deadline_bounds_attempts_and_waits_by_the_time_left():
-    now = [0.0]
-    deadline = Deadline.at(200.0, clock=lambda: now[0], symbol_seconds=60.0)
+    clock = Clock()
+    deadline = Deadline.at(200.0, clock=clock, symbol_seconds=60.0)
     assert not deadline.due() and deadline.attempt_timeout(30.0) == 30.0
-    now[0] = 200.0 - COMMIT_SECONDS - 59.0  # 59 s of fetching left: a symbol's worst case (60 s) no longer fits
+    clock.now = 200.0 - COMMIT_SECONDS - 59.0  # 59 s of fetching left: a symbol's worst case (60 s) no longer fits
     assert deadline.due() and deadline.attempt_timeout(30.0) == 30.0
-    now[0] = 200.0 - COMMIT_SECONDS - 10.0
+    clock.now = 200.0 - COMMIT_SECONDS - 10.0
     assert deadline.attempt_timeout(30.0) == pytest.approx(10.0)
     assert deadline.allows_wait(8.0) and not deadline.allows_wait(9.9)
-    now[0] = 200.0 - COMMIT_SECONDS
+    clock.now = 200.0 - COMMIT_SECONDS
     assert deadline.attempt_timeout(30.0) is None
-    short = Deadline.at(12.0, clock=lambda: now[0], symbol_seconds=142.0)  # a worst case longer than the function
+    short = Deadline.at(12.0, clock=clock, symbol_seconds=142.0)  # a worst case longer than the function
     assert short.symbol_seconds == pytest.approx((12.0 - COMMIT_SECONDS) / 2) and not short.due()
 
 

@@ -10,7 +10,7 @@ import json
 import boto3
 import pytest
 
-from aws_support import REGION, deployed_pipeline, wait_for
+from aws_fake import REGION, deployed_pipeline, wait_for
 from clock import ChartClock
 from stockstream_cli.run.lambda_runtime import lambda_settings
 

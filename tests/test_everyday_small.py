@@ -9,6 +9,7 @@ import re
 import typer
 from typer.testing import CliRunner
 
+from clock import Clock
 from stockstream_cli.cli import app
 
 SATURDAY = dt.date(2026, 8, 22)
@@ -75,20 +76,20 @@ def test_progress_counts_use_one_number_format_and_the_time_left_holds_through_a
 
     from stockstream_cli.commands.progress import LiveProgress
 
-    now = [0.0]
+    clock = Clock()
     live = LiveProgress(Console(force_terminal=True, width=140, record=True), "run-local 2026-08-21")
-    live._progress.get_time = lambda: now[0]
+    live._progress.get_time = clock
     batches = {n: 100 for n in range(18)} | {18: 38}
     live.started(batches)
     for number in (0, 1):
-        now[0] += 20.0
+        clock.now += 20.0
         for index in range(100):
             live.symbol_done(number, f"S{number}{index}", None)
         live.batch_done(number, {"metadata": {}}, None)
     tasks = {task.description: task for task in live._progress.tasks}
     assert tasks["symbols"].fields["count"].strip() == "200/1,838"
     assert tasks["batches"].fields["count"].strip() == "2/19"
-    now[0] += 45.0  # a lull: a batch retrying, nothing finished for 45 s (more than rich's default 30 s window)
+    clock.now += 45.0  # a lull: a batch retrying, nothing finished for 45 s (more than rich's default 30 s window)
     live.symbol_done(2, "X", "timeout")
     assert tasks["batches"].time_remaining is not None and tasks["symbols"].time_remaining is not None
 

@@ -10,7 +10,8 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_support import asx_codes, store_files, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from pipeline_support import store_files
 from storefactory import bars, build_day, parquet_bytes
 from stockstream_cli import hints
 from stockstream_cli.dataset import layout

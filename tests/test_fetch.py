@@ -15,6 +15,7 @@ from stockstream_cli import schema
 from stockstream_cli.errors import BatchFailed, CorruptFileError, InputError, StoreError
 from stockstream_cli.fetch.batch import lookback_window
 from helpers import fetch_batch
+from clock import Clock, ThreadClocks
 from stockstream_cli.fetch.pacing import FixedDelayPacer, backoff_wait
 from stockstream_cli.sources.http import RequestCounts
 from stockstream_cli.settings import Settings
@@ -163,18 +164,12 @@ def test_no_wait_at_all_when_delay_and_retry_wait_are_zero(fake_yahoo, store, se
 
 
 def test_the_fixed_delay_separates_the_requests_of_a_worker(fake_yahoo, store):
-    clock = [0.0]
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
-    pacer = FixedDelayPacer(2.0, sleep=sleep, clock=lambda: clock[0])
+    clock = Clock()
+    pacer = FixedDelayPacer(2.0, sleep=clock.sleep, clock=clock)
     fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0), symbols=["BHP", "CBA", "NAB"], pacer=pacer)
     # none before the first request; then one delay before each HTTP request: BHP's crumb and chart (its
     # cookie went first), CBA's chart, NAB's chart
-    assert slept == [2.0] * 4
+    assert clock.slept == [2.0] * 4
 
 
 class CountingPacer:
@@ -346,20 +341,10 @@ def test_workers_fetch_one_batch_on_threads_with_a_delay_each_and_the_same_resul
     write_symbols(store, DAY, codes)
     alone = fetch_batch(store, DAY, 0, settings)
     fake_yahoo.reset_counts()
-    lock, clock_of, slept = threading.Lock(), {}, {}
-
-    def clock():  # each worker thread's own simulated clock: its delays are its own
-        return clock_of.get(threading.current_thread().name, 0.0)
-
-    def sleep(seconds):
-        with lock:
-            name = threading.current_thread().name
-            clock_of[name] = clock_of.get(name, 0.0) + seconds
-            slept.setdefault(name, []).append(seconds)
-
+    clocks = ThreadClocks()  # each worker thread's own simulated clock: its delays are its own
     seen = []
     counted = RequestCounts()
-    pacer = FixedDelayPacer(2.0, sleep=sleep, clock=clock)
+    pacer = FixedDelayPacer(2.0, sleep=clocks.sleep, clock=clocks)
     threaded = fetch_batch(store, DAY, 0, Settings.resolve(delay=2.0, workers=3), pacer=pacer,
                            on_symbol=lambda s, r: seen.append((s, threading.current_thread().name)),
                            requests=counted)
@@ -370,5 +355,5 @@ def test_workers_fetch_one_batch_on_threads_with_a_delay_each_and_the_same_resul
     assert 1 < len(workers) <= 3 and workers <= {"fetch-batch-0_0", "fetch-batch-0_1", "fetch-batch-0_2"}
     # one chart request a symbol; each worker waits its own 2 s before each of its requests but its first
     for name in workers:
-        assert slept.get(name, []) == [2.0] * (sum(1 for _, n in seen if n == name) - 1)
+        assert clocks.slept.get(name, []) == [2.0] * (sum(1 for _, n in seen if n == name) - 1)
     assert counted.snapshot()["chart"] == fake_yahoo.chart_requests() == 12

@@ -133,20 +133,14 @@ def test_a_ten_minute_storm_costs_few_requests_all_counted_and_inside_the_budget
 def test_a_worker_process_passes_retry_after_to_the_runs_budget():
     from stockstream_cli.run.workers import BudgetService, RemoteBudget
 
-    now = [0.0]
-    waited: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        now[0] += seconds
-
-    service = BudgetService(pacing.RateBudget(None, clock=lambda: now[0]))
+    clock = Clock()
+    service = BudgetService(pacing.RateBudget(None, clock=clock))
     try:
-        remote = RemoteBudget(service.address, service.authkey, sleep=sleep)
+        remote = RemoteBudget(service.address, service.authkey, sleep=clock.sleep)
         remote.acquire()
         remote.on_rate_limited(30.0)
         # answered in order on one connection; the worker asks again every HORIZON s until Retry-After's end
-        assert remote.acquire() == pytest.approx(30.0) and max(waited) <= pacing.HORIZON
+        assert remote.acquire() == pytest.approx(30.0) and max(clock.slept) <= pacing.HORIZON
     finally:
         service.close()
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aws_support import load_handler, markit_csv, serving
+from asx_fake import markit_csv, serving
+from aws_fake import load_handler
 from stockstream_cli.run import lambda_runtime
 from stockstream_cli.errors import BatchFailed, InputError, SourceError
 

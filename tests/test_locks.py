@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_support import asx_codes, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
 from stockstream_cli.dataset import locks
 from stockstream_cli.cli import app
 from stockstream_cli.errors import InputError
@@ -166,11 +166,11 @@ def test_wait_polls_until_the_holder_is_gone(tmp_path):
     fake_holder(store.root, locks.day_key(DAY))
     waits = []
 
-    def sleep(seconds):  # the holder finishes while we wait
+    def holder_finishes(seconds):  # while we wait
         waits.append(seconds)
         (store.root / locks.day_key(DAY)).unlink()
 
-    with locks.day_lock(store, DAY, "run-local", wait=True, sleep=sleep):
+    with locks.day_lock(store, DAY, "run-local", wait=True, sleep=holder_finishes):
         assert json.loads((store.root / locks.day_key(DAY)).read_text())["pid"] == os.getpid()
     assert waits == [locks.WAIT_POLL_SECONDS]
 

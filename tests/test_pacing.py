@@ -11,34 +11,15 @@ from stockstream_cli.fetch import pacing
 from stockstream_cli.errors import InputError
 from stockstream_cli.fetch.pacing import (DECREASE, HORIZON, INCREASE_FRACTION, MARGIN, MIN_RATE, NEAR, PROBE_AFTER, PROBE_AFTER_MEASURED, FixedDelayPacer, Paced, RateBudget, pacer_for)
 from stockstream_cli.settings import Settings
-
-
-class FakeTime:
-    """A clock that only moves when slept on (or told to), recording every sleep."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.slept.append(seconds)
-            self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from clock import Clock
 
 
 def budget(rate=None, backoff=True, greedy=False):
-    fake = FakeTime()
-    return RateBudget(rate, backoff=backoff, greedy=greedy, sleep=fake.sleep, clock=fake.clock), fake
+    fake = Clock()
+    return RateBudget(rate, backoff=backoff, greedy=greedy, sleep=fake.sleep, clock=fake), fake
 
 
-def answer_every(bucket: RateBudget, fake: FakeTime, gap: float, count: int) -> None:
+def answer_every(bucket: RateBudget, fake: Clock, gap: float, count: int) -> None:
     """`count` requests `gap` seconds apart from t=0, every one answered."""
     for k in range(count):
         fake.now = k * gap
@@ -218,8 +199,8 @@ def test_bad_rates_are_refused():
 
 
 def test_threads_share_one_budget_each_slot_given_once():
-    frozen = FakeTime()
-    bucket = RateBudget(50.0, clock=frozen.clock, sleep=lambda s: None)  # time stands still: only slots count
+    frozen = Clock()
+    bucket = RateBudget(50.0, clock=frozen, sleep=lambda s: None)  # time stands still: only slots count
     slots: list[float] = []
     workers = [threading.Thread(target=lambda: slots.extend(bucket.acquire() for _ in range(25))) for _ in range(8)]
     for worker in workers:
@@ -277,8 +258,8 @@ def test_a_request_woken_late_never_puts_more_than_the_cap_into_one_second():
 
 def test_aimd_against_a_server_limit_keeps_close_to_it_with_few_429s():
     """A deterministic simulation: one request every 1/cap s against a 100 req/s sliding-window limit."""
-    fake = FakeTime()
-    bucket = RateBudget(None, sleep=fake.sleep, clock=fake.clock)
+    fake = Clock()
+    bucket = RateBudget(None, sleep=fake.sleep, clock=fake)
     accepted: list[float] = []
     refused = 0
     for _ in range(5000):
@@ -299,9 +280,9 @@ def test_aimd_against_a_server_limit_keeps_close_to_it_with_few_429s():
 
 
 def test_paced_applies_the_delay_per_worker_then_the_budget():
-    fake = FakeTime()
-    pacer = Paced(FixedDelayPacer(1.0, sleep=fake.sleep, clock=fake.clock),
-                  RateBudget(4.0, sleep=fake.sleep, clock=fake.clock))
+    fake = Clock()
+    pacer = Paced(FixedDelayPacer(1.0, sleep=fake.sleep, clock=fake),
+                  RateBudget(4.0, sleep=fake.sleep, clock=fake))
     for _ in range(3):
         pacer.wait()
     assert fake.slept == [1.0, 1.0]  # the delay already spaces requests more than the budget asks
@@ -330,9 +311,9 @@ def test_a_rate_limited_symbol_is_retried_and_slows_the_whole_batch(fake_yahoo, 
     from stockstream_cli.fetch import batch as fetch
     from stockstream_cli.dataset.store import LocalStore
 
-    fake = FakeTime()
+    fake = Clock()
     settings = Settings.resolve(rate=10, retry_wait=1.0)
-    pacer = pacer_for(settings, sleep=fake.sleep, clock=fake.clock)
+    pacer = pacer_for(settings, sleep=fake.sleep, clock=fake)
     fake_yahoo.fault("CCC", "rate_limited", times=1)
     document = fetch_batch(LocalStore(tmp_path), dt.date(2026, 1, 9), 0, settings,
                                  symbols=["AAA", "BBB", "CCC", "DDD"], pacer=pacer, sleep=fake.sleep,
@@ -446,8 +427,8 @@ def simulate_workers(workers: int, *, delay: float = 2.0, rate: float | None = N
     import heapq
     import types
 
-    fake = FakeTime()
-    bucket = RateBudget(rate, greedy=delay == 0, clock=fake.clock, sleep=fake.sleep)
+    fake = Clock()
+    bucket = RateBudget(rate, greedy=delay == 0, clock=fake, sleep=fake.sleep)
     states = [types.SimpleNamespace() for _ in range(workers)]
     events = [(0.0, w, "reserve") for w in range(workers)]  # (time, worker, step): each worker's next step
     accepted: list[float] = []
@@ -581,10 +562,10 @@ def test_yahoos_retry_after_is_honoured_through_the_session(tmp_path, retry_afte
     from stockstream_cli.dataset.store import LocalStore
     from yahoo_fake import FakeYahoo
 
-    time_ = FakeTime()
-    fake = FakeYahoo(clock=time_.clock, sleep=time_.sleep, as_of="2026-01-09T17:00")
+    time_ = Clock()
+    fake = FakeYahoo(clock=time_, sleep=time_.sleep, as_of="2026-01-09T17:00")
     settings = Settings.resolve(environ={}, delay=0, retry_wait=1.0, retries=3, cache_dir=str(tmp_path / "cache"))
-    pacer = pacer_for(settings, sleep=time_.sleep, clock=time_.clock)
+    pacer = pacer_for(settings, sleep=time_.sleep, clock=time_)
     with fake.installed():
         fake.storm(7.0, retry_after=retry_after)
         document = fetch_batch(LocalStore(tmp_path / "store"), dt.date(2026, 1, 9), 0, settings,

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from pipeline_support import FailingPutStore, asx_codes, stored_rows, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from pipeline_support import FailingPutStore, stored_rows
 from helpers import runner
 from stockstream_cli.dataset import layout
 from stockstream_cli.run import local, task, types as run_types

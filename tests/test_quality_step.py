@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aws_support import load_handler
+from aws_fake import load_handler
 from storefactory import build_day
 from stockstream_cli import calendar
 from stockstream_cli.dataset import layout

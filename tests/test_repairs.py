@@ -161,7 +161,7 @@ def before_run(fake, day: dt.date) -> None:
 
 @pytest.fixture
 def played_errors(tmp_path, fake_yahoo):
-    from pipeline_support import write_markit_csv
+    from asx_fake import write_markit_csv
     from stockstream_cli.run import local
 
     truth = plant(fake_yahoo)

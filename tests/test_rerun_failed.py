@@ -6,7 +6,8 @@ import datetime as dt
 import json
 
 
-from pipeline_support import FailingPutStore, asx_codes, store_files, stored_rows, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from pipeline_support import FailingPutStore, store_files, stored_rows
 from helpers import runner
 from stockstream_cli.dataset import layout
 from stockstream_cli.run import local

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from helpers import runner
-from pipeline_support import asx_codes, store_files, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from pipeline_support import store_files
 from stockstream_cli.cli import app
 
 DAY = dt.date(2026, 8, 21)  # a Friday

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fixtures.asx.asx_lists import (
+from asx_fake import (
     FAILURE_BODIES,
     MARKIT_SAMPLE,
     OLD_FORMAT_SAMPLE,

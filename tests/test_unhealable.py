@@ -9,7 +9,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_support import asx_codes, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
 from stockstream_cli.dataset import store as store_module
 from stockstream_cli.cli import app
 

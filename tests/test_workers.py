@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_support import asx_codes, clean_run_rows, stored_rows, write_markit_csv
+from asx_fake import asx_codes, write_markit_csv
+from clock import Clock
+from pipeline_support import clean_run_rows, stored_rows
 from stockstream_cli.fetch import pacing
 from stockstream_cli.run import rerun
 from stockstream_cli.dataset import summary as run_summary
@@ -85,16 +87,8 @@ def test_only_stores_a_worker_can_open_again_go_to_processes(tmp_path):
 # ---------------------------------------------------------------------------------------------- the budget
 
 
-class FrozenClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_remote_threads_draw_from_one_budget_in_the_parent():
-    clock = FrozenClock()
+    clock = Clock(start=1000.0)  # stands still unless a test moves it
     budget = pacing.RateBudget(10, clock=clock, sleep=lambda s: pytest.fail("the service never sleeps"))
     service = workers.BudgetService(budget)
     waits: dict[str, list[float]] = {"a": [], "b": []}
@@ -119,7 +113,7 @@ def test_remote_threads_draw_from_one_budget_in_the_parent():
 
 
 def test_a_429_reported_by_a_worker_backs_the_shared_budget_off():
-    clock = FrozenClock()
+    clock = Clock(start=1000.0)  # stands still unless a test moves it
     budget = pacing.RateBudget(100, clock=clock)
     service = workers.BudgetService(budget)
     try:

@@ -13,6 +13,7 @@ import pytest
 from stockstream_cli import schema
 from stockstream_cli.sources import yahoo
 from yahoo_fake import FakeYahoo, bar_timestamp, generated_bar
+from clock import Clock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
 APRIL_2 = dt.date(2025, 4, 2)
@@ -189,11 +190,11 @@ def _chart(fake, params):
 
 
 def test_server_side_rate_limit_and_latency_use_the_injected_clock_and_sleep():
-    now = [100.0]
+    clock = Clock(start=100.0)
     slept = []
-    fake = FakeYahoo(rate_limit=2, latency=0.25, clock=lambda: now[0], sleep=slept.append)
+    fake = FakeYahoo(rate_limit=2, latency=0.25, clock=clock, sleep=slept.append)
     statuses = [_chart(fake, {"period1": 0, "period2": 1}).status for _ in range(3)]
-    now[0] += 1.0
+    clock.now += 1.0
     statuses.append(_chart(fake, {"period1": 0, "period2": 1}).status)
     assert statuses == [200, 200, 429, 200]
     assert slept == [0.25] * 4

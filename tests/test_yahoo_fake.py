@@ -13,6 +13,7 @@ import pytest
 from stockstream_cli.sources import yahoo
 from stockstream_cli.sources import http
 from yahoo_fake import FakeYahoo, bar_timestamp, generated_bar
+from clock import Clock
 
 MON, TUE, WED, THU, FRI = (dt.date(2026, 1, d) for d in (5, 6, 7, 8, 9))
 NEXT_MON, NEXT_TUE = dt.date(2026, 1, 12), dt.date(2026, 1, 13)
@@ -101,26 +102,26 @@ def test_a_poisoned_crumb_is_a_429_to_the_budget_and_is_not_sent_on(prepared):
 
 
 def test_a_storm_has_a_length_on_the_fakes_clock():
-    now = [0.0]
-    fake = FakeYahoo(clock=lambda: now[0]).storm(600, start=100)
+    clock = Clock()
+    fake = FakeYahoo(clock=clock).storm(600, start=100)
     url = "https://query2.finance.yahoo.com/v8/finance/chart/BHP.AX"
     window = {"period1": bar_timestamp(MON), "period2": bar_timestamp(TUE)}
     statuses = []
     for moment in (99.9, 100.0, 400.0, 699.9, 700.0):
-        now[0] = moment
+        clock.now = moment
         statuses.append(fake.serve("GET", url, window, client=1).status)
     assert statuses == [200, 429, 429, 429, 200]
     crumb = fake.serve("GET", "https://query1.finance.yahoo.com/v1/test/getcrumb", client=1)
     assert crumb.status == 200
-    now[0] = 150.0
+    clock.now = 150.0
     assert fake.serve("GET", "https://query1.finance.yahoo.com/v1/test/getcrumb", client=1).status == 429
 
 
 def test_retry_after_is_sent_in_seconds_or_as_an_http_date():
     from stockstream_cli.sources.http import retry_after_seconds
 
-    now = [0.0]
-    fake = FakeYahoo(clock=lambda: now[0], as_of="2026-01-09T12:00").storm(90, retry_after="date")
+    clock = Clock()
+    fake = FakeYahoo(clock=clock, as_of="2026-01-09T12:00").storm(90, retry_after="date")
     reply = fake.serve("GET", "https://fc.yahoo.com", client=1)
     headers = dict(reply.headers)
     assert headers["Retry-After"].endswith("GMT") and retry_after_seconds(headers) == 90.0
@@ -208,9 +209,9 @@ def test_todays_bar_is_live_during_the_session_and_final_after_it(prepared):
 
 
 def test_the_as_of_clock_moves_with_the_fakes_clock():
-    now = [0.0]
-    fake = FakeYahoo(clock=lambda: now[0], as_of=dt.datetime(2026, 1, 9, 15, 0))
-    now[0] = 3600.0
+    clock = Clock()
+    fake = FakeYahoo(clock=clock, as_of=dt.datetime(2026, 1, 9, 15, 0))
+    clock.now = 3600.0
     assert fake.as_of == dt.datetime(2026, 1, 9, 16, 0, tzinfo=fake.as_of.tzinfo)
     assert fake.reported("X", FRI, FRI).height == 1
 

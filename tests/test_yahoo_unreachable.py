@@ -13,8 +13,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from aws_support import load_handler
-from pipeline_support import asx_codes, write_markit_csv
+from aws_fake import load_handler
+from asx_fake import asx_codes, write_markit_csv
 from stockstream_cli.cli import app
 from stockstream_cli.errors import YahooUnreachable
 from helpers import fetch_batch
@@ -22,6 +22,7 @@ from stockstream_cli.settings import Settings
 from stockstream_cli.sources import http, yahoo
 from stockstream_cli.dataset.store import LocalStore
 from yahoo_fake import FakeYahoo
+from clock import Clock
 
 DAY = "2026-08-21"
 FULL_LIST = 1838
@@ -81,17 +82,17 @@ def test_a_slow_yahoo_keeps_its_retries(tmp_path, fake_yahoo):
 def test_a_blip_between_answers_is_retried_and_a_minute_without_one_stops(tmp_path):
     """Yahoo answered a moment ago: a failed connection is an error, retried; once a minute has passed
     without any answer, the next one means Yahoo cannot be reached."""
-    now = [0.0]
-    with FakeYahoo(clock=lambda: now[0]).installed() as fake:
+    clock = Clock()
+    with FakeYahoo(clock=clock).installed() as fake:
         session = http.session()
-        session.clock = lambda: now[0]
+        session.clock = clock
         went_away = []
 
         def on_symbol(code, reason):
             if code == "AAA":
                 fake.unreachable("refused")
-                went_away.append(now[0])
-            now[0] += 30.0
+                went_away.append(clock.now)
+            clock.now += 30.0
 
         with pytest.raises(YahooUnreachable):
             fetch_batch(LocalStore(str(tmp_path)), dt.date(2026, 8, 21), 0, Settings.resolve(retries=1),

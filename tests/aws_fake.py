@@ -1,4 +1,7 @@
-"""Support for the AWS tests: the deployed Lambdas run in-process, the state machine for real, in moto.
+"""The one fake of AWS, for tests and benchmarks alike: a moto server (`moto_server`) and every AWS access
+pointed at it (`FAKE_CREDENTIALS`, `endpoint_environment`; `pointed_at` for a benchmark's process), the
+deployed pipeline run there (`deployed_pipeline`): the state machine for real in moto, the Lambdas in-process,
+and what moto leaves out of AWS (ExpectedBucketOwner, moto's own IAM action names).
 
 moto would run a Lambda in Docker; `LambdaFunction._invoke_lambda` is patched instead to call the project's
 own handler, picked the way AWS picks it (the function's ImageConfig.Command, e.g.
@@ -11,21 +14,95 @@ import contextlib
 import datetime
 import importlib.util
 import json
+import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
 import traceback
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import requests
 
-from fixtures.asx.asx_lists import ListServer, markit_csv  # noqa: F401  (markit_csv: for the AWS tests' lists)
+from asx_fake import markit_csv, serving
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_URI = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/stockstream-lambda:test-1"
 REGION = "ap-southeast-2"
 _ENV_LOCK = threading.Lock()
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+                    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_server(*, own_process: bool = False) -> Iterator[str]:
+    """A moto server on a free loopback port, in a thread of this process or (`own_process`) in a process of
+    its own, so that its Python does not share a measured reader's interpreter lock (as S3 does not); yields
+    its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    port = free_port()
+    server = _MotoProcess(port) if own_process else ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+class _MotoProcess:
+    def __init__(self, port: int):
+        self.port = port
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
+                return
+            except requests.ConnectionError:
+                threading.Event().wait(0.05)  # the process is still starting
+        raise RuntimeError("the moto server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def endpoint_environment(endpoint: str) -> dict[str, str]:
+    """The variables that point every AWS access (boto3, polars, subprocesses, moto's own calls) at `endpoint`."""
+    return {"AWS_ENDPOINT_URL": endpoint, "MOTO_PORT": endpoint.rsplit(":", 1)[1]}
+
+
+@contextlib.contextmanager
+def pointed_at(endpoint: str) -> Iterator[str]:
+    """This process's environment (and so its children's) pointed at `endpoint` with the fake credentials,
+    restored after; yields the endpoint. (Tests set the same variables through monkeypatch: conftest.py.)"""
+    saved = dict(os.environ)
+    os.environ.update({**FAKE_CREDENTIALS, **endpoint_environment(endpoint)})
+    try:
+        yield endpoint
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def reset(endpoint: str) -> None:
+    """Forget everything the moto server holds (its state outlives a test, and the server itself)."""
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
 
 
 def load_handler(command: str):
@@ -122,13 +199,6 @@ def deployed_pipeline(endpoint: str, monkeypatch, codes: list[str], *, batch_siz
     with serving(markit_csv(codes)) as url:
         monkeypatch.setenv("STOCKSTREAM_SOURCE_URL", url)
         yield {"lambdas": lambdas, **document}
-
-
-@contextlib.contextmanager
-def serving(body: bytes, status: int = 200, content_type: str = "text/csv"):
-    """A loopback HTTP server answering every GET with `body`; yields its URL."""
-    with ListServer().answer((status, body, content_type)) as server:
-        yield server.url
 
 
 POLL = 0.02  # seconds between polls of an execution moto runs in a thread: a busy loop would starve it of the GIL
