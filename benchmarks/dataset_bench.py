@@ -171,6 +171,13 @@ def compile_once() -> None:
         raise RuntimeError(f"the imports failed: {run.stderr.strip()[-500:]}")
 
 
+def start_up_floor(repeats: int = 3) -> float:
+    """The median wall time of a process that imports what `load` needs (polars, the CLI) and exits: what
+    any `load` process costs before it reads a byte."""
+    argv = [sys.executable, "-c", "import polars, stockstream_cli.cli"]
+    return statistics.median(run_process(argv, env=installed_env()).wall for _ in range(repeats))
+
+
 def load_process(store: str, args: list[str], env: dict[str, str]) -> tuple[float, int]:
     """(wall time of `stockstream load ARGS --format csv`, rows)."""
     argv = [sys.executable, "-m", "stockstream_cli", "load", *args, "--store", store, "--format", "csv"]
@@ -315,7 +322,8 @@ def measure(*, years: list[float], work: Path, cache: Path | None = None, batche
             latency: float = S3_LATENCY, check_all: bool = True) -> list[Figure]:
     folder = cache or work
     compile_once()
-    figures: list[Figure] = []
+    figures: list[Figure] = [Figure("B9", "a process importing polars and the CLI, nothing more (every `load` "
+                                          "process's floor)", start_up_floor(), "s", note="median of 3")]
     at: dict[int, dict[str, float]] = {}
     for count in sorted(years):
         label = f"{count:g} y"
