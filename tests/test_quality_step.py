@@ -12,7 +12,7 @@ import pytest
 from aws_fake import load_handler
 from storefactory import build_day
 from stockstream_cli import calendar
-from stockstream_cli.dataset import layout
+from stockstream_cli.dataset import layout, locks
 from stockstream_cli.quality import check as quality
 from stockstream_cli.run import lambda_runtime
 from stockstream_cli.aws import resources as res
@@ -166,6 +166,58 @@ def test_finalize_raises_when_the_check_cannot_run_after_writing_run_json(deploy
         finalize(startedAt=AFTER_CLOSE)
     run = json.loads(deployed.get(layout.run_summary_key(DAY)))
     assert run["symbols_fetched"] == 5 and run["quality"]["complete"] is None
+
+
+def killed_fetchers_lock(store, batch_number: int, *, seconds_ago: float) -> None:
+    """The batch lock a fetcher Lambda left when it was killed: never released, its last heartbeat
+    `seconds_ago`, on a sandbox host that is not this one."""
+    beat = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)
+    holder = {"host": "169.254.10.1", "pid": 8, "command": "stock-data-fetcher", "started": AFTER_CLOSE,
+              "heartbeat": beat.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": "killed",
+              "owner": f"daily-2026-01-07/batch-{batch_number}"}
+    store.put(locks.batch_key(DAY, batch_number), json.dumps(holder).encode())
+
+
+class Recording:
+    """A store that notes, at each write of run.json or the open suspicions, whether the day's lock is held."""
+
+    def __init__(self, inner):
+        self.inner, self.locked_at_write = inner, {}
+
+    def put(self, key, data, *args, **kwargs):
+        if key in (layout.run_summary_key(DAY), layout.SUSPICIONS_KEY):
+            self.locked_at_write[key] = bool(self.inner.list(locks.day_key(DAY)))
+        return self.inner.put(key, data, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_finalize_writes_under_the_days_lock_and_waits_out_a_killed_fetchers_lock(store):
+    from stockstream_cli.run.finalize import finalize_day
+
+    build_day(store, DAY, SYMBOLS, batch_size=2, write_run=False)
+    killed_fetchers_lock(store, 2, seconds_ago=locks.STALE_AFTER_SECONDS + 1)  # went stale while the Map ended
+    recording, slept = Recording(store), []
+    run = finalize_day(recording, DAY, run_started=dt.datetime(2026, 1, 7, 6, tzinfo=dt.timezone.utc),
+                       sleep=slept.append)
+    assert recording.locked_at_write[layout.run_summary_key(DAY)] is True and slept == []
+    assert json.loads(store.get(layout.run_summary_key(DAY)))["symbols_fetched"] == run["symbols_fetched"] == 5
+    assert store.list(locks.day_key(DAY)) == []  # released
+
+
+def test_finalize_waits_at_most_until_a_killed_holder_would_be_stale_then_names_the_holder(store):
+    from stockstream_cli.dataset.commit import DEAD_HOLDER_WAIT
+    from stockstream_cli.run.finalize import finalize_day
+
+    build_day(store, DAY, SYMBOLS, batch_size=2, write_run=False)
+    slept = []
+    with locks.day_lock(store, DAY, "run-local"):  # another writer of the day, alive
+        with pytest.raises(locks.LockHeld, match="2026-01-07 is being written by run-local"):
+            finalize_day(store, DAY, run_started=dt.datetime(2026, 1, 7, 6, tzinfo=dt.timezone.utc),
+                         sleep=slept.append)
+    assert sum(slept) >= DEAD_HOLDER_WAIT > locks.STALE_AFTER_SECONDS and sum(slept) < DEAD_HOLDER_WAIT + 10
+    assert not store.exists(layout.run_summary_key(DAY))
 
 
 @pytest.mark.parametrize("event", [{"action": "finalize"}, {"action": "finalize", "date": "2026-01-07", "startedAt": "dawn"},

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -138,11 +139,18 @@ class Writer:
         return [one.symbol for one in fetched if _has_actions(one) and store_actions(self.store, one.symbol, one.actions)]
 
 
+# The longest a lock left by a holder killed without releasing it (a Lambda timed out) stays live: the wait of a
+# writer that runs after every other writer of its day should have ended (the deployed run's summary).
+DEAD_HOLDER_WAIT = locks.STALE_AFTER_SECONDS + 2 * locks.WAIT_POLL_SECONDS
+
+
 @contextlib.contextmanager
-def day_writer(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bool = False) -> Iterator[Writer]:
-    """A writer of whole days (run-local, rerun-failed, backfill, compact), holding each day's lock: a second
-    writer is refused (LockHeld naming the holder) or, with wait, waits."""
-    with locks.day_lock(store, days, command, wait=wait):
+def day_writer(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bool = False,
+               wait_at_most: float | None = None, sleep=time.sleep) -> Iterator[Writer]:
+    """A writer of whole days (run-local, rerun-failed, backfill, compact, the deployed run's summary), holding
+    each day's lock: a second writer is refused (LockHeld naming the holder) or, with wait, waits (at most
+    wait_at_most seconds, when given)."""
+    with locks.day_lock(store, days, command, wait=wait, wait_at_most=wait_at_most, sleep=sleep):
         yield Writer(store, command)
 
 

@@ -387,8 +387,9 @@ def _take_checked(backend, key: str, holder: dict, conflicts: Callable[[], list[
 
 @contextlib.contextmanager
 def day_lock(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bool = False,
-             sleep: Callable[[float], None] = time.sleep) -> Iterator[list[Lock]]:
-    """Hold the day lock of each of `days` (run-local, rerun-failed, backfill, compact) for the block."""
+             sleep: Callable[[float], None] = time.sleep, wait_at_most: float | None = None) -> Iterator[list[Lock]]:
+    """Hold the day lock of each of `days` (run-local, rerun-failed, backfill, compact, the deployed run's
+    summary) for the block. wait_at_most: with wait, LockHeld once that many seconds were waited for a day."""
     backend = _backend(store)
     wanted = sorted({days} if isinstance(days, dt.date) else set(days))
     held: list[Lock] = []
@@ -397,7 +398,8 @@ def day_lock(store, days: dt.date | Iterable[dt.date], command: str, *, wait: bo
             def batches(day=day) -> list[str]:
                 return [k for k in backend.list(f"{layout.LOCKS_PREFIX}{day.isoformat()}/") if k != day_key(day)]
 
-            held.append(_acquire(backend, day_key(day), command, day.isoformat(), batches, wait, sleep))
+            held.append(_acquire(backend, day_key(day), command, day.isoformat(), batches, wait, sleep,
+                                 wait_at_most=wait_at_most))
         yield held
     finally:
         for lock in reversed(held):
@@ -419,12 +421,14 @@ def batch_lock(store, day: dt.date, batch_number: int, command: str, *, wait: bo
 
 
 def _acquire(backend, key: str, command: str, what: str, conflicts, wait: bool, sleep,
-             owner: str | None = None) -> Lock:
+             owner: str | None = None, wait_at_most: float | None = None) -> Lock:
+    waited = 0.0  # counted in polls, not read off a clock: a test's sleep returns at once
     while True:
         holder = holder_info(command, owner)
         taken = _take_checked(backend, key, holder, conflicts)
         if isinstance(taken, Held):
             return Lock(backend, taken)
-        if not wait:
+        if not wait or (wait_at_most is not None and waited >= wait_at_most):
             raise LockHeld(what, taken)
         sleep(WAIT_POLL_SECONDS)
+        waited += WAIT_POLL_SECONDS
