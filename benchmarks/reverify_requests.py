@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import random
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ def play(codes: list[str], sessions: list[dt.date], planted: list[tuple]) -> dic
     from asx_fake import write_markit_csv
     from yahoo_fake import FakeYahoo, generated_bar, yahoo_symbol
 
+    from stockstream_cli.dataset import manifest
     from stockstream_cli.dataset.aggregate import DataAggregator
     from stockstream_cli.dataset.store import LocalStore
     from stockstream_cli.dataset.suspicions import read_open
@@ -59,8 +59,8 @@ def play(codes: list[str], sessions: list[dt.date], planted: list[tuple]) -> dic
             fake.set_as_of(actions_support.after_close(day))
             local.run_local(store, day, settings, source=local.asx_source(from_file=str(list_path)))
         for path in (Path(folder) / "data" / "runs").glob("*/batch-*.json"):
-            metadata = json.loads(path.read_text())["metadata"]
-            reverified += sum(len(days) for days in metadata.get("reverified", {}).values())
+            record = manifest.parse(path.read_bytes(), path.name)
+            reverified += sum(len(days) for days in record.details.get("reverified", {}).values())
         served = sum(_bars(q) for q in fake.requests if q.kind == "chart")
         return {"charts": fake.chart_requests(), "bars": served, "reverified": reverified,
                 "open": len(read_open(store)), "repairs": DataAggregator(store).load_repairs().height}

@@ -79,6 +79,8 @@ def _fetched_symbols(store: Path) -> set[str]:
 
 
 def _longest_batch(store: Path) -> float:
-    times = [json.loads(path.read_text())["metadata"].get("execution_time", 0.0)
+    from stockstream_cli.dataset import manifest
+
+    times = [manifest.parse(path.read_bytes(), path.name).execution_time or 0.0
              for path in (store / "runs" / DAY.isoformat()).glob("batch-*.json")]
     return max(times, default=0.0)
